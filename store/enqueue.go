@@ -1,0 +1,143 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// NewTask is a task to enqueue. Zero values get django-ray's defaults.
+type NewTask struct {
+	CallablePath   string     // required, dotted path, at most 500 characters
+	Queue          string     // default "default"
+	ArgsJSON       string     // a JSON array; default "[]"
+	KwargsJSON     string     // a JSON object; default "{}"
+	RunAfter       *time.Time // deferred until then
+	TimeoutSeconds *int32     // terminal FAILED after this long RUNNING
+	RayAddress     string     // stored as ray_address; default "auto", as the Django backend writes
+	TaskID         string     // Django Tasks result id; default a new uuid4
+}
+
+func (n *NewTask) normalize() error {
+	if n.CallablePath == "" {
+		return fmt.Errorf("%w: callable path is empty", ErrInvalid)
+	}
+	if len(n.CallablePath) > 500 {
+		return fmt.Errorf("%w: callable path is longer than 500 characters", ErrInvalid)
+	}
+	if n.Queue == "" {
+		n.Queue = "default"
+	}
+	if len(n.Queue) > 100 {
+		return fmt.Errorf("%w: queue name is longer than 100 characters", ErrInvalid)
+	}
+	if n.ArgsJSON == "" {
+		n.ArgsJSON = "[]"
+	}
+	if n.KwargsJSON == "" {
+		n.KwargsJSON = "{}"
+	}
+	if err := checkJSON(n.ArgsJSON, '[', "args"); err != nil {
+		return err
+	}
+	if err := checkJSON(n.KwargsJSON, '{', "kwargs"); err != nil {
+		return err
+	}
+	if n.TimeoutSeconds != nil && *n.TimeoutSeconds < 0 {
+		return fmt.Errorf("%w: timeout must be >= 0 seconds", ErrInvalid)
+	}
+	if n.RayAddress == "" {
+		n.RayAddress = "auto"
+	}
+	if n.TaskID == "" {
+		n.TaskID = NewUUID()
+	}
+	return nil
+}
+
+// checkJSON verifies s is valid JSON whose top level starts with open ('[' or '{').
+func checkJSON(s string, open byte, what string) error {
+	kind := map[byte]string{'[': "array", '{': "object"}[open]
+	if !json.Valid([]byte(s)) {
+		var v any
+		err := json.Unmarshal([]byte(s), &v)
+		return fmt.Errorf("%w: %s is not valid JSON: %v", ErrInvalid, what, err)
+	}
+	if b := bytes.TrimSpace([]byte(s)); len(b) == 0 || b[0] != open {
+		return fmt.Errorf("%w: %s must be a JSON %s", ErrInvalid, what, kind)
+	}
+	return nil
+}
+
+// NewUUID returns a random (version 4) UUID string, as Python's str(uuid.uuid4()).
+func NewUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+const insertSQL = `INSERT INTO django_ray_raytaskexecution
+	(task_id, callable_path, queue_name, state, attempt_number, ray_address, created_at, run_after,
+	 timeout_seconds, args_json, kwargs_json)
+	SELECT u.task_id, u.callable_path, u.queue_name, 'QUEUED', 1, u.ray_address, now(), u.run_after,
+	       u.timeout_seconds, u.args_json, u.kwargs_json
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[])
+	     WITH ORDINALITY AS u(task_id, callable_path, queue_name, ray_address, run_after, timeout_seconds, args_json, kwargs_json, ord)
+	ORDER BY u.ord
+	RETURNING id`
+
+// Enqueue inserts one QUEUED task, supplying every NOT NULL column as Django does, and
+// returns the new row.
+func (s *Store) Enqueue(ctx context.Context, n NewTask) (Task, error) {
+	ids, err := s.EnqueueMany(ctx, []NewTask{n})
+	if err != nil {
+		return Task{}, err
+	}
+	return s.GetTask(ctx, ids[0])
+}
+
+// EnqueueMany inserts tasks in one statement and returns their ids in input order.
+func (s *Store) EnqueueMany(ctx context.Context, tasks []NewTask) ([]int64, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	n := len(tasks)
+	taskIDs, paths, queues, addrs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	runAfter, timeouts := make([]*time.Time, n), make([]*int32, n)
+	args, kwargs := make([]string, n), make([]string, n)
+	for i := range tasks {
+		t := tasks[i]
+		if err := t.normalize(); err != nil {
+			if n > 1 {
+				return nil, fmt.Errorf("task %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		taskIDs[i], paths[i], queues[i], addrs[i] = t.TaskID, t.CallablePath, t.Queue, t.RayAddress
+		runAfter[i], timeouts[i], args[i], kwargs[i] = t.RunAfter, t.TimeoutSeconds, t.ArgsJSON, t.KwargsJSON
+	}
+	rows, err := s.db.Query(ctx, insertSQL, taskIDs, paths, queues, addrs, runAfter, timeouts, args, kwargs)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	ids := make([]int64, 0, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Lease is one django_ray_taskworkerlease row: a worker process and its heartbeat.
+type Lease struct {
+	WorkerID        string     `json:"worker_id"`
+	Hostname        string     `json:"hostname"`
+	PID             int32      `json:"pid"`
+	QueueName       string     `json:"queue_name"`
+	StartedAt       time.Time  `json:"started_at"`
+	LastHeartbeatAt time.Time  `json:"last_heartbeat_at"`
+	IsActive        bool       `json:"is_active"`
+	StoppedAt       *time.Time `json:"stopped_at"`
+}
+
+// UpsertLease creates the worker's lease, or re-activates it (same worker id) with a fresh
+// heartbeat if it was deactivated or expired by a sweep. started_at is kept on re-activation.
+func (s *Store) UpsertLease(ctx context.Context, l Lease) error {
+	if l.WorkerID == "" {
+		return fmt.Errorf("%w: lease needs a worker id", ErrInvalid)
+	}
+	if len(l.QueueName) > 100 {
+		return fmt.Errorf("%w: lease queue label is longer than 100 characters (use LeaseQueueLabel)", ErrInvalid)
+	}
+	_, err := s.db.Exec(ctx, `INSERT INTO django_ray_taskworkerlease
+		(worker_id, hostname, pid, queue_name, started_at, last_heartbeat_at, is_active, stopped_at)
+		VALUES ($1, $2, $3, $4, now(), now(), true, NULL)
+		ON CONFLICT (worker_id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
+		    queue_name = EXCLUDED.queue_name, last_heartbeat_at = now(), is_active = true, stopped_at = NULL`,
+		l.WorkerID, l.Hostname, l.PID, l.QueueName)
+	return translate(err)
+}
+
+// HeartbeatLease refreshes an active lease. It returns false when the lease is missing or
+// inactive (swept or deactivated by an operator): the worker then calls UpsertLease.
+func (s *Store) HeartbeatLease(ctx context.Context, workerID string) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_taskworkerlease SET last_heartbeat_at = now()
+		WHERE worker_id = $1 AND is_active`, workerID)
+	if err != nil {
+		return false, translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// DeactivateLease marks the lease inactive (graceful shutdown or an operator's action).
+func (s *Store) DeactivateLease(ctx context.Context, workerID string) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_taskworkerlease SET is_active = false, stopped_at = now()
+		WHERE worker_id = $1 AND is_active`, workerID)
+	if err != nil {
+		return false, translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ExpireLeases deactivates every active lease whose heartbeat is older than ttl and returns
+// their worker ids. Rows are kept, as django-ray does.
+func (s *Store) ExpireLeases(ctx context.Context, ttl time.Duration) ([]string, error) {
+	rows, err := s.db.Query(ctx, `UPDATE django_ray_taskworkerlease SET is_active = false, stopped_at = now()
+		WHERE is_active AND last_heartbeat_at < now() - make_interval(secs => $1)
+		RETURNING worker_id`, ttl.Seconds())
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, translate(rows.Err())
+}
+
+const leaseColumns = `worker_id, hostname, pid, queue_name, started_at, last_heartbeat_at, is_active, stopped_at`
+
+// GetLease returns one lease or ErrNotFound.
+func (s *Store) GetLease(ctx context.Context, workerID string) (Lease, error) {
+	var l Lease
+	err := s.db.QueryRow(ctx, `SELECT `+leaseColumns+` FROM django_ray_taskworkerlease WHERE worker_id = $1`, workerID).
+		Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt)
+	return l, translate(err)
+}
+
+// ListLeases returns every lease, oldest heartbeat first (the runbook's lease query).
+func (s *Store) ListLeases(ctx context.Context) ([]Lease, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+leaseColumns+` FROM django_ray_taskworkerlease ORDER BY last_heartbeat_at, worker_id`)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []Lease
+	for rows.Next() {
+		var l Lease
+		if err := rows.Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, l)
+	}
+	return out, translate(rows.Err())
+}
+
+// LiveLeaseSQL is the condition for a lease that counts as alive: active with a heartbeat
+// within the TTL (django-ray's get_active_workers).
+const LiveLeaseSQL = `is_active AND last_heartbeat_at >= now() - make_interval(secs => $1)`

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TaskFilter selects tasks. Empty fields do not filter. Every value is passed as a query
+// parameter, never spliced into SQL.
+type TaskFilter struct {
+	IDs           []int64
+	States        []TaskState
+	Queues        []string
+	Callable      string        // exact dotted path, or a glob with * and ?
+	ErrorContains string        // case-insensitive substring of error_message
+	OlderThan     time.Duration // last activity (finished, started or created) older than this
+	Worker        string        // claimed_by_worker
+	TaskID        string        // the Django Tasks result id (uuid)
+	Search        string        // case-insensitive substring of callable, queue, worker, job id or error
+
+	Limit    int   // 0 means no limit
+	BeforeID int64 // keyset paging: only ids below this (results are newest first)
+}
+
+// Empty reports whether the filter selects everything.
+func (f TaskFilter) Empty() bool {
+	return len(f.IDs) == 0 && len(f.States) == 0 && len(f.Queues) == 0 && f.Callable == "" &&
+		f.ErrorContains == "" && f.OlderThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == ""
+}
+
+// where builds the WHERE clause and its arguments.
+func (f TaskFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if len(f.IDs) > 0 {
+		add("id = ANY($?)", f.IDs)
+	}
+	if len(f.States) > 0 {
+		ss := make([]string, len(f.States))
+		for i, s := range f.States {
+			ss[i] = string(s)
+		}
+		add("state = ANY($?)", ss)
+	}
+	if len(f.Queues) > 0 {
+		add("queue_name = ANY($?)", f.Queues)
+	}
+	if f.Callable != "" {
+		if strings.ContainsAny(f.Callable, "*?") {
+			add("callable_path LIKE $?", GlobToLike(f.Callable))
+		} else {
+			add("callable_path = $?", f.Callable)
+		}
+	}
+	if f.ErrorContains != "" {
+		add("error_message ILIKE $?", "%"+escapeLike(f.ErrorContains)+"%")
+	}
+	if f.OlderThan > 0 {
+		add("COALESCE(finished_at, started_at, created_at) < now() - make_interval(secs => $?)", f.OlderThan.Seconds())
+	}
+	if f.Worker != "" {
+		add("claimed_by_worker = $?", f.Worker)
+	}
+	if f.TaskID != "" {
+		add("task_id = $?", f.TaskID)
+	}
+	if f.Search != "" {
+		// every $? in one condition refers to the same argument
+		add(`(callable_path ILIKE $? OR queue_name ILIKE $? OR claimed_by_worker ILIKE $?
+			OR ray_job_id ILIKE $? OR error_message ILIKE $?)`, "%"+escapeLike(f.Search)+"%")
+	}
+	if f.BeforeID > 0 {
+		add("id < $?", f.BeforeID)
+	}
+	if len(conds) == 0 {
+		return "TRUE", args
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// GlobToLike turns a shell-style glob (* and ?) into a LIKE pattern, escaping LIKE's own
+// metacharacters.
+func GlobToLike(glob string) string {
+	var b strings.Builder
+	for _, r := range glob {
+		switch r {
+		case '*':
+			b.WriteByte('%')
+		case '?':
+			b.WriteByte('_')
+		case '%', '_', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// GetTask returns one task or ErrNotFound.
+func (s *Store) GetTask(ctx context.Context, id int64) (Task, error) {
+	t, err := scanTask(s.db.QueryRow(ctx, `SELECT `+taskColumns+` FROM django_ray_raytaskexecution WHERE id = $1`, id))
+	return t, translate(err)
+}
+
+// ListTasks returns tasks matching f, newest (highest id) first.
+func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	where, args := f.where()
+	sql := `SELECT ` + taskColumns + ` FROM django_ray_raytaskexecution WHERE ` + where + ` ORDER BY id DESC`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		sql += fmt.Sprintf(" LIMIT $%d", len(args))
+	}
+	return collectTasks(s.db.Query(ctx, sql, args...))
+}
+
+// CountTasks counts tasks matching f (Limit and BeforeID still apply to BeforeID only).
+func (s *Store) CountTasks(ctx context.Context, f TaskFilter) (int64, error) {
+	where, args := f.where()
+	var n int64
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution WHERE `+where, args...).Scan(&n)
+	return n, translate(err)
+}
+
+// RequeueOptions tune Requeue.
+type RequeueOptions struct {
+	// ResetAttempts sets attempt_number back to 1, giving the task its full retry budget.
+	ResetAttempts bool
+}
+
+// Requeue moves rows among ids that are still in one of from back to QUEUED, resetting what
+// the runbook's manual action resets (started_at, finished_at, error_message,
+// error_traceback, claimed_by_worker, ray_job_id) plus last_heartbeat_at, run_after and any
+// stale result, so the task runs now on a clean row. It returns the ids that applied; a row
+// that changed state meanwhile is left alone.
+func (s *Store) Requeue(ctx context.Context, ids []int64, from []TaskState, opts RequeueOptions) ([]int64, error) {
+	if len(from) == 0 {
+		return nil, fmt.Errorf("%w: requeue needs the states rows must still be in", ErrInvalid)
+	}
+	states := make([]string, len(from))
+	for i, st := range from {
+		if st == StateRunning || st == StateQueued || st == StateCancelling {
+			return nil, fmt.Errorf("%w: %s tasks cannot be requeued (only finished ones)", ErrInvalid, st)
+		}
+		states[i] = string(st)
+	}
+	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'QUEUED', attempt_number = CASE WHEN $3 THEN 1 ELSE attempt_number END,
+		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, run_after = NULL,
+		    claimed_by_worker = NULL, ray_job_id = NULL, error_message = NULL, error_traceback = NULL,
+		    result_data = NULL, result_reference = NULL
+		WHERE id = ANY($1) AND state = ANY($2)
+		RETURNING id`, ids, states, opts.ResetAttempts)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var applied []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		applied = append(applied, id)
+	}
+	return applied, translate(rows.Err())
+}

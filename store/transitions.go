@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Result is a successful task's outcome: inline JSON text, or a reference to it.
+type Result struct {
+	Data      *string // result_data: the JSON text, when inline
+	Reference *string // result_reference: oversize://, resultfs://, s3:// or gs://
+}
+
+// ErrorInfo is a failed attempt's error.
+type ErrorInfo struct {
+	Message   string
+	Traceback *string
+}
+
+// Error messages django-ray 0.2.0 writes, kept verbatim.
+const (
+	LostMessage = "Task marked as LOST due to missing heartbeats"
+)
+
+func (s *Store) execGuarded(ctx context.Context, sql string, g Guard, extra ...any) (bool, error) {
+	tag, err := s.db.Exec(ctx, sql, append(g.args(), extra...)...)
+	if err != nil {
+		return false, translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RecordJobID sets ray_job_id (and ray_address, when given) on a row the caller claimed. The
+// guard's JobID is the value the caller saw, so two recorders cannot both win.
+func (s *Store) RecordJobID(ctx context.Context, g Guard, jobID, rayAddress string) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET ray_job_id = $6, ray_address = COALESCE(NULLIF($7, ''), ray_address)
+		WHERE `+guardSQL, g, jobID, rayAddress)
+}
+
+// Succeed moves a RUNNING row to SUCCEEDED with its result. It clears error_message and
+// error_traceback left by earlier attempts (django-ray 0.2.0 keeps them, so a successful
+// retry still reports an error).
+func (s *Store) Succeed(ctx context.Context, g Guard, r Result) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'SUCCEEDED', finished_at = now(), result_data = $6, result_reference = $7,
+		    error_message = NULL, error_traceback = NULL
+		WHERE `+guardSQL, g.running(), r.Data, r.Reference)
+}
+
+// Completion is one row of SucceedMany.
+type Completion struct {
+	Guard  Guard
+	Result Result
+}
+
+// SucceedMany applies many Succeed transitions in one statement and returns the ids that
+// applied. Each row keeps its own guard.
+func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	n := len(cs)
+	ids, workers, jobs := make([]int64, n), make([]*string, n), make([]*string, n)
+	started, data, refs := make([]*time.Time, n), make([]*string, n), make([]*string, n)
+	for i, c := range cs {
+		ids[i], workers[i], jobs[i], started[i] = c.Guard.ID, c.Guard.WorkerID, c.Guard.JobID, c.Guard.StartedAt
+		data[i], refs[i] = c.Result.Data, c.Result.Reference
+	}
+	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution t
+		SET state = 'SUCCEEDED', finished_at = now(), result_data = u.data, result_reference = u.ref,
+		    error_message = NULL, error_traceback = NULL
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+		     AS u(id, worker, job, started, data, ref)
+		WHERE t.id = u.id AND t.state = 'RUNNING' AND t.claimed_by_worker IS NOT DISTINCT FROM u.worker
+		  AND t.ray_job_id IS NOT DISTINCT FROM u.job AND t.started_at IS NOT DISTINCT FROM u.started
+		RETURNING t.id`, ids, workers, jobs, started, data, refs)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var applied []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		applied = append(applied, id)
+	}
+	return applied, translate(rows.Err())
+}
+
+// Fail moves a RUNNING row to terminal FAILED.
+func (s *Store) Fail(ctx context.Context, g Guard, e ErrorInfo) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'FAILED', finished_at = now(), error_message = $6, error_traceback = $7
+		WHERE `+guardSQL, g.running(), e.Message, e.Traceback)
+}
+
+// Retry moves a RUNNING row back to QUEUED for another attempt after delay: attempt_number+1,
+// run_after = now()+delay, the error recorded, and started_at, finished_at,
+// last_heartbeat_at and claimed_by_worker cleared. ray_job_id keeps the failed attempt's job
+// (as django-ray 0.2.0 does) until the next claim replaces it.
+func (s *Store) Retry(ctx context.Context, g Guard, delay time.Duration, e ErrorInfo) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'QUEUED', attempt_number = attempt_number + 1,
+		    run_after = now() + make_interval(secs => $6), error_message = $7, error_traceback = $8,
+		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, claimed_by_worker = NULL
+		WHERE `+guardSQL, g.running(), delay.Seconds(), e.Message, e.Traceback)
+}
+
+// Release hands a RUNNING row back to QUEUED without consuming an attempt (graceful
+// shutdown). run_after is left as it was.
+func (s *Store) Release(ctx context.Context, g Guard) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'QUEUED', started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL,
+		    claimed_by_worker = NULL, ray_job_id = NULL
+		WHERE `+guardSQL, g.running())
+}
+
+// LostParams fences MarkLost.
+type LostParams struct {
+	Self       string        // the sweeping worker; its own rows need no lease check
+	StuckAfter time.Duration // STUCK_TASK_TIMEOUT_SECONDS
+	LeaseTTL   time.Duration // WORKER_LEASE_SECONDS: an owner with a fresher lease is alive
+	// RetryDelay, when set, re-queues the row at once (attempt+1, run_after now()+delay) as
+	// django-ray does after marking it LOST; nil leaves it LOST (retries exhausted or TaskLost
+	// denylisted).
+	RetryDelay *time.Duration
+}
+
+// MarkLost moves a RUNNING row whose heartbeat (or, without one, its start) is older than
+// StuckAfter to LOST, or straight back to QUEUED when p.RetryDelay is set, in one statement.
+// It applies only if the row is still as the guard saw it, still stale, and its owner is this
+// worker, nobody, or a worker without a live lease.
+func (s *Store) MarkLost(ctx context.Context, g Guard, p LostParams) (bool, error) {
+	retry := p.RetryDelay != nil
+	var delay float64
+	if retry {
+		delay = p.RetryDelay.Seconds()
+	}
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = CASE WHEN $9 THEN 'QUEUED' ELSE 'LOST' END,
+		    attempt_number = attempt_number + CASE WHEN $9 THEN 1 ELSE 0 END,
+		    run_after = CASE WHEN $9 THEN now() + make_interval(secs => $10) ELSE run_after END,
+		    finished_at = CASE WHEN $9 THEN NULL ELSE now() END,
+		    started_at = CASE WHEN $9 THEN NULL ELSE started_at END,
+		    last_heartbeat_at = CASE WHEN $9 THEN NULL ELSE last_heartbeat_at END,
+		    claimed_by_worker = CASE WHEN $9 THEN NULL ELSE claimed_by_worker END,
+		    error_message = '`+LostMessage+`', error_traceback = NULL
+		WHERE `+guardSQL+`
+		  AND COALESCE(last_heartbeat_at, started_at) < now() - make_interval(secs => $7)
+		  AND `+ownerNotLiveSQL("$6", "$8"),
+		g.running(), p.Self, p.StuckAfter.Seconds(), p.LeaseTTL.Seconds(), retry, delay)
+}
+
+// ownerNotLiveSQL is true when the row's owner is self, nobody, or has no active lease with
+// a heartbeat within ttl seconds.
+func ownerNotLiveSQL(self, ttl string) string {
+	return `(claimed_by_worker IS NULL OR claimed_by_worker = ` + self + ` OR NOT EXISTS (
+		SELECT 1 FROM django_ray_taskworkerlease l
+		WHERE l.worker_id = django_ray_raytaskexecution.claimed_by_worker AND l.is_active
+		  AND l.last_heartbeat_at >= now() - make_interval(secs => ` + ttl + `)))`
+}
+
+// MarkTimedOut moves a RUNNING row that has run longer than its timeout_seconds to terminal
+// FAILED with django-ray's message "Task timed out after N seconds". Timeouts are not retried.
+func (s *Store) MarkTimedOut(ctx context.Context, g Guard) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'FAILED', finished_at = now(),
+		    error_message = 'Task timed out after ' || timeout_seconds || ' seconds', error_traceback = NULL
+		WHERE `+guardSQL+` AND timeout_seconds IS NOT NULL
+		  AND started_at < now() - make_interval(secs => timeout_seconds)`, g.running())
+}
+
+// Adopt takes over a RUNNING row whose owner has no live lease (or no owner), keeping its
+// Ray job: claimed_by_worker = newOwner and a fresh heartbeat. This is django-ray 0.2.0's
+// compare-and-set adoption, so Python and Go workers adopt each other's orphans.
+func (s *Store) Adopt(ctx context.Context, g Guard, newOwner string, leaseTTL time.Duration) (bool, error) {
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET claimed_by_worker = $6, last_heartbeat_at = now()
+		WHERE `+guardSQL+` AND `+ownerNotLiveSQL("$6", "$7"), g, newOwner, leaseTTL.Seconds())
+}
+
+// HeartbeatTasks refreshes last_heartbeat_at of the worker's RUNNING rows among ids and
+// returns how many it touched.
+func (s *Store) HeartbeatTasks(ctx context.Context, workerID string, ids []int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now()
+		WHERE id = ANY($1) AND state = 'RUNNING' AND claimed_by_worker = $2`, ids, workerID)
+	if err != nil {
+		return 0, translate(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// CancelOutcome is the state RequestCancel left a row in.
+type CancelOutcome struct {
+	ID    int64     `json:"id"`
+	State TaskState `json:"state"`
+}
+
+// RequestCancel cancels rows among ids that are still in one of states: QUEUED rows become
+// CANCELLED at once (finished_at set), RUNNING rows become CANCELLING for their worker to
+// stop and finalize. Rows in any other state are left alone. It returns the rows it changed.
+func (s *Store) RequestCancel(ctx context.Context, ids []int64, states []TaskState) ([]CancelOutcome, error) {
+	allowed := make([]string, 0, len(states))
+	for _, st := range states {
+		if st != StateQueued && st != StateRunning {
+			return nil, fmt.Errorf("%w: only QUEUED and RUNNING tasks can be cancelled, not %s", ErrInvalid, st)
+		}
+		allowed = append(allowed, string(st))
+	}
+	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = CASE state WHEN 'QUEUED' THEN 'CANCELLED' ELSE 'CANCELLING' END,
+		    finished_at = CASE state WHEN 'QUEUED' THEN now() ELSE finished_at END
+		WHERE id = ANY($1) AND state = ANY($2)
+		RETURNING id, state`, ids, allowed)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []CancelOutcome
+	for rows.Next() {
+		var o CancelOutcome
+		var st string
+		if err := rows.Scan(&o.ID, &st); err != nil {
+			return nil, translate(err)
+		}
+		o.State = TaskState(st)
+		out = append(out, o)
+	}
+	return out, translate(rows.Err())
+}
+
+// FinalizeCancel moves a CANCELLING row to CANCELLED once its work is stopped. The guard's
+// owner is the one the caller saw, so a dead worker's rows can be finalized by another.
+func (s *Store) FinalizeCancel(ctx context.Context, g Guard) (bool, error) {
+	g.State = StateCancelling
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'CANCELLED', finished_at = now()
+		WHERE `+guardSQL, g)
+}
+
+// MarkCancelled moves a RUNNING or CANCELLING row to CANCELLED when its work was stopped
+// from outside (a Ray job in STOPPED).
+func (s *Store) MarkCancelled(ctx context.Context, g Guard) (bool, error) {
+	if g.State != StateRunning && g.State != StateCancelling {
+		return false, fmt.Errorf("%w: only RUNNING or CANCELLING rows can be marked cancelled", ErrInvalid)
+	}
+	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'CANCELLED', finished_at = now()
+		WHERE `+guardSQL, g)
+}
+
+// running returns g fenced on RUNNING: completions only apply to running rows.
+func (g Guard) running() Guard {
+	g.State = StateRunning
+	return g
+}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,6 +61,9 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 // Open parses a DSN (URL or key=value; empty means the libpq PG* environment variables),
 // connects and pings. Errors never contain the password.
 func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
+		return nil, fmt.Errorf("invalid database URL %s: scheme %q is not postgres:// or postgresql://", RedactDSN(dsn), scheme)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("invalid database URL %s: %s", RedactDSN(dsn), redactErr(err, dsn))
@@ -69,13 +74,13 @@ func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %s", describe(cfg), redactErr(err, dsn))
+		return nil, errors.New(redact(fmt.Sprintf("database %s: %s", describe(cfg), redactErr(err, dsn)), dsn))
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("cannot connect to database %s: %s", describe(cfg), ConnErrorReason(err, dsn))
+		return nil, errors.New(redact(fmt.Sprintf("cannot connect to database %s: %s", describe(cfg), ConnErrorReason(err, dsn)), dsn))
 	}
 	return pool, nil
 }
@@ -102,6 +107,10 @@ func ConnErrorReason(err error, dsn string) string {
 	if errors.As(err, &ce) {
 		err = ce.Unwrap()
 	}
+	var sysErr *os.SyscallError
+	if errors.As(err, &sysErr) {
+		return redact(sysErr.Err.Error(), dsn)
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Err != nil {
 		return redact(opErr.Err.Error(), dsn)
@@ -126,6 +135,9 @@ func RedactDSN(dsn string) string {
 		}
 		return dsn
 	}
+	if m := urlPasswordRe.FindStringSubmatchIndex(dsn); m != nil { // a URL net/url cannot parse
+		return dsn[:m[2]] + "xxxxx" + dsn[m[3]:]
+	}
 	// key=value form
 	fields := strings.Fields(dsn)
 	for i, f := range fields {
@@ -136,11 +148,16 @@ func RedactDSN(dsn string) string {
 	return strings.Join(fields, " ")
 }
 
+var urlPasswordRe = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:([^@]*)@`)
+
 // passwordOf extracts the password from a DSN, if any.
 func passwordOf(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		p, _ := u.User.Password()
 		return p
+	}
+	if m := urlPasswordRe.FindStringSubmatch(dsn); m != nil {
+		return m[1]
 	}
 	for _, f := range strings.Fields(dsn) {
 		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {

@@ -46,7 +46,7 @@ func (s *Store) Succeed(ctx context.Context, g Guard, r Result) (bool, error) {
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'SUCCEEDED', finished_at = now(), result_data = $6, result_reference = $7,
 		    error_message = NULL, error_traceback = NULL
-		WHERE `+guardSQL, g.running(), r.Data, r.Reference)
+		WHERE `+guardSQL+` AND state = 'RUNNING'`, g, r.Data, r.Reference)
 }
 
 // Completion is one row of SucceedMany.
@@ -62,20 +62,20 @@ func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, erro
 		return nil, nil
 	}
 	n := len(cs)
-	ids, workers, jobs := make([]int64, n), make([]*string, n), make([]*string, n)
+	ids, states, workers, jobs := make([]int64, n), make([]string, n), make([]*string, n), make([]*string, n)
 	started, data, refs := make([]*time.Time, n), make([]*string, n), make([]*string, n)
 	for i, c := range cs {
-		ids[i], workers[i], jobs[i], started[i] = c.Guard.ID, c.Guard.WorkerID, c.Guard.JobID, c.Guard.StartedAt
+		ids[i], states[i], workers[i], jobs[i], started[i] = c.Guard.ID, string(c.Guard.State), c.Guard.WorkerID, c.Guard.JobID, c.Guard.StartedAt
 		data[i], refs[i] = c.Result.Data, c.Result.Reference
 	}
 	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution t
 		SET state = 'SUCCEEDED', finished_at = now(), result_data = u.data, result_reference = u.ref,
 		    error_message = NULL, error_traceback = NULL
-		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
-		     AS u(id, worker, job, started, data, ref)
-		WHERE t.id = u.id AND t.state = 'RUNNING' AND t.claimed_by_worker IS NOT DISTINCT FROM u.worker
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+		     AS u(id, worker, job, started, data, ref, state)
+		WHERE t.id = u.id AND t.state = 'RUNNING' AND t.state = u.state AND t.claimed_by_worker IS NOT DISTINCT FROM u.worker
 		  AND t.ray_job_id IS NOT DISTINCT FROM u.job AND t.started_at IS NOT DISTINCT FROM u.started
-		RETURNING t.id`, ids, workers, jobs, started, data, refs)
+		RETURNING t.id`, ids, workers, jobs, started, data, refs, states)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -95,7 +95,7 @@ func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, erro
 func (s *Store) Fail(ctx context.Context, g Guard, e ErrorInfo) (bool, error) {
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'FAILED', finished_at = now(), error_message = $6, error_traceback = $7
-		WHERE `+guardSQL, g.running(), e.Message, e.Traceback)
+		WHERE `+guardSQL+` AND state = 'RUNNING'`, g, e.Message, e.Traceback)
 }
 
 // Retry moves a RUNNING row back to QUEUED for another attempt after delay: attempt_number+1,
@@ -107,7 +107,7 @@ func (s *Store) Retry(ctx context.Context, g Guard, delay time.Duration, e Error
 		SET state = 'QUEUED', attempt_number = attempt_number + 1,
 		    run_after = now() + make_interval(secs => $6), error_message = $7, error_traceback = $8,
 		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, claimed_by_worker = NULL
-		WHERE `+guardSQL, g.running(), delay.Seconds(), e.Message, e.Traceback)
+		WHERE `+guardSQL+` AND state = 'RUNNING'`, g, delay.Seconds(), e.Message, e.Traceback)
 }
 
 // Release hands a RUNNING row back to QUEUED without consuming an attempt (graceful
@@ -116,7 +116,7 @@ func (s *Store) Release(ctx context.Context, g Guard) (bool, error) {
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'QUEUED', started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL,
 		    claimed_by_worker = NULL, ray_job_id = NULL
-		WHERE `+guardSQL, g.running())
+		WHERE `+guardSQL+` AND state = 'RUNNING'`, g)
 }
 
 // LostParams fences MarkLost.
@@ -151,8 +151,8 @@ func (s *Store) MarkLost(ctx context.Context, g Guard, p LostParams) (bool, erro
 		    error_message = '`+LostMessage+`', error_traceback = NULL
 		WHERE `+guardSQL+`
 		  AND COALESCE(last_heartbeat_at, started_at) < now() - make_interval(secs => $7)
-		  AND `+ownerNotLiveSQL("$6", "$8"),
-		g.running(), p.Self, p.StuckAfter.Seconds(), p.LeaseTTL.Seconds(), retry, delay)
+		  AND state = 'RUNNING' AND `+ownerNotLiveSQL("$6", "$8"),
+		g, p.Self, p.StuckAfter.Seconds(), p.LeaseTTL.Seconds(), retry, delay)
 }
 
 // ownerNotLiveSQL is true when the row's owner is self, nobody, or has no active lease with
@@ -171,7 +171,7 @@ func (s *Store) MarkTimedOut(ctx context.Context, g Guard) (bool, error) {
 		SET state = 'FAILED', finished_at = now(),
 		    error_message = 'Task timed out after ' || timeout_seconds || ' seconds', error_traceback = NULL
 		WHERE `+guardSQL+` AND timeout_seconds IS NOT NULL
-		  AND started_at < now() - make_interval(secs => timeout_seconds)`, g.running())
+		  AND state = 'RUNNING' AND started_at < now() - make_interval(secs => timeout_seconds)`, g)
 }
 
 // Adopt takes over a RUNNING row whose owner has no live lease (or no owner), keeping its
@@ -180,7 +180,7 @@ func (s *Store) MarkTimedOut(ctx context.Context, g Guard) (bool, error) {
 func (s *Store) Adopt(ctx context.Context, g Guard, newOwner string, leaseTTL time.Duration) (bool, error) {
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET claimed_by_worker = $6, last_heartbeat_at = now()
-		WHERE `+guardSQL+` AND `+ownerNotLiveSQL("$6", "$7"), g, newOwner, leaseTTL.Seconds())
+		WHERE `+guardSQL+` AND state = 'RUNNING' AND `+ownerNotLiveSQL("$6", "$7"), g, newOwner, leaseTTL.Seconds())
 }
 
 // HeartbeatTasks refreshes last_heartbeat_at of the worker's RUNNING rows among ids and
@@ -239,25 +239,15 @@ func (s *Store) RequestCancel(ctx context.Context, ids []int64, states []TaskSta
 // FinalizeCancel moves a CANCELLING row to CANCELLED once its work is stopped. The guard's
 // owner is the one the caller saw, so a dead worker's rows can be finalized by another.
 func (s *Store) FinalizeCancel(ctx context.Context, g Guard) (bool, error) {
-	g.State = StateCancelling
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'CANCELLED', finished_at = now()
-		WHERE `+guardSQL, g)
+		WHERE `+guardSQL+` AND state = 'CANCELLING'`, g)
 }
 
 // MarkCancelled moves a RUNNING or CANCELLING row to CANCELLED when its work was stopped
 // from outside (a Ray job in STOPPED).
 func (s *Store) MarkCancelled(ctx context.Context, g Guard) (bool, error) {
-	if g.State != StateRunning && g.State != StateCancelling {
-		return false, fmt.Errorf("%w: only RUNNING or CANCELLING rows can be marked cancelled", ErrInvalid)
-	}
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'CANCELLED', finished_at = now()
-		WHERE `+guardSQL, g)
-}
-
-// running returns g fenced on RUNNING: completions only apply to running rows.
-func (g Guard) running() Guard {
-	g.State = StateRunning
-	return g
+		WHERE `+guardSQL+` AND state IN ('RUNNING', 'CANCELLING')`, g)
 }

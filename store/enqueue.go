@@ -21,7 +21,8 @@ type NewTask struct {
 	TaskID         string     // Django Tasks result id; default a new uuid4
 }
 
-func (n *NewTask) normalize() error {
+// Normalize fills in defaults and checks every field, without touching the database.
+func (n *NewTask) Normalize() error {
 	if n.CallablePath == "" {
 		return fmt.Errorf("%w: callable path is empty", ErrInvalid)
 	}
@@ -114,7 +115,7 @@ func (s *Store) EnqueueMany(ctx context.Context, tasks []NewTask) ([]int64, erro
 	args, kwargs := make([]string, n), make([]string, n)
 	for i := range tasks {
 		t := tasks[i]
-		if err := t.normalize(); err != nil {
+		if err := t.Normalize(); err != nil {
 			if n > 1 {
 				return nil, fmt.Errorf("task %d: %w", i+1, err)
 			}

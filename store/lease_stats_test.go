@@ -89,7 +89,7 @@ func TestStats(t *testing.T) {
 	rows := []store.Task{
 		{QueueName: "default", CreatedAt: time.Now().Add(-10 * time.Minute)},
 		{QueueName: "default"},
-		{QueueName: "default", RunAfter: storetest.Ptr(time.Now().Add(time.Hour))},
+		{QueueName: "default", RunAfter: storetest.Ptr(time.Now().Add(time.Hour)), CreatedAt: time.Now().Add(-time.Hour)},
 		{QueueName: "emails", CreatedAt: time.Now().Add(-3 * time.Minute)},
 		{QueueName: "emails", State: store.StateRunning, StartedAt: storetest.Ago(time.Second)},
 		{QueueName: "emails", State: store.StateSucceeded, FinishedAt: storetest.Ago(10 * time.Second)},

@@ -8,14 +8,16 @@ import (
 
 // QueueStats are one queue's figures.
 type QueueStats struct {
-	Name           string              `json:"name"`
-	States         map[TaskState]int64 `json:"states"`
-	Depth          int64               `json:"depth"`    // QUEUED rows (django_ray_queue_depth)
-	Deferred       int64               `json:"deferred"` // QUEUED rows whose run_after is still ahead
-	OldestQueuedAt *time.Time          `json:"oldest_queued_at"`
-	OldestQueued   float64             `json:"oldest_queued_age_seconds"` // 0 when nothing is queued
-	Completed1m    int64               `json:"succeeded_last_minute"`
-	Failed1m       int64               `json:"failed_last_minute"` // FAILED or LOST in the last minute
+	Name     string              `json:"name"`
+	States   map[TaskState]int64 `json:"states"`
+	Depth    int64               `json:"depth"`    // QUEUED rows (django_ray_queue_depth)
+	Deferred int64               `json:"deferred"` // QUEUED rows whose run_after is still ahead
+	// OldestQueuedAt is when the longest-waiting runnable QUEUED task became runnable (its
+	// run_after, or created_at): deferred tasks that are not yet due are not waiting.
+	OldestQueuedAt *time.Time `json:"oldest_queued_at"`
+	OldestQueued   float64    `json:"oldest_queued_age_seconds"` // 0 when nothing is queued
+	Completed1m    int64      `json:"succeeded_last_minute"`
+	Failed1m       int64      `json:"failed_last_minute"` // FAILED or LOST in the last minute
 }
 
 // LeaseCounts summarises worker leases.
@@ -48,7 +50,7 @@ func (s *Store) Stats(ctx context.Context, leaseTTL time.Duration) (Stats, error
 		st.States[state] = 0
 	}
 	rows, err := s.db.Query(ctx, `SELECT now(), queue_name, state, count(*),
-			min(created_at) FILTER (WHERE state = 'QUEUED'),
+			min(COALESCE(run_after, created_at)) FILTER (WHERE state = 'QUEUED' AND (run_after IS NULL OR run_after <= now())),
 			count(*) FILTER (WHERE state = 'QUEUED' AND run_after > now()),
 			count(*) FILTER (WHERE finished_at >= now() - interval '1 minute' AND state = 'SUCCEEDED'),
 			count(*) FILTER (WHERE finished_at >= now() - interval '1 minute' AND state IN ('FAILED', 'LOST'))

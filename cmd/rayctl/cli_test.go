@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rayctl/rayctl/store"
@@ -18,9 +19,15 @@ type result struct {
 	code           int
 }
 
+// appMu serialises in-process runs: urfave/cli v2 mutates its package-level help and version
+// flags while parsing, which races when two apps run at once. A real rayctl process runs one.
+var appMu sync.Mutex
+
 // rayctl runs the app in-process with buffers. vars is the whole environment it sees.
 func rayctl(t *testing.T, vars map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	appMu.Lock()
+	defer appMu.Unlock()
 	var out, errb bytes.Buffer
 	e := env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,

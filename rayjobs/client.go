@@ -48,7 +48,7 @@ const (
 // maxErrorBody bounds how much of an error body is read: its last maxErrorTail bytes are kept
 // (the exception line of a traceback is at the end).
 const (
-	maxErrorBody = 1 << 20
+	maxErrorBody = 8 << 20
 	maxErrorTail = 64 << 10
 )
 
@@ -445,6 +445,13 @@ func (c *Client) call(ctx context.Context, op, id, method, path string, body []b
 func (c *Client) transportError(ctx context.Context, op, id string, status int, err error) error {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return &Error{Op: op, JobID: id, Status: status, Err: ctx.Err()}
+	}
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var cie x509.CertificateInvalidError
+	if errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) {
+		return &Error{Op: op, JobID: id, Kind: ErrCertificate, Err: err}
 	}
 	if status != 0 {
 		return &Error{Op: op, JobID: id, Status: status, Kind: ErrUnavailable, Message: "reading the answer: " + truncate(err.Error(), c.opts.MaxMessageBytes), Err: err}

@@ -30,6 +30,9 @@ var (
 	ErrRejected = errors.New("request rejected")
 	// ErrNotTerminal: DELETE of a job that is still PENDING or RUNNING (Ray answers 500).
 	ErrNotTerminal = errors.New("job is not in a terminal state")
+	// ErrCertificate: the server's TLS certificate is not trusted (set Options.CAFile to the
+	// CA that signed it). Permanent.
+	ErrCertificate = errors.New("TLS certificate not trusted")
 	// ErrBadResponse: a 2xx answer that is not the JSON Ray sends (a proxy's login page, a
 	// truncated body, a body over the size limit). Treated as permanent.
 	ErrBadResponse = errors.New("unexpected response")
@@ -116,7 +119,8 @@ func trimMessage(body []byte, limit int) string {
 		return ""
 	}
 	msg := ""
-	if strings.Contains(text, "Traceback (most recent call last)") {
+	// The tail of a long traceback may have lost its "Traceback" header: frames give it away.
+	if strings.Contains(text, "Traceback (most recent call last)") || strings.Contains(text, "\n  File \"") {
 		// The last unindented line that is not a frame is the exception: "Type: message".
 		for i := len(kept) - 1; i >= 0; i-- {
 			l := kept[i]

@@ -219,7 +219,11 @@ func (v VersionInfo) RayAtLeast(major, minor int) bool {
 		return false
 	}
 	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	mstr := parts[1]
+	if i := strings.IndexFunc(mstr, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		mstr = mstr[:i] // "9rc1" -> "9"
+	}
+	mi, err2 := strconv.Atoi(mstr)
 	if err1 != nil || err2 != nil {
 		return false
 	}

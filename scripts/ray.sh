@@ -33,7 +33,8 @@ marked_pids() { # PIDs whose environment carries RAYCTL_RAY_DIR=$1
   local p
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "RAYCTL_RAY_DIR=$1"; then echo "${p#/proc/}"; fi
+    # processes come and go while we look: unreadable ones are skipped
+    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "RAYCTL_RAY_DIR=$1"; then echo "${p#/proc/}"; fi
   done
 }
 

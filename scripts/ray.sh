@@ -8,10 +8,10 @@
 # The head uses the .venv from scripts/pyenv.sh (Ray 2.60, django-ray 0.2.0): PATH starts with
 # the venv's bin, so a job's `python -m django_ray.runtime.entrypoint` runs the venv's Python.
 # Everything lives in a private temp dir (DIR/t, Ray's --temp-dir) and every port is chosen free
-# on 127.0.0.1, so it does not clash with another Ray on the machine. Processes are found for
-# `stop` by a marker variable in their environment (RAYCTL_RAY_DIR=DIR), which every process
-# Ray spawns inherits (raylet, workers, job supervisors, job entrypoints): stop never touches
-# a Ray it did not start (`ray stop` would kill every Ray of the user).
+# on 127.0.0.1, so it does not clash with another Ray on the machine. `stop` ends the head's
+# process group (recorded at start) and every process whose environment carries the marker
+# RAYCTL_RAY_DIR=DIR (job entrypoints run in sessions of their own, but inherit it): it never
+# touches a Ray it did not start (`ray stop` would kill every Ray of the user).
 #
 # Exports: RAY_ADDRESS (the Jobs API, http://127.0.0.1:PORT), RAYCTL_PYTHON (the venv python),
 # RAYCTL_PYTHONPATH (this repo's python/ dir, for a job's runtime_env), RAYCTL_RAY_DIR.
@@ -29,15 +29,6 @@ free_port() {
   return 1
 }
 
-marked_pids() { # PIDs whose environment carries RAYCTL_RAY_DIR=$1
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    # processes come and go while we look: unreadable ones are skipped
-    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "RAYCTL_RAY_DIR=$1"; then echo "${p#/proc/}"; fi
-  done
-}
-
 start() {
   local dir venv port dash start_ms
   dir=${1:-$(mktemp -d /tmp/rayctl-ray.XXXXXX)}
@@ -49,7 +40,10 @@ start() {
   local wmin=$(( 40000 + (RANDOM % 200) * 100 ))
   start_ms=$(( $(date +%s%N) / 1000000 ))
   # RAY_USAGE_STATS_ENABLED=0: no usage reporting (no network here, and none wanted).
+  # setsid: Ray's daemons get a process group of their own (its id goes in DIR/pgid), so stop
+  # can end them all, including those whose environment setproctitle overwrote.
   if ! env PATH="$venv/bin:$PATH" RAYCTL_RAY_DIR="$dir" RAY_USAGE_STATS_ENABLED=0 \
+    setsid -w bash -c 'echo $$ >"$RAYCTL_RAY_DIR/pgid"; exec "$@"' ray \
     "$venv/bin/ray" start --head --disable-usage-stats \
       --num-cpus "${RAYCTL_RAY_CPUS:-2}" --object-store-memory $(( 200 * 1024 * 1024 )) \
       --node-ip-address 127.0.0.1 --temp-dir "$dir/t" \
@@ -83,16 +77,30 @@ start() {
   echo "export RAYCTL_RAY_DIR='$dir'"
 }
 
+# ours DIR: PIDs of live processes this head started: its process group (DIR/pgid) and
+# anything whose environment carries the marker (job entrypoints run in sessions of their own,
+# but inherit it). Zombies are left to their parents.
+ours() {
+  local dir=$1 pgid=
+  [ -f "$dir/pgid" ] && pgid=$(cat "$dir/pgid")
+  {
+    if [ -n "$pgid" ]; then
+      ps -e -o pid=,pgid=,stat= | awk -v g="$pgid" '$2 == g && $3 !~ /^Z/ {print $1}'
+    fi
+    grep -lzxF "RAYCTL_RAY_DIR=$dir" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+  } | grep -vx "$$" | sort -u || true
+}
+
 stop() {
   local dir=${1:?usage: ray.sh stop DIR} keep=${2:-} pids i
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
-  pids=$(marked_pids "$dir")
+  pids=$(ours "$dir")
   if [ -n "$pids" ]; then
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
-    for i in $(seq 1 50); do
-      pids=$(marked_pids "$dir")
+    for i in $(seq 1 25); do  # 5 s grace, then SIGKILL
+      pids=$(ours "$dir")
       [ -z "$pids" ] && break
       sleep 0.2
     done

@@ -472,6 +472,10 @@ func (c *Client) statusError(op, id string, resp *http.Response) error {
 		e.Kind = ErrUnauthorized
 	case op == "delete" && code == 500 && bytes.Contains(body, []byte("non-terminal state")):
 		e.Kind = ErrNotTerminal
+	case code == 500 && bytes.Contains(body, []byte("Request failed with status code 4")):
+		// The head wraps its job agent's 4xx (a bad label selector, a bad field) in a 500:
+		// permanent, retrying cannot help.
+		e.Kind = ErrRejected
 	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
 		e.Kind = ErrUnavailable
 	case code >= 400:

@@ -303,6 +303,17 @@ func TestErrorMapping(t *testing.T) {
 			message: "RuntimeError: No available agent to submit job, please try again later.",
 		},
 		{
+			name: "submit 500 wrapping the agent's 400",
+			setup: func(s *raytest.Server) {
+				s.Inject(raytest.Submit, raytest.Fault{Status: 500, Body: "Traceback (most recent call last):\n  File \"job_head.py\"\nRuntimeError: Request failed with status code 400: Traceback (most recent call last):\n  File \"job_agent.py\"\nValueError: Invalid label selector value '!!'.\n."})
+			},
+			call: func(ctx context.Context, c *rayjobs.Client) error {
+				_, err := c.Submit(ctx, rayjobs.SubmitRequest{Entrypoint: "true", EntrypointLabelSelector: map[string]string{"a": "!!"}})
+				return err
+			},
+			want: rayjobs.ErrRejected, status: 500, message: "ValueError: Invalid label selector value '!!'.",
+		},
+		{
 			name: "get 503",
 			setup: func(s *raytest.Server) {
 				s.Inject(raytest.Get, raytest.Fault{Status: 503, Body: "Service Unavailable"})

@@ -25,8 +25,9 @@ var (
 	// HTTP 5xx). Retryable. After a submit that failed this way, GET the submission id before
 	// submitting again: the first request may have gone through.
 	ErrUnavailable = errors.New("Ray Jobs API unavailable")
-	// ErrRejected: Ray refused the request (HTTP 400, 405, other 4xx): a bad field, a field
-	// this Ray version does not know, a DRIVER job, a browser-like request. Permanent.
+	// ErrRejected: Ray refused the request (HTTP 400, 405, other 4xx, or a 500 wrapping its
+	// job agent's 4xx): a bad field, a field this Ray version does not know, a DRIVER job, a
+	// browser-like request. Permanent.
 	ErrRejected = errors.New("request rejected")
 	// ErrNotTerminal: DELETE of a job that is still PENDING or RUNNING (Ray answers 500).
 	ErrNotTerminal = errors.New("job is not in a terminal state")

@@ -222,30 +222,43 @@ func (s *Server) Conns() int {
 // New starts a plain-http fake and closes it when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s := Start(opts...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewTLS starts an https fake (httptest's self-signed certificate unless WithCertificate;
+// CAFile writes it out for rayjobs.Options.CAFile) and closes it when the test ends.
+func NewTLS(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s := StartTLS(opts...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a plain-http fake outside a test (an example, a benchmark, a demo): the caller
+// must Close it.
+func Start(opts ...Option) *Server {
 	s := newServer(opts)
 	s.ts = httptest.NewUnstartedServer(s)
 	s.ts.Config.ConnState = s.connState
 	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0) // dropped connections and TLS refusals are the point
 	s.ts.Start()
 	s.URL = s.ts.URL
-	t.Cleanup(s.Close)
 	return s
 }
 
-// NewTLS starts an https fake (a self-signed certificate; CAFile writes it out for
-// rayjobs.Options.CAFile) and closes it when the test ends.
-func NewTLS(t testing.TB, opts ...Option) *Server {
-	t.Helper()
+// StartTLS is Start with https.
+func StartTLS(opts ...Option) *Server {
 	s := newServer(opts)
 	s.ts = httptest.NewUnstartedServer(s)
 	s.ts.Config.ConnState = s.connState
-	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0) // dropped connections and TLS refusals are the point
+	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if s.cert != nil {
 		s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{*s.cert}}
 	}
 	s.ts.StartTLS()
 	s.URL = s.ts.URL
-	t.Cleanup(s.Close)
 	return s
 }
 

@@ -29,6 +29,14 @@ free_port() {
   return 1
 }
 
+fetch() { # fetch URL: print the body of a 2xx answer (curl, else the venv's python)
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -m 2 "$1"
+  else
+    "$RAYCTL_PYTHON" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"
+  fi
+}
+
 start() {
   local dir venv port dash start_ms
   dir=${1:-$(mktemp -d /tmp/rayctl-ray.XXXXXX)}
@@ -61,7 +69,7 @@ start() {
   fi
   local url="http://127.0.0.1:$dash" i
   for i in $(seq 1 240); do
-    if curl -fsS -m 2 "$url/api/version" >"$dir/version.json" 2>/dev/null; then break; fi
+    if fetch "$url/api/version" >"$dir/version.json" 2>/dev/null; then break; fi
     if [ "$i" = 240 ]; then
       echo "ray.sh: the Ray dashboard at $url did not answer /api/version within 120s" >&2
       tail -n 40 "$dir/start.log" >&2

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command (README, Makefile `make test`, .ci/run):
-#   gofmt check, go vet, then go test -race over every package against a real PostgreSQL.
+#   gofmt check, go vet, then go test -race over every package against a real PostgreSQL and,
+#   for the real-Ray tier, a real Ray head.
 # With DATABASE_URL unset it starts a throwaway server (scripts/pg.sh) and removes it after.
-# Extra arguments go to `go test` (e.g. scripts/test.sh -run TestClaim ./store/).
+# With no arguments it also creates/refreshes the Python venv (scripts/pyenv.sh) and starts a
+# throwaway Ray head (scripts/ray.sh; skipped when RAY_ADDRESS is already set), stopped at the
+# end. If Ray cannot be installed or started, the run fails with Ray's own error.
+# Extra arguments go to `go test` (e.g. scripts/test.sh -run TestClaim ./store/); then Ray is
+# started only with RAYCTL_RAY=1. RAYCTL_RAY=0 skips Ray in a full run (its tests then skip,
+# or fail under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +20,19 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-if [ $# -eq 0 ]; then set -- ./...; fi
-exec scripts/pg.sh run go test -race -count=1 -timeout 30m "$@"
+ray=${RAYCTL_RAY:-}
+if [ $# -eq 0 ]; then
+  set -- ./...
+  ray=${ray:-1}
+fi
+wrap=(scripts/pg.sh run)
+if [ "$ray" = 1 ]; then
+  if [ -n "${RAY_ADDRESS:-}" ]; then
+    echo "test.sh: using the Ray at RAY_ADDRESS=$RAY_ADDRESS" >&2
+    eval "$(scripts/pyenv.sh)"
+    export RAYCTL_PYTHONPATH=${RAYCTL_PYTHONPATH:-$(pwd)/python}
+  else
+    wrap+=(scripts/ray.sh run)
+  fi
+fi
+exec "${wrap[@]}" go test -race -count=1 -timeout 30m "$@"

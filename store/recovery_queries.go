@@ -81,12 +81,18 @@ func (s *Store) collectRefs(ctx context.Context, sql string, args ...any) ([]Tas
 	return out, translate(rows.Err())
 }
 
+// Finalized is a CANCELLING row FinalizeOrphanedCancels moved to CANCELLED.
+type Finalized struct {
+	ID       int64   `json:"id"`
+	RayJobID *string `json:"ray_job_id"` // the job nobody stopped, if the row had one
+}
+
 // FinalizeOrphanedCancels moves CANCELLING rows among ids to CANCELLED (finished_at set) when
 // their owner is nobody or has no live lease (active, heartbeat within leaseTTL): django-ray
 // 0.2.0 finalizes only its own CANCELLING rows, so a dead worker's stay there forever. A row
-// whose owner is alive, or that left CANCELLING meanwhile, is left alone. It returns the ids
-// that applied.
-func (s *Store) FinalizeOrphanedCancels(ctx context.Context, ids []int64, leaseTTL time.Duration) ([]int64, error) {
+// whose owner is alive, or that left CANCELLING meanwhile, is left alone. It returns the rows
+// that applied, with their Ray job ids: nobody stopped those jobs.
+func (s *Store) FinalizeOrphanedCancels(ctx context.Context, ids []int64, leaseTTL time.Duration) ([]Finalized, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -96,18 +102,18 @@ func (s *Store) FinalizeOrphanedCancels(ctx context.Context, ids []int64, leaseT
 	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'CANCELLED', finished_at = now()
 		WHERE id = ANY($1) AND state = 'CANCELLING' AND `+ownerNotLiveSQL("''", "$2")+`
-		RETURNING id`, ids, leaseTTL.Seconds())
+		RETURNING id, ray_job_id`, ids, leaseTTL.Seconds())
 	if err != nil {
 		return nil, translate(err)
 	}
 	defer rows.Close()
-	var applied []int64
+	var applied []Finalized
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var f Finalized
+		if err := rows.Scan(&f.ID, &f.RayJobID); err != nil {
 			return nil, translate(err)
 		}
-		applied = append(applied, id)
+		applied = append(applied, f)
 	}
 	return applied, translate(rows.Err())
 }

@@ -82,7 +82,8 @@ func TestFinalizeOrphanedCancels(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancelling := func(owner *string) store.Task {
-		return storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: owner, StartedAt: storetest.Ago(time.Minute)})
+		return storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: owner, StartedAt: storetest.Ago(time.Minute),
+			RayJobID: storetest.Ptr("raysubmit_" + store.NewUUID())})
 	}
 	ofAlive := cancelling(storetest.Ptr("alive"))
 	ofDead := cancelling(storetest.Ptr("dead"))
@@ -106,10 +107,17 @@ func TestFinalizeOrphanedCancels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int64{ofDead.ID, ofStale.ID, ofGhost.ID, ofNobody.ID}; !reflect.DeepEqual(applied, want) {
-		t.Fatalf("finalized %v, want %v", applied, want)
+	var appliedIDs []int64
+	for _, f := range applied {
+		appliedIDs = append(appliedIDs, f.ID)
 	}
-	for _, id := range applied {
+	if want := []int64{ofDead.ID, ofStale.ID, ofGhost.ID, ofNobody.ID}; !reflect.DeepEqual(appliedIDs, want) {
+		t.Fatalf("finalized %v, want %v", appliedIDs, want)
+	}
+	if applied[0].RayJobID == nil || *applied[0].RayJobID != *ofDead.RayJobID {
+		t.Fatalf("the unstopped Ray job is not reported: %+v", applied[0])
+	}
+	for _, id := range appliedIDs {
 		got, _ := s.GetTask(ctx, id)
 		if got.State != store.StateCancelled || got.FinishedAt == nil {
 			t.Errorf("task %d: %s finished=%v", id, got.State, got.FinishedAt)

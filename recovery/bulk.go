@@ -301,8 +301,6 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 		return out, nil
 	}
 	start := time.Now()
-	defer func() { out.Elapsed = time.Since(start) }()
-
 	audited, err := s.AuditAvailable(ctx)
 	if err != nil {
 		return out, err
@@ -326,6 +324,7 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 	}
 
 	runErr := applyBatches(ctx, s, p, opts, &out)
+	out.Elapsed = time.Since(start)
 	slices.Sort(out.ChangedIDs)
 	slices.Sort(out.SkippedIDs)
 	if out.AuditID != nil {

@@ -54,7 +54,7 @@ func TestSelectionNormalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got.IDs, []int64{2, 5}) || !reflect.DeepEqual(got.States, []store.TaskState{store.StateFailed, store.StateLost}) ||
-		got.Limit != recovery.DefaultLimit || got.LeaseTTL != recovery.DefaultLeaseTTL {
+		got.Limit != recovery.DefaultLimit || got.LeaseTTL != 0 {
 		t.Fatalf("normalized: %+v", got)
 	}
 	got, _ = recovery.Selection{Queues: []string{"q"}}.Normalize(recovery.ActionRequeue)
@@ -62,8 +62,8 @@ func TestSelectionNormalize(t *testing.T) {
 		t.Fatalf("requeue default states: %v", got.States)
 	}
 	got, _ = recovery.Selection{Queues: []string{"q"}}.Normalize(recovery.ActionCancel)
-	if !reflect.DeepEqual(got.States, []store.TaskState{store.StateQueued, store.StateRunning}) {
-		t.Fatalf("cancel default states: %v", got.States)
+	if !reflect.DeepEqual(got.States, []store.TaskState{store.StateQueued, store.StateRunning}) || got.LeaseTTL != recovery.DefaultLeaseTTL {
+		t.Fatalf("cancel defaults: %+v", got)
 	}
 }
 
@@ -117,7 +117,8 @@ func TestRequeuePlanAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Changed != 4 || out.Skipped != 0 || out.Batches != 2 || out.ToStates[store.StateQueued] != 4 || out.AuditID == nil {
+	if out.Changed != 4 || out.Skipped != 0 || out.Batches != 2 || out.ToStates[store.StateQueued] != 4 || out.AuditID == nil ||
+		out.Elapsed < out.LongestBatch || out.RowsPerSecond() <= 0 {
 		t.Fatalf("outcome: %+v", out)
 	}
 	if len(batches) != 2 || batches[0].Size != 3 || batches[1].Size != 1 || out.LongestBatch < max(batches[0].Duration, batches[1].Duration) {

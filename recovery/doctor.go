@@ -233,7 +233,11 @@ func (d *doctor) clock(ctx context.Context) CheckResult {
 	rtt := t1.Sub(t0)
 	skew := dbNow.Sub(t0.Add(rtt / 2))
 	abs := skew.Abs()
-	desc := fmt.Sprintf("this host is %s %s the database (±%s)", abs.Round(time.Millisecond), map[bool]string{true: "behind", false: "ahead of"}[skew > 0], (rtt / 2).Round(time.Millisecond))
+	side := map[bool]string{true: "behind", false: "ahead of"}[skew > 0]
+	desc := fmt.Sprintf("this host is %s %s the database (measured ±%s)", abs.Round(time.Millisecond), side, (rtt / 2).Round(time.Millisecond))
+	if abs < time.Millisecond {
+		desc = fmt.Sprintf("this host and the database agree within 1ms (measured ±%s)", (rtt / 2).Round(100*time.Microsecond))
+	}
 	switch {
 	case abs > d.cfg.MaxClockSkew:
 		r.Status = StatusFail

@@ -108,7 +108,7 @@ func (s Selection) Normalize(a Action) (Selection, error) {
 	if s.LeaseTTL < 0 {
 		return s, badf("invalid lease TTL %s (want a positive duration)", s.LeaseTTL)
 	}
-	if s.LeaseTTL == 0 {
+	if s.LeaseTTL == 0 && a == ActionCancel {
 		s.LeaseTTL = DefaultLeaseTTL
 	}
 	if len(s.States) == 0 {

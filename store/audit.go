@@ -117,6 +117,16 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	return out, auditErr(rows.Err())
 }
 
+// GetAudit returns one audit entry, or ErrNotFound.
+func (s *Store) GetAudit(ctx context.Context, id int64) (AuditEntry, error) {
+	var e AuditEntry
+	var sel, opts []byte
+	err := s.db.QueryRow(ctx, `SELECT `+auditColumns+` FROM rayctl_audit a WHERE a.id = $1`, id).Scan(&e.ID, &e.Action, &e.Actor,
+		&e.Reason, &sel, &opts, &e.Matched, &e.Selected, &e.Changed, &e.Skipped, &e.StartedAt, &e.FinishedAt, &e.Error)
+	e.Selection, e.Options = sel, opts
+	return e, auditErr(err)
+}
+
 // AuditChanges returns the tasks an audited action changed, in id order.
 func (s *Store) AuditChanges(ctx context.Context, auditID int64) ([]AuditChange, error) {
 	rows, err := s.db.Query(ctx, `SELECT execution_id, from_state, to_state FROM rayctl_audit_task

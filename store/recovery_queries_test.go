@@ -285,6 +285,12 @@ func TestAudit(t *testing.T) {
 	if len(byAction) != 1 || byAction[0].ID != other {
 		t.Fatalf("by action: %+v", byAction)
 	}
+	if one, err := s.GetAudit(ctx, id); err != nil || one.ID != id || one.Changed != 2 || *one.Reason != "INC-42 fixed" {
+		t.Fatalf("get: %+v %v", one, err)
+	}
+	if _, err := s.GetAudit(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get a missing entry: %v", err)
+	}
 	got, err := s.AuditChanges(ctx, id)
 	if err != nil || !reflect.DeepEqual(got, changes) {
 		t.Fatalf("changes %+v %v", got, err)

@@ -228,7 +228,7 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: refusing to %s %s without --yes: stdin is not a terminal (add --yes, or --dry-run to preview); nothing changed", name, name, n)})
 		}
 		fmt.Fprintf(r.stderr, "%s %s? [y/N] ", verb, n)
-		if !confirmed(r.env.stdin) {
+		if !confirmed(r.env.stdin, r.stderr) {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
 		}
 	}
@@ -245,9 +245,12 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 }
 
 // confirmed reads one answer line: y or yes (any case) confirms; anything else, or EOF,
-// declines.
-func confirmed(in io.Reader) bool {
-	line, _ := bufio.NewReader(in).ReadString('\n')
+// declines. At EOF (Ctrl-D) it ends the prompt's line, which the terminal did not.
+func confirmed(in io.Reader, prompt io.Writer) bool {
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil {
+		fmt.Fprintln(prompt)
+	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		return true

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -228,7 +229,7 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: refusing to %s %s without --yes: stdin is not a terminal (add --yes, or --dry-run to preview); nothing changed", name, name, n)})
 		}
 		fmt.Fprintf(r.stderr, "%s %s? [y/N] ", verb, n)
-		if !confirmed(r.env.stdin, r.stderr) {
+		if !confirmed(r.ctx, r.env.stdin, r.stderr) {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
 		}
 	}
@@ -244,18 +245,33 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 	return finish(bulkExit(name, done, p, out, applyErr))
 }
 
-// confirmed reads one answer line: y or yes (any case) confirms; anything else, or EOF,
-// declines. At EOF (Ctrl-D) it ends the prompt's line, which the terminal did not.
-func confirmed(in io.Reader, prompt io.Writer) bool {
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil {
+// confirmed reads one answer line: y or yes (any case) confirms; anything else, EOF
+// (Ctrl-D) or an interrupt (Ctrl-C, which main turns into a cancelled context) declines.
+// Without an answer line it ends the prompt's line, which the terminal did not.
+func confirmed(ctx context.Context, in io.Reader, prompt io.Writer) bool {
+	type answer struct {
+		line string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() { // left blocked on stdin after an interrupt; the process exits right after
+		line, err := bufio.NewReader(in).ReadString('\n')
+		got <- answer{line, err}
+	}()
+	select {
+	case <-ctx.Done():
 		fmt.Fprintln(prompt)
+		return false
+	case a := <-got:
+		if a.err != nil {
+			fmt.Fprintln(prompt)
+		}
+		switch strings.ToLower(strings.TrimSpace(a.line)) {
+		case "y", "yes":
+			return true
+		}
+		return false
 	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true
-	}
-	return false
 }
 
 func bulkExit(name, done string, p recovery.Plan, out recovery.Outcome, err error) error {

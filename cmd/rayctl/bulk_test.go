@@ -531,3 +531,32 @@ func TestBulkHelpDocumentsExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// blockingReader never answers, like a person who presses Ctrl-C instead.
+type blockingReader struct{ release chan struct{} }
+
+func (b blockingReader) Read([]byte) (int, error) { <-b.release; return 0, context.Canceled }
+
+// TestPromptInterrupted: Ctrl-C at the prompt declines (main cancels the context on SIGINT).
+func TestPromptInterrupted(t *testing.T) {
+	t.Parallel()
+	s, sc := storetest.New(t)
+	f := dirtyFailed(t, s, "default", store.StateFailed)
+	before := snapshot(t, sc.Pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	in := blockingReader{release: make(chan struct{})}
+	defer close(in.release)
+	var out, errb bytes.Buffer
+	e := env{stdin: in, stdout: &out, stderr: &errb, getenv: func(k string) string { return map[string]string{"DATABASE_URL": sc.DSN}[k] },
+		stdinIsTTY: func() bool { return true }}
+	time.AfterFunc(200*time.Millisecond, cancel)
+	appMu.Lock()
+	code := e.run(ctx, []string{"rayctl", "requeue", "--id", itoa(f.ID)})
+	appMu.Unlock()
+	if code != exitDeclined || !strings.Contains(errb.String(), "declined; nothing changed") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if snapshot(t, sc.Pool) != before {
+		t.Fatal("an interrupted prompt wrote")
+	}
+}

@@ -233,8 +233,9 @@ type Outcome struct {
 	// ChangedIDs and SkippedIDs list the rows, in id order.
 	ChangedIDs []int64
 	SkippedIDs []int64
-	// UnstoppedJobs are Ray job ids of CANCELLING rows cancel finalized: rayctl does not stop
-	// Ray jobs (yet), so these may still run.
+	// UnstoppedJobs are the Ray job ids of the rows cancel changed (RUNNING -> CANCELLING,
+	// orphaned CANCELLING -> CANCELLED): recovery does not stop Ray jobs (yet), and a
+	// django-ray 0.2.0 worker does not stop them when it finalizes, so these may still run.
 	UnstoppedJobs []string
 	Batches       int
 	LongestBatch  time.Duration // the longest transaction
@@ -441,8 +442,22 @@ func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.Task
 			if err != nil {
 				return nil, nil, err
 			}
+			var running []int64
 			for _, o := range applied {
 				changes = append(changes, store.AuditChange{ID: o.ID, From: st, To: o.State})
+				if o.State == store.StateCancelling {
+					running = append(running, o.ID)
+				}
+			}
+			// the Ray jobs of what was RUNNING (read in the same transaction)
+			tasks, err := ts.TasksByIDs(ctx, running)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, t := range tasks {
+				if t.RayJobID != nil {
+					unstopped = append(unstopped, *t.RayJobID)
+				}
 			}
 		}
 	}

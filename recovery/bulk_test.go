@@ -268,7 +268,8 @@ func TestCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued := storetest.Insert(t, s, store.Task{})
-	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("alive"), StartedAt: storetest.Ago(time.Minute)})
+	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("alive"), StartedAt: storetest.Ago(time.Minute),
+		RayJobID: storetest.Ptr("raysubmit_r")})
 	liveCancelling := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("alive")})
 	deadCancelling := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), RayJobID: storetest.Ptr("raysubmit_x")})
 	done := storetest.Insert(t, s, store.Task{State: store.StateSucceeded})
@@ -282,7 +283,8 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("matched %d, want the QUEUED and the RUNNING row", p.Matched)
 	}
 	out, err := recovery.Apply(ctx, s, p, recovery.ApplyOptions{})
-	if err != nil || out.Changed != 2 || out.ToStates[store.StateCancelled] != 1 || out.ToStates[store.StateCancelling] != 1 {
+	if err != nil || out.Changed != 2 || out.ToStates[store.StateCancelled] != 1 || out.ToStates[store.StateCancelling] != 1 ||
+		!reflect.DeepEqual(out.UnstoppedJobs, []string{"raysubmit_r"}) {
 		t.Fatalf("cancel: %+v %v", out, err)
 	}
 	if got, _ := s.GetTask(ctx, queued.ID); got.State != store.StateCancelled || got.FinishedAt == nil {

@@ -47,8 +47,9 @@ const (
 	// what the runbook's manual action resets.
 	ActionRequeue Action = "requeue"
 	// ActionCancel moves QUEUED rows to CANCELLED and RUNNING rows to CANCELLING (the owning
-	// worker stops the work and finalizes); CANCELLING rows whose owner has no live lease are
-	// finalized to CANCELLED, because no django-ray 0.2.0 worker ever will.
+	// worker finalizes them); CANCELLING rows whose owner has no live lease are finalized to
+	// CANCELLED, because no django-ray 0.2.0 worker ever will. It stops no Ray job: Outcome
+	// lists the jobs of the rows it changed.
 	ActionCancel Action = "cancel"
 )
 

@@ -86,7 +86,10 @@ func (e env) cancelCommand() *cli.Command {
 		Name:  "cancel",
 		Usage: "cancel tasks: QUEUED -> CANCELLED, RUNNING -> CANCELLING; finalize orphaned CANCELLING",
 		Description: "QUEUED tasks become CANCELLED at once (finished_at set). RUNNING tasks become CANCELLING:\n" +
-			"the owning worker stops the work and finalizes them to CANCELLED. With --state CANCELLING,\n" +
+			"the owning worker finalizes them to CANCELLED. rayctl cannot stop Ray jobs yet (--stop comes\n" +
+			"with the Ray client), and a django-ray 0.2.0 worker does not stop the job when it finalizes\n" +
+			"(its admin action stops the job first), so the Ray jobs of cancelled RUNNING tasks are listed\n" +
+			"as not stopped: stop them in the Ray dashboard if they must not run on. With --state CANCELLING,\n" +
 			"CANCELLING tasks whose owner has no live lease (none within --lease-ttl) are finalized to\n" +
 			"CANCELLED, since no django-ray 0.2.0 worker ever will; their Ray jobs are listed, because\n" +
 			"rayctl cannot stop Ray jobs yet (check them in the Ray dashboard).\n\n" +
@@ -99,7 +102,7 @@ func (e env) cancelCommand() *cli.Command {
 			&cli.BoolFlag{Name: "stop", Hidden: true}),
 		Action: func(c *cli.Context) error {
 			if c.Bool("stop") {
-				return usageErrorf("cancel: --stop needs a Ray client, which this rayctl does not have yet; cancel without --stop (the owning worker stops the Ray job of a CANCELLING task) or stop the job in the Ray dashboard")
+				return usageErrorf("cancel: --stop needs a Ray client, which this rayctl does not have yet; cancel without --stop (it lists the Ray jobs it did not stop) and stop them in the Ray dashboard")
 			}
 			return e.bulkAction(c, recovery.ActionCancel)
 		},
@@ -349,7 +352,8 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 		fmt.Fprintln(w, "CANCELLING tasks are finalized by their workers; watch them with: rayctl tasks ls --state CANCELLING")
 	}
 	if len(out.UnstoppedJobs) > 0 {
-		fmt.Fprintf(w, "not stopped (rayctl cannot stop Ray jobs yet; check the Ray dashboard): %s\n", strings.Join(out.UnstoppedJobs, ", "))
+		fmt.Fprintf(w, "Ray jobs not stopped (rayctl cannot stop Ray jobs yet; stop them in the Ray dashboard if they must not run on): %s\n",
+			joinStrings(out.UnstoppedJobs, 20))
 	}
 	switch {
 	case out.AuditID != nil:
@@ -361,6 +365,13 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 		fmt.Fprintf(w, "%d more match: run the command again to continue\n", p.Remaining())
 	}
 	return nil
+}
+
+func joinStrings(ss []string, max int) string {
+	if len(ss) > max {
+		return strings.Join(ss[:max], ", ") + fmt.Sprintf(", ... (%d more; -o json lists all)", len(ss)-max)
+	}
+	return strings.Join(ss, ", ")
 }
 
 // matches is "1 task matches" or "3 tasks match".

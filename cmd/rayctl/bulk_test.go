@@ -455,7 +455,8 @@ func TestCancelCommand(t *testing.T) {
 	}
 	q1 := storetest.Insert(t, s, store.Task{QueueName: "reports"})
 	q2 := storetest.Insert(t, s, store.Task{QueueName: "reports"})
-	run := storetest.Insert(t, s, store.Task{QueueName: "reports", State: store.StateRunning, ClaimedByWorker: storetest.Ptr("alive"), StartedAt: storetest.Ago(time.Minute)})
+	run := storetest.Insert(t, s, store.Task{QueueName: "reports", State: store.StateRunning, ClaimedByWorker: storetest.Ptr("alive"), StartedAt: storetest.Ago(time.Minute),
+		RayJobID: storetest.Ptr("raysubmit_run")})
 	keep := storetest.Insert(t, s, store.Task{QueueName: "default"})
 	r := rayctlWith(t, runOpts{vars: vars}, "cancel", "--queue", "reports", "--yes", "-o", "jsonl").expect(t, exitOK)
 	if strings.Count(r.stdout, "\n") != 1 {
@@ -463,11 +464,13 @@ func TestCancelCommand(t *testing.T) {
 	}
 	var rep struct {
 		Outcome struct {
-			ToStates map[string]int64 `json:"to_states"`
+			ToStates  map[string]int64 `json:"to_states"`
+			Unstopped []string         `json:"unstopped_ray_jobs"`
 		} `json:"outcome"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !reflect.DeepEqual(rep.Outcome.ToStates, map[string]int64{"CANCELLED": 2, "CANCELLING": 1}) {
-		t.Fatalf("to_states %+v %v", rep.Outcome.ToStates, err)
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !reflect.DeepEqual(rep.Outcome.ToStates, map[string]int64{"CANCELLED": 2, "CANCELLING": 1}) ||
+		!reflect.DeepEqual(rep.Outcome.Unstopped, []string{"raysubmit_run"}) {
+		t.Fatalf("outcome %+v %v", rep.Outcome, err)
 	}
 	if got := states(t, s, q1.ID, q2.ID, run.ID, keep.ID); !reflect.DeepEqual(got, []store.TaskState{store.StateCancelled, store.StateCancelled, store.StateCancelling, store.StateQueued}) {
 		t.Fatalf("states %v", got)
@@ -475,7 +478,7 @@ func TestCancelCommand(t *testing.T) {
 	// the live worker's CANCELLING row is its own; a dead worker's is finalized, its job reported
 	dead := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), RayJobID: storetest.Ptr("raysubmit_zz")})
 	r = rayctlWith(t, runOpts{vars: vars}, "cancel", "--state", "CANCELLING", "--yes").expect(t, exitOK)
-	for _, want := range []string{"cancel: 1 task matches (CANCELLING)", "cancelled 1 of 1 (1 now CANCELLED)", "not stopped (rayctl cannot stop Ray jobs yet; check the Ray dashboard): raysubmit_zz"} {
+	for _, want := range []string{"cancel: 1 task matches (CANCELLING)", "cancelled 1 of 1 (1 now CANCELLED)", "Ray jobs not stopped (rayctl cannot stop Ray jobs yet; stop them in the Ray dashboard if they must not run on): raysubmit_zz"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}

@@ -2,8 +2,9 @@
 # Measures `rayctl requeue` on 100,000 FAILED rows, the way an operator runs it: the built
 # binary against PostgreSQL, --limit 10000 per run (the hard cap), repeated until nothing
 # matches, for each --batch size given. Prints rows/s (wall clock, including each run's
-# selection and process start) and the longest transaction (the longest batch, BEGIN to
-# COMMIT, as rayctl measures it).
+# selection and process start), the number of transactions, the mean time per transaction
+# (rayctl's apply time / transactions) and the longest transaction (the longest batch,
+# BEGIN to COMMIT, as rayctl measures it).
 #
 #   bench/requeue_100k.sh [BATCH...]      default batches: 100 1000
 #   ROWS=100000 bench/requeue_100k.sh 500
@@ -33,7 +34,7 @@ psql "$base" -qc "CREATE SCHEMA ${schema}"
 "$bin/rayctl" migrate up >/dev/null
 
 echo "rayctl requeue of ${ROWS} FAILED rows; $(nproc) CPUs; $(psql "$base" -tAc 'SHOW server_version' | cut -d' ' -f1)"
-printf '%-7s %-6s %-10s %-12s %-14s %-10s\n' BATCH RUNS "WALL (s)" "ROWS/S" "LONGEST TX" "TXS"
+printf '%-7s %-6s %-10s %-10s %-6s %-11s %-12s\n' BATCH RUNS "WALL (s)" "ROWS/S" "TXS" "MEAN TX" "LONGEST TX"
 for batch in "${BATCHES[@]}"; do
   psql "$base" -q <<SQL
 TRUNCATE django_ray_raytaskexecution, rayctl_audit CASCADE;
@@ -46,7 +47,7 @@ SELECT gen_random_uuid()::text, 'bench.tasks.charge', 'default', 'FAILED', 3, 'r
 FROM generate_series(1, ${ROWS}) g;
 VACUUM ANALYZE django_ray_raytaskexecution;
 SQL
-  runs=0 requeued=0 longest=0 txs=0
+  runs=0 requeued=0 longest=0 txs=0 applying=0
   start=$(date +%s.%N)
   while :; do
     set +e
@@ -58,12 +59,13 @@ SQL
     runs=$((runs + 1))
     requeued=$((requeued + $(jq .outcome.changed <<<"$out")))
     txs=$((txs + $(jq .outcome.batches <<<"$out")))
+    applying=$(jq -n "$applying + $(jq .outcome.elapsed_seconds <<<"$out")")
     longest=$(jq -n --argjson a "$longest" --argjson b "$(jq .outcome.longest_batch_seconds <<<"$out")" '[$a, $b] | max')
   done
   end=$(date +%s.%N)
   left=$(psql "$base" -tAc "SELECT count(*) FROM django_ray_raytaskexecution WHERE state <> 'QUEUED'")
   [ "$requeued" = "$ROWS" ] && [ "$left" = 0 ] || { echo "requeued $requeued of $ROWS, $left left" >&2; exit 1; }
   wall=$(jq -n "$end - $start")
-  printf '%-7s %-6s %-10.2f %-12.0f %-14s %-10s\n' "$batch" "$runs" "$wall" "$(jq -n "$ROWS / $wall")" \
-    "$(jq -n "$longest * 1000 | . * 10 | round / 10")ms" "$txs"
+  printf '%-7s %-6s %-10.2f %-10.0f %-6s %-11s %-12s\n' "$batch" "$runs" "$wall" "$(jq -n "$ROWS / $wall")" "$txs" \
+    "$(jq -n "$applying / $txs * 1000 | . * 10 | round / 10")ms" "$(jq -n "$longest * 1000 | . * 10 | round / 10")ms"
 done

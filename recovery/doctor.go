@@ -142,7 +142,8 @@ type doctor struct {
 	cfg      DoctorConfig
 	pool     *pgxpool.Pool
 	s        *store.Store
-	noTables bool
+	tables   bool // the django-ray tables exist
+	noTables bool // ... and are usable
 	stats    *store.Stats
 }
 
@@ -174,15 +175,15 @@ func (d *doctor) database(ctx context.Context) CheckResult {
 		r.Hint = "check --database-url / DATABASE_URL and that PostgreSQL is up"
 		return r
 	}
-	d.pool, d.s = pool, store.New(pool)
-	var version string
-	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&version); err != nil {
+	d.pool = pool
+	info, err := store.New(pool).Server(ctx)
+	if err != nil {
 		r.Status, r.Summary = StatusFail, "connected, but a query failed: "+err.Error()
-		d.s = nil
 		return r
 	}
+	d.s, d.tables = store.New(pool), info.Tables
 	r.Status = StatusOK
-	r.Summary = fmt.Sprintf("reachable: PostgreSQL %s, connected in %s", version, time.Since(t0).Round(time.Millisecond))
+	r.Summary = fmt.Sprintf("reachable: PostgreSQL %s, connected in %s", info.Version, time.Since(t0).Round(time.Millisecond))
 	return r
 }
 
@@ -201,12 +202,17 @@ func (d *doctor) schema(ctx context.Context) CheckResult {
 	for _, p := range rep.Pending {
 		r.Details = append(r.Details, "pending migration "+p)
 	}
+	initialPending := slices.ContainsFunc(rep.Pending, func(p string) bool { return strings.HasPrefix(p, "0001_") })
 	switch {
-	case slices.ContainsFunc(rep.Pending, func(p string) bool { return strings.HasPrefix(p, "0001_") }):
+	case !d.tables:
 		d.noTables = true
-		r.Status, r.Summary, r.Hint = StatusFail, "the django-ray tables are not created or adopted", "rayctl migrate up"
+		r.Status, r.Summary, r.Hint = StatusFail, "the django-ray tables do not exist here", "rayctl migrate up (or manage.py migrate django_ray)"
 	case len(rep.Problems) > 0:
 		r.Status, r.Summary, r.Hint = StatusFail, fmt.Sprintf("schema drift: %d problem(s)", len(rep.Problems)), "rayctl migrate validate"
+	case initialPending:
+		r.Status = StatusWarn
+		r.Summary = "the django-ray tables (created by Django) are not yet adopted by rayctl: requeue and cancel run without an audit record"
+		r.Hint = "rayctl migrate up (records them, changes nothing in them, adds the rayctl_audit table)"
 	case len(rep.Pending) > 0:
 		r.Status = StatusWarn
 		r.Summary = fmt.Sprintf("rayctl migrations pending (%s): requeue and cancel run without an audit record", strings.Join(rep.Pending, ", "))
@@ -224,11 +230,12 @@ func (d *doctor) clock(ctx context.Context) CheckResult {
 		return skip(r.Name, "the database is unreachable")
 	}
 	t0 := d.cfg.Clock()
-	var dbNow time.Time
-	if err := d.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&dbNow); err != nil {
+	info, err := d.s.Server(ctx)
+	if err != nil {
 		r.Status, r.Summary = StatusFail, "cannot read the database clock: "+err.Error()
 		return r
 	}
+	dbNow := info.Clock
 	t1 := d.cfg.Clock()
 	rtt := t1.Sub(t0)
 	skew := dbNow.Sub(t0.Add(rtt / 2))

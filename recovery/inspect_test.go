@@ -417,3 +417,26 @@ func TestRayCheckWithoutAddress(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// TestDoctorDjangoSchema: tables Django created but rayctl never adopted are a warning, not
+// a missing schema; the other checks still run.
+func TestDoctorDjangoSchema(t *testing.T) {
+	t.Parallel()
+	sc := storetest.EmptySchema(t)
+	ctx := context.Background()
+	ddl, err := os.ReadFile("../migrations/testdata/django_0001_initial.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Pool.Exec(ctx, string(ddl)); err != nil {
+		t.Fatal(err)
+	}
+	rep := recovery.Doctor(ctx, doctorCfg(sc))
+	got := statuses(rep)
+	if got["schema"] != recovery.StatusWarn || got["backlog"] != recovery.StatusOK || got["stuck"] != recovery.StatusOK || !rep.OK {
+		t.Fatalf("statuses %v\n%+v", got, rep.Checks[1])
+	}
+	if !strings.Contains(rep.Checks[1].Summary, "not yet adopted by rayctl") {
+		t.Fatalf("schema: %+v", rep.Checks[1])
+	}
+}

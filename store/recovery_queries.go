@@ -309,3 +309,20 @@ func (s *Store) HealthCounts(ctx context.Context, leaseTTL, stuckAfter time.Dura
 		Scan(&h.StuckRunning, &h.OrphanedRunning, &h.OrphanedCancelling, &h.OldestCancellingAt)
 	return h, translate(err)
 }
+
+// ServerInfo is what the doctor reports about the database server.
+type ServerInfo struct {
+	Version string    // server_version
+	Clock   time.Time // clock_timestamp(): the server's clock now, not the transaction's start
+	// Tables: both django-ray tables exist in the search path (created by rayctl or Django).
+	Tables bool
+}
+
+// Server reads the server's version, its clock and whether the django-ray tables exist.
+func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
+	var i ServerInfo
+	err := s.db.QueryRow(ctx, `SELECT current_setting('server_version'), clock_timestamp(),
+		to_regclass('django_ray_raytaskexecution') IS NOT NULL AND to_regclass('django_ray_taskworkerlease') IS NOT NULL`).
+		Scan(&i.Version, &i.Clock, &i.Tables)
+	return i, translate(err)
+}

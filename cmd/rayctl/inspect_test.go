@@ -354,6 +354,7 @@ func TestMetricsServe(t *testing.T) {
 	}
 
 	rayctl(t, nil, "", "metrics", "serve", "--addr", "nonsense").expect(t, exitUsage).oneLine(t, `invalid --addr "nonsense"`)
+	rayctl(t, nil, "", "metrics", "serve", "--addr", ":99999").expect(t, exitUsage).oneLine(t, `invalid --addr ":99999"`)
 }
 
 // TestMetricsCollectorRefreshAndFailure: with no interval every scrape reads the database;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,7 +49,8 @@ func (e env) metricsCommand() *cli.Command {
 					return usageErrorf("metrics serve: invalid --min-interval %s", interval)
 				}
 				addr := c.String("addr")
-				if _, _, err := net.SplitHostPort(addr); err != nil {
+				_, port, err := net.SplitHostPort(addr)
+				if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
 					return usageErrorf("metrics serve: invalid --addr %q (want host:port or :port)", addr)
 				}
 				return e.withDB(c, func(r *runCtx) error { return serveMetrics(r, addr, interval) })

@@ -240,7 +240,7 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
 	})
 	rep.Applied, rep.Outcome = out.Batches > 0, &out
-	if !r.o.json() {
+	if !r.o.json() && (applyErr == nil || out.Batches > 0) {
 		if err := printOutcome(r.stdout, p, out, f.batch, done); err != nil {
 			return err
 		}

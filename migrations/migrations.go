@@ -1,7 +1,9 @@
 // Package migrations creates, adopts and checks the django-ray 0.2.0 schema.
 //
-// The SQL under sql/ is what Django's migration django_ray.0001_initial emits on PostgreSQL,
+// sql/0001_initial.sql is what Django's migration django_ray.0001_initial emits on PostgreSQL,
 // byte for byte in structure: a database created by Django and one created here are the same.
+// Later files create rayctl's own tables (0002: the rayctl_audit trail of operator actions),
+// which Django never reads; the django_ray tables stay exactly Django's.
 // Applied versions are recorded in our own bookkeeping table, rayctl_schema_migrations. On a
 // database where Django already created the tables, Up checks that they are compatible,
 // records them as adopted and changes nothing else. Runs hold an advisory lock, so two

@@ -143,17 +143,17 @@ func TestUpCreatesAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Steps) != 1 || res.Steps[0].Action != migrations.ActionApplied {
+	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionApplied || res.Steps[1].Action != migrations.ActionApplied {
 		t.Fatalf("first up: %+v", res.Steps)
 	}
 	res, err = migrations.Up(ctx, sc.Pool, migrations.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Steps[0].Action != migrations.ActionAlreadyReady {
+	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionAlreadyReady || res.Steps[1].Action != migrations.ActionAlreadyReady {
 		t.Fatalf("second up: %+v", res.Steps)
 	}
-	if got := bookkeeping(t, sc.Pool); len(got) != 1 || got[0] != "1 initial adopted=false" {
+	if got := bookkeeping(t, sc.Pool); len(got) != 2 || got[0] != "1 initial adopted=false" || got[1] != "2 rayctl_audit adopted=false" {
 		t.Fatalf("bookkeeping = %v", got)
 	}
 	rep, err := migrations.Validate(ctx, sc.Pool)
@@ -199,8 +199,12 @@ func TestUpAdoptsDjangoSchema(t *testing.T) {
 	if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("existing row: n=%d err=%v", n, err)
 	}
-	if got := bookkeeping(t, sc.Pool); len(got) != 1 || got[0] != "1 initial adopted=true" {
+	// our own audit table is created beside Django's tables (it is not a django_ray table)
+	if got := bookkeeping(t, sc.Pool); len(got) != 2 || got[0] != "1 initial adopted=true" || got[1] != "2 rayctl_audit adopted=false" {
 		t.Fatalf("bookkeeping = %v", got)
+	}
+	if res.Steps[1].Action != migrations.ActionApplied {
+		t.Fatalf("audit migration on a Django schema: %+v", res.Steps)
 	}
 	if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_migrations WHERE app = 'django_ray'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("django_migrations rows = %d, %v", n, err)
@@ -347,7 +351,7 @@ func TestValidate(t *testing.T) {
 		pending int
 		problem string
 	}{
-		{"empty database", func(*pgxpool.Pool) error { return nil }, 1, ""},
+		{"empty database", func(*pgxpool.Pool) error { return nil }, 2, ""},
 		{"current", func(p *pgxpool.Pool) error { _, err := migrations.Up(ctx, p, migrations.Options{}); return err }, 0, ""},
 		{"dropped index", func(p *pgxpool.Pool) error {
 			if _, err := migrations.Up(ctx, p, migrations.Options{}); err != nil {
@@ -435,5 +439,34 @@ func TestDjango03MigrationsWarn(t *testing.T) {
 	}
 	if w := fmt.Sprint(res.Warnings); !strings.Contains(w, "0002_workflows_and_runtime_env") {
 		t.Fatalf("warnings %q do not mention the 0.3 migration", w)
+	}
+}
+
+// TestAuditTables: migration 0002 creates rayctl's own audit tables, outside the django_ray
+// namespace, and its foreign key cascades from an entry to its task rows.
+func TestAuditTables(t *testing.T) {
+	t.Parallel()
+	sc := storetest.EmptySchema(t)
+	ctx := context.Background()
+	if _, err := migrations.Up(ctx, sc.Pool, migrations.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := sc.Pool.QueryRow(ctx, `INSERT INTO rayctl_audit (action, actor, selection, options, matched, selected)
+		VALUES ('requeue', 'op@host', '{}', '{}', 1, 1) RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Pool.Exec(ctx, `INSERT INTO rayctl_audit_task (audit_id, execution_id, from_state, to_state) VALUES ($1, 7, 'FAILED', 'QUEUED')`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Pool.Exec(ctx, `INSERT INTO rayctl_audit_task (audit_id, execution_id, from_state, to_state) VALUES ($1, 7, 'FAILED', 'QUEUED')`, id); err == nil {
+		t.Fatal("the same task recorded twice for one entry")
+	}
+	if _, err := sc.Pool.Exec(ctx, `DELETE FROM rayctl_audit WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM rayctl_audit_task`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("task rows after deleting the entry: %d, %v", n, err)
 	}
 }

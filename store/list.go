@@ -16,6 +16,7 @@ type TaskFilter struct {
 	Callable      string        // exact dotted path, or a glob with * and ?
 	ErrorContains string        // case-insensitive substring of error_message
 	OlderThan     time.Duration // last activity (finished, started or created) older than this
+	NewerThan     time.Duration // last activity within this (recent failures, for triage)
 	Worker        string        // claimed_by_worker
 	TaskID        string        // the Django Tasks result id (uuid)
 	Search        string        // case-insensitive substring of callable, queue, worker, job id or error
@@ -27,7 +28,7 @@ type TaskFilter struct {
 // Empty reports whether the filter selects everything.
 func (f TaskFilter) Empty() bool {
 	return len(f.IDs) == 0 && len(f.States) == 0 && len(f.Queues) == 0 && f.Callable == "" &&
-		f.ErrorContains == "" && f.OlderThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == ""
+		f.ErrorContains == "" && f.OlderThan == 0 && f.NewerThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == ""
 }
 
 // where builds the WHERE clause and its arguments.
@@ -63,6 +64,9 @@ func (f TaskFilter) where() (string, []any) {
 	}
 	if f.OlderThan > 0 {
 		add("COALESCE(finished_at, started_at, created_at) < now() - make_interval(secs => $?)", f.OlderThan.Seconds())
+	}
+	if f.NewerThan > 0 {
+		add("COALESCE(finished_at, started_at, created_at) >= now() - make_interval(secs => $?)", f.NewerThan.Seconds())
 	}
 	if f.Worker != "" {
 		add("claimed_by_worker = $?", f.Worker)

@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -44,6 +46,10 @@ type env struct {
 	getenv func(string) string
 	// stdinIsTTY reports whether a person can answer a prompt on stdin.
 	stdinIsTTY func() bool
+	// clock is this host's clock (doctor's skew check); nil means time.Now.
+	clock func() time.Time
+	// hooks watch (and in tests interfere with) requeue and cancel between transactions.
+	hooks recovery.Hooks
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -69,7 +75,10 @@ func usageErrorf(format string, a ...any) error {
 
 func (e env) run(ctx context.Context, args []string) int {
 	app := e.newApp()
-	err := app.RunContext(ctx, intersperse(app, args))
+	if n := len(args); n == 0 || args[n-1] != "--generate-bash-completion" {
+		args = intersperse(app, args)
+	}
+	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK
 	}
@@ -101,13 +110,14 @@ func (e env) newApp() *cli.App {
 		Version: version,
 		Description: "rayctl works on the django-ray 0.2.0 tables in PostgreSQL, beside Python django_ray_worker\n" +
 			"and Go rayworker processes. Global flags may come before or after the subcommand.\n\n" + exitCodesHelp,
-		Flags:           globalFlags(),
-		Reader:          e.stdin,
-		Writer:          e.stdout,
-		ErrWriter:       e.stderr,
-		HideHelpCommand: true,
-		Suggest:         true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run() maps errors to exit codes
+		Flags:                globalFlags(),
+		Reader:               e.stdin,
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		HideHelpCommand:      true,
+		Suggest:              true,
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see rayctl --help)", err)
 		},
@@ -115,6 +125,14 @@ func (e env) newApp() *cli.App {
 			e.migrateCommand(),
 			e.enqueueCommand(),
 			e.statsCommand(),
+			e.tasksCommand(),
+			e.requeueCommand(),
+			e.cancelCommand(),
+			e.inspectLeasesCommand(),
+			e.doctorCommand(),
+			e.metricsCommand(),
+			e.auditCommand(),
+			e.completionCommand(),
 			e.versionCommand(),
 		},
 	}

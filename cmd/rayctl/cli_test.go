@@ -67,7 +67,7 @@ func TestMigrateCommands(t *testing.T) {
 	}
 	rayctl(t, vars, "", "migrate", "validate").expect(t, exitUnhealthy) // the dry run changed nothing
 	r = rayctl(t, vars, "", "migrate", "up").expect(t, exitOK)
-	if strings.TrimSpace(r.stdout) != "0001_initial: applied" {
+	if strings.TrimSpace(r.stdout) != "0001_initial: applied\n0002_rayctl_audit: applied" {
 		t.Fatalf("up output: %q", r.stdout)
 	}
 	r = rayctl(t, vars, "", "migrate", "validate").expect(t, exitOK)
@@ -80,7 +80,7 @@ func TestMigrateCommands(t *testing.T) {
 		Name    string `json:"name"`
 		Applied bool   `json:"applied"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 1 || !st[0].Applied || st[0].Name != "initial" {
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 2 || !st[0].Applied || st[0].Name != "initial" || st[1].Name != "rayctl_audit" {
 		t.Fatalf("status json %q: %v", r.stdout, err)
 	}
 	// drift makes validate fail in CI gates

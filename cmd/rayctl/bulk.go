@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/store"
+)
+
+const bulkExitCodes = `EXIT CODES:
+   0  done (or --dry-run)
+   1  error (database unreachable, ...); nothing more was written
+   2  usage error: unknown state, bad limit or duration, no filter, ...; nothing was written
+   3  nothing matched the filter
+   4  declined at the prompt, or refused without --yes; nothing was written
+   5  partial: rows changed after selection were skipped, named --id tasks were missing
+      or not eligible, or the run was interrupted (the summary says which)`
+
+const selectionHelp = `SELECTION:
+   A filter is required. --limit caps the rows (default 100, at most 10000), oldest (lowest
+   id) first; run again for the rest. Filters combine with AND; --state, --queue and --id
+   may be repeated (or comma-separated). --callable takes a dotted path or a glob (* and ?).
+   --older-than is the time since the task's last activity (finished, started or created):
+   90s, 10m, 2h, 3d. Every value is passed to PostgreSQL as a parameter.
+
+SAFETY:
+   The matching count and a sample are printed first. On a terminal rayctl asks before
+   writing; when stdin is not a terminal, or with -o json/jsonl, it refuses without --yes.
+   --dry-run prints the plan and writes nothing. Rows are changed in transactions of
+   --batch rows, each row only if it is still in the state it was selected in: rows that
+   changed meanwhile are skipped and counted. Every run is recorded in the rayctl_audit
+   table (with --reason; see rayctl audit ls) when migration 0002 is applied.`
+
+func selectionFlags(a recovery.Action) []cli.Flag {
+	eligible, defaults := a.States()
+	names := func(ss []store.TaskState) string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = string(s)
+		}
+		return strings.Join(out, "|")
+	}
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "state", Usage: fmt.Sprintf("only tasks in this state: %s (default %s)", names(eligible), strings.ReplaceAll(names(defaults), "|", " and "))},
+		&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "only tasks in this queue"},
+		&cli.StringFlag{Name: "callable", Usage: "only tasks of this callable path, or glob (app.tasks.*)"},
+		&cli.StringFlag{Name: "error-contains", Usage: "only tasks whose error_message contains this text (any case)"},
+		&cli.StringFlag{Name: "older-than", Usage: "only tasks idle longer than this (90s, 10m, 2h, 3d)"},
+		&cli.Int64SliceFlag{Name: "id", Usage: "only these row ids"},
+		&cli.IntFlag{Name: "limit", Value: recovery.DefaultLimit, Usage: fmt.Sprintf("at most this many tasks, oldest first (1..%d)", recovery.MaxLimit)},
+		&cli.IntFlag{Name: "batch", Value: recovery.DefaultBatch, Usage: fmt.Sprintf("rows per transaction (1..%d)", recovery.MaxBatch)},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and write nothing"},
+		&cli.StringFlag{Name: "reason", Usage: "why, recorded in the audit trail (rayctl audit ls)"},
+	}
+}
+
+func (e env) requeueCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "requeue",
+		Usage: "move FAILED, LOST or CANCELLED tasks back to QUEUED, in safe batches",
+		Description: "Requeue resets what the runbook's manual action resets — started_at, finished_at,\n" +
+			"error_message, error_traceback, claimed_by_worker, ray_job_id — and also last_heartbeat_at,\n" +
+			"run_after (the task runs now) and result_data/result_reference (no stale result). args,\n" +
+			"kwargs, queue and attempt_number are kept; --reset-attempts sets attempt_number to 1, so the\n" +
+			"task gets MAX_TASK_ATTEMPTS tries again. RUNNING tasks are refused: a worker owns them.\n\n" +
+			"Examples:\n" +
+			"   rayctl requeue --state FAILED --queue default --dry-run\n" +
+			"   rayctl requeue --state FAILED --callable 'billing.tasks.*' --error-contains Timeout --limit 500 --batch 100 --reason INC-42\n" +
+			"   rayctl requeue --id 17 --id 18 --state CANCELLED --yes\n\n" + selectionHelp + "\n\n" + bulkExitCodes,
+		Flags: append(selectionFlags(recovery.ActionRequeue),
+			&cli.BoolFlag{Name: "reset-attempts", Usage: "set attempt_number back to 1 (a full retry budget)"}),
+		Action: func(c *cli.Context) error { return e.bulkAction(c, recovery.ActionRequeue) },
+	}
+}
+
+func (e env) cancelCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cancel",
+		Usage: "cancel tasks: QUEUED -> CANCELLED, RUNNING -> CANCELLING; finalize orphaned CANCELLING",
+		Description: "QUEUED tasks become CANCELLED at once (finished_at set). RUNNING tasks become CANCELLING:\n" +
+			"the owning worker finalizes them to CANCELLED. rayctl cannot stop Ray jobs yet (--stop comes\n" +
+			"with the Ray client), and a django-ray 0.2.0 worker does not stop the job when it finalizes\n" +
+			"(its admin action stops the job first), so the Ray jobs of cancelled RUNNING tasks are listed\n" +
+			"as not stopped: stop them in the Ray dashboard if they must not run on. With --state CANCELLING,\n" +
+			"CANCELLING tasks whose owner has no live lease (none within --lease-ttl) are finalized to\n" +
+			"CANCELLED, since no django-ray 0.2.0 worker ever will; their Ray jobs are listed, because\n" +
+			"rayctl cannot stop Ray jobs yet (check them in the Ray dashboard).\n\n" +
+			"Examples:\n" +
+			"   rayctl cancel --queue reports --state QUEUED --dry-run\n" +
+			"   rayctl cancel --id 42 --yes --reason 'customer asked'\n" +
+			"   rayctl cancel --state CANCELLING --older-than 10m\n\n" + selectionHelp + "\n\n" + bulkExitCodes,
+		Flags: append(selectionFlags(recovery.ActionCancel),
+			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "with --state CANCELLING: an owner without a heartbeat for this long is gone (WORKER_LEASE_SECONDS)"},
+			&cli.BoolFlag{Name: "stop", Hidden: true}),
+		Action: func(c *cli.Context) error {
+			if c.Bool("stop") {
+				return usageErrorf("cancel: --stop needs a Ray client, which this rayctl does not have yet; cancel without --stop (it lists the Ray jobs it did not stop) and stop them in the Ray dashboard")
+			}
+			return e.bulkAction(c, recovery.ActionCancel)
+		},
+	}
+}
+
+type bulkFlags struct {
+	sel           recovery.Selection
+	batch         int
+	dryRun        bool
+	reason        string
+	resetAttempts bool
+}
+
+func parseBulkFlags(c *cli.Context, a recovery.Action) (bulkFlags, error) {
+	name := string(a)
+	var f bulkFlags
+	if c.NArg() > 0 {
+		return f, usageErrorf("%s: unexpected argument %q (select tasks with flags, e.g. --id %s)", name, c.Args().First(), c.Args().First())
+	}
+	states, err := statesFlag(c, name)
+	if err != nil {
+		return f, err
+	}
+	older, err := durationFlag(c, "older-than")
+	if err != nil {
+		return f, err
+	}
+	f.sel = recovery.Selection{
+		States: states, Queues: c.StringSlice("queue"), Callable: c.String("callable"),
+		ErrorContains: c.String("error-contains"), OlderThan: older, IDs: c.Int64Slice("id"), Limit: c.Int("limit"),
+	}
+	if c.IsSet("limit") && c.Int("limit") == 0 {
+		return f, usageErrorf("%s: invalid --limit 0 (want 1..%d)", name, recovery.MaxLimit)
+	}
+	if a == recovery.ActionCancel {
+		f.sel.LeaseTTL = c.Duration("lease-ttl")
+		if f.sel.LeaseTTL <= 0 {
+			return f, usageErrorf("cancel: invalid --lease-ttl %s (want more than 0)", f.sel.LeaseTTL)
+		}
+	}
+	if f.sel, err = f.sel.Normalize(a); err != nil {
+		return f, selectionErr(name, err)
+	}
+	f.batch = c.Int("batch")
+	if f.batch < 1 || f.batch > recovery.MaxBatch {
+		return f, usageErrorf("%s: invalid --batch %d (want 1..%d)", name, f.batch, recovery.MaxBatch)
+	}
+	f.dryRun, f.reason = c.Bool("dry-run"), c.String("reason")
+	if a == recovery.ActionRequeue {
+		f.resetAttempts = c.Bool("reset-attempts")
+	}
+	return f, nil
+}
+
+// selectionErr turns a recovery selection error into a usage error.
+func selectionErr(cmd string, err error) error {
+	if errors.Is(err, recovery.ErrBadSelection) {
+		return usageErrorf("%s: %s", cmd, strings.TrimPrefix(err.Error(), recovery.ErrBadSelection.Error()+": "))
+	}
+	return err
+}
+
+func (e env) bulkAction(c *cli.Context, a recovery.Action) error {
+	f, err := parseBulkFlags(c, a)
+	if err != nil {
+		return err
+	}
+	return e.withDB(c, func(r *runCtx) error { return bulk(r, a, f) })
+}
+
+// bulkReport is the -o json document of requeue and cancel: one per run.
+type bulkReport struct {
+	DryRun  bool              `json:"dry_run"`
+	Applied bool              `json:"applied"`
+	Plan    recovery.Plan     `json:"plan"`
+	Outcome *recovery.Outcome `json:"outcome"`
+}
+
+// verbs for people: requeue -> "Requeue"/"requeued".
+func verbs(a recovery.Action) (string, string) {
+	if a == recovery.ActionCancel {
+		return "Cancel", "cancelled"
+	}
+	return "Requeue", "requeued"
+}
+
+func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
+	name := string(a)
+	verb, done := verbs(a)
+	p, err := recovery.PlanAction(r.ctx, r.store, a, f.sel, recovery.PlanOptions{})
+	if err != nil {
+		return selectionErr(name, err)
+	}
+	rep := bulkReport{DryRun: f.dryRun, Plan: p}
+	finish := func(err error) error {
+		if r.o.json() {
+			if werr := writeJSON(r.stdout, r.o, rep); werr != nil {
+				return werr
+			}
+		}
+		return err
+	}
+	if !r.o.json() {
+		if err := printPlan(r.stdout, p); err != nil {
+			return err
+		}
+	}
+	if len(p.Targets) == 0 {
+		return finish(&exitError{code: exitNoMatch, msg: fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)})
+	}
+	if f.reason != "" && !p.Audited {
+		return finish(fmt.Errorf("%s: --reason cannot be recorded: %v; nothing changed", name, store.ErrNoAudit))
+	}
+	if f.dryRun {
+		if !r.o.json() {
+			fmt.Fprintln(r.stdout, "dry run: nothing changed")
+		}
+		return finish(nil)
+	}
+	n := plural(int64(len(p.Targets)), "task")
+	if !r.o.yes {
+		switch {
+		case r.o.json():
+			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: refusing to %s %s without --yes: output is %s (add --yes, or --dry-run to preview); nothing changed", name, name, n, r.o.output)})
+		case !r.env.stdinIsTTY():
+			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: refusing to %s %s without --yes: stdin is not a terminal (add --yes, or --dry-run to preview); nothing changed", name, name, n)})
+		}
+		fmt.Fprintf(r.stderr, "%s %s? [y/N] ", verb, n)
+		if !confirmed(r.ctx, r.env.stdin, r.stderr) {
+			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
+		}
+	}
+	out, applyErr := recovery.Apply(r.ctx, r.store, p, recovery.ApplyOptions{
+		Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
+	})
+	rep.Applied, rep.Outcome = out.Batches > 0, &out
+	if !r.o.json() && (applyErr == nil || out.Batches > 0) {
+		if err := printOutcome(r.stdout, p, out, f.batch, done); err != nil {
+			return err
+		}
+	}
+	return finish(bulkExit(name, done, p, out, applyErr))
+}
+
+// confirmed reads one answer line: y or yes (any case) confirms; anything else, EOF
+// (Ctrl-D) or an interrupt (Ctrl-C, which main turns into a cancelled context) declines.
+// Without an answer line it ends the prompt's line, which the terminal did not.
+func confirmed(ctx context.Context, in io.Reader, prompt io.Writer) bool {
+	type answer struct {
+		line string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() { // left blocked on stdin after an interrupt; the process exits right after
+		line, err := bufio.NewReader(in).ReadString('\n')
+		got <- answer{line, err}
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(prompt)
+		return false
+	case a := <-got:
+		if a.err != nil {
+			fmt.Fprintln(prompt)
+		}
+		switch strings.ToLower(strings.TrimSpace(a.line)) {
+		case "y", "yes":
+			return true
+		}
+		return false
+	}
+}
+
+func bulkExit(name, done string, p recovery.Plan, out recovery.Outcome, err error) error {
+	switch {
+	case errors.Is(err, recovery.ErrInterrupted):
+		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: %v: %s %d, skipped %d, %d not reached", name, err, done, out.Changed, out.Skipped,
+			int64(len(p.Targets))-out.Changed-out.Skipped)}
+	case err != nil && out.Changed > 0:
+		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: stopped after %s %d: %v", name, done, out.Changed, err)}
+	case err != nil:
+		return fmt.Errorf("%s: %w", name, err)
+	case out.Skipped > 0:
+		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: %s %d, skipped %d that changed after selection", name, done, out.Changed, out.Skipped)}
+	case len(p.MissingIDs)+len(p.Unmatched) > 0:
+		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: %s %d; %d named tasks were missing or not eligible", name, done, out.Changed, len(p.MissingIDs)+len(p.Unmatched))}
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p recovery.Plan) error {
+	desc := p.Selection.Describe()
+	switch {
+	case len(p.Targets) == 0:
+		fmt.Fprintf(w, "%s: no tasks match (%s)\n", p.Action, desc)
+	case p.Remaining() > 0:
+		fmt.Fprintf(w, "%s: %s (%s); the oldest %d selected (--limit %d), %d left for another run\n",
+			p.Action, matches(p.Matched), desc, len(p.Targets), p.Selection.Limit, p.Remaining())
+	default:
+		fmt.Fprintf(w, "%s: %s (%s)\n", p.Action, matches(p.Matched), desc)
+	}
+	if len(p.Sample) > 0 {
+		if err := writeTaskTable(w, p.Sample, p.PlannedAt); err != nil {
+			return err
+		}
+		if more := len(p.Targets) - len(p.Sample); more > 0 {
+			fmt.Fprintf(w, "... and %d more\n", more)
+		}
+	}
+	if len(p.MissingIDs) > 0 {
+		fmt.Fprintf(w, "not found: %s\n", joinIDs(p.MissingIDs, 20))
+	}
+	if len(p.Unmatched) > 0 {
+		parts := make([]string, 0, len(p.Unmatched))
+		for i, u := range p.Unmatched {
+			if i == 20 {
+				parts = append(parts, fmt.Sprintf("... (%d more)", len(p.Unmatched)-20))
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%d (%s)", u.ID, u.State))
+		}
+		eligible, _ := p.Action.States()
+		fmt.Fprintf(w, "not selected (other state or filter; %s takes %s, see --state): %s\n", p.Action, statesList(eligible), strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int, done string) error {
+	line := fmt.Sprintf("%s %d of %d", done, out.Changed, len(p.Targets))
+	if p.Action == recovery.ActionCancel && out.Changed > 0 {
+		var parts []string
+		for _, st := range store.AllStates {
+			if n := out.ToStates[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d now %s", n, st))
+			}
+		}
+		line += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if out.Skipped > 0 {
+		line += fmt.Sprintf("; skipped %d that changed after selection: %s", out.Skipped, joinIDs(out.SkippedIDs, 10))
+	}
+	fmt.Fprintln(w, line)
+	fmt.Fprintf(w, "%s of up to %d rows, longest transaction %s, %.0f rows/s\n", plural(int64(out.Batches), "batch"), batch,
+		out.LongestBatch.Round(time.Microsecond), out.RowsPerSecond())
+	if out.ToStates[store.StateCancelling] > 0 {
+		fmt.Fprintln(w, "CANCELLING tasks are finalized by their workers; watch them with: rayctl tasks ls --state CANCELLING")
+	}
+	if len(out.UnstoppedJobs) > 0 {
+		fmt.Fprintf(w, "Ray jobs not stopped (rayctl cannot stop Ray jobs yet; stop them in the Ray dashboard if they must not run on): %s\n",
+			joinStrings(out.UnstoppedJobs, 20))
+	}
+	switch {
+	case out.AuditID != nil:
+		fmt.Fprintf(w, "audit: entry %d (rayctl audit show %d)\n", *out.AuditID, *out.AuditID)
+	case out.Batches > 0:
+		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (rayctl migrate up creates it)")
+	}
+	if p.Remaining() > 0 {
+		fmt.Fprintf(w, "%d more match: run the command again to continue\n", p.Remaining())
+	}
+	return nil
+}
+
+func joinStrings(ss []string, max int) string {
+	if len(ss) > max {
+		return strings.Join(ss[:max], ", ") + fmt.Sprintf(", ... (%d more; -o json lists all)", len(ss)-max)
+	}
+	return strings.Join(ss, ", ")
+}
+
+// matches is "1 task matches" or "3 tasks match".
+func matches(n int64) string {
+	if n == 1 {
+		return "1 task matches"
+	}
+	return plural(n, "task") + " match"
+}
+
+func joinIDs(ids []int64, max int) string {
+	parts := make([]string, 0, min(len(ids), max)+1)
+	for i, id := range ids {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("... (%d more)", len(ids)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprint(id))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func statesList(ss []store.TaskState) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ", ")
+}

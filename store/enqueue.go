@@ -124,21 +124,5 @@ func (s *Store) EnqueueMany(ctx context.Context, tasks []NewTask) ([]int64, erro
 		taskIDs[i], paths[i], queues[i], addrs[i] = t.TaskID, t.CallablePath, t.Queue, t.RayAddress
 		runAfter[i], timeouts[i], args[i], kwargs[i] = t.RunAfter, t.TimeoutSeconds, t.ArgsJSON, t.KwargsJSON
 	}
-	rows, err := s.db.Query(ctx, insertSQL, taskIDs, paths, queues, addrs, runAfter, timeouts, args, kwargs)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	ids := make([]int64, 0, n)
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate(err)
-	}
-	return ids, nil
+	return collectColumn[int64](s.db.Query(ctx, insertSQL, taskIDs, paths, queues, addrs, runAfter, timeouts, args, kwargs))
 }

@@ -60,22 +60,9 @@ func (s *Store) DeactivateLease(ctx context.Context, workerID string) (bool, err
 // ExpireLeases deactivates every active lease whose heartbeat is older than ttl and returns
 // their worker ids. Rows are kept, as django-ray does.
 func (s *Store) ExpireLeases(ctx context.Context, ttl time.Duration) ([]string, error) {
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_taskworkerlease SET is_active = false, stopped_at = now()
+	return collectColumn[string](s.db.Query(ctx, `UPDATE django_ray_taskworkerlease SET is_active = false, stopped_at = now()
 		WHERE is_active AND last_heartbeat_at < now() - make_interval(secs => $1)
-		RETURNING worker_id`, ttl.Seconds())
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, translate(rows.Err())
+		RETURNING worker_id`, ttl.Seconds()))
 }
 
 const leaseColumns = `worker_id, hostname, pid, queue_name, started_at, last_heartbeat_at, is_active, stopped_at`

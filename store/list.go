@@ -160,24 +160,11 @@ func (s *Store) Requeue(ctx context.Context, ids []int64, from []TaskState, opts
 		}
 		states[i] = string(st)
 	}
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+	return collectColumn[int64](s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'QUEUED', attempt_number = CASE WHEN $3 THEN 1 ELSE attempt_number END,
 		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, run_after = NULL,
 		    claimed_by_worker = NULL, ray_job_id = NULL, error_message = NULL, error_traceback = NULL,
 		    result_data = NULL, result_reference = NULL
 		WHERE id = ANY($1) AND state = ANY($2)
-		RETURNING id`, ids, states, opts.ResetAttempts)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var applied []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, translate(err)
-		}
-		applied = append(applied, id)
-	}
-	return applied, translate(rows.Err())
+		RETURNING id`, ids, states, opts.ResetAttempts))
 }

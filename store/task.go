@@ -128,6 +128,15 @@ func scanTask(row pgx.Row) (Task, error) {
 	return t, err
 }
 
+// collectColumn reads a one-column result (RETURNING id, ...) into a slice.
+func collectColumn[T any](rows pgx.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, translate(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
+	return out, translate(err)
+}
+
 func collectTasks(rows pgx.Rows, err error) ([]Task, error) {
 	if err != nil {
 		return nil, translate(err)

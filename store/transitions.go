@@ -68,27 +68,14 @@ func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, erro
 		ids[i], states[i], workers[i], jobs[i], started[i] = c.Guard.ID, string(c.Guard.State), c.Guard.WorkerID, c.Guard.JobID, c.Guard.StartedAt
 		data[i], refs[i] = c.Result.Data, c.Result.Reference
 	}
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution t
+	return collectColumn[int64](s.db.Query(ctx, `UPDATE django_ray_raytaskexecution t
 		SET state = 'SUCCEEDED', finished_at = now(), result_data = u.data, result_reference = u.ref,
 		    error_message = NULL, error_traceback = NULL
 		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
 		     AS u(id, worker, job, started, data, ref, state)
 		WHERE t.id = u.id AND t.state = 'RUNNING' AND t.state = u.state AND t.claimed_by_worker IS NOT DISTINCT FROM u.worker
 		  AND t.ray_job_id IS NOT DISTINCT FROM u.job AND t.started_at IS NOT DISTINCT FROM u.started
-		RETURNING t.id`, ids, workers, jobs, started, data, refs, states)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var applied []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, translate(err)
-		}
-		applied = append(applied, id)
-	}
-	return applied, translate(rows.Err())
+		RETURNING t.id`, ids, workers, jobs, started, data, refs, states))
 }
 
 // Fail moves a RUNNING row to terminal FAILED.

@@ -13,6 +13,8 @@ import (
 // Messages: every read and write runs in a tea.Cmd and comes back as one of these.
 type (
 	tickMsg struct{ gen int }
+	// refreshNowMsg asks Update for a refresh (Init cannot change the model itself).
+	refreshNowMsg struct{ totals bool }
 
 	dashboardMsg struct {
 		d      store.Dashboard
@@ -64,6 +66,9 @@ func (m Model) ctx() (context.Context, context.CancelFunc) {
 // interval or resuming never leaves two tickers running.
 func (m Model) tick() tea.Cmd {
 	gen := m.tickGen
+	if m.tickFn != nil {
+		return m.tickFn(m.interval, gen)
+	}
 	return tea.Tick(m.interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
 }
 

@@ -9,7 +9,7 @@ import (
 
 func windowLabel(i int) string {
 	if w := failureWindows[i]; w > 0 {
-		return "the last " + shortDur(w)
+		return "last " + shortDur(w)
 	}
 	return "all time"
 }
@@ -22,8 +22,8 @@ func (m Model) failuresView() []string {
 	for _, g := range m.failures.groups {
 		total += g.Count
 	}
-	title := fmt.Sprintf("FAILED + LOST finished in %s: %d groups, %s tasks", windowLabel(m.failures.window), len(m.failures.groups), num(total))
-	hint := "w window · enter tasks"
+	title := fmt.Sprintf("FAILED+LOST, %s: %d groups, %s tasks", windowLabel(m.failures.window), len(m.failures.groups), num(total))
+	hint := "w window"
 	if !m.opts.ReadOnly {
 		hint += " · R requeue group"
 	}
@@ -84,9 +84,9 @@ func (m Model) workersView() []string {
 			missing++
 		}
 	}
-	title := fmt.Sprintf("%d workers: %d live, %d stale, %d inactive, %d without lease · stale after %s",
+	title := fmt.Sprintf("%d workers: %d live, %d stale, %d inactive, %d no lease · stale after %s",
 		len(m.workers.rows), live, stale, inactive, missing, shortDur(m.opts.LeaseTTL))
-	lines := []string{pad(title, max(0, m.width-13)) + " " + s.Dim.Render("enter: tasks")}
+	lines := []string{title}
 	cols := []column{{"", 1, false}, {"WORKER", 0, false}, {"STATUS", 8, false}, {"HOST", 12, false}, {"PID", 7, true},
 		{"BEAT", 6, true}, {"RUN", 5, true}, {"CANC", 5, true}}
 	if m.width >= 100 {

@@ -118,10 +118,8 @@ func sparkline(values []int64) string {
 		switch {
 		case v <= 0:
 			b.WriteRune(' ')
-		case top == 0:
-			b.WriteRune(sparkChars[0])
 		default:
-			b.WriteRune(sparkChars[int((v*int64(len(sparkChars)-1)+top-1)/top)])
+			b.WriteRune(sparkChars[int(v*int64(len(sparkChars)-1)/top)])
 		}
 	}
 	return b.String()

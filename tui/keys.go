@@ -38,17 +38,17 @@ func DefaultKeyMap(readOnly bool) KeyMap {
 		NextView: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
 		PrevView: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
 		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
-		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back / clear filter")),
+		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 
 		Filter:     key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Mark:       key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "mark")),
 		ClearMarks: key.NewBinding(key.WithKeys("ctrl+\\", "u"), key.WithHelp("ctrl+\\/u", "clear marks")),
-		Window:     key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "failure window")),
+		Window:     key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "window")),
 		Requeue:    key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue")),
 		Cancel:     key.NewBinding(key.WithKeys("X"), key.WithHelp("X", "cancel")),
 
-		Refresh: key.NewBinding(key.WithKeys("r", "ctrl+r"), key.WithHelp("r", "refresh now")),
-		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause/resume")),
+		Refresh: key.NewBinding(key.WithKeys("r", "ctrl+r"), key.WithHelp("r", "refresh")),
+		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause")),
 		Faster:  key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "refresh faster")),
 		Slower:  key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "refresh slower")),
 		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
@@ -79,4 +79,19 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 		{k.Overview, k.Tasks, k.Failures, k.Workers, k.NextView, k.PrevView, k.Filter, k.Window},
 		{k.Mark, k.ClearMarks, k.Requeue, k.Cancel, k.Refresh, k.Pause, k.Faster, k.Slower, k.Help, k.Quit},
 	}
+}
+
+// hints is the key line under a view: the keys that do something there.
+func (k KeyMap) hints(v View, detail bool) []key.Binding {
+	switch {
+	case v == ViewTasks && detail:
+		return []key.Binding{k.Help, k.Back, k.Requeue, k.Cancel, k.Quit}
+	case v == ViewTasks:
+		return []key.Binding{k.Help, k.Filter, k.Mark, k.Requeue, k.Cancel, k.Pause, k.Quit}
+	case v == ViewFailures:
+		return []key.Binding{k.Help, k.Open, k.Window, k.Requeue, k.Pause, k.Quit}
+	case v == ViewWorkers:
+		return []key.Binding{k.Help, k.Open, k.Refresh, k.Pause, k.Quit}
+	}
+	return []key.Binding{k.Help, k.Tasks, k.Failures, k.Workers, k.Refresh, k.Pause, k.Quit}
 }

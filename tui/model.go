@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/textinput"
 	"github.com/charmbracelet/bubbles/viewport"
@@ -110,6 +111,9 @@ type Model struct {
 	confirm *confirmState
 	acting  bool
 	seq     int // request sequence: replies to superseded requests are dropped
+
+	// tickFn replaces tea.Tick in Update-level tests, which send tickMsg themselves.
+	tickFn func(d time.Duration, gen int) tea.Cmd
 }
 
 type tasksState struct {
@@ -210,6 +214,7 @@ func New(o Options) Model {
 	in.Prompt = "/"
 	in.Placeholder = "state:failed queue:default callable:app.* worker:ID error:text or free text"
 	in.CharLimit = 500
+	in.Cursor.SetMode(cursor.CursorStatic) // no blinking: nothing redraws over slow SSH while idle
 	h := help.New()
 	h.ShortSeparator = " · "
 	m := Model{
@@ -234,7 +239,7 @@ func New(o Options) Model {
 
 // Init loads the first snapshot and starts the refresh ticker.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.tick(), m.refreshCmd(true))
+	return tea.Batch(m.tick(), func() tea.Msg { return refreshNowMsg{totals: true} })
 }
 
 // ReadOnly reports whether write actions are disabled.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -39,21 +38,24 @@ func (m Model) overviewView() []string {
 	lines = append(lines, header(cols, s.TableHeader), m.styleStateCells(cols, counts), row(cols, changes...))
 
 	// workers and stuck work
-	w := fmt.Sprintf("workers: %d live", d.Leases.Live)
+	w := fmt.Sprintf("workers  %d live · ", d.Leases.Live)
 	if d.Leases.Stale > 0 {
-		w += ", " + s.Warn.Render(fmt.Sprintf("!! %d stale", d.Leases.Stale))
+		w += s.Warn.Render(fmt.Sprintf("!! %d stale", d.Leases.Stale))
 	} else {
-		w += ", 0 stale"
+		w += "0 stale"
 	}
-	w += fmt.Sprintf(", %d inactive", d.Leases.Inactive)
-	w += fmt.Sprintf(" · RUNNING %s stale, %s orphaned · CANCELLING %s stuck",
+	w += fmt.Sprintf(" · %d inactive", d.Leases.Inactive)
+	stuck := fmt.Sprintf("stuck    RUNNING %s silent, %s orphaned · CANCELLING %s stuck",
 		num(d.StaleRunning), num(d.OrphanedRunning), num(d.StuckCancelling))
-	workerLines := []string{w}
+	if d.StaleRunning+d.OrphanedRunning+d.StuckCancelling > 0 {
+		stuck = s.Warn.Render(stuck)
+	}
+	workerLines := []string{w, stuck}
 	for _, ws := range m.workers.rows {
 		if ws.Status != store.LeaseStale && ws.Status != store.LeaseMissing {
 			continue
 		}
-		if len(workerLines) >= 3 {
+		if len(workerLines) >= 4 {
 			break
 		}
 		workerLines = append(workerLines, s.Warn.Render("  !! "+m.workerSummary(ws)))
@@ -160,12 +162,11 @@ func sortQueuesByLoad(qs []store.QueueActivity) {
 
 // workerSummary is one line about a worker.
 func (m Model) workerSummary(w store.WorkerSummary) string {
-	now := m.workers.now
-	owns := fmt.Sprintf("owns %d running, %d cancelling", w.Running, w.Cancelling)
+	owns := fmt.Sprintf("owns %d run, %d canc", w.Running, w.Cancelling)
 	if w.Lease == nil {
-		return fmt.Sprintf("%s has no lease; %s", w.WorkerID, owns)
+		return fmt.Sprintf("%s no lease · %s", w.WorkerID, owns)
 	}
 	l := w.Lease
-	return fmt.Sprintf("%s %s %s pid %d, heartbeat %s ago; %s", w.WorkerID, w.Status, l.Hostname, l.PID,
-		shortDur(now.Sub(l.LastHeartbeatAt)), owns)
+	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", w.WorkerID, w.Status, l.Hostname, l.PID,
+		shortDur(m.workers.now.Sub(l.LastHeartbeatAt)), owns)
 }

@@ -66,26 +66,26 @@ func detectSignals(d store.Dashboard, history []sample, th Thresholds) []Signal 
 		}
 		waiting := oldest != nil && d.Now.Sub(*oldest) >= th.BacklogAge
 		if reasons != "" || waiting || d.Leases.Live == 0 {
-			text := fmt.Sprintf("queue backlog: %s queued, %s running", num(queued), num(running))
+			text := fmt.Sprintf("backlog: %s queued, %s running", num(queued), num(running))
 			if reasons != "" {
 				text += ", " + reasons
 			}
 			if oldest != nil {
-				text += ", oldest waiting " + shortDur(d.Now.Sub(*oldest))
+				text += ", oldest " + shortDur(d.Now.Sub(*oldest))
 			}
-			text += fmt.Sprintf(", %d live workers", d.Leases.Live)
+			text += ", " + plural(d.Leases.Live, "live worker")
 			out = append(out, Signal{1, text})
 		}
 	}
 
 	// 2. running does not drain: stale heartbeats or owners without a live lease.
 	if d.StaleRunning > 0 || d.OrphanedRunning > 0 {
-		out = append(out, Signal{2, fmt.Sprintf("RUNNING not draining: %s with no heartbeat for %s+, %s owned by no live worker",
+		out = append(out, Signal{2, fmt.Sprintf("RUNNING not draining: %s silent %s+, %s without a live worker",
 			num(d.StaleRunning), shortDur(d.Params.StuckAfter), num(d.OrphanedRunning))})
 	}
 	if d.Leases.Stale > 0 {
-		out = append(out, Signal{2, fmt.Sprintf("stale leases: %d active workers stopped heartbeating (%s+); check the tasks they own",
-			d.Leases.Stale, shortDur(d.Params.LeaseTTL))})
+		out = append(out, Signal{2, fmt.Sprintf("stale leases: %s silent %s+ (see 4 workers)",
+			plural(d.Leases.Stale, "active worker"), shortDur(d.Params.LeaseTTL))})
 	}
 
 	// 3. retry storm: failures rising with one dominant callable.
@@ -96,16 +96,16 @@ func detectSignals(d store.Dashboard, history []sample, th Thresholds) []Signal 
 	if len(d.RecentFailures) > 0 {
 		top := d.RecentFailures[0]
 		if top.Total() >= th.StormMin && top.Total()*2 >= total {
-			out = append(out, Signal{3, fmt.Sprintf("retry storm: %s failed %s× in %s (%s FAILED, %s LOST, %s retrying), %d%% of failures",
-				top.CallablePath, num(top.Total()), shortDur(d.Params.FailureWindow), num(top.Failed), num(top.Lost), num(top.Retrying),
-				top.Total()*100/total)})
+			out = append(out, Signal{3, fmt.Sprintf("retry storm: %s %s× in %s (%d%% of failures; %s failed, %s lost, %s retrying)",
+				top.CallablePath, num(top.Total()), shortDur(d.Params.FailureWindow), top.Total()*100/total,
+				num(top.Failed), num(top.Lost), num(top.Retrying))})
 		}
 	}
 
 	// 5. CANCELLING stuck.
 	if d.StuckCancelling > 0 {
-		out = append(out, Signal{5, fmt.Sprintf("CANCELLING stuck: %s tasks whose worker is gone or silent for %s+",
-			num(d.StuckCancelling), shortDur(d.Params.StuckAfter))})
+		out = append(out, Signal{5, fmt.Sprintf("CANCELLING stuck: %s, worker gone or silent %s+",
+			plural(d.StuckCancelling, "task"), shortDur(d.Params.StuckAfter))})
 	}
 	return out
 }
@@ -118,4 +118,12 @@ func sampleBefore(history []sample, t time.Time) (sample, bool) {
 		}
 	}
 	return sample{}, false
+}
+
+// plural formats a count with a noun: "1 task", "3 tasks".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return num(n) + " " + noun + "s"
 }

@@ -7,12 +7,12 @@ import "github.com/charmbracelet/lipgloss"
 // tab ("[ ]") and alerts ("!!") in plain text, so nothing depends on colour or attributes.
 type Styles struct {
 	Header, Tab, ActiveTab, Dim, Bold lipgloss.Style
-	Banner, Calm                     lipgloss.Style
-	TableHeader, Cursor, Marked      lipgloss.Style
-	Good, Warn, Bad                  lipgloss.Style
-	Status, StatusError              lipgloss.Style
-	Dialog, Button, ActiveButton     lipgloss.Style
-	Spark                            lipgloss.Style
+	Banner, Calm                      lipgloss.Style
+	TableHeader, Cursor, Marked       lipgloss.Style
+	Good, Warn, Bad                   lipgloss.Style
+	Status, StatusError               lipgloss.Style
+	Dialog, Button, ActiveButton      lipgloss.Style
+	Spark                             lipgloss.Style
 }
 
 // NewStyles returns the styles, with or without colour.

@@ -129,6 +129,23 @@ func (m Model) detailContent(t store.Task) string {
 		kv("timeout", fmt.Sprintf("%ds", *t.TimeoutSeconds))
 	}
 
+	wrap := func(text string) []string {
+		return strings.Split(lipgloss.NewStyle().Width(width-12).Render(text), "\n")
+	}
+	block := func(k, v string) {
+		for i, l := range wrap(v) {
+			if i == 0 {
+				kv(k, l)
+			} else {
+				kv("", l)
+			}
+		}
+	}
+	if t.ErrorMessage != nil || t.ErrorTraceback != nil {
+		b = append(b, "", s.TableHeader.Render("error"))
+		kv("exception", orDash(store.ExceptionType(t.ErrorTraceback, t.ErrorMessage)))
+		block("message", deref(t.ErrorMessage))
+	}
 	b = append(b, "", s.TableHeader.Render("timeline"))
 	type ev struct {
 		name string
@@ -148,18 +165,6 @@ func (m Model) detailContent(t store.Task) string {
 		kv(e.name, e.at.UTC().Format("2006-01-02 15:04:05Z")+"  "+rel)
 	}
 
-	wrap := func(text string) []string {
-		return strings.Split(lipgloss.NewStyle().Width(width-12).Render(text), "\n")
-	}
-	block := func(k, v string) {
-		for i, l := range wrap(v) {
-			if i == 0 {
-				kv(k, l)
-			} else {
-				kv("", l)
-			}
-		}
-	}
 	b = append(b, "", s.TableHeader.Render("payload"))
 	block("args", t.ArgsJSON)
 	block("kwargs", t.KwargsJSON)
@@ -171,15 +176,10 @@ func (m Model) detailContent(t store.Task) string {
 	default:
 		kv("result", "-")
 	}
-	if t.ErrorMessage != nil || t.ErrorTraceback != nil {
-		b = append(b, "", s.TableHeader.Render("error"))
-		kv("exception", orDash(store.ExceptionType(t.ErrorTraceback, t.ErrorMessage)))
-		block("message", deref(t.ErrorMessage))
-		if t.ErrorTraceback != nil {
-			b = append(b, "traceback:")
-			for _, l := range strings.Split(strings.TrimRight(*t.ErrorTraceback, "\n"), "\n") {
-				b = append(b, "  "+strings.ReplaceAll(l, "\t", "    "))
-			}
+	if t.ErrorTraceback != nil {
+		b = append(b, "", s.TableHeader.Render("traceback"))
+		for _, l := range strings.Split(strings.TrimRight(*t.ErrorTraceback, "\n"), "\n") {
+			b = append(b, "  "+strings.ReplaceAll(l, "\t", "    "))
 		}
 	}
 	return strings.Join(b, "\n")

@@ -39,6 +39,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd := m.refreshCmd(withTotals)
 		return m, tea.Batch(m.tick(), cmd)
 
+	case refreshNowMsg:
+		if msg.totals {
+			m.totalsAt = m.opts.Clock()
+		}
+		return m, m.refreshCmd(msg.totals)
+
 	case dashboardMsg:
 		m.dashLoading = false
 		if msg.err != nil {
@@ -122,6 +128,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.confirm = &confirmState{kind: msg.kind, target: msg.target, preview: msg.preview}
+		m.status = ""
 		return m, nil
 
 	case outcomeMsg:

@@ -57,7 +57,10 @@ func (m Model) headerLine() string {
 	if m.paused {
 		state = "PAUSED"
 	}
-	right := state + " " + m.opts.Clock().Format("15:04:05")
+	right := state
+	if m.width >= 100 {
+		right += " " + m.opts.Clock().Format("15:04:05")
+	}
 	if m.opts.ReadOnly {
 		right = "read-only · " + right
 	}
@@ -80,7 +83,7 @@ func (m Model) bannerLine() string {
 	sig := m.signals[0]
 	text := fmt.Sprintf("!! playbook %d: %s", sig.Playbook, sig.Text)
 	if n := len(m.signals) - 1; n > 0 {
-		more := fmt.Sprintf(" (+%d more, 1 overview)", n)
+		more := fmt.Sprintf(" (+%d more)", n)
 		text = trunc(text, m.width-ansi.StringWidth(more)) + more
 	}
 	return s.Banner.Render(pad(text, m.width))
@@ -89,9 +92,9 @@ func (m Model) bannerLine() string {
 func (m Model) statusLine() string {
 	s := m.styles
 	if m.dbErr != nil {
-		text := "database trouble: " + errText(m.dbErr)
+		text := "database: " + errText(m.dbErr)
 		if !m.lastOK.IsZero() {
-			text += fmt.Sprintf(" · showing data from %s", m.lastOK.Format("15:04:05"))
+			text += fmt.Sprintf(" · data from %s", m.lastOK.Format("15:04:05"))
 		}
 		if m.paused {
 			text += " · paused: r retries"
@@ -123,7 +126,7 @@ func (m Model) hintLine() string {
 	if m.confirm != nil {
 		return m.styles.Dim.Render("y confirm · n/esc cancel · tab switch button · enter press the focused button")
 	}
-	return m.help.ShortHelpView(m.keys.ShortHelp())
+	return m.help.ShortHelpView(m.keys.hints(m.view, m.detail.open))
 }
 
 func (m Model) helpView() []string {
@@ -135,7 +138,7 @@ func (m Model) helpView() []string {
 		"other words search callable, queue, worker, Ray job id and error.",
 		"Banner: the first runbook signal and its playbook; the overview lists them all.")
 	if m.opts.ReadOnly {
-		lines = append(lines, "Read-only: requeue, cancel and marks are off.")
+		lines = append(lines, "Read-only (--readonly): write actions are off.")
 	}
 	lines = append(lines, "", s.Dim.Render("esc or ? closes this help"))
 	return lines

@@ -115,6 +115,7 @@ func (e env) newApp() *cli.App {
 			e.migrateCommand(),
 			e.enqueueCommand(),
 			e.statsCommand(),
+			e.topCommand(),
 			e.versionCommand(),
 		},
 	}

@@ -120,6 +120,54 @@ type Dashboard struct {
 // hotStates are counted on every snapshot.
 var hotStates = []string{string(StateQueued), string(StateRunning), string(StateCancelling), string(StateFailed), string(StateLost)}
 
+// The snapshot queries, in the order Dashboard runs them (docs/benchmarks.md has their plans).
+const (
+	// dashHotSQL: the moving states per queue: an index-only scan of ray_task_claimable_idx.
+	dashHotSQL = `SELECT now(), queue_name, state, count(*) FROM django_ray_raytaskexecution
+		WHERE state = ANY($1) GROUP BY queue_name, state`
+	// dashQueuedSQL: QUEUED rows per queue and callable: deferred, oldest runnable, retries.
+	dashQueuedSQL = `SELECT queue_name, callable_path,
+			count(*) FILTER (WHERE run_after > now()),
+			min(COALESCE(run_after, created_at)) FILTER (WHERE run_after IS NULL OR run_after <= now()),
+			count(*) FILTER (WHERE attempt_number > 1 AND error_message IS NOT NULL
+			                   AND run_after >= now() - make_interval(secs => $1))
+		FROM django_ray_raytaskexecution WHERE state = 'QUEUED' GROUP BY queue_name, callable_path`
+	// dashThroughputSQL: finished rows per queue and minute, through ray_task_heartbeat_idx.
+	dashThroughputSQL = `SELECT queue_name, floor(extract(epoch FROM now() - finished_at) / 60)::int AS ago,
+			count(*), count(*) FILTER (WHERE state <> 'SUCCEEDED')
+		FROM django_ray_raytaskexecution
+		WHERE state IN ('SUCCEEDED', 'FAILED', 'LOST')
+		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
+		  AND finished_at > now() - make_interval(secs => $2) AND finished_at <= now()
+		GROUP BY 1, 2`
+	// dashFailuresSQL: recent FAILED and LOST rows per callable, through ray_task_heartbeat_idx.
+	dashFailuresSQL = `SELECT callable_path, count(*) FILTER (WHERE state = 'FAILED'), count(*) FILTER (WHERE state = 'LOST')
+		FROM django_ray_raytaskexecution
+		WHERE state IN ('FAILED', 'LOST')
+		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
+		  AND finished_at >= now() - make_interval(secs => $2)
+		GROUP BY 1`
+	// dashStuckSQL: stale and orphaned RUNNING and CANCELLING rows.
+	dashStuckSQL = `SELECT
+			count(*) FILTER (WHERE t.state = 'RUNNING' AND COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)),
+			count(*) FILTER (WHERE t.state = 'RUNNING' AND l.worker_id IS NULL),
+			count(*) FILTER (WHERE t.state = 'CANCELLING' AND (l.worker_id IS NULL
+			                   OR COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)))
+		FROM django_ray_raytaskexecution t
+		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker AND l.is_active
+		     AND l.last_heartbeat_at >= now() - make_interval(secs => $1)
+		WHERE t.state IN ('RUNNING', 'CANCELLING')`
+	// dashLeasesSQL: lease health.
+	dashLeasesSQL = `SELECT
+			count(*) FILTER (WHERE ` + LiveLeaseSQL + `),
+			count(*) FILTER (WHERE is_active AND NOT (` + LiveLeaseSQL + `)),
+			count(*) FILTER (WHERE NOT is_active)
+		FROM django_ray_taskworkerlease`
+	// dashTotalsSQL: SUCCEEDED and CANCELLED: an index-only scan of the state index.
+	dashTotalsSQL = `SELECT state, count(*) FROM django_ray_raytaskexecution
+			WHERE state IN ('SUCCEEDED', 'CANCELLED') GROUP BY state`
+)
+
 // beginRead starts a read-only REPEATABLE READ transaction when the store runs on a pool or a
 // connection, or a plain (sub)transaction when it already runs inside one.
 func (s *Store) beginRead(ctx context.Context) (pgx.Tx, error) {
@@ -161,8 +209,7 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	}
 
 	// 1. the moving states per queue: index-only scan of ray_task_claimable_idx.
-	rows, err := tx.Query(ctx, `SELECT now(), queue_name, state, count(*) FROM django_ray_raytaskexecution
-		WHERE state = ANY($1) GROUP BY queue_name, state`, hotStates)
+	rows, err := tx.Query(ctx, dashHotSQL, hotStates)
 	if err != nil {
 		return d, translate(err)
 	}
@@ -200,12 +247,7 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 
 	// 2. QUEUED rows: deferred count, oldest runnable, and retries by callable.
 	retrying := map[string]int64{}
-	rows, err = tx.Query(ctx, `SELECT queue_name, callable_path,
-			count(*) FILTER (WHERE run_after > now()),
-			min(COALESCE(run_after, created_at)) FILTER (WHERE run_after IS NULL OR run_after <= now()),
-			count(*) FILTER (WHERE attempt_number > 1 AND error_message IS NOT NULL
-			                   AND run_after >= now() - make_interval(secs => $1))
-		FROM django_ray_raytaskexecution WHERE state = 'QUEUED' GROUP BY queue_name, callable_path`,
+	rows, err = tx.Query(ctx, dashQueuedSQL,
 		p.FailureWindow.Seconds())
 	if err != nil {
 		return d, translate(err)
@@ -234,13 +276,7 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 
 	// 3. throughput per queue and minute, through ray_task_heartbeat_idx.
 	window := time.Duration(p.Buckets) * time.Minute
-	rows, err = tx.Query(ctx, `SELECT queue_name, floor(extract(epoch FROM now() - finished_at) / 60)::int AS ago,
-			count(*), count(*) FILTER (WHERE state <> 'SUCCEEDED')
-		FROM django_ray_raytaskexecution
-		WHERE state IN ('SUCCEEDED', 'FAILED', 'LOST')
-		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
-		  AND finished_at > now() - make_interval(secs => $2) AND finished_at <= now()
-		GROUP BY 1, 2`, (window + p.HeartbeatSlack).Seconds(), window.Seconds())
+	rows, err = tx.Query(ctx, dashThroughputSQL, (window + p.HeartbeatSlack).Seconds(), window.Seconds())
 	if err != nil {
 		return d, translate(err)
 	}
@@ -266,12 +302,7 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 
 	// 4. recent failures per callable, through ray_task_heartbeat_idx.
 	fails := map[string]*CallableFailures{}
-	rows, err = tx.Query(ctx, `SELECT callable_path, count(*) FILTER (WHERE state = 'FAILED'), count(*) FILTER (WHERE state = 'LOST')
-		FROM django_ray_raytaskexecution
-		WHERE state IN ('FAILED', 'LOST')
-		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
-		  AND finished_at >= now() - make_interval(secs => $2)
-		GROUP BY 1`, (p.FailureWindow + p.HeartbeatSlack).Seconds(), p.FailureWindow.Seconds())
+	rows, err = tx.Query(ctx, dashFailuresSQL, (p.FailureWindow + p.HeartbeatSlack).Seconds(), p.FailureWindow.Seconds())
 	if err != nil {
 		return d, translate(err)
 	}
@@ -307,26 +338,14 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	})
 
 	// 5. stale and orphaned work: RUNNING and CANCELLING rows only.
-	err = tx.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE t.state = 'RUNNING' AND COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)),
-			count(*) FILTER (WHERE t.state = 'RUNNING' AND l.worker_id IS NULL),
-			count(*) FILTER (WHERE t.state = 'CANCELLING' AND (l.worker_id IS NULL
-			                   OR COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)))
-		FROM django_ray_raytaskexecution t
-		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker AND l.is_active
-		     AND l.last_heartbeat_at >= now() - make_interval(secs => $1)
-		WHERE t.state IN ('RUNNING', 'CANCELLING')`, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds()).
+	err = tx.QueryRow(ctx, dashStuckSQL, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds()).
 		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling)
 	if err != nil {
 		return d, translate(err)
 	}
 
 	// 6. leases.
-	err = tx.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE `+LiveLeaseSQL+`),
-			count(*) FILTER (WHERE is_active AND NOT (`+LiveLeaseSQL+`)),
-			count(*) FILTER (WHERE NOT is_active)
-		FROM django_ray_taskworkerlease`, p.LeaseTTL.Seconds()).Scan(&d.Leases.Live, &d.Leases.Stale, &d.Leases.Inactive)
+	err = tx.QueryRow(ctx, dashLeasesSQL, p.LeaseTTL.Seconds()).Scan(&d.Leases.Live, &d.Leases.Stale, &d.Leases.Inactive)
 	if err != nil {
 		return d, translate(err)
 	}
@@ -334,8 +353,7 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	// 7. the unbounded states, on request: index-only scan of the state index.
 	if p.WithTotals {
 		d.States[StateSucceeded], d.States[StateCancelled] = 0, 0
-		rows, err = tx.Query(ctx, `SELECT state, count(*) FROM django_ray_raytaskexecution
-			WHERE state IN ('SUCCEEDED', 'CANCELLED') GROUP BY state`)
+		rows, err = tx.Query(ctx, dashTotalsSQL)
 		if err != nil {
 			return d, translate(err)
 		}
@@ -434,21 +452,8 @@ func (s *Store) FailureGroups(ctx context.Context, p FailureParams) ([]FailureGr
 	if limit <= 0 {
 		limit = 200
 	}
-	cond, args := p.where(2)
-	rows, err := s.db.Query(ctx, `WITH f AS (
-			SELECT id, callable_path, queue_name, state, finished_at, `+exceptionTypeSQL+` AS exception_type
-			FROM django_ray_raytaskexecution WHERE `+cond+`
-		), g AS (
-			SELECT callable_path, exception_type, count(*) AS n,
-			       count(*) FILTER (WHERE state = 'FAILED') AS failed, count(*) FILTER (WHERE state = 'LOST') AS lost,
-			       array_agg(DISTINCT queue_name ORDER BY queue_name) AS queues, max(id) AS latest_id, max(finished_at) AS latest_at
-			FROM f GROUP BY callable_path, exception_type
-			ORDER BY n DESC, callable_path, exception_type LIMIT $1
-		)
-		SELECT g.callable_path, g.exception_type, g.n, g.failed, g.lost, g.queues, g.latest_id, g.latest_at,
-		       COALESCE(t.error_message, '')
-		FROM g JOIN django_ray_raytaskexecution t ON t.id = g.latest_id
-		ORDER BY g.n DESC, g.callable_path, g.exception_type`, append([]any{limit}, args...)...)
+	sql, args := failureGroupsQuery(p, limit)
+	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -463,6 +468,25 @@ func (s *Store) FailureGroups(ctx context.Context, p FailureParams) ([]FailureGr
 		out = append(out, g)
 	}
 	return out, translate(rows.Err())
+}
+
+// failureGroupsQuery is FailureGroups' SQL and arguments.
+func failureGroupsQuery(p FailureParams, limit int) (string, []any) {
+	cond, args := p.where(2)
+	return `WITH f AS (
+			SELECT id, callable_path, queue_name, state, finished_at, ` + exceptionTypeSQL + ` AS exception_type
+			FROM django_ray_raytaskexecution WHERE ` + cond + `
+		), g AS (
+			SELECT callable_path, exception_type, count(*) AS n,
+			       count(*) FILTER (WHERE state = 'FAILED') AS failed, count(*) FILTER (WHERE state = 'LOST') AS lost,
+			       array_agg(DISTINCT queue_name ORDER BY queue_name) AS queues, max(id) AS latest_id, max(finished_at) AS latest_at
+			FROM f GROUP BY callable_path, exception_type
+			ORDER BY n DESC, callable_path, exception_type LIMIT $1
+		)
+		SELECT g.callable_path, g.exception_type, g.n, g.failed, g.lost, g.queues, g.latest_id, g.latest_at,
+		       COALESCE(t.error_message, '')
+		FROM g JOIN django_ray_raytaskexecution t ON t.id = g.latest_id
+		ORDER BY g.n DESC, g.callable_path, g.exception_type`, append([]any{limit}, args...)
 }
 
 // FailureGroupTaskIDs returns the ids of a failure group's FAILED and LOST tasks (newest
@@ -512,15 +536,8 @@ type WorkerSummary struct {
 	Cancelling int64       `json:"cancelling"`
 }
 
-// Workers returns every lease with the RUNNING and CANCELLING tasks its worker owns, plus
-// the owners named by such tasks that have no lease at all. Troubled workers come first
-// (missing, then stale), then live, then inactive; within each, oldest heartbeat first.
-// It also returns the database clock, for heartbeat ages.
-func (s *Store) Workers(ctx context.Context, leaseTTL time.Duration, limit int) (time.Time, []WorkerSummary, error) {
-	if limit <= 0 {
-		limit = 500
-	}
-	rows, err := s.db.Query(ctx, `WITH owned AS (
+// workersSQL is Workers' query ($1 lease TTL seconds, $2 limit).
+const workersSQL = `WITH owned AS (
 			SELECT claimed_by_worker AS worker_id, count(*) FILTER (WHERE state = 'RUNNING') AS running,
 			       count(*) FILTER (WHERE state = 'CANCELLING') AS cancelling
 			FROM django_ray_raytaskexecution
@@ -538,7 +555,17 @@ func (s *Store) Workers(ctx context.Context, leaseTTL time.Duration, limit int) 
 		              WHEN l.is_active AND l.last_heartbeat_at >= now() - make_interval(secs => $1) THEN 2
 		              WHEN l.is_active THEN 1 ELSE 3 END,
 		         l.last_heartbeat_at NULLS FIRST, 2
-		LIMIT $2`, leaseTTL.Seconds(), limit)
+		LIMIT $2`
+
+// Workers returns every lease with the RUNNING and CANCELLING tasks its worker owns, plus
+// the owners named by such tasks that have no lease at all. Troubled workers come first
+// (missing, then stale), then live, then inactive; within each, oldest heartbeat first.
+// It also returns the database clock, for heartbeat ages.
+func (s *Store) Workers(ctx context.Context, leaseTTL time.Duration, limit int) (time.Time, []WorkerSummary, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := s.db.Query(ctx, workersSQL, leaseTTL.Seconds(), limit)
 	if err != nil {
 		return time.Time{}, nil, translate(err)
 	}

@@ -200,7 +200,7 @@ func TestFailureGroups(t *testing.T) {
 	for i := range 3 {
 		r := storetest.Insert(t, s, store.Task{CallablePath: "app.charge", QueueName: []string{"default", "payments", "default"}[i],
 			State: store.StateFailed, ErrorMessage: ptr("bad amount " + string(rune('a'+i))),
-			ErrorTraceback: ptr("Traceback\nValueError: bad amount " + string(rune('a'+i))),
+			ErrorTraceback:  ptr("Traceback\nValueError: bad amount " + string(rune('a'+i))),
 			LastHeartbeatAt: ago(time.Minute), FinishedAt: ago(time.Duration(3-i) * time.Second)})
 		valueErrIDs = append(valueErrIDs, r.ID)
 	}

@@ -74,12 +74,21 @@ func (m Model) tick() tea.Cmd {
 
 // refreshCmd reads a snapshot and the data of the view on screen.
 func (m *Model) refreshCmd(withTotals bool) tea.Cmd {
+	return m.refresh(withTotals, true)
+}
+
+// refresh reads a snapshot and, unless only the view's own keys should reload it, the data
+// of the view on screen: the all-time failures view scans every FAILED and LOST row, so the
+// ticker leaves it alone once loaded and `r` reloads it.
+func (m *Model) refresh(withTotals, manual bool) tea.Cmd {
 	var cmds []tea.Cmd
 	if !m.dashLoading {
 		m.dashLoading = true
 		cmds = append(cmds, m.dashboardCmd(withTotals))
 	}
-	cmds = append(cmds, m.viewCmd())
+	if manual || !(m.view == ViewFailures && failureWindows[m.failures.window] == 0 && m.failures.loaded) {
+		cmds = append(cmds, m.viewCmd())
+	}
 	return tea.Batch(cmds...)
 }
 

@@ -11,7 +11,7 @@ func windowLabel(i int) string {
 	if w := failureWindows[i]; w > 0 {
 		return "last " + shortDur(w)
 	}
-	return "all time"
+	return "all time (r reloads)"
 }
 
 // failuresView: FAILED and LOST grouped by callable and exception type, largest first, with

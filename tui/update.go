@@ -36,7 +36,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		withTotals := m.opts.Clock().Sub(m.totalsAt) >= m.opts.TotalsEvery
-		cmd := m.refreshCmd(withTotals)
+		cmd := m.refresh(withTotals, false)
 		return m, tea.Batch(m.tick(), cmd)
 
 	case refreshNowMsg:

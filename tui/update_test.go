@@ -432,6 +432,32 @@ func TestDetail(t *testing.T) {
 	}
 }
 
+func TestAllTimeFailuresReloadOnlyByHand(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys("3")
+	seq := h.m.failures.seq
+	h.send(tickMsg{gen: h.m.tickGen})
+	if h.m.failures.seq == seq {
+		t.Fatal("a tick did not reload the 24h failures")
+	}
+	h.keys("w", "w") // 7d, then all time
+	if failureWindows[h.m.failures.window] != 0 || !h.m.failures.loaded {
+		t.Fatalf("window %v loaded %v", failureWindows[h.m.failures.window], h.m.failures.loaded)
+	}
+	seq = h.m.failures.seq
+	h.send(tickMsg{gen: h.m.tickGen})
+	if h.m.failures.seq != seq {
+		t.Error("a tick re-ran the all-time failure scan")
+	}
+	h.keys("r")
+	if h.m.failures.seq == seq {
+		t.Error("r did not reload the all-time failures")
+	}
+	if !strings.Contains(h.m.View(), "all time (r reloads)") {
+		t.Errorf("title:\n%s", h.m.View())
+	}
+}
+
 func TestDatabaseTroubleKeepsData(t *testing.T) {
 	h := newHarness(t, false)
 	h.keys("2")

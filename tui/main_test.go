@@ -28,11 +28,15 @@ func TestMain(m *testing.M) {
 // scheduled just before a test program quit still has to fire into the finished program, so
 // it looks again until a deadline before reporting.
 func findLeaks() error {
-	// teatest's SIGINT watcher lives as long as the test binary
-	ignore := goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2")
+	ignore := []goleak.Option{
+		// teatest's SIGINT watcher lives as long as the test binary
+		goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2"),
+		// so does storetest's shared admin pool (it creates and drops the test schemas)
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+	}
 	deadline := time.Now().Add(2*DefaultRefresh + 3*time.Second)
 	for {
-		err := goleak.Find(ignore)
+		err := goleak.Find(ignore...)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}

@@ -217,6 +217,9 @@ func (m *Model) applyDashboard(msg dashboardMsg) {
 }
 
 func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.Type == tea.KeyCtrlC { // quits from anywhere, a dialog or the filter input included
+		return m, tea.Quit
+	}
 	if m.confirm != nil {
 		return m.handleConfirmKey(msg)
 	}

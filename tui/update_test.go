@@ -187,6 +187,11 @@ func TestNavigation(t *testing.T) {
 	if !h.quit {
 		t.Error("q does not quit")
 	}
+	h.quit = false
+	h.keys("3", "R", "ctrl+c")
+	if !h.quit || len(h.db.requeued) != 0 {
+		t.Errorf("ctrl+c in the dialog: quit %v, requeued %v", h.quit, h.db.requeued)
+	}
 }
 
 func TestFilter(t *testing.T) {
@@ -216,9 +221,9 @@ func TestFilter(t *testing.T) {
 		t.Errorf("filter line missing:\n%s", h.m.View())
 	}
 	// a bad filter is refused and the old one kept
-	h.keys("/", "ctrl+c") // ctrl+c inside the input is not quit
-	if h.quit {
-		t.Fatal("ctrl+c in the filter input quit")
+	h.keys("/", "q") // q inside the input is text, not quit
+	if h.quit || h.m.input.Value() != "state:failed callable:app.tasks.*q" {
+		t.Fatalf("q in the filter input: quit %v, input %q", h.quit, h.m.input.Value())
 	}
 	h.keys("esc", "/")
 	h.m.input.SetValue("state:bogus")

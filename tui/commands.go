@@ -86,7 +86,9 @@ func (m *Model) refresh(withTotals, manual bool) tea.Cmd {
 		m.dashLoading = true
 		cmds = append(cmds, m.dashboardCmd(withTotals))
 	}
-	if manual || !(m.view == ViewFailures && failureWindows[m.failures.window] == 0 && m.failures.loaded) {
+	allTime := m.view == ViewFailures && failureWindows[m.failures.window] == 0 && m.failures.loaded
+	// the ticker never stacks reads on a slow database: it waits for the last one to answer
+	if manual || (!allTime && m.viewPending == 0) {
 		cmds = append(cmds, m.viewCmd())
 	}
 	return tea.Batch(cmds...)
@@ -131,6 +133,7 @@ func (m Model) pageSize() int {
 }
 
 func (m *Model) tasksCmd() tea.Cmd {
+	m.viewPending++
 	m.seq++
 	m.tasks.seq = m.seq
 	seq, src := m.seq, m.opts.Source
@@ -151,6 +154,7 @@ func (m *Model) tasksCmd() tea.Cmd {
 }
 
 func (m *Model) taskCmd() tea.Cmd {
+	m.viewPending++
 	m.seq++
 	m.detail.seq = m.seq
 	seq, src, id := m.seq, m.opts.Source, m.detail.id
@@ -167,6 +171,7 @@ func (m Model) failureParams() store.FailureParams {
 }
 
 func (m *Model) failuresCmd() tea.Cmd {
+	m.viewPending++
 	m.seq++
 	m.failures.seq = m.seq
 	seq, src, p := m.seq, m.opts.Source, m.failureParams()
@@ -179,6 +184,7 @@ func (m *Model) failuresCmd() tea.Cmd {
 }
 
 func (m *Model) workersCmd() tea.Cmd {
+	m.viewPending++
 	m.seq++
 	m.workers.seq = m.seq
 	seq, src, ttl := m.seq, m.opts.Source, m.opts.LeaseTTL

@@ -111,6 +111,8 @@ type Model struct {
 	confirm *confirmState
 	acting  bool
 	seq     int // request sequence: replies to superseded requests are dropped
+	// viewPending counts view reads in flight
+	viewPending int
 
 	// tickFn replaces tea.Tick in Update-level tests, which send tickMsg themselves.
 	tickFn func(d time.Duration, gen int) tea.Cmd

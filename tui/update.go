@@ -56,6 +56,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case tasksMsg:
+		m.viewPending = max(0, m.viewPending-1)
 		if msg.seq != m.tasks.seq {
 			return m, nil
 		}
@@ -69,6 +70,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case taskMsg:
+		m.viewPending = max(0, m.viewPending-1)
 		if msg.seq != m.detail.seq || !m.detail.open {
 			return m, nil
 		}
@@ -88,6 +90,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case failuresMsg:
+		m.viewPending = max(0, m.viewPending-1)
 		if msg.seq != m.failures.seq {
 			return m, nil
 		}
@@ -101,6 +104,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case workersMsg:
+		m.viewPending = max(0, m.viewPending-1)
 		if msg.seq != m.workers.seq {
 			return m, nil
 		}

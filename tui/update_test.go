@@ -463,6 +463,27 @@ func TestAllTimeFailuresReloadOnlyByHand(t *testing.T) {
 	}
 }
 
+func TestTickWaitsForSlowReads(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys("2")
+	calls := len(h.db.filters)
+	// a tick while the last view read has not answered yet: no second read
+	m, cmd := h.m.Update(tickMsg{gen: h.m.tickGen})
+	h.m = m.(Model)
+	if h.m.viewPending != 1 || !h.m.dashLoading {
+		t.Fatalf("pending %d, snapshot loading %v", h.m.viewPending, h.m.dashLoading)
+	}
+	m, _ = h.m.Update(tickMsg{gen: h.m.tickGen})
+	h.m = m.(Model)
+	if h.m.viewPending != 1 {
+		t.Fatalf("a tick stacked a second read: %d pending", h.m.viewPending)
+	}
+	h.run(cmd)
+	if h.m.viewPending != 0 || len(h.db.filters) != calls+1 || h.m.dashLoading {
+		t.Errorf("after the answer: pending %d, reads %d (want %d), loading %v", h.m.viewPending, len(h.db.filters), calls+1, h.m.dashLoading)
+	}
+}
+
 func TestDatabaseTroubleKeepsData(t *testing.T) {
 	h := newHarness(t, false)
 	h.keys("2")

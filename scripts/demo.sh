@@ -40,7 +40,10 @@ stopped_worker=
 cleanup() {
   set +e
   [ -n "$stopped_worker" ] && kill -CONT "$stopped_worker" 2>/dev/null
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do
+    pkill -TERM -P "$pid" 2>/dev/null # the background loops' own children (sleep, rayctl enqueue)
+    kill -TERM "$pid" 2>/dev/null
+  done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
   say "stopped; logs were in $work (removed)"
   rm -rf "$work"

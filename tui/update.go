@@ -156,6 +156,19 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refreshCmd(false)
 
 	case tea.KeyMsg:
+		// bubbletea reports runes that arrive together as one message: over a slow SSH link
+		// "jjj" or "/state:failed" comes as one. Handle them one key at a time, each in the
+		// mode the previous one left (the first "/" opens the filter, the rest is its text).
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
+			var model tea.Model = m
+			var cmds []tea.Cmd
+			for _, r := range msg.Runes {
+				var cmd tea.Cmd
+				model, cmd = model.(Model).handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
+				cmds = append(cmds, cmd)
+			}
+			return model, tea.Batch(cmds...)
+		}
 		return m.handleKey(msg)
 	}
 	return m, nil

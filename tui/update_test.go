@@ -237,6 +237,33 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+func TestCoalescedKeys(t *testing.T) {
+	h := newHarness(t, false)
+	// what a slow link delivers: several keys in one read, so one message
+	h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("32")})
+	if h.m.CurrentView() != ViewTasks || !h.m.failures.loaded {
+		t.Fatalf("32: view %v, failures loaded on the way %v", h.m.CurrentView(), h.m.failures.loaded)
+	}
+	h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("jjjk")})
+	if h.m.tasks.cursor != 2 {
+		t.Fatalf("jjjk: cursor %d", h.m.tasks.cursor)
+	}
+	h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/state:failed")})
+	if !h.m.filtering || h.m.input.Value() != "state:failed" {
+		t.Fatalf("/state:failed: filtering %v input %q", h.m.filtering, h.m.input.Value())
+	}
+	h.keys("enter")
+	if f := h.lastFilter(); !reflect.DeepEqual(f.States, []store.TaskState{store.StateFailed}) {
+		t.Errorf("filter %+v", f)
+	}
+	// a paste into the filter stays one piece of text
+	h.keys("/")
+	h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(" queue:default"), Paste: true})
+	if h.m.input.Value() != "state:failed queue:default" {
+		t.Errorf("paste: %q", h.m.input.Value())
+	}
+}
+
 func TestParseFilter(t *testing.T) {
 	tests := []struct {
 		in   string

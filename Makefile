@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help build test lint bench
+.PHONY: help build test lint bench bench-top demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -20,3 +20,9 @@ lint: ## gofmt and go vet
 
 bench: ## Go benchmarks against a throwaway PostgreSQL
 	scripts/pg.sh run go test -run '^$$' -bench . -benchtime 2s ./store/
+
+bench-top: ## rayctl top's refresh queries on 1,000,000 seeded rows, with plans
+	scripts/bench-top.sh
+
+demo: ## throwaway PostgreSQL, workers, sample tasks and rayctl top (q quits and cleans up)
+	scripts/demo.sh

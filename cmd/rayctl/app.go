@@ -133,6 +133,7 @@ func (e env) newApp() *cli.App {
 			e.metricsCommand(),
 			e.auditCommand(),
 			e.completionCommand(),
+			e.topCommand(),
 			e.versionCommand(),
 		},
 	}

@@ -1,0 +1,606 @@
+package store
+
+// The read queries behind `rayctl top`. They are built to stay cheap on a table of millions of
+// rows without adding indexes to Django's tables (docs/benchmarks.md has the plans):
+//
+//   - Counts of the states that move (QUEUED, RUNNING, CANCELLING, FAILED, LOST) come from an
+//     index-only scan of ray_task_claimable_idx (state, queue_name, run_after); their cost is
+//     proportional to those rows, not to the table.
+//   - SUCCEEDED and CANCELLED, which grow without bound, are counted only when asked
+//     (DashboardParams.WithTotals): the caller does that on a slower cadence.
+//   - "Recently finished" has no index on finished_at. It is found through
+//     ray_task_heartbeat_idx (state, last_heartbeat_at): a row that finished within the window
+//     had its last heartbeat shortly before, so the range last_heartbeat_at >= now() - (window
+//     + HeartbeatSlack) bounds the scan, and finished_at then selects exactly. A row whose last
+//     heartbeat is older than the slack before it finished (ran longer than the slack with no
+//     heartbeat at all), or that never had one (cancelled while QUEUED), is not counted there.
+//   - All snapshot queries run in one read-only REPEATABLE READ transaction, so the numbers
+//     agree with each other, under a statement_timeout.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Dashboard defaults.
+const (
+	DefaultStuckAfter     = 10 * time.Minute // the runbook's example threshold for long-running tasks
+	DefaultBuckets        = 15               // one-minute throughput buckets
+	DefaultFailureWindow  = 5 * time.Minute
+	DefaultHeartbeatSlack = time.Hour
+	dashboardTimeout      = "10s"
+)
+
+// DashboardParams tune Dashboard. Zero values get the defaults above.
+type DashboardParams struct {
+	LeaseTTL       time.Duration // a lease without a heartbeat for this long is stale; default 60s
+	StuckAfter     time.Duration // RUNNING/CANCELLING rows without a heartbeat this long are stale
+	Buckets        int           // one-minute throughput buckets per queue
+	FailureWindow  time.Duration // how far back RecentFailures looks
+	HeartbeatSlack time.Duration // see the file comment
+	// WithTotals also counts SUCCEEDED and CANCELLED rows: an index-only scan over all of
+	// them (about 0.1 s at a million rows), so callers do it on a slower cadence.
+	WithTotals bool
+}
+
+func (p DashboardParams) withDefaults() DashboardParams {
+	if p.LeaseTTL <= 0 {
+		p.LeaseTTL = 60 * time.Second
+	}
+	if p.StuckAfter <= 0 {
+		p.StuckAfter = DefaultStuckAfter
+	}
+	if p.Buckets <= 0 {
+		p.Buckets = DefaultBuckets
+	}
+	if p.FailureWindow <= 0 {
+		p.FailureWindow = DefaultFailureWindow
+	}
+	if p.HeartbeatSlack <= 0 {
+		p.HeartbeatSlack = DefaultHeartbeatSlack
+	}
+	return p
+}
+
+// QueueActivity is one queue's live figures.
+type QueueActivity struct {
+	Name       string `json:"name"`
+	Queued     int64  `json:"queued"`   // QUEUED rows, deferred included (django_ray_queue_depth)
+	Deferred   int64  `json:"deferred"` // QUEUED rows whose run_after is still ahead
+	Running    int64  `json:"running"`
+	Cancelling int64  `json:"cancelling"`
+	Failed     int64  `json:"failed"`
+	Lost       int64  `json:"lost"`
+	// OldestQueuedAt is when the longest-waiting runnable QUEUED row became runnable.
+	OldestQueuedAt *time.Time `json:"oldest_queued_at"`
+	// Done and Failing count rows finished per one-minute bucket, oldest first; the last
+	// bucket is the minute up to now. Done counts SUCCEEDED, FAILED and LOST; Failing the
+	// FAILED and LOST among them.
+	Done    []int64 `json:"done_per_minute"`
+	Failing []int64 `json:"failing_per_minute"`
+}
+
+// CallableFailures counts one callable's recent failures.
+type CallableFailures struct {
+	CallablePath string `json:"callable_path"`
+	Failed       int64  `json:"failed"`   // FAILED rows finished within the window
+	Lost         int64  `json:"lost"`     // LOST rows finished within the window
+	Retrying     int64  `json:"retrying"` // QUEUED again after a failure, retry scheduled within the window
+}
+
+// Total is every recent failure of the callable.
+func (c CallableFailures) Total() int64 { return c.Failed + c.Lost + c.Retrying }
+
+// Dashboard is one snapshot for `rayctl top`.
+type Dashboard struct {
+	Now time.Time `json:"now"`
+	// States holds QUEUED, RUNNING, CANCELLING, FAILED and LOST always, and SUCCEEDED and
+	// CANCELLED when HasTotals.
+	States    map[TaskState]int64 `json:"states"`
+	HasTotals bool                `json:"has_totals"`
+	Queues    []QueueActivity     `json:"queues"`
+	Leases    LeaseCounts         `json:"leases"`
+	// StaleRunning: RUNNING rows whose heartbeat (or start) is older than StuckAfter.
+	StaleRunning int64 `json:"stale_running"`
+	// OrphanedRunning: RUNNING rows owned by nobody or by a worker without a live lease.
+	OrphanedRunning int64 `json:"orphaned_running"`
+	// StuckCancelling: CANCELLING rows that are stale or whose owner has no live lease; in
+	// django-ray 0.2.0 nobody finalizes those (runbook playbook 5).
+	StuckCancelling int64 `json:"stuck_cancelling"`
+	// RecentFailures: per callable, most failures first.
+	RecentFailures []CallableFailures `json:"recent_failures"`
+	Params         DashboardParams    `json:"-"`
+}
+
+// hotStates are counted on every snapshot.
+var hotStates = []string{string(StateQueued), string(StateRunning), string(StateCancelling), string(StateFailed), string(StateLost)}
+
+// The snapshot queries, in the order Dashboard runs them (docs/benchmarks.md has their plans).
+const (
+	// dashHotSQL: the moving states per queue: an index-only scan of ray_task_claimable_idx.
+	dashHotSQL = `SELECT now(), queue_name, state, count(*) FROM django_ray_raytaskexecution
+		WHERE state = ANY($1) GROUP BY queue_name, state`
+	// dashQueuedSQL: QUEUED rows per queue and callable: deferred, oldest runnable, retries.
+	dashQueuedSQL = `SELECT queue_name, callable_path,
+			count(*) FILTER (WHERE run_after > now()),
+			min(COALESCE(run_after, created_at)) FILTER (WHERE run_after IS NULL OR run_after <= now()),
+			count(*) FILTER (WHERE attempt_number > 1 AND error_message IS NOT NULL
+			                   AND run_after >= now() - make_interval(secs => $1))
+		FROM django_ray_raytaskexecution WHERE state = 'QUEUED' GROUP BY queue_name, callable_path`
+	// dashThroughputSQL: finished rows per queue and minute, through ray_task_heartbeat_idx.
+	dashThroughputSQL = `SELECT queue_name, floor(extract(epoch FROM now() - finished_at) / 60)::int AS ago,
+			count(*), count(*) FILTER (WHERE state <> 'SUCCEEDED')
+		FROM django_ray_raytaskexecution
+		WHERE state IN ('SUCCEEDED', 'FAILED', 'LOST')
+		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
+		  AND finished_at > now() - make_interval(secs => $2) AND finished_at <= now()
+		GROUP BY 1, 2`
+	// dashFailuresSQL: recent FAILED and LOST rows per callable, through ray_task_heartbeat_idx.
+	dashFailuresSQL = `SELECT callable_path, count(*) FILTER (WHERE state = 'FAILED'), count(*) FILTER (WHERE state = 'LOST')
+		FROM django_ray_raytaskexecution
+		WHERE state IN ('FAILED', 'LOST')
+		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
+		  AND finished_at >= now() - make_interval(secs => $2)
+		GROUP BY 1`
+	// dashStuckSQL: stale and orphaned RUNNING and CANCELLING rows.
+	dashStuckSQL = `SELECT
+			count(*) FILTER (WHERE t.state = 'RUNNING' AND COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)),
+			count(*) FILTER (WHERE t.state = 'RUNNING' AND l.worker_id IS NULL),
+			count(*) FILTER (WHERE t.state = 'CANCELLING' AND (l.worker_id IS NULL
+			                   OR COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)))
+		FROM django_ray_raytaskexecution t
+		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker AND l.is_active
+		     AND l.last_heartbeat_at >= now() - make_interval(secs => $1)
+		WHERE t.state IN ('RUNNING', 'CANCELLING')`
+	// dashLeasesSQL: lease health.
+	dashLeasesSQL = `SELECT
+			count(*) FILTER (WHERE ` + LiveLeaseSQL + `),
+			count(*) FILTER (WHERE is_active AND NOT (` + LiveLeaseSQL + `)),
+			count(*) FILTER (WHERE NOT is_active)
+		FROM django_ray_taskworkerlease`
+	// dashTotalsSQL: SUCCEEDED and CANCELLED: an index-only scan of the state index.
+	dashTotalsSQL = `SELECT state, count(*) FROM django_ray_raytaskexecution
+			WHERE state IN ('SUCCEEDED', 'CANCELLED') GROUP BY state`
+)
+
+// beginRead starts a read-only REPEATABLE READ transaction when the store runs on a pool or a
+// connection, or a plain (sub)transaction when it already runs inside one.
+func (s *Store) beginRead(ctx context.Context) (pgx.Tx, error) {
+	if b, ok := s.db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		tx, err := b.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		return tx, translate(err)
+	}
+	tx, err := s.db.Begin(ctx)
+	return tx, translate(err)
+}
+
+// Dashboard reads a snapshot: counts per state, per-queue depth, running, failures, oldest
+// runnable age and throughput per minute, lease health, stale and orphaned work, and recent
+// failures per callable.
+func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, error) {
+	p = p.withDefaults()
+	d := Dashboard{States: map[TaskState]int64{}, Params: p}
+	for _, st := range hotStates {
+		d.States[TaskState(st)] = 0
+	}
+	tx, err := s.beginRead(ctx)
+	if err != nil {
+		return d, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = '`+dashboardTimeout+`'`); err != nil {
+		return d, translate(err)
+	}
+	queues := map[string]*QueueActivity{}
+	queue := func(name string) *QueueActivity {
+		q := queues[name]
+		if q == nil {
+			q = &QueueActivity{Name: name, Done: make([]int64, p.Buckets), Failing: make([]int64, p.Buckets)}
+			queues[name] = q
+		}
+		return q
+	}
+
+	// 1. the moving states per queue: index-only scan of ray_task_claimable_idx.
+	rows, err := tx.Query(ctx, dashHotSQL, hotStates)
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var name, state string
+		var n int64
+		if err := rows.Scan(&d.Now, &name, &state, &n); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		q := queue(name)
+		d.States[TaskState(state)] += n
+		switch TaskState(state) {
+		case StateQueued:
+			q.Queued = n
+		case StateRunning:
+			q.Running = n
+		case StateCancelling:
+			q.Cancelling = n
+		case StateFailed:
+			q.Failed = n
+		case StateLost:
+			q.Lost = n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, translate(err)
+	}
+	if d.Now.IsZero() {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&d.Now); err != nil {
+			return d, translate(err)
+		}
+	}
+
+	// 2. QUEUED rows: deferred count, oldest runnable, and retries by callable.
+	retrying := map[string]int64{}
+	rows, err = tx.Query(ctx, dashQueuedSQL,
+		p.FailureWindow.Seconds())
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var name, callable string
+		var deferred, retries int64
+		var oldest *time.Time
+		if err := rows.Scan(&name, &callable, &deferred, &oldest, &retries); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		q := queue(name)
+		q.Deferred += deferred
+		if oldest != nil && (q.OldestQueuedAt == nil || oldest.Before(*q.OldestQueuedAt)) {
+			q.OldestQueuedAt = oldest
+		}
+		if retries > 0 {
+			retrying[callable] += retries
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, translate(err)
+	}
+
+	// 3. throughput per queue and minute, through ray_task_heartbeat_idx.
+	window := time.Duration(p.Buckets) * time.Minute
+	rows, err = tx.Query(ctx, dashThroughputSQL, (window + p.HeartbeatSlack).Seconds(), window.Seconds())
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var name string
+		var ago int
+		var done, failing int64
+		if err := rows.Scan(&name, &ago, &done, &failing); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		if ago < 0 || ago >= p.Buckets {
+			continue
+		}
+		q := queue(name)
+		q.Done[p.Buckets-1-ago] += done
+		q.Failing[p.Buckets-1-ago] += failing
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, translate(err)
+	}
+
+	// 4. recent failures per callable, through ray_task_heartbeat_idx.
+	fails := map[string]*CallableFailures{}
+	rows, err = tx.Query(ctx, dashFailuresSQL, (p.FailureWindow + p.HeartbeatSlack).Seconds(), p.FailureWindow.Seconds())
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var c CallableFailures
+		if err := rows.Scan(&c.CallablePath, &c.Failed, &c.Lost); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		fails[c.CallablePath] = &c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, translate(err)
+	}
+	for callable, n := range retrying {
+		c := fails[callable]
+		if c == nil {
+			c = &CallableFailures{CallablePath: callable}
+			fails[callable] = c
+		}
+		c.Retrying = n
+	}
+	for _, c := range fails {
+		d.RecentFailures = append(d.RecentFailures, *c)
+	}
+	sort.Slice(d.RecentFailures, func(i, j int) bool {
+		a, b := d.RecentFailures[i], d.RecentFailures[j]
+		if a.Total() != b.Total() {
+			return a.Total() > b.Total()
+		}
+		return a.CallablePath < b.CallablePath
+	})
+
+	// 5. stale and orphaned work: RUNNING and CANCELLING rows only.
+	err = tx.QueryRow(ctx, dashStuckSQL, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds()).
+		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling)
+	if err != nil {
+		return d, translate(err)
+	}
+
+	// 6. leases.
+	err = tx.QueryRow(ctx, dashLeasesSQL, p.LeaseTTL.Seconds()).Scan(&d.Leases.Live, &d.Leases.Stale, &d.Leases.Inactive)
+	if err != nil {
+		return d, translate(err)
+	}
+
+	// 7. the unbounded states, on request: index-only scan of the state index.
+	if p.WithTotals {
+		d.States[StateSucceeded], d.States[StateCancelled] = 0, 0
+		rows, err = tx.Query(ctx, dashTotalsSQL)
+		if err != nil {
+			return d, translate(err)
+		}
+		for rows.Next() {
+			var state string
+			var n int64
+			if err := rows.Scan(&state, &n); err != nil {
+				rows.Close()
+				return d, translate(err)
+			}
+			d.States[TaskState(state)] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return d, translate(err)
+		}
+		d.HasTotals = true
+	}
+
+	for _, q := range queues {
+		d.Queues = append(d.Queues, *q)
+	}
+	sort.Slice(d.Queues, func(i, j int) bool { return d.Queues[i].Name < d.Queues[j].Name })
+	return d, nil
+}
+
+// ExceptionType derives a failure's exception class path the way django-ray 0.2.0's
+// get_result does: the text before ":" on the last line of the traceback (or, without one,
+// of the error message), with "builtins." prefixed when it has no dot. It returns "" when
+// there is no error text.
+func ExceptionType(traceback, message *string) string {
+	text := ""
+	if traceback != nil && *traceback != "" {
+		text = *traceback
+	} else if message != nil {
+		text = *message
+	}
+	text = strings.TrimRight(text, " \t\r\n")
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[i+1:]
+	}
+	typ, _, _ := strings.Cut(text, ":")
+	typ = strings.Trim(typ, " \t\r")
+	if typ == "" || strings.Contains(typ, ".") {
+		return typ
+	}
+	return "builtins." + typ
+}
+
+// exceptionTypeSQL is ExceptionType in SQL, over the row's columns.
+const exceptionTypeSQL = `(SELECT CASE WHEN e.typ = '' OR strpos(e.typ, '.') > 0 THEN e.typ ELSE 'builtins.' || e.typ END
+	FROM (SELECT btrim(split_part(substring(rtrim(COALESCE(NULLIF(error_traceback, ''), error_message, ''), E' \t\r\n')
+	                                        FROM E'[^\n]*$'), ':', 1), E' \t\r') AS typ) e)`
+
+// FailureParams select the failures FailureGroups and FailureGroupTaskIDs look at.
+type FailureParams struct {
+	// Window: only rows finished within it (found through ray_task_heartbeat_idx, see the
+	// file comment); 0 means every FAILED and LOST row, a scan of all of them.
+	Window         time.Duration
+	HeartbeatSlack time.Duration // default DefaultHeartbeatSlack
+	Limit          int           // groups (or ids) returned; default 200 (ids: 10,000)
+}
+
+func (p FailureParams) where(first int) (string, []any) {
+	cond := `state IN ('FAILED', 'LOST')`
+	if p.Window <= 0 {
+		return cond, nil
+	}
+	slack := p.HeartbeatSlack
+	if slack <= 0 {
+		slack = DefaultHeartbeatSlack
+	}
+	cond += fmt.Sprintf(` AND last_heartbeat_at >= now() - make_interval(secs => $%d)
+		AND finished_at >= now() - make_interval(secs => $%d)`, first, first+1)
+	return cond, []any{(p.Window + slack).Seconds(), p.Window.Seconds()}
+}
+
+// FailureGroup is FAILED and LOST tasks of one callable failing with one exception type.
+type FailureGroup struct {
+	CallablePath  string     `json:"callable_path"`
+	ExceptionType string     `json:"exception_type"`
+	Count         int64      `json:"count"`
+	Failed        int64      `json:"failed"`
+	Lost          int64      `json:"lost"`
+	Queues        []string   `json:"queues"`
+	LatestID      int64      `json:"latest_id"`
+	LatestAt      *time.Time `json:"latest_finished_at"`
+	LatestError   string     `json:"latest_error"`
+}
+
+// FailureGroups groups FAILED and LOST tasks by callable_path and exception type (see
+// ExceptionType), largest group first, each with its latest error message: the retry-storm
+// playbook's "dominant failing callable".
+func (s *Store) FailureGroups(ctx context.Context, p FailureParams) ([]FailureGroup, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 200
+	}
+	sql, args := failureGroupsQuery(p, limit)
+	rows, err := s.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []FailureGroup
+	for rows.Next() {
+		var g FailureGroup
+		if err := rows.Scan(&g.CallablePath, &g.ExceptionType, &g.Count, &g.Failed, &g.Lost, &g.Queues,
+			&g.LatestID, &g.LatestAt, &g.LatestError); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, g)
+	}
+	return out, translate(rows.Err())
+}
+
+// failureGroupsQuery is FailureGroups' SQL and arguments.
+func failureGroupsQuery(p FailureParams, limit int) (string, []any) {
+	cond, args := p.where(2)
+	return `WITH f AS (
+			SELECT id, callable_path, queue_name, state, finished_at, ` + exceptionTypeSQL + ` AS exception_type
+			FROM django_ray_raytaskexecution WHERE ` + cond + `
+		), g AS (
+			SELECT callable_path, exception_type, count(*) AS n,
+			       count(*) FILTER (WHERE state = 'FAILED') AS failed, count(*) FILTER (WHERE state = 'LOST') AS lost,
+			       array_agg(DISTINCT queue_name ORDER BY queue_name) AS queues, max(id) AS latest_id, max(finished_at) AS latest_at
+			FROM f GROUP BY callable_path, exception_type
+			ORDER BY n DESC, callable_path, exception_type LIMIT $1
+		)
+		SELECT g.callable_path, g.exception_type, g.n, g.failed, g.lost, g.queues, g.latest_id, g.latest_at,
+		       COALESCE(t.error_message, '')
+		FROM g JOIN django_ray_raytaskexecution t ON t.id = g.latest_id
+		ORDER BY g.n DESC, g.callable_path, g.exception_type`, append([]any{limit}, args...)
+}
+
+// FailureGroupTaskIDs returns the ids of a failure group's FAILED and LOST tasks (newest
+// first, at most p.Limit, default 10,000) and how many there are in all.
+func (s *Store) FailureGroupTaskIDs(ctx context.Context, callable, exceptionType string, p FailureParams) ([]int64, int64, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 10000
+	}
+	cond, args := p.where(4)
+	rows, err := s.db.Query(ctx, `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution
+		WHERE `+cond+` AND callable_path = $1 AND `+exceptionTypeSQL+` = $2
+		ORDER BY id DESC LIMIT $3`, append([]any{callable, exceptionType, limit}, args...)...)
+	if err != nil {
+		return nil, 0, translate(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	var total int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id, &total); err != nil {
+			return nil, 0, translate(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, total, translate(rows.Err())
+}
+
+// LeaseStatus is how a worker's lease looks.
+type LeaseStatus string
+
+// Lease statuses.
+const (
+	LeaseLive     LeaseStatus = "live"     // active, heartbeat within the TTL
+	LeaseStale    LeaseStatus = "stale"    // active, heartbeat older than the TTL
+	LeaseInactive LeaseStatus = "inactive" // deactivated or expired
+	LeaseMissing  LeaseStatus = "missing"  // tasks name this worker but it has no lease row
+)
+
+// WorkerSummary is one worker: its lease (nil when it has none) and the tasks it owns.
+type WorkerSummary struct {
+	WorkerID   string      `json:"worker_id"`
+	Lease      *Lease      `json:"lease"`
+	Status     LeaseStatus `json:"status"`
+	Running    int64       `json:"running"`
+	Cancelling int64       `json:"cancelling"`
+}
+
+// workersSQL is Workers' query ($1 lease TTL seconds, $2 limit).
+const workersSQL = `WITH owned AS (
+			SELECT claimed_by_worker AS worker_id, count(*) FILTER (WHERE state = 'RUNNING') AS running,
+			       count(*) FILTER (WHERE state = 'CANCELLING') AS cancelling
+			FROM django_ray_raytaskexecution
+			WHERE state IN ('RUNNING', 'CANCELLING') AND claimed_by_worker IS NOT NULL
+			GROUP BY claimed_by_worker
+		)
+		SELECT now(), COALESCE(l.worker_id, o.worker_id), l.worker_id IS NOT NULL, l.hostname, l.pid, l.queue_name,
+		       l.started_at, l.last_heartbeat_at, l.is_active, l.stopped_at,
+		       CASE WHEN l.worker_id IS NULL THEN 'missing'
+		            WHEN l.is_active AND l.last_heartbeat_at >= now() - make_interval(secs => $1) THEN 'live'
+		            WHEN l.is_active THEN 'stale' ELSE 'inactive' END AS status,
+		       COALESCE(o.running, 0), COALESCE(o.cancelling, 0)
+		FROM django_ray_taskworkerlease l FULL JOIN owned o ON o.worker_id = l.worker_id
+		ORDER BY CASE WHEN l.worker_id IS NULL THEN 0
+		              WHEN l.is_active AND l.last_heartbeat_at >= now() - make_interval(secs => $1) THEN 2
+		              WHEN l.is_active THEN 1 ELSE 3 END,
+		         l.last_heartbeat_at NULLS FIRST, 2
+		LIMIT $2`
+
+// Workers returns every lease with the RUNNING and CANCELLING tasks its worker owns, plus
+// the owners named by such tasks that have no lease at all. Troubled workers come first
+// (missing, then stale), then live, then inactive; within each, oldest heartbeat first.
+// It also returns the database clock, for heartbeat ages.
+func (s *Store) Workers(ctx context.Context, leaseTTL time.Duration, limit int) (time.Time, []WorkerSummary, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := s.db.Query(ctx, workersSQL, leaseTTL.Seconds(), limit)
+	if err != nil {
+		return time.Time{}, nil, translate(err)
+	}
+	defer rows.Close()
+	var now time.Time
+	var out []WorkerSummary
+	for rows.Next() {
+		var w WorkerSummary
+		var has bool
+		var l Lease
+		var host, queue *string
+		var pid *int32
+		var started, beat *time.Time
+		var active *bool
+		var status string
+		if err := rows.Scan(&now, &w.WorkerID, &has, &host, &pid, &queue, &started, &beat, &active, &l.StoppedAt,
+			&status, &w.Running, &w.Cancelling); err != nil {
+			return time.Time{}, nil, translate(err)
+		}
+		if has {
+			l.WorkerID, l.Hostname, l.PID, l.QueueName = w.WorkerID, *host, *pid, *queue
+			l.StartedAt, l.LastHeartbeatAt, l.IsActive = *started, *beat, *active
+			w.Lease = &l
+		}
+		w.Status = LeaseStatus(status)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, nil, translate(err)
+	}
+	if now.IsZero() {
+		var err error
+		if now, err = s.Now(ctx); err != nil {
+			return time.Time{}, nil, err
+		}
+	}
+	return now, out, nil
+}

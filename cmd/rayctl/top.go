@@ -95,7 +95,7 @@ func top(r *runCtx, o topOptions) error {
 		Logger:     logger,
 	}
 	if !o.readOnly {
-		opts.Actions = newTopActions(r.store)
+		opts.Actions = newTopActions(r.store, r.env.actor())
 	}
 	p := tea.NewProgram(tui.New(opts), tea.WithAltScreen(), tea.WithContext(r.ctx),
 		tea.WithInput(r.env.stdin), tea.WithOutput(r.stdout))

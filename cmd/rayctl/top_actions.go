@@ -1,100 +1,97 @@
 package main
 
-// TEMPORARY ADAPTER — the lead replaces this file when the recovery package lands.
-//
-// rayctl top writes only through tui.Actions. Until `recovery` exists, this adapter implements
-// tui.Actions over the store's guarded writes (store.Requeue and store.RequestCancel: one
-// conditional UPDATE per batch, applied only to rows still in an eligible state), so the
-// command works end to end and is tested. Replace newTopActions with an implementation that
-// calls recovery's requeue and cancel (the code behind `rayctl requeue` and `rayctl cancel`),
-// keeping the same eligibility: requeue FAILED, LOST and CANCELLED; cancel QUEUED and RUNNING.
-
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/tui"
 )
 
-// topActionBatch is how many rows one UPDATE touches.
-const topActionBatch = 500
+// topActions implements tui.Actions with the recovery package: the same plan-then-apply,
+// batched, state-conditional writes (and audit trail) as `rayctl requeue` and `rayctl cancel`.
+type topActions struct {
+	s     *store.Store
+	actor string
+}
 
-var (
-	requeueFrom = []store.TaskState{store.StateFailed, store.StateLost, store.StateCancelled}
-	cancelFrom  = []store.TaskState{store.StateQueued, store.StateRunning}
-)
+func newTopActions(s *store.Store, actor string) tui.Actions { return topActions{s: s, actor: actor} }
 
-// storeActions is the temporary tui.Actions adapter (see the file comment).
-type storeActions struct{ s *store.Store }
+// The TUI acts on rows an operator chose, so it takes every state the action accepts except
+// finalizing orphaned CANCELLING rows, which is a deliberate `rayctl cancel --state
+// CANCELLING`.
+var topStates = map[recovery.Action][]store.TaskState{
+	recovery.ActionRequeue: {store.StateFailed, store.StateLost, store.StateCancelled},
+	recovery.ActionCancel:  {store.StateQueued, store.StateRunning},
+}
 
-func newTopActions(s *store.Store) tui.Actions { return storeActions{s: s} }
+func (a topActions) plan(ctx context.Context, act recovery.Action, ids []int64) (recovery.Plan, error) {
+	return recovery.PlanAction(ctx, a.s, act, recovery.Selection{IDs: ids, States: topStates[act], Limit: len(ids)}, recovery.PlanOptions{})
+}
 
-func (a storeActions) preview(ctx context.Context, ids []int64, from []store.TaskState) (tui.Preview, error) {
+func (a topActions) preview(ctx context.Context, act recovery.Action, ids []int64) (tui.Preview, error) {
 	p := tui.Preview{Chosen: len(ids)}
-	if len(ids) == 0 {
+	if len(ids) == 0 { // an empty id list must never become "every row in these states"
 		return p, nil
 	}
-	exist, err := a.s.CountTasks(ctx, store.TaskFilter{IDs: ids})
+	plan, err := a.plan(ctx, act, ids)
 	if err != nil {
 		return p, err
 	}
-	eligible, err := a.s.CountTasks(ctx, store.TaskFilter{IDs: ids, States: from})
-	if err != nil {
-		return p, err
-	}
-	p.Eligible = int(eligible)
+	p.Eligible = len(plan.Targets)
 	var notes []string
-	if other := exist - eligible; other > 0 {
-		notes = append(notes, fmt.Sprintf("%d in other states will be left alone", other))
+	if n := len(plan.Unmatched); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d in other states will be left alone", n))
 	}
-	if gone := int64(len(ids)) - exist; gone > 0 {
-		notes = append(notes, fmt.Sprintf("%d no longer exist", gone))
+	if n := len(plan.MissingIDs); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d no longer exist", n))
 	}
 	p.Note = strings.Join(notes, "; ")
 	return p, nil
 }
 
-func (a storeActions) PreviewRequeue(ctx context.Context, ids []int64) (tui.Preview, error) {
-	return a.preview(ctx, ids, requeueFrom)
+func (a topActions) apply(ctx context.Context, act recovery.Action, ids []int64, resetAttempts bool) (tui.Outcome, error) {
+	var o tui.Outcome
+	if len(ids) == 0 {
+		return o, nil
+	}
+	plan, err := a.plan(ctx, act, ids)
+	if err != nil {
+		return o, err
+	}
+	opts := recovery.ApplyOptions{ResetAttempts: resetAttempts, Actor: a.actor}
+	if plan.Audited {
+		opts.Reason = "rayctl top"
+	}
+	res, err := recovery.Apply(ctx, a.s, plan, opts)
+	o.Applied = int(res.Changed)
+	o.Skipped = len(ids) - o.Applied
+	var parts []string
+	for st, n := range res.ToStates {
+		parts = append(parts, fmt.Sprintf("%d %s", n, st))
+	}
+	sort.Strings(parts)
+	o.Detail = strings.Join(parts, ", ")
+	return o, err
 }
 
-func (a storeActions) PreviewCancel(ctx context.Context, ids []int64) (tui.Preview, error) {
-	return a.preview(ctx, ids, cancelFrom)
+func (a topActions) PreviewRequeue(ctx context.Context, ids []int64) (tui.Preview, error) {
+	return a.preview(ctx, recovery.ActionRequeue, ids)
+}
+
+func (a topActions) PreviewCancel(ctx context.Context, ids []int64) (tui.Preview, error) {
+	return a.preview(ctx, recovery.ActionCancel, ids)
 }
 
 // Requeue resets attempts, as django-ray's admin "Retry selected tasks" does, so a task that
 // had exhausted its retries gets its full budget again.
-func (a storeActions) Requeue(ctx context.Context, ids []int64) (tui.Outcome, error) {
-	var o tui.Outcome
-	for start := 0; start < len(ids); start += topActionBatch {
-		batch := ids[start:min(len(ids), start+topActionBatch)]
-		applied, err := a.s.Requeue(ctx, batch, requeueFrom, store.RequeueOptions{ResetAttempts: true})
-		if err != nil {
-			return o, err
-		}
-		o.Applied += len(applied)
-		o.Skipped += len(batch) - len(applied)
-	}
-	return o, nil
+func (a topActions) Requeue(ctx context.Context, ids []int64) (tui.Outcome, error) {
+	return a.apply(ctx, recovery.ActionRequeue, ids, true)
 }
 
-func (a storeActions) Cancel(ctx context.Context, ids []int64) (tui.Outcome, error) {
-	var o tui.Outcome
-	by := map[store.TaskState]int{}
-	for start := 0; start < len(ids); start += topActionBatch {
-		batch := ids[start:min(len(ids), start+topActionBatch)]
-		res, err := a.s.RequestCancel(ctx, batch, cancelFrom)
-		if err != nil {
-			return o, err
-		}
-		for _, r := range res {
-			by[r.State]++
-		}
-		o.Applied += len(res)
-		o.Skipped += len(batch) - len(res)
-	}
-	o.Detail = fmt.Sprintf("%d CANCELLED, %d CANCELLING", by[store.StateCancelled], by[store.StateCancelling])
-	return o, nil
+func (a topActions) Cancel(ctx context.Context, ids []int64) (tui.Outcome, error) {
+	return a.apply(ctx, recovery.ActionCancel, ids, false)
 }

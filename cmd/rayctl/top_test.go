@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 )
@@ -27,7 +28,8 @@ func TestTopNeedsATerminal(t *testing.T) {
 	}
 }
 
-func TestTopActionsAdapter(t *testing.T) {
+// TestTopActions: the TUI writes through recovery, like rayctl requeue and cancel.
+func TestTopActions(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
 	ctx := context.Background()
@@ -36,7 +38,7 @@ func TestTopActionsAdapter(t *testing.T) {
 	queued := storetest.Insert(t, s, store.Task{})
 	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w1"), StartedAt: storetest.Ago(time.Second)})
 	done := storetest.Insert(t, s, store.Task{State: store.StateSucceeded})
-	a := newTopActions(s)
+	a := newTopActions(s, "ops@host")
 	all := []int64{failed.ID, lost.ID, queued.ID, running.ID, done.ID, 999999}
 
 	p, err := a.PreviewRequeue(ctx, all)
@@ -62,8 +64,8 @@ func TestTopActionsAdapter(t *testing.T) {
 	if err != nil || o.Applied != 2 || o.Skipped != 1 || o.Detail != "1 CANCELLED, 1 CANCELLING" {
 		t.Fatalf("cancel %+v %v", o, err)
 	}
-	// batches: more ids than one UPDATE takes
-	many := make([]store.NewTask, topActionBatch+7)
+	// more ids than one batch, and the audit trail records who did it
+	many := make([]store.NewTask, recovery.DefaultBatch+7)
 	for i := range many {
 		many[i] = store.NewTask{CallablePath: "bulk.f"}
 	}
@@ -74,6 +76,17 @@ func TestTopActionsAdapter(t *testing.T) {
 	o, err = a.Cancel(ctx, ids)
 	if err != nil || o.Applied != len(ids) {
 		t.Fatalf("batched cancel %+v %v", o, err)
+	}
+	entries, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(entries) != 3 || entries[0].Actor != "ops@host" || entries[0].Reason == nil || *entries[0].Reason != "rayctl top" {
+		t.Fatalf("audit %+v %v", entries, err)
+	}
+	// an empty selection changes nothing (it must never mean "every FAILED row")
+	if p, err := a.PreviewRequeue(ctx, nil); err != nil || p.Eligible != 0 {
+		t.Fatalf("empty preview %+v %v", p, err)
+	}
+	if o, err := a.Requeue(ctx, nil); err != nil || o.Applied != 0 {
+		t.Fatalf("empty requeue %+v %v", o, err)
 	}
 }
 

@@ -190,7 +190,10 @@ func TestApplyNeverOverwritesARowThatMovedOn(t *testing.T) {
 		}
 	})
 	t.Run("a live owner's row is not marked lost", func(t *testing.T) {
-		seen := running(t, s, func(r *store.Task) { r.ClaimedByWorker = storetest.Ptr("w9"); r.LastHeartbeatAt = storetest.Ago(time.Hour) })
+		seen := running(t, s, func(r *store.Task) {
+			r.ClaimedByWorker = storetest.Ptr("w9")
+			r.LastHeartbeatAt = storetest.Ago(time.Hour)
+		})
 		if err := s.UpsertLease(ctx, store.Lease{WorkerID: "w9", Hostname: "h", PID: 1, QueueName: "q"}); err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ Callables (callable_path "tests.tasks.<name>"):
                                touches <started>/<pid>, appends "start <t>" to log, waits until
                                the file <release> exists, appends "end <t>", returns its pid
   record(path, value)          appends value + "\n" to path, returns value
-  spew(nbytes, line=100)       prints nbytes of filler in lines, then the result line
+  spew(nbytes, line=100)       prints nbytes of filler lines ("yyy...\n"), then the result line
   spew_text(nbytes)            prints nbytes of filler and no result line
   big_result(n)                returns "x" * n
   non_json_last(text)          prints the result line, then text as the last line
@@ -103,7 +103,7 @@ def _filler(nbytes, line=100):
     out = sys.stdout.buffer
     while nbytes > 0:
         n = min(nbytes, len(chunk))
-        out.write(chunk[:n])
+        out.write(chunk[: n - 1] + b"\n")  # every line ends with a newline
         nbytes -= n
     out.flush()
 

@@ -197,9 +197,9 @@ func TestHugeOutputWithoutResultLine(t *testing.T) {
 	r := newRunner(t, func(c *Config) { c.MaxStdout = 64 << 10 })
 	const n = 3<<20 + 17
 	o := run(t, r, task("spew_text", fmt.Sprint("[", n, "]"), `{}`))
-	// the filler: lines of 99 "y" and a newline, cut at n bytes
+	// the filler: lines of 99 "y" and a newline; the last, shorter one also ends in a newline
 	line := strings.Repeat("y", 99) + "\n"
-	whole := []byte(strings.Repeat(line, n/100+1)[:n])
+	whole := []byte(strings.Repeat(line, n/100) + strings.Repeat("y", n%100-1) + "\n")
 	want := sha256.Sum256(pyjson.EncodeBytes(whole))
 	if o.Kind != lifecycle.Succeeded || o.Result.JSON != nil || o.Result.SHA256 != hex.EncodeToString(want[:]) ||
 		o.Result.Bytes != int64(len(pyjson.EncodeBytes(whole))) {

@@ -13,7 +13,7 @@ exits 3 - so every test that runs it also checks the worker's payload encoding.
 Callables (callable_path "tests.tasks.<name>"):
   add(*n)                      sum of the arguments
   echo(*a, **kw)               {"args": a, "kwargs": kw}
-  fail(msg)                    raises ValueError(msg)              -> builtins.ValueError
+  fail(msg, log=None)          appends the time to log, raises ValueError(msg) -> builtins.ValueError
   no_retry(msg)                raises tests.tasks.NoRetryError(msg) -> tests.tasks.NoRetryError
   sleep(seconds, pidfile=None) writes its pid to pidfile, sleeps, returns "slept"
   block(release, started=None, log=None)
@@ -60,7 +60,10 @@ def echo(*args, **kwargs):
     return {"args": list(args), "kwargs": kwargs}
 
 
-def fail(msg="boom"):
+def fail(msg="boom", log=None):
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{time.time():.6f}\n")
     raise ValueError(msg)
 
 

@@ -291,10 +291,10 @@ func TestCloseStopsRunningProcesses(t *testing.T) {
 func TestSplitCommand(t *testing.T) {
 	cases := map[string][]string{
 		"python -m django_ray.runtime.entrypoint": {"python", "-m", "django_ray.runtime.entrypoint"},
-		`  /opt/venv/bin/python   -m  x  `:         {"/opt/venv/bin/python", "-m", "x"},
-		`"/path with space/python" -X 'a b'`:       {"/path with space/python", "-X", "a b"},
-		`a\ b "c\"d" 'e\f' "$HOME"`:                {"a b", `c"d`, `e\f`, "$HOME"},
-		`x "" ''`:                                  {"x", "", ""},
+		`  /opt/venv/bin/python   -m  x  `:        {"/opt/venv/bin/python", "-m", "x"},
+		`"/path with space/python" -X 'a b'`:      {"/path with space/python", "-X", "a b"},
+		`a\ b "c\"d" 'e\f' "$HOME"`:               {"a b", `c"d`, `e\f`, "$HOME"},
+		`x "" ''`:                                 {"x", "", ""},
 	}
 	for in, want := range cases {
 		got, err := SplitCommand(in)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ import (
 // health-check goroutine for the whole binary).
 func TestMain(m *testing.M) {
 	if helperMain() {
-		return
+		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }

@@ -292,7 +292,9 @@ func TestSubmitFaults(t *testing.T) {
 		workertest.Eventually(t, 5*time.Second, "the POST", func() bool { return srv.Count(raytest.Submit) == 1 })
 		// Ray created the job; only the answer is lost.
 		srv.AddJob(raytest.Job{SubmissionID: *tk.RayJobID, Status: raytest.Running})
-		workertest.Eventually(t, 10*time.Second, "the id to be looked up", func() bool { return e.poll(tk)[0].Phase == worker.Running && srv.Count(raytest.Get)+srv.Count(raytest.List) > 0 })
+		workertest.Eventually(t, 10*time.Second, "the id to be looked up", func() bool {
+			return e.poll(tk)[0].Phase == worker.Running && srv.Count(raytest.Get)+srv.Count(raytest.List) > 0
+		})
 		srv.Set(t, *tk.RayJobID, raytest.Succeeded, "", envelope("1")+"\n")
 		e.waitPhase(tk, worker.Done, 10*time.Second)
 		if n := srv.Count(raytest.Submit); n != 1 {
@@ -357,7 +359,10 @@ func assertLookedUpBeforeRepost(t *testing.T, srv *raytest.Server) {
 func TestStatusFaults(t *testing.T) {
 	t.Parallel()
 	srv := raytest.New(t)
-	e := newRunner(t, srv, func(o *rayjobs.Options) { o.RequestTimeout = 200 * time.Millisecond; o.ListTimeout = 200 * time.Millisecond }, nil)
+	e := newRunner(t, srv, func(o *rayjobs.Options) {
+		o.RequestTimeout = 200 * time.Millisecond
+		o.ListTimeout = 200 * time.Millisecond
+	}, nil)
 	e.waitReady()
 	tk := task(3, "myapp.tasks.x", "[]", "{}")
 	e.start(tk)
@@ -630,7 +635,7 @@ func TestOrphans(t *testing.T) {
 	python.RayJobID = strPtr("raysubmit_aBcDeFgHiJkLmNpQ") // 0.2.0: Ray made the id
 	old := task(23, "myapp.tasks.x", "[]", "{}")
 	old.RayJobID = strPtr(jobID(23, 1, time.Now().Add(-time.Hour))) // claimed before this runner saw Ray
-	never := task(24, "myapp.tasks.x", "[2, 3]", "{}")                 // claimed now; its worker died before the POST
+	never := task(24, "myapp.tasks.x", "[2, 3]", "{}")              // claimed now; its worker died before the POST
 	never.RayAddress = &addr
 	foreign := task(25, "myapp.tasks.x", "[]", "{}")
 	foreign.RayAddress = strPtr("http://elsewhere:8265")

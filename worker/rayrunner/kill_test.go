@@ -80,7 +80,7 @@ func TestKilledWorkerIsAdopted(t *testing.T) {
 	for i := range n {
 		tasks = append(tasks, enqueue(t, s, store.NewTask{CallablePath: fmt.Sprintf("app.task%d", i)}))
 	}
-	srv.Inject(raytest.Submit, raytest.Fault{Times: 4}) // four POSTs go through...
+	srv.Inject(raytest.Submit, raytest.Fault{Times: 4})   // four POSTs go through...
 	srv.Inject(raytest.Submit, raytest.Fault{Hang: true}) // ...the rest hang
 
 	a := exec.Command(os.Args[0], "-test.run=^$")

@@ -5,14 +5,15 @@
 //     the fake Jobs API (-fake, counted by the server) or a real Ray (counted by the runner's
 //     request metrics; the jobs ask for a resource no node has, so they stay PENDING: a KV
 //     record and a pending actor in Ray, no process);
+//
 //   - overhead: per-task time through the whole worker (claim, submit, poll, logs, result
 //     written) against Ray's own start_time -> end_time for the same job, one task at a time,
 //     with the real django-ray entrypoint (needs DATABASE_URL; a throwaway schema is used).
 //
-//	go run ./bench/rayrunner -fake -n 1000 -window 60s
-//	eval "$(scripts/pg.sh start /tmp/pgbench)"; eval "$(scripts/ray.sh start /tmp/raybench)"
-//	go run ./bench/rayrunner -n 1000 -window 60s -overhead 20
-//	scripts/ray.sh stop /tmp/raybench; scripts/pg.sh stop /tmp/pgbench
+//     go run ./bench/rayrunner -fake -n 1000 -window 60s
+//     eval "$(scripts/pg.sh start /tmp/pgbench)"; eval "$(scripts/ray.sh start /tmp/raybench)"
+//     go run ./bench/rayrunner -n 1000 -window 60s -overhead 20
+//     scripts/ray.sh stop /tmp/raybench; scripts/pg.sh stop /tmp/pgbench
 package main
 
 import (

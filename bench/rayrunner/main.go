@@ -151,7 +151,8 @@ func watch(ctx context.Context, addr string, n int, window time.Duration, srv *r
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(st, func(s worker.Status) bool { return s.Phase != worker.Running }) {
+		// every job accepted by Ray (Poll says Running while a submission is under way too)
+		if !slices.ContainsFunc(st, func(s worker.Status) bool { return s.Phase != worker.Running }) && accepted(r) >= float64(n) {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
@@ -249,6 +250,23 @@ func requestCounts(r *rayrunner.Runner) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// accepted counts submissions Ray accepted (or already had).
+func accepted(r *rayrunner.Runner) float64 {
+	sum := 0.0
+	for _, mf := range gather(r) {
+		if mf.GetName() == "rayworker_ray_submissions_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && (l.GetValue() == "accepted" || l.GetValue() == "duplicate") {
+						sum += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	return sum
 }
 
 func gauge(r *rayrunner.Runner, name string) float64 {

@@ -206,7 +206,7 @@ func watch(ctx context.Context, addr string, n int, window time.Duration, srv *r
 		}
 		fmt.Printf("The fake counted %d requests in the window (%.2f/s).\n\n", all, float64(all)/window.Seconds())
 	}
-	fmt.Printf("Poll interval at the end: %.2f s (10x the last round's cost, at least 1 s).\n\n", gauge(r, "rayworker_ray_poll_interval_seconds"))
+	fmt.Printf("Poll interval at the end: %.2f s (10x the last round's cost, at least %s).\n\n", gauge(r, "rayworker_ray_poll_interval_seconds"), rayrunner.DefaultMinPollInterval)
 	if srv == nil {
 		stopped := 0
 		for _, t := range tasks {

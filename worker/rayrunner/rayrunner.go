@@ -79,7 +79,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultPendingTimeout    = 15 * time.Minute
-	DefaultMinPollInterval   = time.Second
+	DefaultMinPollInterval   = 500 * time.Millisecond
 	DefaultMaxPollInterval   = 30 * time.Second
 	DefaultGetConcurrency    = 4
 	DefaultSubmitConcurrency = 4

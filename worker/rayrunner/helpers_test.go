@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -92,7 +93,7 @@ type runnerEnv struct {
 var testRuntimeEnv = map[string]any{"env_vars": map[string]any{"DJANGO_SETTINGS_MODULE": "proj.settings"}}
 
 // fastConfig has short intervals for tests.
-func fastConfig(c *rayjobs.Client, logs *logBuffer) rayrunner.Config {
+func fastConfig(c *rayjobs.Client, logs io.Writer) rayrunner.Config {
 	return rayrunner.Config{
 		Client:          c,
 		RuntimeEnv:      testRuntimeEnv,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +23,7 @@ import (
 )
 
 // loopConfig is a worker configuration with short intervals for tests.
-func loopConfig(logs *logBuffer) worker.Config {
+func loopConfig(logs io.Writer) worker.Config {
 	return worker.Config{
 		Concurrency:         8,
 		Policy:              lifecycle.Policy{MaxAttempts: 2},

@@ -1,0 +1,287 @@
+package rayrunner_test
+
+// The real-Ray tier for the Ray runner: worker processes run tasks on a real Ray head with the
+// REAL django-ray 0.2.0 entrypoint (scripts/test.sh starts the head; RAY_ADDRESS and
+// RAYCTL_PYTHON come from scripts/ray.sh). Without them the tests skip, except under CI=true,
+// where they fail.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker/workertest"
+)
+
+type realRay struct {
+	addr       string
+	python     string
+	pythonPath string
+	c          *rayjobs.Client
+}
+
+func needRealRay(t *testing.T) realRay {
+	t.Helper()
+	addr, py := os.Getenv("RAY_ADDRESS"), os.Getenv("RAYCTL_PYTHON")
+	if addr == "" || py == "" {
+		msg := "RAY_ADDRESS and RAYCTL_PYTHON are not set: the real-Ray tier needs a Ray head (scripts/test.sh with no arguments, or RAYCTL_RAY=1 scripts/test.sh ..., starts one)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + "; CI=true, so this is a failure, not a skip")
+		}
+		t.Skip(msg)
+	}
+	pp := os.Getenv("RAYCTL_PYTHONPATH")
+	if pp == "" {
+		pp = filepath.Join(workertest.RepoRoot(), "python")
+	}
+	token, err := rayjobs.TokenFromEnv(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rayjobs.New(rayjobs.Options{Address: addr, Token: token, UserAgent: "rayctl/rayrunner-realray-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return realRay{addr: addr, python: py, pythonPath: pp, c: c}
+}
+
+func (r realRay) runtimeEnv() string {
+	b, _ := json.Marshal(map[string]any{"env_vars": map[string]string{
+		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": r.pythonPath}})
+	return string(b)
+}
+
+// workerProc is a worker process in Ray mode.
+type workerProc struct {
+	t   *testing.T
+	id  string
+	cmd *exec.Cmd
+	out *logBuffer
+}
+
+type procOpts struct {
+	id          string
+	concurrency int
+	maxAttempts int
+	resultDir   string
+}
+
+func startWorkerProc(t *testing.T, sc storetest.Schema, ray realRay, o procOpts) *workerProc {
+	t.Helper()
+	if o.concurrency == 0 {
+		o.concurrency = 8
+	}
+	if o.maxAttempts == 0 {
+		o.maxAttempts = 2
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RAYRUNNER_HELPER=worker", "RAYRUNNER_DSN="+sc.DSN, "RAYRUNNER_RAY="+ray.addr,
+		"RAYRUNNER_WORKER_ID="+o.id, "RAYRUNNER_CONCURRENCY="+strconv.Itoa(o.concurrency),
+		"RAYRUNNER_MAX_ATTEMPTS="+strconv.Itoa(o.maxAttempts), "RAYRUNNER_RUNTIME_ENV="+ray.runtimeEnv(),
+		"RAYRUNNER_RESULT_DIR="+o.resultDir, "RAYRUNNER_LOG_STDERR=1")
+	p := &workerProc{t: t, id: o.id, cmd: cmd, out: &logBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("worker %s log:\n%s", o.id, p.out.String())
+		}
+	})
+	return p
+}
+
+// kill ends the worker with SIGKILL.
+func (p *workerProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// stop ends the worker gracefully (SIGTERM), once.
+func (p *workerProc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// jobsOf lists the Ray jobs of a task (by django-ray's metadata) in this schema's run.
+func (r realRay) jobsOf(t *testing.T, row store.Task) []rayjobs.JobDetails {
+	t.Helper()
+	all, err := r.c.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("raysubmit_t%d_", row.ID)
+	var out []rayjobs.JobDetails
+	for _, j := range all {
+		if strings.HasPrefix(j.SubmissionID, prefix) && j.Metadata["callable_path"] == row.CallablePath &&
+			j.StartTime.After(row.CreatedAt.Add(-time.Minute)) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (r realRay) job(t *testing.T, id string) *rayjobs.JobDetails {
+	t.Helper()
+	j, err := r.c.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func (r realRay) waitJobStatus(t *testing.T, id string, within time.Duration, want ...rayjobs.Status) {
+	t.Helper()
+	workertest.Eventually(t, within, fmt.Sprintf("Ray job %s to be %v", id, want), func() bool {
+		j := r.job(t, id)
+		for _, w := range want {
+			if j.Status == w {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// rayctl builds the rayctl binary once per test binary.
+func rayctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rayctl")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/rayctl")
+	cmd.Dir = workertest.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build rayctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestRealRay runs the django-ray 0.2.0 entrypoint on a real Ray through a worker process:
+// success, an app error retried under a new id, a timeout that stops the job, `rayctl cancel`
+// stopping the job, an oversized result stored byte-compatibly by reference.
+func TestRealRay(t *testing.T) {
+	ray := needRealRay(t)
+	t.Parallel()
+	s, sc := storetest.New(t)
+	results := t.TempDir()
+	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-1", resultDir: results})
+	ctx := context.Background()
+	enq := func(callable, args, kwargs string, timeout int32) store.Task {
+		n := store.NewTask{CallablePath: "rayctl_testapp.tasks." + callable, ArgsJSON: args, KwargsJSON: kwargs}
+		if timeout > 0 {
+			n.TimeoutSeconds = &timeout
+		}
+		return enqueue(t, s, n)
+	}
+	const big = 1_500_000
+	add := enq("add", "[2, 3]", "{}", 0)
+	noisy := enq("noisy", "[]", `{"value": "d\u00e9j\u00e0 vu"}`, 0)
+	fail := enq("fail_value", "[]", `{"message": "boom"}`, 0)
+	timeout := enq("sleep", "[60]", "{}", 4)
+	cancel := enq("sleep", "[60]", "{}", 0)
+	oversize := enq("oversize", fmt.Sprintf("[%d]", big), "{}", 0)
+
+	if got := waitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "5" {
+		t.Fatalf("add: %+v", got)
+	}
+	if got := waitState(t, s, noisy.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != `"d\u00e9j\u00e0 vu"` {
+		t.Fatalf("noisy: %s", str(got.ResultData))
+	}
+
+	// app error: retried once under a new submission id, then FAILED with the app's error
+	got := waitState(t, s, fail.ID, 3*time.Minute, store.StateFailed)
+	if got.AttemptNumber != 2 || str(got.ErrorMessage) != "boom" || !strings.Contains(str(got.ErrorTraceback), "ValueError: boom") {
+		t.Fatalf("fail_value: %+v", got)
+	}
+	if jobs := ray.jobsOf(t, got); len(jobs) != 2 || jobs[0].SubmissionID == jobs[1].SubmissionID {
+		t.Fatalf("fail_value ran as %d jobs, want 2 with distinct ids", len(jobs))
+	}
+
+	// timeout: FAILED, never retried, and the Ray job stopped
+	got = waitState(t, s, timeout.ID, 2*time.Minute, store.StateFailed)
+	if str(got.ErrorMessage) != "Task timed out after 4 seconds" || got.AttemptNumber != 1 {
+		t.Fatalf("timeout: %+v", got)
+	}
+	ray.waitJobStatus(t, str(got.RayJobID), time.Minute, rayjobs.StatusStopped)
+
+	// rayctl cancel: CANCELLING -> the Ray job stopped -> CANCELLED
+	row := waitState(t, s, cancel.ID, time.Minute, store.StateRunning)
+	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
+	out, err := exec.CommandContext(ctx, rayctl(t), "cancel", "--database-url", sc.DSN, "--id", strconv.FormatInt(cancel.ID, 10), "--yes").CombinedOutput()
+	if err != nil {
+		t.Fatalf("rayctl cancel: %v\n%s", err, out)
+	}
+	waitState(t, s, cancel.ID, time.Minute, store.StateCancelled)
+	ray.waitJobStatus(t, str(row.RayJobID), time.Minute, rayjobs.StatusStopped)
+
+	// oversize: resultfs:// reference; the file holds Python's json.dumps text
+	got = waitState(t, s, oversize.ID, 2*time.Minute, store.StateSucceeded)
+	text := `"` + strings.Repeat("x", big) + `"`
+	sum := sha256.Sum256([]byte(text))
+	hx := hex.EncodeToString(sum[:])
+	want := fmt.Sprintf("resultfs://sha256/%s?rel=%s/%s/%s.json&bytes=%d", hx, hx[:2], hx[2:4], hx, len(text))
+	if got.ResultData != nil || str(got.ResultReference) != want {
+		t.Fatalf("oversize: reference %s, want %s", str(got.ResultReference), want)
+	}
+	file, err := os.ReadFile(filepath.Join(results, hx[:2], hx[2:4], hx+".json"))
+	if err != nil || string(file) != text {
+		t.Fatalf("result file: %d bytes, %v", len(file), err)
+	}
+
+	// every task ran under the ids its claims wrote, each accepted once (Ray refuses a second)
+	for _, tk := range []store.Task{add, noisy, timeout, cancel, oversize} {
+		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
+			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
+		}
+	}
+}
+
+// TestRealRayKilledWorker: a worker killed (SIGKILL) while its job runs on Ray; a second
+// worker adopts the job, and the task ends once, from that one job.
+func TestRealRayKilledWorker(t *testing.T) {
+	ray := needRealRay(t)
+	t.Parallel()
+	s, sc := storetest.New(t)
+	a := startWorkerProc(t, sc, ray, procOpts{id: "go-worker-a"})
+	task := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8]"})
+	row := waitState(t, s, task.ID, time.Minute, store.StateRunning)
+	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
+	a.kill()
+
+	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-b"})
+	workertest.Eventually(t, time.Minute, "adoption by B", func() bool {
+		return str(getRow(t, s, task.ID).ClaimedByWorker) == "go-worker-b"
+	})
+	got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 8}` {
+		t.Fatalf("%+v", got)
+	}
+	if jobs := ray.jobsOf(t, got); len(jobs) != 1 {
+		t.Fatalf("the task ran as %d Ray jobs", len(jobs))
+	}
+}

@@ -61,6 +61,9 @@ func helperMain() bool {
 	if err != nil {
 		fail(err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_ = r.WaitReady(wctx) // start with the Jobs API's state known (the loop holds claims until it is ready anyway)
+	cancel()
 	cfg := loopConfig(logs)
 	cfg.WorkerID = os.Getenv("RAYRUNNER_WORKER_ID")
 	cfg.Concurrency, _ = strconv.Atoi(os.Getenv("RAYRUNNER_CONCURRENCY"))

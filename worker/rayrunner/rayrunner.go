@@ -282,6 +282,28 @@ func (r *Runner) Ready() error {
 	return r.conn.readyErr(r.c.Address())
 }
 
+// WaitReady waits until the first health check has an answer (ready, unreachable or refused)
+// or ctx ends, and returns Ready's verdict. Callers use it to start the worker once the Jobs
+// API's state is known, rather than with claims held for a moment.
+func (r *Runner) WaitReady(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		checked := r.conn.state != connUnchecked
+		err := r.conn.readyErr(r.c.Address())
+		r.mu.Unlock()
+		if checked {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-r.monDone:
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // request builds the submit request for a task.
 func (r *Runner) request(t store.Task, id string) (rayjobs.SubmitRequest, error) {
 	payload, err := lifecycle.Payload(t)

@@ -7,6 +7,7 @@ package rayrunner_test
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -129,18 +131,22 @@ func (p *workerProc) stop() {
 	}
 }
 
-// jobsOf lists the Ray jobs of a task (by django-ray's metadata) in this schema's run.
+// jobsOf lists the Ray jobs that ran a task: same metadata and payload (tests give their
+// tasks distinct arguments), submitted after the row was created.
 func (r realRay) jobsOf(t *testing.T, row store.Task) []rayjobs.JobDetails {
 	t.Helper()
 	all, err := r.c.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("raysubmit_t%d_", row.ID)
+	payload, err := lifecycle.Payload(row)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []rayjobs.JobDetails
 	for _, j := range all {
-		if strings.HasPrefix(j.SubmissionID, prefix) && j.Metadata["callable_path"] == row.CallablePath &&
-			j.StartTime.After(row.CreatedAt.Add(-time.Minute)) {
+		if j.Metadata["django_ray_task_id"] == strconv.FormatInt(row.ID, 10) && j.Metadata["callable_path"] == row.CallablePath &&
+			strings.HasSuffix(j.Entrypoint, " "+payload) && j.StartTime.After(row.CreatedAt.Add(-2*time.Second)) {
 			out = append(out, j)
 		}
 	}
@@ -159,7 +165,13 @@ func (r realRay) job(t *testing.T, id string) *rayjobs.JobDetails {
 func (r realRay) waitJobStatus(t *testing.T, id string, within time.Duration, want ...rayjobs.Status) {
 	t.Helper()
 	workertest.Eventually(t, within, fmt.Sprintf("Ray job %s to be %v", id, want), func() bool {
-		j := r.job(t, id)
+		j, err := r.c.Get(context.Background(), id)
+		if errors.Is(err, rayjobs.ErrNotFound) {
+			return false // not submitted yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, w := range want {
 			if j.Status == w {
 				return true
@@ -203,7 +215,7 @@ func TestRealRay(t *testing.T) {
 	noisy := enq("noisy", "[]", `{"value": "d\u00e9j\u00e0 vu"}`, 0)
 	fail := enq("fail_value", "[]", `{"message": "boom"}`, 0)
 	timeout := enq("sleep", "[60]", "{}", 4)
-	cancel := enq("sleep", "[60]", "{}", 0)
+	cancel := enq("sleep", "[61]", "{}", 0)
 	oversize := enq("oversize", fmt.Sprintf("[%d]", big), "{}", 0)
 
 	if got := waitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "5" {
@@ -268,7 +280,7 @@ func TestRealRayKilledWorker(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
 	a := startWorkerProc(t, sc, ray, procOpts{id: "go-worker-a"})
-	task := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8]"})
+	task := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8.5]"})
 	row := waitState(t, s, task.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
 	a.kill()
@@ -278,10 +290,100 @@ func TestRealRayKilledWorker(t *testing.T) {
 		return str(getRow(t, s, task.ID).ClaimedByWorker) == "go-worker-b"
 	})
 	got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
-	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 8}` {
+	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 8.5}` {
 		t.Fatalf("%+v", got)
 	}
 	if jobs := ray.jobsOf(t, got); len(jobs) != 1 {
 		t.Fatalf("the task ran as %d Ray jobs", len(jobs))
+	}
+}
+
+// pythonWorker is django-ray 0.2.0's own worker (`manage.py django_ray_worker`) on the test
+// schema, with its lease and heartbeat shortened through rayctl_testapp.worker_settings.
+type pythonWorker struct {
+	cmd *exec.Cmd
+	out *logBuffer
+}
+
+func startPythonWorker(t *testing.T, sc storetest.Schema, ray realRay, queue string) *pythonWorker {
+	t.Helper()
+	cmd := exec.Command(ray.python, "-u", "manage.py", "django_ray_worker", "--queue", queue, "--concurrency", "4")
+	cmd.Dir = filepath.Join(workertest.RepoRoot(), "python")
+	cmd.Env = append(os.Environ(), "RAYCTL_TEST_DATABASE_URL="+sc.DSN, "RAY_ADDRESS="+ray.addr, "RAYCTL_PYTHONPATH="+ray.pythonPath,
+		"RAYCTL_WORKER_LEASE_SECONDS=3", "RAYCTL_WORKER_HEARTBEAT_SECONDS=1", "DJANGO_SETTINGS_MODULE=rayctl_testapp.worker_settings")
+	p := &pythonWorker{cmd: cmd, out: &logBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("python worker log:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *pythonWorker) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// TestMixedFleet: django-ray 0.2.0's Python worker and rayworker share one database and one
+// Ray. A Go worker dies with a job running: the Python worker adopts it and records its
+// result. The Python worker then dies with a job of its own running: a Go worker adopts it and
+// records its result. Each task runs as exactly one Ray job.
+func TestMixedFleet(t *testing.T) {
+	ray := needRealRay(t)
+	t.Parallel()
+	s, sc := storetest.New(t)
+	// the Go worker's job
+	g := startWorkerProc(t, sc, ray, procOpts{id: "go-worker-g"})
+	goTask := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[15.5]"})
+	row := waitState(t, s, goTask.ID, time.Minute, store.StateRunning)
+	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
+	g.kill()
+	pyTask := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[45.5]", Queue: "py-only"})
+	time.Sleep(4 * time.Second) // the Go worker's lease goes stale for the Python worker (3 s)
+
+	p := startPythonWorker(t, sc, ray, "py-only")
+	workertest.Eventually(t, time.Minute, "the Python worker to adopt the Go worker's job", func() bool {
+		c := str(getRow(t, s, goTask.ID).ClaimedByWorker)
+		return c != "go-worker-g" && c != "<nil>"
+	})
+	// ... and to record it: its reconcile runs every 30 s (hard-coded in 0.2.0)
+	got := waitState(t, s, goTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 15.5}` {
+		t.Fatalf("the Go worker's task, finished by the Python worker: %+v", got)
+	}
+	pythonID := str(got.ClaimedByWorker)
+
+	// the Python worker's own job, still running when it dies
+	pyRow := waitState(t, s, pyTask.ID, time.Minute, store.StateRunning)
+	workertest.Eventually(t, time.Minute, "the Python worker to submit", func() bool {
+		pyRow = getRow(t, s, pyTask.ID)
+		return strings.HasPrefix(str(pyRow.RayJobID), "raysubmit_") && str(pyRow.ClaimedByWorker) == pythonID
+	})
+	if strings.HasPrefix(str(pyRow.RayJobID), "raysubmit_t") {
+		t.Fatalf("the Python worker's job id %s looks like ours", str(pyRow.RayJobID))
+	}
+	ray.waitJobStatus(t, str(pyRow.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
+	p.kill()
+	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-h"})
+	workertest.Eventually(t, time.Minute, "the Go worker to adopt the Python worker's job", func() bool {
+		return str(getRow(t, s, pyTask.ID).ClaimedByWorker) == "go-worker-h"
+	})
+	got = waitState(t, s, pyTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(pyRow.RayJobID) || str(got.ResultData) != `{"slept": 45.5}` {
+		t.Fatalf("the Python worker's task, finished by the Go worker: %+v", got)
+	}
+	for _, tk := range []store.Task{goTask, pyTask} {
+		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
+			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
+		}
 	}
 }

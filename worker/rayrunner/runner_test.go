@@ -519,6 +519,11 @@ func TestAuthFailure(t *testing.T) {
 			t.Parallel()
 			srv := raytest.New(t, raytest.WithToken("s3cret"))
 			e := newRunner(t, srv, func(o *rayjobs.Options) { o.Token = c.token }, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := e.r.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), c.code) {
+				t.Fatalf("WaitReady: %v", err)
+			}
 			tk := task(12, "myapp.tasks.x", "[]", "{}")
 			e.start(tk)
 			workertest.Eventually(t, 5*time.Second, "the refusal", func() bool {

@@ -394,6 +394,13 @@ func (r *Runner) startGet(j *job) {
 	j.busy = true
 	r.launch(func() {
 		defer func() { <-r.getSem }()
+		// Paced like a round's GETs: after a head restart every job may need a look at once.
+		if err := r.limiter.wait(r.ctx); err != nil {
+			r.mu.Lock()
+			j.busy = false
+			r.mu.Unlock()
+			return
+		}
 		t := time.Now()
 		d, err := r.getJob(r.ctx, j.id)
 		r.mu.Lock()

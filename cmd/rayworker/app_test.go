@@ -100,7 +100,10 @@ func TestResolve(t *testing.T) {
 		var got options
 		var rerr error
 		app := env{getenv: func(k string) string { return vars[k] }}.newApp()
-		app.Action = func(c *cli.Context) error { got, rerr = resolve(c, func(k string) string { return vars[k] }); return nil }
+		app.Action = func(c *cli.Context) error {
+			got, rerr = resolve(c, func(k string) string { return vars[k] })
+			return nil
+		}
 		if err := app.Run(expandNargs(append([]string{"rayworker"}, args...), "queues")); err != nil || rerr != nil {
 			t.Fatalf("%v %v", err, rerr)
 		}

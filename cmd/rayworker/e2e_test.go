@@ -186,7 +186,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			t.Parallel()
 			s, dsn := migratedDSN(t)
 			dir := t.TempDir()
-			p := startWorker(t, dsn, "--shutdown-timeout", "1s")
+			p := startWorker(t, dsn, "--shutdown-timeout", "5s")
 			id := p.workerID()
 			quick := enqueueE2E(t, s, "sleep", fmt.Sprintf(`[0.3, %q]`, filepath.Join(dir, "quick")))
 			long := enqueueE2E(t, s, "sleep", fmt.Sprintf(`[60, %q]`, filepath.Join(dir, "long")))
@@ -326,7 +326,12 @@ func TestBinaryMetricsAndLogs(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := get("/metrics")
+	var code int
+	var body string
+	workertest.Eventually(t, 10*time.Second, "the outcome counter", func() bool {
+		code, body = get("/metrics")
+		return strings.Contains(body, `rayworker_task_outcomes_total{outcome="succeeded"} 1`)
+	})
 	for _, want := range []string{`django_ray_tasks_total{state="SUCCEEDED"} 1`, "django_ray_tasks_queued 0", "django_ray_tasks_running",
 		`rayworker_task_outcomes_total{outcome="succeeded"} 1`, "rayworker_task_duration_seconds_bucket", "process_resident_memory_bytes"} {
 		if code != 200 || !strings.Contains(body, want) {

@@ -15,7 +15,8 @@ concurrency=${2:-10}
 if [ -z "${DATABASE_URL:-}" ]; then exec scripts/pg.sh run "$0" "$@"; fi
 CGO_ENABLED=0 go build -trimpath -o bin/rayworker ./cmd/rayworker
 go build -o bin/syncbench ./bench/syncbench
-for entry in "python3 testdata/contract_entrypoint.py" "bench/noop_entrypoint.sh"; do
+python=$(python3 -c 'import sys; print(sys.executable)') # the interpreter, not a pyenv shim
+for entry in "$python testdata/contract_entrypoint.py" "bench/noop_entrypoint.sh"; do
   echo "== $entry"
   bin/syncbench -rayworker bin/rayworker -tasks "$tasks" -concurrency "$concurrency" -entrypoint "$entry"
 done

@@ -130,7 +130,11 @@ func TestTimeoutIsTerminalAndKillsTheProcess(t *testing.T) {
 	h := e.start(nil, nil)
 	pidfile := filepath.Join(h.dir, "pid")
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "sleep", ArgsJSON: fmt.Sprintf(`[60, %q]`, pidfile), TimeoutSeconds: storetest.Ptr(int32(1))})
-	got := waitState(t, e.s, task.ID, store.StateFailed, store.StateQueued)
+	var got store.Task
+	workertest.Eventually(t, 60*time.Second, "the timeout", func() bool {
+		got = get(t, e.s, task.ID)
+		return got.State == store.StateFailed || got.AttemptNumber > 1 // a retry would be wrong
+	})
 	if got.State != store.StateFailed || str(got.ErrorMessage) != "Task timed out after 1 seconds" || got.AttemptNumber != 1 {
 		t.Fatalf("%+v", got)
 	}

@@ -216,7 +216,7 @@ func TestReadmeConfigurationTable(t *testing.T) {
 	for _, s := range settings {
 		var row string
 		for _, line := range strings.Split(section, "\n") {
-			if strings.HasPrefix(line, "| `--"+s.name) {
+			if strings.HasPrefix(line, "| `--"+s.name+"`") || strings.HasPrefix(line, "| `--"+s.name+" ") {
 				row = line
 			}
 		}

@@ -82,7 +82,15 @@ func (l *lockedBuffer) String() string {
 // startWorker runs the binary with --sync over the contract entrypoint, JSON logs, and args.
 func startWorker(t *testing.T, dsn string, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", workertest.EntrypointCommand(t)}, args...)
+	return startWorkerWith(t, dsn, workertest.EntrypointCommand(t), args...)
+}
+
+func asExit(err error, target **exec.ExitError) bool { return errors.As(err, target) }
+
+// startWorkerWith runs the binary with --sync over entrypoint, JSON logs, and args.
+func startWorkerWith(t *testing.T, dsn, entrypoint string, args ...string) *proc {
+	t.Helper()
+	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)
 	cmd := exec.Command(binary(t), all...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
 	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}

@@ -62,9 +62,14 @@ func Entrypoint(t testing.TB) []string {
 	return []string{Python(t), ScriptPath()}
 }
 
-// EntrypointCommand is Entrypoint as one --entrypoint string.
+// EntrypointCommand is Entrypoint as one --entrypoint string (each word single-quoted).
 func EntrypointCommand(t testing.TB) string {
-	return strings.Join(Entrypoint(t), " ")
+	t.Helper()
+	words := Entrypoint(t)
+	for i, w := range words {
+		words[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(words, " ")
 }
 
 // Eventually polls cond every 20ms until it returns true, failing the test after timeout.

@@ -15,7 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
 
@@ -165,4 +167,51 @@ func TestRowMovedOnStopsTheProcess(t *testing.T) {
 		}
 	}
 	h.waitLines(2, `"msg":"task moved on while running; stopping it"`)
+}
+
+// failingStart is a runner whose Start fails after cutting the database off, so the failure
+// cannot be written at once.
+type failingStart struct {
+	*fakeRunner
+	onStart func()
+}
+
+func (f failingStart) Start(context.Context, store.Task) error {
+	f.onStart()
+	return fmt.Errorf("cluster unreachable")
+}
+
+// TestStartFailureDuringOutage: an attempt that could not start while the database was also
+// unreachable keeps its outcome and writes it when the database is back.
+func TestStartFailureDuringOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u, err := url.Parse(e.sc.DSN)
+	if err != nil || u.Host == "" {
+		t.Skip("DATABASE_URL is not a host:port URL")
+	}
+	proxy := newFlakyProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	pool, err := store.Open(context.Background(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var once sync.Once
+	down := make(chan struct{})
+	r := failingStart{fakeRunner: newFake(worker.Capabilities{Name: "failing"}), onStart: func() {
+		once.Do(func() { proxy.down(); close(down) })
+	}}
+	viaProxy := env{t: t, s: store.New(pool), sc: e.sc}
+	h := viaProxy.startWith(func(c *worker.Config) { c.Policy = lifecycle.Policy{MaxAttempts: 1} }, r)
+	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
+	<-down
+	h.waitLines(1, `"msg":"database call failed"`, `"op":"complete"`)
+	if got := get(t, e.s, task.ID); got.State != store.StateRunning {
+		t.Fatalf("%+v", got)
+	}
+	proxy.up()
+	if got := waitState(t, e.s, task.ID, store.StateFailed); str(got.ErrorMessage) != "could not start the task: cluster unreachable" {
+		t.Fatalf("%+v", got)
+	}
 }

@@ -255,6 +255,14 @@ func TestBinaryKill9Recovery(t *testing.T) {
 		}
 		return len(children) == 3
 	})
+	aChildren := append([]int(nil), children...)
+	t.Cleanup(func() { // should the test fail before they die, do not leave them blocking
+		for _, c := range aChildren {
+			if workertest.Alive(c) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+		}
+	})
 	for _, c := range children {
 		if err := os.Remove(filepath.Join(started, strconv.Itoa(c))); err != nil {
 			t.Fatal(err)

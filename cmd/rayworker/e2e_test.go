@@ -258,7 +258,8 @@ func TestBinaryKill9Recovery(t *testing.T) {
 	aChildren := append([]int(nil), children...)
 	t.Cleanup(func() { // should the test fail before they die, do not leave them blocking
 		for _, c := range aChildren {
-			if workertest.Alive(c) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)) // only our own task processes
+			if workertest.Alive(c) && bytes.Contains(cmdline, []byte("contract_entrypoint.py")) {
 				_ = syscall.Kill(c, syscall.SIGKILL)
 			}
 		}

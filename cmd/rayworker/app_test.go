@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.uber.org/goleak"
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -224,4 +225,10 @@ func TestReadmeConfigurationTable(t *testing.T) {
 			t.Errorf("README row for --%s is missing or stale (want $%s, default %q, %q): %q", s.name, s.env, s.def, s.accepts, row)
 		}
 	}
+}
+
+// TestMain checks the in-process runs leave no goroutine behind (storetest's shared admin
+// pool is expected).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }

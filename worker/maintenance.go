@@ -398,7 +398,7 @@ func (w *Worker) releaseRemaining(dbctx context.Context) {
 		case e.cancelling:
 			w.apply(dbctx, e.task, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "")
 		default:
-			w.log.Warn("task did not stop in time; handing it back anyway", taskAttrs(e.task)...)
+			w.log.Warn("task not stopped or not recorded by the end of the shutdown; handing it back", taskAttrs(e.task)...)
 			w.release(dbctx, e)
 		}
 		w.forget(e)

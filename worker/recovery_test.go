@@ -276,7 +276,7 @@ func TestProbesBeforeStartAndConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body := probe(t, w, "/readyz"); code != http.StatusServiceUnavailable || body != "no live lease" {
+	if code, body := probe(t, w, "/readyz"); code != http.StatusServiceUnavailable || body != "not started" {
 		t.Fatalf("/readyz before start: %d %q", code, body)
 	}
 	if code, body := probe(t, w, "/healthz"); code != http.StatusServiceUnavailable || body != "not started" {

@@ -181,6 +181,7 @@ func TestLeaseLifecycle(t *testing.T) {
 		l, err := e.s.GetLease(ctx, id)
 		return err == nil && l.IsActive && l.StoppedAt == nil
 	})
+	h.waitLines(2, `"msg":"lease was missing or inactive; re-created it"`) // logged after the counter
 	if n := scrape(t, h.w)["rayworker_lease_recreated_total"]; n != 2 {
 		t.Fatalf("lease re-created %v times, want 2", n)
 	}

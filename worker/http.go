@@ -31,12 +31,14 @@ func (w *Worker) Handler() http.Handler {
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		runnerErr := w.runnerReady()
 		switch {
+		case w.lastTick.Load() == 0:
+			probe(rw, http.StatusServiceUnavailable, "not started")
 		case w.stopping.Load():
 			probe(rw, http.StatusServiceUnavailable, "shutting down")
-		case !w.leaseOK.Load():
-			probe(rw, http.StatusServiceUnavailable, "no live lease")
 		case !w.dbOK.Load():
 			probe(rw, http.StatusServiceUnavailable, "database unreachable")
+		case !w.leaseOK.Load():
+			probe(rw, http.StatusServiceUnavailable, "no live lease")
 		case runnerErr != nil:
 			probe(rw, http.StatusServiceUnavailable, "runner not ready: "+runnerErr.Error())
 		default:

@@ -2,9 +2,7 @@ package rayrunner_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
@@ -47,17 +44,8 @@ func helperMain() bool {
 	if err != nil {
 		fail(err)
 	}
-	var logs io.Writer = &logBuffer{}
-	if os.Getenv("RAYRUNNER_LOG_STDERR") != "" {
-		logs = os.Stderr
-	}
-	rc := fastConfig(c, logs)
-	if v := os.Getenv("RAYRUNNER_RUNTIME_ENV"); v != "" {
-		if err := json.Unmarshal([]byte(v), &rc.RuntimeEnv); err != nil {
-			fail(err)
-		}
-	}
-	r, err := rayrunner.New(rc)
+	logs := &logBuffer{}
+	r, err := rayrunner.New(fastConfig(c, logs))
 	if err != nil {
 		fail(err)
 	}
@@ -67,12 +55,6 @@ func helperMain() bool {
 	cfg := loopConfig(logs)
 	cfg.WorkerID = os.Getenv("RAYRUNNER_WORKER_ID")
 	cfg.Concurrency, _ = strconv.Atoi(os.Getenv("RAYRUNNER_CONCURRENCY"))
-	if v := os.Getenv("RAYRUNNER_MAX_ATTEMPTS"); v != "" {
-		cfg.Policy.MaxAttempts, _ = strconv.Atoi(v)
-	}
-	if v := os.Getenv("RAYRUNNER_RESULT_DIR"); v != "" {
-		cfg.Results.Backend = lifecycle.FilesystemBackend{Root: v}
-	}
 	w, err := worker.New(cfg, store.New(pool), r)
 	if err != nil {
 		fail(err)

@@ -1,20 +1,23 @@
-package rayrunner_test
+package main
 
-// The real-Ray tier for the Ray runner: worker processes run tasks on a real Ray head with the
-// REAL django-ray 0.2.0 entrypoint (scripts/test.sh starts the head; RAY_ADDRESS and
+// The real-Ray tier for Ray Job mode: the real rayworker binary runs tasks on a real Ray head
+// with the REAL django-ray 0.2.0 entrypoint (scripts/test.sh starts the head; RAY_ADDRESS and
 // RAYCTL_PYTHON come from scripts/ray.sh). Without them the tests skip, except under CI=true,
 // where they fail.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +26,7 @@ import (
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/rayjobs/localray"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker/workertest"
@@ -67,68 +71,29 @@ func (r realRay) runtimeEnv() string {
 	return string(b)
 }
 
-// workerProc is a worker process in Ray mode.
-type workerProc struct {
-	t   *testing.T
-	id  string
-	cmd *exec.Cmd
-	out *logBuffer
-}
-
 type procOpts struct {
-	id          string
-	concurrency int
 	maxAttempts int
 	resultDir   string
+	queues      string
 }
 
-func startWorkerProc(t *testing.T, sc storetest.Schema, ray realRay, o procOpts) *workerProc {
+// startRealRayWorker runs the binary in the default Ray Job mode against RAY_ADDRESS, with
+// short heartbeats and leases so that recovery is quick.
+func startRealRayWorker(t *testing.T, dsn string, ray realRay, o procOpts) *proc {
 	t.Helper()
-	if o.concurrency == 0 {
-		o.concurrency = 8
-	}
 	if o.maxAttempts == 0 {
 		o.maxAttempts = 2
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RAYRUNNER_HELPER=worker", "RAYRUNNER_DSN="+sc.DSN, "RAYRUNNER_RAY="+ray.addr,
-		"RAYRUNNER_WORKER_ID="+o.id, "RAYRUNNER_CONCURRENCY="+strconv.Itoa(o.concurrency),
-		"RAYRUNNER_MAX_ATTEMPTS="+strconv.Itoa(o.maxAttempts), "RAYRUNNER_RUNTIME_ENV="+ray.runtimeEnv(),
-		"RAYRUNNER_RESULT_DIR="+o.resultDir, "RAYRUNNER_LOG_STDERR=1")
-	p := &workerProc{t: t, id: o.id, cmd: cmd, out: &logBuffer{}}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	args := []string{"--ray-address", ray.addr, "--ray-runtime-env", ray.runtimeEnv(), "--concurrency", "8",
+		"--max-task-attempts", strconv.Itoa(o.maxAttempts), "--retry-backoff-seconds", "0",
+		"--worker-heartbeat-seconds", "1", "--worker-lease-seconds", "3", "--metrics-addr", "127.0.0.1:0"}
+	if o.resultDir != "" {
+		args = append(args, "--result-storage-backend", "filesystem", "--result-storage-filesystem-path", o.resultDir)
 	}
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("worker %s log:\n%s", o.id, p.out.String())
-		}
-	})
-	return p
-}
-
-// kill ends the worker with SIGKILL.
-func (p *workerProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-}
-
-// stop ends the worker gracefully (SIGTERM), once.
-func (p *workerProc) stop() {
-	if p.cmd.ProcessState != nil {
-		return
+	if o.queues != "" {
+		args = append(args, "--queue", o.queues)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
+	return startRayWorker(t, dsn, nil, args...)
 }
 
 // jobsOf lists the Ray jobs that ran a task: same metadata and payload (tests give their
@@ -181,6 +146,35 @@ func (r realRay) waitJobStatus(t *testing.T, id string, within time.Duration, wa
 	})
 }
 
+func enqueueReal(t *testing.T, s *store.Store, n store.NewTask) store.Task {
+	t.Helper()
+	task, err := s.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func getRow(t *testing.T, s *store.Store, id int64) store.Task {
+	t.Helper()
+	task, err := s.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// waitState waits until the row is in one of states and returns it.
+func waitState(t *testing.T, s *store.Store, id int64, within time.Duration, states ...store.TaskState) store.Task {
+	t.Helper()
+	var task store.Task
+	workertest.Eventually(t, within, fmt.Sprintf("task %d to reach %v", id, states), func() bool {
+		task = getRow(t, s, id)
+		return slices.Contains(states, task.State)
+	})
+	return task
+}
+
 // rayctl builds the rayctl binary once per test binary.
 func rayctl(t *testing.T) string {
 	t.Helper()
@@ -201,14 +195,18 @@ func TestRealRay(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
 	results := t.TempDir()
-	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-1", resultDir: results})
+	w := startRealRayWorker(t, sc.DSN, ray, procOpts{resultDir: results})
 	ctx := context.Background()
 	enq := func(callable, args, kwargs string, timeout int32) store.Task {
 		n := store.NewTask{CallablePath: "rayctl_testapp.tasks." + callable, ArgsJSON: args, KwargsJSON: kwargs}
 		if timeout > 0 {
 			n.TimeoutSeconds = &timeout
 		}
-		return enqueue(t, s, n)
+		task, err := s.Enqueue(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
 	}
 	const big = 1_500_000
 	add := enq("add", "[2, 3]", "{}", 0)
@@ -265,36 +263,50 @@ func TestRealRay(t *testing.T) {
 		t.Fatalf("result file: %d bytes, %v", len(file), err)
 	}
 
-	// every task ran under the ids its claims wrote, each accepted once (Ray refuses a second)
+	// every other task ran as exactly one Ray job
 	for _, tk := range []store.Task{add, noisy, timeout, cancel, oversize} {
 		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
 			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
 		}
 	}
+	if v := w.metricValue("rayworker_ray_submit_duration_seconds_count"); v != 7 {
+		t.Fatalf("%v submissions timed, want 7 (six tasks, one retry)", v)
+	}
+	if v := w.metricValue(`rayworker_ray_submissions_total{result="accepted"}`); v != 7 {
+		t.Fatalf("%v accepted submissions, want 7", v)
+	}
 }
 
-// TestRealRayKilledWorker: a worker killed (SIGKILL) while its job runs on Ray; a second
-// worker adopts the job, and the task ends once, from that one job.
+// TestRealRayKilledWorker: a rayworker killed (SIGKILL) while its job runs on Ray; a second
+// rayworker adopts the job, and the task ends once, from that one job.
 func TestRealRayKilledWorker(t *testing.T) {
 	ray := needRealRay(t)
 	t.Parallel()
 	s, sc := storetest.New(t)
-	a := startWorkerProc(t, sc, ray, procOpts{id: "go-worker-a"})
-	task := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8.5]"})
+	a := startRealRayWorker(t, sc.DSN, ray, procOpts{})
+	aID := a.workerID()
+	task := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8.5]"})
 	row := waitState(t, s, task.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
-	a.kill()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.exitCode(10 * time.Second)
 
-	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-b"})
+	b := startRealRayWorker(t, sc.DSN, ray, procOpts{})
+	bID := b.workerID()
 	workertest.Eventually(t, time.Minute, "adoption by B", func() bool {
-		return str(getRow(t, s, task.ID).ClaimedByWorker) == "go-worker-b"
+		return str(getRow(t, s, task.ID).ClaimedByWorker) == bID
 	})
 	got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
 	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 8.5}` {
-		t.Fatalf("%+v", got)
+		t.Fatalf("%+v (A was %s)", got, aID)
 	}
 	if jobs := ray.jobsOf(t, got); len(jobs) != 1 {
 		t.Fatalf("the task ran as %d Ray jobs", len(jobs))
+	}
+	if v := b.metricValue(`rayworker_tasks_recovered_total{kind="adopted"}`); v != 1 {
+		t.Fatalf("adopted metric %v", v)
 	}
 }
 
@@ -302,7 +314,7 @@ func TestRealRayKilledWorker(t *testing.T) {
 // schema, with its lease and heartbeat shortened through rayctl_testapp.worker_settings.
 type pythonWorker struct {
 	cmd *exec.Cmd
-	out *logBuffer
+	out *lockedBuffer
 }
 
 func startPythonWorker(t *testing.T, sc storetest.Schema, ray realRay, queue string) *pythonWorker {
@@ -311,7 +323,7 @@ func startPythonWorker(t *testing.T, sc storetest.Schema, ray realRay, queue str
 	cmd.Dir = filepath.Join(workertest.RepoRoot(), "python")
 	cmd.Env = append(os.Environ(), "RAYCTL_TEST_DATABASE_URL="+sc.DSN, "RAY_ADDRESS="+ray.addr, "RAYCTL_PYTHONPATH="+ray.pythonPath,
 		"RAYCTL_WORKER_LEASE_SECONDS=3", "RAYCTL_WORKER_HEARTBEAT_SECONDS=1", "DJANGO_SETTINGS_MODULE=rayctl_testapp.worker_settings")
-	p := &pythonWorker{cmd: cmd, out: &logBuffer{}}
+	p := &pythonWorker{cmd: cmd, out: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -342,18 +354,22 @@ func TestMixedFleet(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
 	// the Go worker's job
-	g := startWorkerProc(t, sc, ray, procOpts{id: "go-worker-g"})
-	goTask := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[15.5]"})
+	g := startRealRayWorker(t, sc.DSN, ray, procOpts{})
+	gID := g.workerID()
+	goTask := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[15.5]"})
 	row := waitState(t, s, goTask.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
-	g.kill()
-	pyTask := enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[45.5]", Queue: "py-only"})
+	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	g.exitCode(10 * time.Second)
+	pyTask := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[45.5]", Queue: "py-only"})
 	time.Sleep(4 * time.Second) // the Go worker's lease goes stale for the Python worker (3 s)
 
 	p := startPythonWorker(t, sc, ray, "py-only")
 	workertest.Eventually(t, time.Minute, "the Python worker to adopt the Go worker's job", func() bool {
 		c := str(getRow(t, s, goTask.ID).ClaimedByWorker)
-		return c != "go-worker-g" && c != "<nil>"
+		return c != gID && c != "<nil>"
 	})
 	// ... and to record it: its reconcile runs every 30 s (hard-coded in 0.2.0)
 	got := waitState(t, s, goTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
@@ -373,9 +389,10 @@ func TestMixedFleet(t *testing.T) {
 	}
 	ray.waitJobStatus(t, str(pyRow.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
 	p.kill()
-	startWorkerProc(t, sc, ray, procOpts{id: "go-worker-h"})
+	h := startRealRayWorker(t, sc.DSN, ray, procOpts{queues: "default"})
+	hID := h.workerID()
 	workertest.Eventually(t, time.Minute, "the Go worker to adopt the Python worker's job", func() bool {
-		return str(getRow(t, s, pyTask.ID).ClaimedByWorker) == "go-worker-h"
+		return str(getRow(t, s, pyTask.ID).ClaimedByWorker) == hID
 	})
 	got = waitState(t, s, pyTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
 	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(pyRow.RayJobID) || str(got.ResultData) != `{"slept": 45.5}` {
@@ -384,6 +401,60 @@ func TestMixedFleet(t *testing.T) {
 	for _, tk := range []store.Task{goTask, pyTask} {
 		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
 			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
+		}
+	}
+}
+
+// TestRealRayLocal: --local with nothing answering at 127.0.0.1:8265 starts a Ray head with
+// the ray CLI (the venv's, first on PATH), runs tasks on it with the real entrypoint, and stops
+// that head, all of its processes, when the worker exits.
+func TestRealRayLocal(t *testing.T) {
+	ray := needRealRay(t)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:8265", time.Second); err == nil {
+		c.Close()
+		msg := "something already listens on 127.0.0.1:8265: --local would use it instead of starting a head"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	s, sc := storetest.New(t)
+	venvBin := filepath.Dir(ray.python)
+	w := startRayWorker(t, sc.DSN, []string{"PATH=" + venvBin + string(os.PathListSeparator) + os.Getenv("PATH")},
+		"--local", "--ray-runtime-env", ray.runtimeEnv(), "--metrics-addr", "127.0.0.1:0")
+	var dir string
+	workertest.Eventually(t, 3*time.Minute, "the local head to start", func() bool {
+		var ok bool
+		dir, ok = w.logField("local Ray head started", "dir")
+		return ok
+	})
+	task := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.add", ArgsJSON: "[20, 22]"})
+	if got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed); str(got.ResultData) != "42" ||
+		str(got.RayAddress) != "http://127.0.0.1:8265" {
+		t.Fatalf("%+v", got)
+	}
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := w.exitCode(time.Minute); code != exitSIGTERM {
+		t.Fatalf("exit %d", code)
+	}
+	if _, ok := w.logField("stopped the local Ray head this worker started", "address"); !ok {
+		t.Fatalf("no stop line:\n%s", w.logs)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:8265", time.Second); err == nil {
+		c.Close()
+		t.Fatal("the dashboard still answers after the worker exited")
+	}
+	marker := []byte(localray.Marker + "=" + dir + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err == nil && bytes.Contains(env, marker) {
+			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if !bytes.Contains(stat, []byte(") Z ")) {
+				t.Fatalf("process %s of the local head survived: %s", e.Name(), stat)
+			}
 		}
 	}
 }

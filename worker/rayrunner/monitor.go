@@ -161,11 +161,10 @@ func (r *Runner) step(now time.Time) time.Duration {
 			if c.checkedAt.After(j.orphan404) {
 				r.decideOrphan(j, now)
 				if !j.done {
-					at(now)
+					at(now) // submit it
 				}
 			} else {
-				c.probeNow = true
-				at(now)
+				c.probeNow = true // the probe's completion wakes the monitor
 			}
 		case !j.acked && (j.check || j.look || j.stop != stopNone || !j.own):
 			// Does Ray have it? (after a POST of unknown fate; a job Poll asked about; a job
@@ -196,6 +195,9 @@ func (r *Runner) step(now time.Time) time.Duration {
 		}
 	}
 
+	if c.probeNow && !c.probing {
+		r.startProbe(now)
+	}
 	if !r.closing && !r.round.running {
 		if len(roundJobs) == 0 {
 			r.round.next = now.Add(r.cfg.MinPollInterval) // a new job waits at most this long
@@ -213,7 +215,8 @@ func (r *Runner) checkTimers(j *job, now time.Time) {
 	if !j.acked || j.terminal != nil {
 		return
 	}
-	if j.stop == stopNone && j.status == rayjobs.StatusPending && !j.pendingSince.IsZero() && now.Sub(j.pendingSince) > r.cfg.PendingTimeout {
+	fresh := now.Sub(j.seenAt) <= r.staleAfter() // never act on a status from before an outage
+	if j.stop == stopNone && fresh && j.status == rayjobs.StatusPending && !j.pendingSince.IsZero() && now.Sub(j.pendingSince) > r.cfg.PendingTimeout {
 		j.stop, j.stopAsked = stopPending, now
 		r.m.pendingTimeouts.Inc()
 		r.log.Warn("Ray job stayed PENDING too long; stopping it", "ray_job_id", j.id, "task_id", j.task.ID,
@@ -221,7 +224,7 @@ func (r *Runner) checkTimers(j *job, now time.Time) {
 		return
 	}
 	if j.stop != stopNone && !j.stopSent.IsZero() && now.Sub(j.stopSent) > r.cfg.StopGrace {
-		if j.status == rayjobs.StatusPending {
+		if j.status == rayjobs.StatusPending && fresh && j.seenAt.After(j.stopSent) {
 			// Ray may not stop a job that never started (ray#62766): give up on it.
 			r.log.Warn("Ray did not stop a PENDING job; giving up on it", "ray_job_id", j.id, "task_id", j.task.ID,
 				"reason", stopName(j.stop), "stop_grace", r.cfg.StopGrace.String())

@@ -96,8 +96,9 @@ func startRealRayWorker(t *testing.T, dsn string, ray realRay, o procOpts) *proc
 	return startRayWorker(t, dsn, nil, args...)
 }
 
-// jobsOf lists the Ray jobs that ran a task: same metadata and payload (tests give their
-// tasks distinct arguments), submitted after the row was created.
+// jobsOf lists the Ray jobs that ran a task: same metadata and payload, submitted after the
+// row was created. Tests sharing the Ray run at once (row ids repeat across schemas), so each
+// gives its tasks arguments no other real-Ray test uses.
 func (r realRay) jobsOf(t *testing.T, row store.Task) []rayjobs.JobDetails {
 	t.Helper()
 	all, err := r.c.List(context.Background())
@@ -208,15 +209,16 @@ func TestRealRay(t *testing.T) {
 		}
 		return task
 	}
-	const big = 1_500_000
-	add := enq("add", "[2, 3]", "{}", 0)
+	// Arguments unlike any other real-Ray test's: jobsOf tells a task's jobs by their payload.
+	const big = 1_500_017
+	add := enq("add", "[20002, 3]", "{}", 0)
 	noisy := enq("noisy", "[]", `{"value": "d\u00e9j\u00e0 vu"}`, 0)
 	fail := enq("fail_value", "[]", `{"message": "boom"}`, 0)
 	timeout := enq("sleep", "[60]", "{}", 4)
 	cancel := enq("sleep", "[61]", "{}", 0)
 	oversize := enq("oversize", fmt.Sprintf("[%d]", big), "{}", 0)
 
-	if got := waitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "5" {
+	if got := waitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "20005" {
 		t.Fatalf("add: %+v", got)
 	}
 	if got := waitState(t, s, noisy.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != `"d\u00e9j\u00e0 vu"` {

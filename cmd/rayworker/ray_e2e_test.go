@@ -263,3 +263,34 @@ func str(p *string) string {
 	}
 	return *p
 }
+
+// TestBinaryRayTLS: an https Jobs API (a TLS proxy in front of Ray) with a private CA works
+// through --ray-ca-file; without it the certificate is a configuration error, not an outage.
+func TestBinaryRayTLS(t *testing.T) {
+	t.Parallel()
+	s, dsn := migratedDSN(t)
+	srv := raytest.NewTLS(t)
+	task := enqueueE2E(t, s, "add", "[2, 3]")
+
+	untrusted := startRayWorker(t, dsn, nil, "--cluster", srv.URL, "--metrics-addr", "127.0.0.1:0")
+	workertest.Eventually(t, 30*time.Second, "/readyz to name the certificate", func() bool {
+		code, body := untrusted.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "certificate")
+	})
+	if v := untrusted.metricValue("rayworker_ray_config_errors_total"); v != 1 {
+		t.Fatalf("config errors metric %v", v)
+	}
+	if v := untrusted.metricValue("rayworker_ray_outages_total"); v != 0 {
+		t.Fatalf("an untrusted certificate counted as an outage: %v", v)
+	}
+	_ = untrusted.cmd.Process.Signal(syscall.SIGTERM)
+	untrusted.exitCode(30 * time.Second)
+
+	startRayWorker(t, dsn, nil, "--cluster", srv.URL, "--ray-ca-file", srv.CAFile(t))
+	row := waitRow(t, s, task.ID, "the claim", func(r store.Task) bool { return r.State == store.StateRunning && r.RayJobID != nil })
+	workertest.Eventually(t, 30*time.Second, "the job in Ray", func() bool { _, ok := srv.Job(*row.RayJobID); return ok })
+	srv.Set(t, *row.RayJobID, raytest.Succeeded, "", `{"success": true, "result": 5}`+"\n")
+	if got := waitRow(t, s, task.ID, "success", func(r store.Task) bool { return r.State == store.StateSucceeded }); str(got.ResultData) != "5" {
+		t.Fatalf("%+v", got)
+	}
+}

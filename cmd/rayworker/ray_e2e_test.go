@@ -180,6 +180,23 @@ func TestBinaryRayKill9(t *testing.T) {
 			t.Fatalf("%s accepted %d times", id, k)
 		}
 	}
+	posts := map[string]int{} // every POST, the hung ones included
+	for _, r := range srv.Requests() {
+		var body struct {
+			ID string `json:"submission_id"`
+		}
+		if r.Endpoint == raytest.Submit && json.Unmarshal(r.Body, &body) == nil {
+			posts[body.ID]++
+		}
+	}
+	for id, k := range posts {
+		if k != 1 {
+			t.Fatalf("%s was POSTed %d times", id, k)
+		}
+	}
+	if len(posts) != n+2 {
+		t.Fatalf("%d ids POSTed, want %d (six claims by A, two retries by B)", len(posts), n+2)
+	}
 	if v := b.metricValue(`rayworker_tasks_recovered_total{kind="adopted"}`); v != 4 {
 		t.Fatalf("adopted metric %v", v)
 	}

@@ -1,0 +1,165 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rayctl/rayctl/store"
+)
+
+// Applier performs the store transition for an Outcome. It is safe for concurrent use.
+type Applier struct {
+	Store   *store.Store
+	Policy  Policy
+	Results Results
+	// WorkerID, LeaseTTL and StuckAfter fence Lost outcomes (store.LostParams): a row is
+	// marked LOST only while it is still stale and its owner is WorkerID, nobody, or a worker
+	// without a live lease.
+	WorkerID   string
+	LeaseTTL   time.Duration
+	StuckAfter time.Duration
+}
+
+// Transition is what Apply did.
+type Transition struct {
+	TaskID  int64
+	Attempt int32 // the attempt the outcome belongs to (attempt_number as read)
+	Queue   string
+	Outcome Kind
+	From    store.TaskState // the state the caller read
+	// To is the state written: SUCCEEDED, FAILED, QUEUED (a retry), LOST or CANCELLED. It is
+	// empty when nothing was written because the row had moved on.
+	To      store.TaskState
+	Applied bool
+	// Current is the row's state when it had moved on (read back; empty if not read).
+	Current store.TaskState
+	// CancelWon: the row was cancelled while the attempt ended, so it was finalized
+	// CANCELLED instead of recording the outcome (django-ray prefers the cancellation).
+	CancelWon bool
+
+	RetryDelay    time.Duration // when To is QUEUED
+	NoRetry       string        // why a failure was not retried
+	ErrorMessage  string        // error_message written for a failure
+	ExceptionType string
+
+	Stored Stored // where a result went, for Succeeded
+}
+
+// Apply performs the one guarded transition that ends the attempt of task (the row as the
+// caller read it; its Guard fences the write) with outcome o:
+//
+//	Succeeded  -> SUCCEEDED with the result inline or as a reference (errors of earlier
+//	              attempts cleared)
+//	Failed     -> QUEUED for a retry (attempt+1, run_after = now + backoff) or FAILED
+//	              (max attempts, denylisted type, or a permanent failure)
+//	Lost       -> LOST, or straight back to QUEUED under the policy for TaskLost
+//	TimedOut   -> FAILED "Task timed out after N seconds", never retried
+//	Cancelled  -> CANCELLED
+//
+// A row read in CANCELLING is finalized CANCELLED whatever the outcome. If the write does not
+// apply because the row was cancelled meanwhile by the same claim, the row is finalized
+// CANCELLED (CancelWon). Any other row that moved on is left alone (Applied false). An error
+// means the database could not be reached; nothing was written and the caller may retry.
+func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transition, error) {
+	tr := Transition{TaskID: task.ID, Attempt: task.AttemptNumber, Queue: task.QueueName, Outcome: o.Kind, From: task.State}
+	if task.State == store.StateCancelling {
+		return a.finalizeCancel(ctx, task, tr)
+	}
+	var applied bool
+	var err error
+	g := task.Guard()
+	switch o.Kind {
+	case Succeeded:
+		tr.Stored = a.Results.Place(o.Result)
+		applied, err = a.Store.Succeed(ctx, g, tr.Stored.Row)
+		tr.To = store.StateSucceeded
+	case Failed:
+		f := o.Failure
+		tr.ErrorMessage, tr.ExceptionType = f.Message, f.ExceptionType
+		d := Decision{Reason: "permanent failure"}
+		if !f.Permanent {
+			d = a.Policy.Decide(task.AttemptNumber, f.ExceptionType)
+		}
+		info := store.ErrorInfo{Message: f.Message}
+		if f.Traceback != "" {
+			info.Traceback = &f.Traceback
+		}
+		if d.Retry {
+			applied, err = a.Store.Retry(ctx, g, d.Delay, info)
+			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
+		} else {
+			applied, err = a.Store.Fail(ctx, g, info)
+			tr.To, tr.NoRetry = store.StateFailed, d.Reason
+		}
+	case Lost:
+		tr.ErrorMessage, tr.ExceptionType = store.LostMessage, ExcTaskLost
+		d := a.Policy.Decide(task.AttemptNumber, ExcTaskLost)
+		p := store.LostParams{Self: a.WorkerID, StuckAfter: a.StuckAfter, LeaseTTL: a.LeaseTTL}
+		if d.Retry {
+			p.RetryDelay = &d.Delay
+			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
+		} else {
+			tr.To, tr.NoRetry = store.StateLost, d.Reason
+		}
+		applied, err = a.Store.MarkLost(ctx, g, p)
+	case TimedOut:
+		if task.TimeoutSeconds != nil {
+			tr.ErrorMessage = fmt.Sprintf("Task timed out after %d seconds", *task.TimeoutSeconds)
+		}
+		tr.NoRetry = "timeouts are not retried"
+		applied, err = a.Store.MarkTimedOut(ctx, g)
+		tr.To = store.StateFailed
+	case Cancelled:
+		applied, err = a.Store.MarkCancelled(ctx, g)
+		tr.To = store.StateCancelled
+	default:
+		return tr, fmt.Errorf("lifecycle: unknown outcome kind %d", o.Kind)
+	}
+	if err != nil {
+		tr.To = ""
+		return tr, err
+	}
+	if applied {
+		tr.Applied = true
+		return tr, nil
+	}
+	tr.To = ""
+	// The row moved on. If it was cancelled under this same claim, the cancellation wins.
+	cur, err := a.Store.GetTask(ctx, task.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return tr, nil
+	}
+	if err != nil {
+		return tr, err
+	}
+	tr.Current = cur.State
+	if o.Kind != Lost && o.Kind != TimedOut && cur.State == store.StateCancelling && sameClaim(task, cur) {
+		tr.CancelWon = true
+		return a.finalizeCancel(ctx, cur, tr)
+	}
+	return tr, nil
+}
+
+func (a *Applier) finalizeCancel(ctx context.Context, task store.Task, tr Transition) (Transition, error) {
+	applied, err := a.Store.FinalizeCancel(ctx, task.Guard())
+	if err != nil {
+		return tr, err
+	}
+	tr.Applied = applied
+	if applied {
+		tr.To = store.StateCancelled
+	}
+	return tr, nil
+}
+
+// sameClaim reports whether cur is still the claim a (same owner, job and start).
+func sameClaim(a, cur store.Task) bool {
+	return eqPtr(a.ClaimedByWorker, cur.ClaimedByWorker) && eqPtr(a.RayJobID, cur.RayJobID) &&
+		((a.StartedAt == nil && cur.StartedAt == nil) || (a.StartedAt != nil && cur.StartedAt != nil && a.StartedAt.Equal(*cur.StartedAt)))
+}
+
+func eqPtr(a, b *string) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}

@@ -1,0 +1,158 @@
+package lifecycle
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/rayctl/rayctl/store"
+)
+
+// DefaultMaxInline is MAX_RESULT_SIZE_BYTES's default: 1 MiB.
+const DefaultMaxInline = 1 << 20
+
+// Backend stores result text too large to keep inline and returns its reference.
+type Backend interface {
+	// Name is the RESULT_STORAGE_BACKEND value: "digest", "filesystem".
+	Name() string
+	// Store persists text (Python json.dumps of the value) and returns the reference that
+	// goes into result_reference.
+	Store(text []byte) (string, error)
+}
+
+// DigestReference is django-ray's digest-only reference: oversize://sha256/<hex>?bytes=<n>.
+func DigestReference(sha256hex string, n int64) string {
+	return fmt.Sprintf("oversize://sha256/%s?bytes=%d", sha256hex, n)
+}
+
+// FilesystemReference is django-ray's filesystem reference:
+// resultfs://sha256/<hex>?rel=<aa>/<bb>/<hex>.json&bytes=<n>.
+func FilesystemReference(sha256hex string, n int64) string {
+	return fmt.Sprintf("resultfs://sha256/%s?rel=%s&bytes=%d", sha256hex, relPath(sha256hex), n)
+}
+
+func relPath(hexDigest string) string {
+	return hexDigest[0:2] + "/" + hexDigest[2:4] + "/" + hexDigest + ".json"
+}
+
+func digestOf(text []byte) string {
+	sum := sha256.Sum256(text)
+	return hex.EncodeToString(sum[:])
+}
+
+// DigestBackend stores nothing and returns the digest reference (RESULT_STORAGE_BACKEND
+// "digest", the default).
+type DigestBackend struct{}
+
+// Name implements Backend.
+func (DigestBackend) Name() string { return "digest" }
+
+// Store implements Backend.
+func (DigestBackend) Store(text []byte) (string, error) {
+	return DigestReference(digestOf(text), int64(len(text))), nil
+}
+
+// FilesystemBackend writes the text to <Root>/<aa>/<bb>/<hex>.json (RESULT_STORAGE_BACKEND
+// "filesystem" with RESULT_STORAGE_FILESYSTEM_PATH), as django-ray does: a file that already
+// exists is the same content and is kept. Unlike django-ray it writes a temporary file and
+// renames it, so a reader never sees a partial payload.
+type FilesystemBackend struct{ Root string }
+
+// Name implements Backend.
+func (FilesystemBackend) Name() string { return "filesystem" }
+
+// Store implements Backend.
+func (b FilesystemBackend) Store(text []byte) (string, error) {
+	if b.Root == "" {
+		return "", errors.New("result storage path is not set")
+	}
+	sum := digestOf(text)
+	full := filepath.Join(b.Root, filepath.FromSlash(relPath(sum)))
+	ref := FilesystemReference(sum, int64(len(text)))
+	if _, err := os.Stat(full); err == nil {
+		return ref, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := full + ".tmp-" + hex.EncodeToString(rnd[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	_, werr := f.Write(text)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	if err := os.Rename(tmp, full); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	return ref, nil
+}
+
+// Load reads the text a resultfs:// reference points to under root (for tests and tools).
+func (b FilesystemBackend) Load(sha256hex string) ([]byte, error) {
+	if len(sha256hex) != 64 {
+		return nil, fs.ErrInvalid
+	}
+	return os.ReadFile(filepath.Join(b.Root, filepath.FromSlash(relPath(sha256hex))))
+}
+
+// Results decides where a successful result goes.
+type Results struct {
+	MaxInline int64   // MAX_RESULT_SIZE_BYTES: the largest text kept inline in result_data
+	Backend   Backend // for larger results; nil means DigestBackend
+}
+
+// Stored is where a result went.
+type Stored struct {
+	Row       store.Result // the result_data / result_reference to write
+	Inline    bool
+	Reference string
+	Bytes     int64
+	// Fallback is the storage error after which the digest reference was used instead.
+	Fallback error
+}
+
+// Place returns the columns for r: result_data when it fits MaxInline (result_reference
+// then NULL, clearing a stale one), else a reference from the backend, falling back to the
+// digest reference on a storage error (the task still succeeds, as in django-ray).
+func (rs Results) Place(r Result) Stored {
+	size := r.Size()
+	if r.JSON != nil && size <= rs.MaxInline {
+		data := string(r.JSON)
+		return Stored{Row: store.Result{Data: &data}, Inline: true, Bytes: size}
+	}
+	backend := rs.Backend
+	if backend == nil {
+		backend = DigestBackend{}
+	}
+	var ref string
+	var fallback error
+	if r.JSON == nil {
+		// Only the digest of the text is known (it was too large to keep): a digest
+		// reference is the only one that can describe it.
+		ref = DigestReference(r.SHA256, r.Bytes)
+		if backend.Name() != "digest" {
+			fallback = fmt.Errorf("the %d-byte result was not kept whole, so the %s backend cannot store it", r.Bytes, backend.Name())
+		}
+	} else {
+		var err error
+		ref, err = backend.Store(r.JSON)
+		if err != nil {
+			fallback = err
+			ref = DigestReference(digestOf(r.JSON), size)
+		}
+	}
+	return Stored{Row: store.Result{Reference: &ref}, Reference: ref, Bytes: size, Fallback: fallback}
+}

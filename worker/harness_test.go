@@ -1,0 +1,219 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procrunner"
+	"github.com/rayctl/rayctl/worker/workertest"
+)
+
+// TestMain checks no test leaves a goroutine behind. storetest keeps one admin pool for the
+// whole test binary (its health-check goroutine is expected); the worker creates no pools.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+}
+
+// logBuffer collects JSON log lines from the worker.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// lines returns the log lines whose text contains every one of subs.
+func (l *logBuffer) lines(subs ...string) []string {
+	var out []string
+	for _, line := range strings.Split(l.String(), "\n") {
+		ok := line != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// testConfig is a worker configuration with short intervals for tests.
+func testConfig() worker.Config {
+	return worker.Config{
+		Concurrency:         4,
+		Policy:              lifecycle.Policy{MaxAttempts: 3},
+		HeartbeatInterval:   200 * time.Millisecond,
+		LeaseTTL:            2 * time.Second,
+		StuckAfter:          30 * time.Second,
+		ShutdownTimeout:     5 * time.Second,
+		IdlePollMin:         10 * time.Millisecond,
+		IdlePollMax:         50 * time.Millisecond,
+		CancelCheckInterval: 50 * time.Millisecond,
+		StopWait:            5 * time.Second,
+	}
+}
+
+// running is a worker running in the background against a fresh schema.
+type running struct {
+	t      *testing.T
+	s      *store.Store
+	sc     storetest.Schema
+	w      *worker.Worker
+	logs   *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+	dir    string
+}
+
+// env is a fresh schema for one test.
+type env struct {
+	t  *testing.T
+	s  *store.Store
+	sc storetest.Schema
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	s, sc := storetest.New(t)
+	return env{t: t, s: s, sc: sc}
+}
+
+// start runs a worker with the process runner over the contract entrypoint.
+func (e env) start(mod func(*worker.Config), rmod func(*procrunner.Config)) *running {
+	t := e.t
+	t.Helper()
+	rc := procrunner.Config{Entrypoint: workertest.Entrypoint(t), KillGrace: time.Second}
+	if rmod != nil {
+		rmod(&rc)
+	}
+	r, err := procrunner.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.startWith(mod, r)
+}
+
+func (e env) startWith(mod func(*worker.Config), r worker.Runner) *running {
+	t := e.t
+	t.Helper()
+	cfg := testConfig()
+	logs := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, err := worker.New(cfg, e.s, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &running{t: t, s: e.s, sc: e.sc, w: w, logs: logs, cancel: cancel, done: make(chan error, 1), dir: t.TempDir()}
+	go func() { h.done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := h.stop(); err != nil {
+			t.Errorf("worker: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs.String())
+		}
+	})
+	return h
+}
+
+// stop shuts the worker down (once) and returns Run's error.
+func (h *running) stop() error {
+	h.cancel()
+	select {
+	case err, ok := <-h.done:
+		if !ok {
+			return nil
+		}
+		close(h.done)
+		return err
+	case <-time.After(60 * time.Second):
+		h.t.Fatal("worker did not stop within 60s")
+	}
+	return nil
+}
+
+func enqueue(t *testing.T, s *store.Store, n store.NewTask) store.Task {
+	t.Helper()
+	if !strings.Contains(n.CallablePath, ".") {
+		n.CallablePath = "tests.tasks." + n.CallablePath
+	}
+	task, err := s.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func get(t *testing.T, s *store.Store, id int64) store.Task {
+	t.Helper()
+	task, err := s.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// waitState waits until the row is in one of states and returns it.
+func waitState(t *testing.T, s *store.Store, id int64, states ...store.TaskState) store.Task {
+	t.Helper()
+	var task store.Task
+	workertest.Eventually(t, 60*time.Second, "task to reach "+joinStates(states), func() bool {
+		task = get(t, s, id)
+		for _, st := range states {
+			if task.State == st {
+				return true
+			}
+		}
+		return false
+	})
+	return task
+}
+
+func joinStates(states []store.TaskState) string {
+	out := make([]string, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return strings.Join(out, "|")
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+func dbNow(t *testing.T, s *store.Store) time.Time {
+	t.Helper()
+	now, err := s.Now(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}

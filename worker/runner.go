@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/store"
+)
+
+// Runner executes task attempts for the worker loop. Every execution mode is a Runner: the
+// process runner (--sync: a subprocess per task), the Ray Job runner (HTTP submission with
+// the submission id the claim wrote to ray_job_id), and later a pool of long-lived Python
+// executors or a Ray Core driver. The loop never knows which one it drives.
+//
+// The contract:
+//
+//   - An execution is identified by its task row (store.Task as claimed or adopted). The loop
+//     has at most one execution per task id at a time and never more than Config.Concurrency.
+//   - Start begins an attempt and returns promptly; the work continues in the background. If
+//     it returns an error nothing is running: a *lifecycle.FailureError says exactly how to
+//     record it (a malformed row is a permanent failure), any other error is recorded as
+//     RayJobFailed under the retry policy.
+//   - Poll is the batch status query for many executions (one Status per task, same order).
+//     The loop calls it when Events fires, every Capabilities.PollInterval, and at least every
+//     second while an outcome is waiting to be written. Done is reported again on every Poll
+//     until Forget, so an outcome is never lost when the database is briefly unreachable.
+//     A runner that can adopt must answer Poll for executions it did not start.
+//   - Events, when not nil, wakes the loop as soon as some execution may have changed (a
+//     process exited) so completions are recorded without polling latency. Sends must not
+//     block: a channel with a buffer of 1, dropping when full, is enough.
+//   - Cancel asks an execution to stop (kill the process group, stop the Ray job) and returns
+//     once that was requested; Poll then reports Done with a Cancelled outcome, or with the
+//     outcome the execution reached first. Cancelling an unknown or finished execution is
+//     not an error. The loop uses it for CANCELLING rows, timeouts, rows found LOST, and at
+//     shutdown.
+//   - Output returns at most max bytes from the end of an execution's output or logs.
+//   - Forget drops what the runner holds for a task after the loop recorded its outcome (or
+//     gave it up); the runner must still make sure anything it started stops eventually.
+//   - Close stops everything still running and releases resources; it is called last.
+//
+// Capabilities tell the loop what the runner needs; they are read once at start.
+type Runner interface {
+	Capabilities() Capabilities
+	Start(ctx context.Context, task store.Task) error
+	Poll(ctx context.Context, tasks []store.Task) ([]Status, error)
+	Events() <-chan struct{}
+	Cancel(ctx context.Context, task store.Task) error
+	Output(ctx context.Context, task store.Task, max int) ([]byte, error)
+	Forget(task store.Task)
+	Close(ctx context.Context) error
+}
+
+// Capabilities describe a Runner to the loop.
+type Capabilities struct {
+	// Name is the mode for logs and metrics ("process", "rayjob", ...).
+	Name string
+	// AssignJobIDs: the claim writes a deterministic Ray submission id into ray_job_id
+	// (store.ClaimParams.AssignJobIDs) before Start, so a crash between claim and submission
+	// can neither lose the job nor run it twice. Without it ray_job_id is cleared at claim.
+	AssignJobIDs bool
+	// RayAddress, when set, is written to ray_address at claim (django-ray records the
+	// cluster address a job went to).
+	RayAddress string
+	// AdoptPrefix, when set, makes the loop look for RUNNING rows of dead workers whose
+	// ray_job_id starts with it (django-ray 0.2.0 uses "raysubmit_"), Poll them, adopt the
+	// ones still running (store.Adopt) and finish the ones that ended, like its own.
+	AdoptPrefix string
+	// PollInterval is how often the loop polls in-flight executions when no event arrives.
+	// Zero means events only (plus the one-second retry while an outcome is unwritten).
+	PollInterval time.Duration
+	// Detached: executions keep running without this process (a Ray job does), so on
+	// shutdown the loop leaves unfinished ones RUNNING for another worker to adopt instead of
+	// stopping them and handing their rows back to the queue.
+	Detached bool
+}
+
+// Phase is where an execution is.
+type Phase int
+
+// The phases Poll reports.
+const (
+	// Unknown: the runner cannot tell (not started by it, status unavailable). The loop
+	// keeps waiting; a task that stays unknown ages into stuck-task recovery (TaskLost).
+	Unknown Phase = iota
+	// Running: pending or running.
+	Running
+	// Done: the attempt ended; Status.Outcome says how.
+	Done
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Running:
+		return "running"
+	case Done:
+		return "done"
+	}
+	return "unknown"
+}
+
+// Status is one execution's state as Poll sees it.
+type Status struct {
+	Phase   Phase
+	Outcome lifecycle.Outcome // when Done
+	Message string            // when Unknown: why (for logs)
+}

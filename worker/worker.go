@@ -1,0 +1,536 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/store"
+)
+
+// Worker is one rayworker process: it claims tasks, runs them through its Runner, and ends
+// each attempt through lifecycle.
+type Worker struct {
+	cfg     Config
+	store   *store.Store
+	runner  Runner
+	caps    Capabilities
+	applier *lifecycle.Applier
+	log     *slog.Logger
+	m       *metrics
+
+	// loop state: touched only by the loop goroutine
+	inflight  map[int64]*execution
+	draining  bool
+	retryPoll bool // an outcome is waiting to be written
+	dbErrLog  map[string]time.Time
+
+	// shared with the HTTP handlers
+	leaseOK   atomic.Bool
+	dbOK      atomic.Bool
+	stopping  atomic.Bool
+	lastTick  atomic.Int64 // unix nanoseconds of the loop's last iteration
+	listening atomic.Value // string: the metrics address actually bound
+}
+
+// execution is an attempt this worker runs or monitors.
+type execution struct {
+	task     store.Task // the row as claimed or adopted (its Guard fences every write)
+	started  time.Time  // local clock
+	deadline time.Time  // zero: no timeout_seconds
+	// cancelling: the row went CANCELLING and Cancel was called; the outcome finalizes it.
+	cancelling bool
+	// abandoned: the row already moved on (timed out, found LOST); the runner was told to
+	// stop and its outcome is dropped.
+	abandoned bool
+	// handBack: stopped at shutdown; unless it succeeded first, its row is released.
+	handBack bool
+}
+
+// New returns a Worker over s that runs attempts with r. It validates cfg after applying
+// the defaults.
+func New(cfg Config, s *store.Store, r Runner) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.WorkerID == "" {
+		cfg.WorkerID = store.NewUUID()
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if cfg.PID == 0 {
+		cfg.PID = os.Getpid()
+	}
+	w := &Worker{
+		cfg: cfg, store: s, runner: r, caps: r.Capabilities(), log: cfg.Logger,
+		applier: &lifecycle.Applier{Store: s, Policy: cfg.Policy, Results: cfg.Results, WorkerID: cfg.WorkerID,
+			LeaseTTL: cfg.LeaseTTL, StuckAfter: cfg.StuckAfter},
+		m:        newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
+		inflight: map[int64]*execution{},
+		dbErrLog: map[string]time.Time{},
+	}
+	w.m.concurrency.Set(float64(cfg.Concurrency))
+	w.listening.Store("")
+	return w, nil
+}
+
+// ID returns the worker id (the lease's worker_id).
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// MetricsAddr returns the address /metrics is served on once Run has started ("" if none).
+func (w *Worker) MetricsAddr() string { return w.listening.Load().(string) }
+
+// Run works until ctx is cancelled, then shuts down gracefully: it stops claiming, lets
+// in-flight attempts finish for up to ShutdownTimeout, stops the rest and hands their rows
+// back to the queue without consuming an attempt (a Detached runner's are left RUNNING for
+// adoption), and deactivates the lease. It returns nil after a graceful shutdown, or an error
+// if the worker could not start (no database, no lease, metrics address in use).
+func (w *Worker) Run(ctx context.Context) error {
+	dbctx := context.WithoutCancel(ctx)
+	lease := store.Lease{WorkerID: w.cfg.WorkerID, Hostname: w.cfg.Hostname, PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
+	if err := w.withTimeout(dbctx, func(c context.Context) error { return w.store.UpsertLease(c, lease) }); err != nil {
+		return fmt.Errorf("cannot create the worker lease: %w", err)
+	}
+	w.leaseOK.Store(true)
+	w.dbOK.Store(true)
+	w.tick()
+
+	var srv *http.Server
+	if w.cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", w.cfg.MetricsAddr)
+		if err != nil {
+			w.deactivate(dbctx)
+			return fmt.Errorf("metrics address: %w", err)
+		}
+		w.listening.Store(ln.Addr().String())
+		srv = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		serveDone := make(chan struct{})
+		go func() {
+			defer close(serveDone)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("metrics server stopped", "error", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(dbctx, 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			<-serveDone
+		}()
+	}
+
+	w.log.Info("worker started", "worker_id", w.cfg.WorkerID, "mode", w.caps.Name, "queues", queueList(w.cfg.Queues),
+		"concurrency", w.cfg.Concurrency, "hostname", w.cfg.Hostname, "pid", w.cfg.PID, "metrics_addr", w.MetricsAddr())
+	w.loop(ctx, dbctx)
+
+	cctx, cancel := context.WithTimeout(dbctx, w.cfg.StopWait)
+	if err := w.runner.Close(cctx); err != nil {
+		w.log.Warn("runner did not stop cleanly", "error", err)
+	}
+	cancel()
+	w.deactivate(dbctx)
+	w.log.Info("worker stopped", "worker_id", w.cfg.WorkerID)
+	return nil
+}
+
+func (w *Worker) deactivate(dbctx context.Context) {
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		_, err := w.store.DeactivateLease(c, w.cfg.WorkerID)
+		return err
+	})
+	if err != nil {
+		w.log.Error("cannot deactivate the lease; it expires on its own", "worker_id", w.cfg.WorkerID, "error", err)
+	}
+	w.leaseOK.Store(false)
+}
+
+func queueList(q []string) string {
+	if len(q) == 0 {
+		return "*"
+	}
+	return strings.Join(q, ",")
+}
+
+func (w *Worker) tick() { w.lastTick.Store(w.cfg.Clock().UnixNano()) }
+
+// withTimeout runs one database call with the loop's per-call timeout.
+func (w *Worker) withTimeout(ctx context.Context, f func(context.Context) error) error {
+	c, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	defer cancel()
+	return f(c)
+}
+
+// dbError records a failed database call and logs it at most every 10 s per operation.
+func (w *Worker) dbError(op string, err error) {
+	w.m.dbErrors.WithLabelValues(op).Inc()
+	w.dbOK.Store(false)
+	now := w.cfg.Clock()
+	if last, ok := w.dbErrLog[op]; ok && now.Sub(last) < 10*time.Second {
+		return
+	}
+	w.dbErrLog[op] = now
+	w.log.Error("database call failed", "op", op, "error", err)
+}
+
+func (w *Worker) dbFine() { w.dbOK.Store(true) }
+
+// loop is the worker's single goroutine. It returns when a shutdown has run its course.
+func (w *Worker) loop(ctx, dbctx context.Context) {
+	cfg := w.cfg
+	now := cfg.Clock()
+	var (
+		idle            = cfg.IdlePollMin
+		nextClaim       = now
+		nextHeartbeat   = now.Add(cfg.HeartbeatInterval)
+		nextSweep       = now
+		nextCancelCheck = now
+		nextPoll        = now
+		drainDeadline   time.Time
+		stopDeadline    time.Time
+		pollNow         bool
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	events := w.runner.Events()
+	for {
+		now = cfg.Clock()
+		w.tick()
+
+		if pollNow || w.retryPoll || (len(w.inflight) > 0 && !now.Before(nextPoll)) {
+			before := len(w.inflight)
+			w.pollInflight(dbctx)
+			if len(w.inflight) < before {
+				nextClaim, idle = now, cfg.IdlePollMin // slots freed: look for work now
+			}
+			pollNow = false
+			nextPoll = now.Add(w.pollInterval())
+		}
+		w.checkTimeouts(dbctx, now)
+		if !now.Before(nextCancelCheck) {
+			w.checkCancellations(dbctx)
+			nextCancelCheck = now.Add(cfg.CancelCheckInterval)
+		}
+		if !now.Before(nextHeartbeat) {
+			if w.heartbeat(dbctx) {
+				nextCancelCheck = now // some rows moved on: look now
+			}
+			nextHeartbeat = now.Add(cfg.HeartbeatInterval)
+		}
+		if !now.Before(nextSweep) {
+			w.sweep(dbctx)
+			nextSweep = now.Add(cfg.HeartbeatInterval)
+		}
+		if !w.draining && len(w.inflight) < cfg.Concurrency && !now.Before(nextClaim) {
+			n, err := w.claim(dbctx)
+			switch {
+			case err != nil:
+				idle = cfg.IdlePollMax
+			case n > 0:
+				idle = cfg.IdlePollMin
+			default:
+				idle = min(idle*2, cfg.IdlePollMax)
+			}
+			if n > 0 && len(w.inflight) < cfg.Concurrency {
+				nextClaim = now // the batch filled only part of the free slots: maybe more is due
+			} else {
+				nextClaim = now.Add(idle)
+			}
+		}
+
+		// Shutdown: drain, then stop what is left and hand it back.
+		if w.draining {
+			switch {
+			case len(w.inflight) == 0:
+				return
+			case stopDeadline.IsZero() && !now.Before(drainDeadline):
+				if w.caps.Detached {
+					w.leaveForAdoption()
+					return
+				}
+				w.stopForHandBack(dbctx)
+				stopDeadline = now.Add(cfg.StopWait)
+				pollNow = true
+				continue
+			case !stopDeadline.IsZero() && !now.Before(stopDeadline):
+				w.releaseRemaining(dbctx)
+				return
+			}
+		}
+
+		wake := earliest(nextHeartbeat, nextSweep, nextCancelCheck)
+		if len(w.inflight) > 0 {
+			wake = earliest(wake, nextPoll, w.nearestDeadline())
+		}
+		if w.retryPoll {
+			wake = earliest(wake, now.Add(time.Second))
+		}
+		if !w.draining && len(w.inflight) < cfg.Concurrency {
+			wake = earliest(wake, nextClaim)
+		}
+		if w.draining {
+			wake = earliest(wake, drainDeadline)
+			if !stopDeadline.IsZero() {
+				wake = earliest(wake, stopDeadline)
+			}
+		}
+		timer.Reset(max(wake.Sub(cfg.Clock()), 0))
+		done := ctx.Done()
+		if w.draining {
+			done = nil
+		}
+		select {
+		case <-done:
+			w.draining = true
+			w.stopping.Store(true)
+			timeout := max(cfg.ShutdownTimeout, 0)
+			drainDeadline = cfg.Clock().Add(timeout)
+			w.log.Info("shutting down: no new claims", "in_flight", len(w.inflight), "shutdown_timeout", timeout.String())
+		case <-events:
+			pollNow = true
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func earliest(ts ...time.Time) time.Time {
+	out := ts[0]
+	for _, t := range ts[1:] {
+		if !t.IsZero() && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
+}
+
+func (w *Worker) pollInterval() time.Duration {
+	if w.caps.PollInterval > 0 {
+		return w.caps.PollInterval
+	}
+	// event-driven runners: a slow safety net in case an event was missed
+	return 5 * time.Second
+}
+
+func (w *Worker) nearestDeadline() time.Time {
+	var out time.Time
+	for _, e := range w.inflight {
+		if !e.deadline.IsZero() && !e.abandoned && (out.IsZero() || e.deadline.Before(out)) {
+			out = e.deadline
+		}
+	}
+	return out
+}
+
+// claim takes up to the free slots and starts them. It returns how many rows it claimed.
+func (w *Worker) claim(dbctx context.Context) (int, error) {
+	free := w.cfg.Concurrency - len(w.inflight)
+	var tasks []store.Task
+	began := time.Now()
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		tasks, err = w.store.Claim(c, store.ClaimParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, Limit: free,
+			AssignJobIDs: w.caps.AssignJobIDs, RayAddress: w.caps.RayAddress})
+		return err
+	})
+	w.m.claimLatency.Observe(time.Since(began).Seconds())
+	if err != nil {
+		w.dbError("claim", err)
+		return 0, err
+	}
+	w.dbFine()
+	for _, t := range tasks {
+		w.m.claimed.Inc()
+		runnable := t.CreatedAt
+		if t.RunAfter != nil && t.RunAfter.After(runnable) {
+			runnable = *t.RunAfter
+		}
+		if t.StartedAt != nil {
+			w.m.queueWait.Observe(max(t.StartedAt.Sub(runnable).Seconds(), 0))
+		}
+		w.log.Info("task claimed", taskAttrs(t, "state", store.StateRunning)...)
+		w.start(dbctx, t)
+	}
+	w.m.inFlight.Set(float64(len(w.inflight)))
+	return len(tasks), nil
+}
+
+// start hands a claimed row to the runner; a row it cannot start ends at once.
+func (w *Worker) start(dbctx context.Context, t store.Task) {
+	local := w.cfg.Clock()
+	err := w.runner.Start(dbctx, t)
+	if err != nil {
+		var fe *lifecycle.FailureError
+		f := lifecycle.Failure{Message: "could not start the task: " + err.Error(), ExceptionType: lifecycle.ExcRunnerFailed}
+		if errors.As(err, &fe) {
+			f = fe.Failure
+		}
+		w.end(dbctx, &execution{task: t, started: local}, lifecycle.Fail(f))
+		return
+	}
+	e := &execution{task: t, started: local}
+	if t.TimeoutSeconds != nil && *t.TimeoutSeconds >= 0 {
+		e.deadline = local.Add(time.Duration(*t.TimeoutSeconds) * time.Second)
+	}
+	w.inflight[t.ID] = e
+}
+
+// pollInflight asks the runner about every execution and ends the ones that are done.
+func (w *Worker) pollInflight(dbctx context.Context) {
+	w.retryPoll = false
+	if len(w.inflight) == 0 {
+		return
+	}
+	execs := make([]*execution, 0, len(w.inflight))
+	tasks := make([]store.Task, 0, len(w.inflight))
+	for _, e := range w.inflight {
+		execs = append(execs, e)
+		tasks = append(tasks, e.task)
+	}
+	statuses, err := w.runner.Poll(dbctx, tasks)
+	if err != nil || len(statuses) != len(tasks) {
+		if err == nil {
+			err = fmt.Errorf("runner returned %d statuses for %d tasks", len(statuses), len(tasks))
+		}
+		w.log.Warn("runner poll failed", "error", err)
+		w.retryPoll = true
+		return
+	}
+	for i, st := range statuses {
+		if st.Phase == Done {
+			w.finish(dbctx, execs[i], st.Outcome)
+		}
+	}
+	w.m.inFlight.Set(float64(len(w.inflight)))
+}
+
+// finish records an execution's outcome and stops tracking it.
+func (w *Worker) finish(dbctx context.Context, e *execution, o lifecycle.Outcome) {
+	switch {
+	case e.abandoned:
+		w.forget(e)
+		return
+	case e.handBack && o.Kind != lifecycle.Succeeded:
+		if w.release(dbctx, e) {
+			w.forget(e)
+		}
+		return
+	}
+	if w.end(dbctx, e, o) {
+		w.forget(e)
+	}
+}
+
+func (w *Worker) forget(e *execution) {
+	w.runner.Forget(e.task)
+	delete(w.inflight, e.task.ID)
+}
+
+// end applies an outcome to the row and logs the transition. It reports false when the
+// database could not be reached (the outcome is kept and retried).
+func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) bool {
+	task := e.task
+	var tr lifecycle.Transition
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		tr, err = w.applier.Apply(c, task, o)
+		return err
+	})
+	if err != nil {
+		w.dbError("complete", err)
+		w.retryPoll = true
+		return false
+	}
+	w.dbFine()
+	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
+	return true
+}
+
+// outcomeLabel names what a transition wrote, for metrics.
+func outcomeLabel(tr lifecycle.Transition) string {
+	if !tr.Applied {
+		return "discarded"
+	}
+	switch {
+	case tr.To == store.StateSucceeded:
+		return "succeeded"
+	case tr.To == store.StateCancelled:
+		return "cancelled"
+	case tr.Outcome == lifecycle.TimedOut:
+		return "timed_out"
+	case tr.Outcome == lifecycle.Lost && tr.To == store.StateLost:
+		return "lost"
+	case tr.To == store.StateQueued:
+		return "retried"
+	}
+	return "failed"
+}
+
+func (w *Worker) logTransition(t store.Task, tr lifecycle.Transition, ran time.Duration) {
+	label := outcomeLabel(tr)
+	w.m.outcomes.WithLabelValues(label).Inc()
+	if tr.Outcome != lifecycle.Lost && tr.Outcome != lifecycle.TimedOut {
+		w.m.duration.WithLabelValues(label).Observe(ran.Seconds())
+	}
+	if tr.Stored.Fallback != nil {
+		w.m.fallbacks.Inc()
+	}
+	attrs := taskAttrs(t, "state", tr.To)
+	switch {
+	case !tr.Applied:
+		w.log.Warn("task outcome discarded: the row moved on", append(taskAttrs(t, "state", tr.Current), "outcome", tr.Outcome.String())...)
+	case tr.To == store.StateSucceeded:
+		attrs = append(attrs, "duration_ms", ran.Milliseconds(), "result_bytes", tr.Stored.Bytes)
+		if !tr.Stored.Inline {
+			attrs = append(attrs, "result_reference", tr.Stored.Reference)
+		}
+		if tr.Stored.Fallback != nil {
+			w.log.Warn("result storage failed; stored a digest reference instead", append(taskAttrs(t), "error", tr.Stored.Fallback)...)
+		}
+		w.log.Info("task succeeded", attrs...)
+	case tr.To == store.StateCancelled:
+		w.log.Info("task cancelled", attrs...)
+	case tr.To == store.StateQueued:
+		attrs = append(attrs, "retry_in", tr.RetryDelay.String(), "exception_type", tr.ExceptionType, "error", clip(tr.ErrorMessage))
+		if tr.Outcome == lifecycle.Lost {
+			w.log.Warn("task lost, retry scheduled", attrs...)
+		} else {
+			w.log.Warn("task failed, retry scheduled", attrs...)
+		}
+	case tr.To == store.StateLost:
+		w.log.Error("task lost", append(attrs, "reason", tr.NoRetry)...)
+	default:
+		attrs = append(attrs, "exception_type", tr.ExceptionType, "error", clip(tr.ErrorMessage), "reason", tr.NoRetry)
+		if tr.Outcome == lifecycle.TimedOut {
+			w.log.Error("task timed out", attrs...)
+		} else {
+			w.log.Error("task failed", attrs...)
+		}
+	}
+}
+
+func taskAttrs(t store.Task, extra ...any) []any {
+	return append([]any{"task_id", t.ID, "attempt", t.AttemptNumber, "queue", t.QueueName, "callable", t.CallablePath}, extra...)
+}
+
+func clip(s string) string {
+	const n = 500
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

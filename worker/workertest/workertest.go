@@ -1,0 +1,117 @@
+// Package workertest helps tests run the worker against the contract entrypoint script
+// (testdata/contract_entrypoint.py), python3 and the real PostgreSQL.
+package workertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RepoRoot is the repository's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// ScriptPath is the contract entrypoint script.
+func ScriptPath() string { return filepath.Join(RepoRoot(), "testdata", "contract_entrypoint.py") }
+
+// Entrypoint returns the command that runs the contract entrypoint with python3. Without
+// python3 the test is skipped, or fails under CI=true.
+func Entrypoint(t testing.TB) []string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is required for the worker tests (CI=true)")
+		}
+		t.Skip("python3 not found")
+	}
+	return []string{py, ScriptPath()}
+}
+
+// EntrypointCommand is Entrypoint as one --entrypoint string.
+func EntrypointCommand(t testing.TB) string {
+	return strings.Join(Entrypoint(t), " ")
+}
+
+// Eventually polls cond every 20ms until it returns true, failing the test after timeout.
+// It is for waiting on a condition, never for timing assertions.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ReadPIDs reads the space-separated process ids a task wrote to path, waiting for it.
+func ReadPIDs(t testing.TB, path string) []int {
+	t.Helper()
+	var pids []int
+	Eventually(t, 30*time.Second, "pid file "+path, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		pids = pids[:0]
+		for _, f := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				return false
+			}
+			pids = append(pids, n)
+		}
+		return len(pids) > 0
+	})
+	return pids
+}
+
+// Alive reports whether a process exists and is not a zombie.
+func Alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !os.IsNotExist(err) // no /proc (not Linux): trust kill(0)
+	}
+	// field 3 is the state; Z is a zombie (dead, not yet reaped by its parent)
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// WaitGone waits until none of pids is alive.
+func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
+	t.Helper()
+	Eventually(t, timeout, fmt.Sprintf("processes %v to exit", pids), func() bool {
+		for _, p := range pids {
+			if Alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Ctx returns a context cancelled when the test ends.
+func Ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}

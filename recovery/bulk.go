@@ -240,12 +240,12 @@ type Outcome struct {
 	// django-ray 0.2.0 worker does not stop them when it finalizes, so these may still run.
 	UnstoppedJobs []string
 	// Jobs pairs those Ray jobs with their tasks, in the order changed (for StopJobs).
-	Jobs          []JobRef
-	Batches       int
-	LongestBatch  time.Duration // the longest transaction
-	Elapsed       time.Duration
-	AuditID       *int64 // the rayctl_audit entry; nil when the audit tables are missing
-	Interrupted   bool   // the context ended before every batch ran
+	Jobs         []JobRef
+	Batches      int
+	LongestBatch time.Duration // the longest transaction
+	Elapsed      time.Duration
+	AuditID      *int64 // the rayctl_audit entry; nil when the audit tables are missing
+	Interrupted  bool   // the context ended before every batch ran
 }
 
 // RowsPerSecond is the rate of rows tried.

@@ -362,7 +362,7 @@ func fatalRay(err error) bool {
 }
 
 func rayErr(addr string, err error) error {
-	return fmt.Errorf("%w at %s: %v", ErrRayUnavailable, addr, err)
+	return fmt.Errorf("%w at %s: %w", ErrRayUnavailable, addr, err)
 }
 
 // PlanReconcile compares the RUNNING and CANCELLING rows that have a Ray job (at most
@@ -411,6 +411,14 @@ func PlanReconcile(ctx context.Context, s *store.Store, ray RayJobs, opts Reconc
 		} else if e.Action == ActRecord {
 			o, _ := lifecycle.RayJobEnded(lifecycle.RayJob{Status: e.RayStatus, Message: e.RayMessage})
 			predict(ap, &e, o)
+		} else if e.Action == ActMarkLost {
+			tr := ap.Predict(e.Task, lifecycle.Outcome{Kind: lifecycle.Lost})
+			e.To, e.RetryDelay, e.NoRetry, e.ExceptionType = tr.To, tr.RetryDelay, tr.NoRetry, tr.ExceptionType
+			if tr.To == store.StateQueued {
+				e.Detail += fmt.Sprintf(", then retry (TaskLost) as attempt %d in %s", e.Task.AttemptNumber+1, tr.RetryDelay)
+			} else {
+				e.Detail += " (" + tr.NoRetry + ")"
+			}
 		}
 		p.Entries = append(p.Entries, e)
 	}

@@ -266,7 +266,7 @@ func printReconcilePlan(w io.Writer, p recovery.ReconcilePlan) error {
 				action += " -> " + string(e.To)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Task.ID, e.Task.State, strings.TrimPrefix(string(e.Owner), "owner_"),
-				age(e.Idle.Seconds(), true), clip(e.JobID(), 32), dash(e.RayStatus), e.Class, action, clip(e.Detail, 90))
+				age(e.Idle.Seconds(), true), clip(e.JobID(), 32), dash(e.RayStatus), e.Class, action, clip(e.Detail, 160))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

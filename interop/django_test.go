@@ -315,18 +315,23 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 	worker := exec.Command(rayworker, "--sync", "--entrypoint", d.python+" -m django_ray.runtime.entrypoint",
 		"--max-task-attempts", "1", "--concurrency", "4", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")
 	worker.Env = d.env(sc.DSN, shared...)
-	var wlog bytes.Buffer
+	// its own process group, so the cleanup can stop the task processes too; and Wait must not
+	// hang on a pipe a stray child still holds
+	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	worker.WaitDelay = 5 * time.Second
+	var wlog syncBuffer
 	worker.Stdout, worker.Stderr = &wlog, &wlog
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- worker.Wait() }()
+	exited := make(chan struct{}) // closed when rayworker has exited; then waitErr is set
+	var waitErr error
+	go func() { waitErr = worker.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
 		default:
-			_ = worker.Process.Kill()
+			_ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
 	})
@@ -340,8 +345,8 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("rayworker exited early: %v\n%s", err, wlog.String())
+		case <-exited:
+			t.Fatalf("rayworker exited early: %v\n%s", waitErr, wlog.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -353,9 +358,9 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
-			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", err, wlog.String())
+	case <-exited:
+		if ee, ok := waitErr.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", waitErr, wlog.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("rayworker did not stop within 30s of SIGTERM\n%s", wlog.String())
@@ -412,4 +417,22 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 			t.Errorf("%s: Django reads %+v, want FAILED with %s", name, r, want[0])
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the copying goroutines of exec and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -436,3 +436,92 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestMixedFleet: a Python django_ray_worker and a Go rayworker share one database (both
+// --sync, with django-ray's own code running the tasks): both register leases, every task
+// Django enqueued succeeds exactly once (attempt 1, no error) with its own result, and no
+// claim is lost between them.
+func TestMixedFleet(t *testing.T) {
+	t.Parallel()
+	d := needDjango(t)
+	rayworker := binary(t, "rayworker")
+	sc := storetest.EmptySchema(t)
+	ctx := context.Background()
+	d.run(t, sc.DSN, nil, "manage.py", "migrate", "django_ray")
+	const n = 24
+	script := `import json, django; django.setup()
+from rayctl_testapp import tasks
+print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(n) + `)]))`
+	var ids []string
+	if err := json.Unmarshal([]byte(d.run(t, sc.DSN, nil, "-c", script)), &ids); err != nil || len(ids) != n {
+		t.Fatalf("enqueue: %v %v", ids, err)
+	}
+	start := func(name string, args ...string) (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir, cmd.Env = d.dir, d.env(sc.DSN)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = 5 * time.Second
+		var log syncBuffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		})
+		return cmd, &log
+	}
+	_, pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
+	_, golog := start("rayworker", rayworker, "--sync", "--entrypoint", d.python+" -m django_ray.runtime.entrypoint", "--concurrency", "2")
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var open int
+		if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution WHERE state <> 'SUCCEEDED'`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks not SUCCEEDED after 2 minutes\ndjango_ray_worker:\n%s\nrayworker:\n%s", open, pylog.String(), golog.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var leases int
+	if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_taskworkerlease WHERE is_active`).Scan(&leases); err != nil || leases != 2 {
+		t.Fatalf("active leases: %d %v\ndjango_ray_worker:\n%s\nrayworker:\n%s", leases, err, pylog.String(), golog.String())
+	}
+	rows, err := sc.Pool.Query(ctx, `SELECT task_id, args_json, result_data, attempt_number, error_message IS NULL, claimed_by_worker FROM django_ray_raytaskexecution`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byWorker := map[string]int{}
+	for rows.Next() {
+		var taskID, args, worker string
+		var result *string
+		var attempt int
+		var noError bool
+		if err := rows.Scan(&taskID, &args, &result, &attempt, &noError, &worker); err != nil {
+			t.Fatal(err)
+		}
+		var in []int
+		if err := json.Unmarshal([]byte(args), &in); err != nil || len(in) != 2 || result == nil || *result != strconv.Itoa(in[0]+in[1]) || attempt != 1 || !noError {
+			t.Errorf("task %s args %s: result %v, attempt %d, no error %v", taskID, args, result, attempt, noError)
+		}
+		byWorker[worker]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("tasks per worker: %v", byWorker)
+	// Django reads them all, whichever worker ran them
+	for id, r := range d.results(t, sc.DSN, nil, ids...) {
+		if r.Status != "SUCCESSFUL" || r.ReturnValueJSON == nil {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+}

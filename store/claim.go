@@ -43,6 +43,29 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Task, error) {
 	if p.Limit <= 0 {
 		return nil, nil
 	}
+	sql, args := claimSQL(p)
+	tasks, err := collectTasks(s.db.Query(ctx, sql, args...))
+	if err != nil {
+		return nil, err
+	}
+	SortClaimOrder(tasks)
+	return tasks, nil
+}
+
+// ExplainClaim returns the query plan of the claim p describes, without running it: the
+// operator's check that claims use rayctl_claim_order_idx (rayctl migrate indexes).
+func (s *Store) ExplainClaim(ctx context.Context, p ClaimParams) (string, error) {
+	if p.WorkerID == "" {
+		p.WorkerID = "explain"
+	}
+	p.Limit = max(p.Limit, 1)
+	sql, args := claimSQL(p)
+	rows, err := s.db.Query(ctx, "EXPLAIN "+sql, args...)
+	lines, err := collectColumn[string](rows, err)
+	return strings.Join(lines, "\n"), err
+}
+
+func claimSQL(p ClaimParams) (string, []any) {
 	args := []any{p.Limit, p.WorkerID}
 	queueFilter := ""
 	if len(p.Queues) > 0 {
@@ -58,7 +81,9 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Task, error) {
 		args = append(args, p.RayAddress)
 		address = fmt.Sprintf("$%d", len(args))
 	}
-	sql := `WITH picked AS (
+	// The ORDER BY expressions match rayctl_claim_order_idx (migrations.OptionalIndexes), so
+	// with that index a claim reads only the rows it takes.
+	return `WITH picked AS (
 		SELECT id FROM django_ray_raytaskexecution
 		WHERE state = 'QUEUED' ` + queueFilter + ` AND (run_after IS NULL OR run_after <= now())
 		ORDER BY (run_after IS NOT NULL), ` + prioritySQL + `, created_at, id
@@ -70,13 +95,7 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Task, error) {
 	    claimed_by_worker = $2, ray_job_id = ` + jobID + `, ray_address = ` + address + `
 	FROM picked
 	WHERE t.id = picked.id AND t.state = 'QUEUED'
-	RETURNING ` + prefixed("t")
-	tasks, err := collectTasks(s.db.Query(ctx, sql, args...))
-	if err != nil {
-		return nil, err
-	}
-	SortClaimOrder(tasks)
-	return tasks, nil
+	RETURNING ` + prefixed("t"), args
 }
 
 // SortClaimOrder sorts tasks in the order Claim takes them.

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -56,6 +57,21 @@ func (l *logBuffer) lines(subs ...string) []string {
 		}
 	}
 	return out
+}
+
+// waitLines waits until n log lines contain every one of subs and returns them (the row's
+// new state is visible before the worker logs it).
+func (h *running) waitLines(n int, subs ...string) []string {
+	h.t.Helper()
+	var got []string
+	workertest.Eventually(h.t, 10*time.Second, fmt.Sprintf("%d log lines with %q", n, subs), func() bool {
+		got = h.logs.lines(subs...)
+		return len(got) >= n
+	})
+	if len(got) != n {
+		h.t.Fatalf("%d log lines with %q, want %d: %q", len(got), subs, n, got)
+	}
+	return got
 }
 
 // testConfig is a worker configuration with short intervals for tests.

@@ -29,12 +29,14 @@ func (w *Worker) Handler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		switch {
+		case w.lastTick.Load() == 0:
+			probe(rw, http.StatusServiceUnavailable, "not started")
 		case w.stopping.Load():
 			probe(rw, http.StatusServiceUnavailable, "shutting down")
-		case !w.leaseOK.Load():
-			probe(rw, http.StatusServiceUnavailable, "no live lease")
 		case !w.dbOK.Load():
 			probe(rw, http.StatusServiceUnavailable, "database unreachable")
+		case !w.leaseOK.Load():
+			probe(rw, http.StatusServiceUnavailable, "no live lease")
 		default:
 			probe(rw, http.StatusOK, "ready")
 		}

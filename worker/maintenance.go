@@ -130,8 +130,9 @@ func sameClaim(a, b store.Task) bool {
 }
 
 // heartbeat refreshes the lease (re-creating or re-activating it when it is missing or
-// inactive) and, in one statement, the heartbeat of this worker's RUNNING rows. It reports
-// whether some of those rows were no longer RUNNING under this worker (moved on).
+// inactive) and, in one statement, the heartbeat of this worker's RUNNING rows. When some of
+// those rows are no longer RUNNING under this worker it looks at them (reconcileOwned) and
+// reports true, so the caller checks for cancellations at once.
 func (w *Worker) heartbeat(dbctx context.Context) bool {
 	w.renewLease(dbctx)
 	ids := make([]int64, 0, len(w.inflight))
@@ -153,7 +154,48 @@ func (w *Worker) heartbeat(dbctx context.Context) bool {
 		w.dbError("task_heartbeat", err)
 		return false
 	}
-	return touched < int64(len(ids))
+	if touched == int64(len(ids)) {
+		return false
+	}
+	w.reconcileOwned(dbctx, ids)
+	return true
+}
+
+// reconcileOwned reads rows the worker runs and stops the executions whose rows moved on
+// without it (re-queued or finished by an operator, marked LOST by another worker while this
+// one could not heartbeat, deleted): their work is no longer wanted and any outcome they reach
+// would be refused anyway. CANCELLING rows are left to checkCancellations.
+func (w *Worker) reconcileOwned(dbctx context.Context, ids []int64) {
+	var rows []store.Task
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		rows, err = w.store.TasksByIDs(c, ids)
+		return err
+	})
+	if err != nil {
+		w.dbError("task_heartbeat", err)
+		return
+	}
+	current := make(map[int64]store.Task, len(rows))
+	for _, r := range rows {
+		current[r.ID] = r
+	}
+	for _, id := range ids {
+		e := w.inflight[id]
+		if e == nil || e.abandoned {
+			continue
+		}
+		row, ok := current[id]
+		if ok && w.owns(row) && sameClaim(e.task, row) && (row.State == store.StateRunning || row.State == store.StateCancelling) {
+			continue
+		}
+		state := store.TaskState("deleted")
+		if ok {
+			state = row.State
+		}
+		w.log.Warn("task moved on while running; stopping it", taskAttrs(e.task, "state", state)...)
+		w.abandon(dbctx, e)
+	}
 }
 
 func (w *Worker) renewLease(dbctx context.Context) {
@@ -356,7 +398,7 @@ func (w *Worker) releaseRemaining(dbctx context.Context) {
 		case e.cancelling:
 			w.apply(dbctx, e.task, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "")
 		default:
-			w.log.Warn("task did not stop in time; handing it back anyway", taskAttrs(e.task)...)
+			w.log.Warn("task not stopped or not recorded by the end of the shutdown; handing it back", taskAttrs(e.task)...)
 			w.release(dbctx, e)
 		}
 		w.forget(e)

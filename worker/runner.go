@@ -37,7 +37,9 @@ import (
 //   - Output returns at most max bytes from the end of an execution's output or logs.
 //   - Forget drops what the runner holds for a task after the loop recorded its outcome (or
 //     gave it up); the runner must still make sure anything it started stops eventually.
-//   - Close stops everything still running and releases resources; it is called last.
+//   - Close is called last, after the loop has handed back (or, for a Detached runner, left
+//     for adoption) whatever was unfinished. It releases the runner's resources; a runner
+//     that is not Detached stops anything still running, a Detached one leaves its jobs be.
 //
 // Capabilities tell the loop what the runner needs; they are read once at start.
 type Runner interface {

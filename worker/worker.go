@@ -53,6 +53,9 @@ type execution struct {
 	abandoned bool
 	// handBack: stopped at shutdown; unless it succeeded first, its row is released.
 	handBack bool
+	// pending is an outcome the runner never held (the attempt could not start) that could
+	// not be written yet; it is written on the next poll.
+	pending *lifecycle.Outcome
 }
 
 // New returns a Worker over s that runs attempts with r. It validates cfg after applying
@@ -379,7 +382,11 @@ func (w *Worker) start(dbctx context.Context, t store.Task) {
 		if errors.As(err, &fe) {
 			f = fe.Failure
 		}
-		w.end(dbctx, &execution{task: t, started: local}, lifecycle.Fail(f))
+		e := &execution{task: t, started: local}
+		if o := lifecycle.Fail(f); !w.end(dbctx, e, o) {
+			e.pending = &o // keep the row's slot and outcome until the database is back
+			w.inflight[t.ID] = e
+		}
 		return
 	}
 	e := &execution{task: t, started: local}
@@ -398,8 +405,18 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 	execs := make([]*execution, 0, len(w.inflight))
 	tasks := make([]store.Task, 0, len(w.inflight))
 	for _, e := range w.inflight {
+		if e.pending != nil {
+			if w.end(dbctx, e, *e.pending) {
+				delete(w.inflight, e.task.ID)
+			}
+			continue
+		}
 		execs = append(execs, e)
 		tasks = append(tasks, e.task)
+	}
+	if len(tasks) == 0 {
+		w.m.inFlight.Set(float64(len(w.inflight)))
+		return
 	}
 	statuses, err := w.runner.Poll(dbctx, tasks)
 	if err != nil || len(statuses) != len(tasks) {

@@ -276,3 +276,31 @@ func TestIntersperse(t *testing.T) {
 		}
 	}
 }
+
+func TestMigrateIndexes(t *testing.T) {
+	t.Parallel()
+	_, vars := migrated(t)
+	r := rayctl(t, vars, "", "migrate", "indexes").expect(t, exitOK)
+	if !strings.Contains(r.stdout, "rayctl_claim_order_idx: absent") || !strings.Contains(r.stdout, "CREATE INDEX CONCURRENTLY IF NOT EXISTS rayctl_claim_order_idx") {
+		t.Fatalf("listing: %s", r.stdout)
+	}
+	rayctl(t, vars, "", "migrate", "indexes", "--apply").expect(t, exitOK)
+	r = rayctl(t, vars, "", "migrate", "indexes", "-o", "json").expect(t, exitOK)
+	var st []struct {
+		Name    string `json:"name"`
+		Present bool   `json:"present"`
+		Valid   bool   `json:"valid"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 1 || !st[0].Present || !st[0].Valid {
+		t.Fatalf("after --apply: %q %v", r.stdout, err)
+	}
+	rayctl(t, vars, "", "migrate", "validate").expect(t, exitOK)
+	r = rayctl(t, vars, "", "migrate", "indexes", "--drop").expect(t, exitOK)
+	if !strings.Contains(r.stdout, "absent") {
+		t.Fatalf("after --drop: %s", r.stdout)
+	}
+	r = rayctl(t, vars, "", "migrate", "indexes", "--apply", "--drop").expect(t, exitUsage)
+	if !strings.Contains(r.stderr, "exclude each other") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}

@@ -33,6 +33,23 @@ func (e env) migrateCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "indexes",
+				Usage: "show rayctl's optional indexes (not Django's); --apply creates them CONCURRENTLY",
+				Description: "django-ray 0.2.0's schema has no index matching its claim order, so with a large backlog\n" +
+					"every claim sorts every QUEUED row. These optional indexes are rayctl's own: never created or\n" +
+					"required by migrate up/validate, built with CREATE INDEX CONCURRENTLY (the table stays writable).",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "apply", Usage: "create the missing ones (and rebuild an invalid leftover of an interrupted build)"},
+					&cli.BoolFlag{Name: "drop", Usage: "drop them"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.Bool("apply") && c.Bool("drop") {
+						return usageErrorf("migrate indexes: --apply and --drop exclude each other")
+					}
+					return e.withDB(c, func(r *runCtx) error { return migrateIndexes(r, c.Bool("apply"), c.Bool("drop")) })
+				},
+			},
+			{
 				Name:  "validate",
 				Usage: "exit 6 when migrations are pending or the schema drifted from django-ray 0.2.0",
 				Action: func(c *cli.Context) error {
@@ -116,6 +133,48 @@ func migrateValidate(r *runCtx) error {
 	}
 	if !rep.OK() {
 		return &exitError{code: exitUnhealthy, msg: fmt.Sprintf("schema not valid: %d pending, %d problems", len(rep.Pending), len(rep.Problems))}
+	}
+	return nil
+}
+
+func migrateIndexes(r *runCtx, apply, drop bool) error {
+	states, err := migrations.InspectOptional(r.ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
+		switch {
+		case apply && (!st.Present || !st.Valid):
+			fmt.Fprintf(r.stderr, "creating %s (CONCURRENTLY; may take a while on a large table)...\n", st.Name)
+			if err := migrations.CreateOptional(r.ctx, r.pool, st); err != nil {
+				return err
+			}
+		case drop && st.Present:
+			if err := migrations.DropOptional(r.ctx, r.pool, st.OptionalIndex); err != nil {
+				return err
+			}
+		}
+	}
+	if apply || drop {
+		if states, err = migrations.InspectOptional(r.ctx, r.pool); err != nil {
+			return err
+		}
+	}
+	if r.o.json() {
+		return writeJSON(r.stdout, r.o, states)
+	}
+	for _, st := range states {
+		state := "absent"
+		switch {
+		case st.Present && st.Valid:
+			state = fmt.Sprintf("present (%d MiB)", st.Bytes>>20)
+		case st.Present:
+			state = "INVALID (an interrupted build; --apply rebuilds it)"
+		}
+		fmt.Fprintf(r.stdout, "%s: %s\n  %s\n", st.Name, state, st.Purpose)
+		if !st.Present || !st.Valid {
+			fmt.Fprintf(r.stdout, "  %s;\n", st.CreateSQL())
+		}
 	}
 	return nil
 }

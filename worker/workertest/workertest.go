@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,23 +26,50 @@ func RepoRoot() string {
 // ScriptPath is the contract entrypoint script.
 func ScriptPath() string { return filepath.Join(RepoRoot(), "testdata", "contract_entrypoint.py") }
 
-// Entrypoint returns the command that runs the contract entrypoint with python3. Without
-// python3 the test is skipped, or fails under CI=true.
-func Entrypoint(t testing.TB) []string {
+var (
+	pythonOnce sync.Once
+	pythonPath string
+)
+
+// Python returns the python3 interpreter itself (sys.executable), not a wrapper such as a
+// pyenv shim, which costs more than the test task. Without python3 the test is skipped, or
+// fails under CI=true.
+func Python(t testing.TB) string {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
+	pythonOnce.Do(func() {
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			return
+		}
+		out, err := exec.Command(py, "-c", "import sys; print(sys.executable)").Output()
+		if p := strings.TrimSpace(string(out)); err == nil && p != "" {
+			py = p
+		}
+		pythonPath = py
+	})
+	if pythonPath == "" {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("python3 is required for the worker tests (CI=true)")
 		}
 		t.Skip("python3 not found")
 	}
-	return []string{py, ScriptPath()}
+	return pythonPath
 }
 
-// EntrypointCommand is Entrypoint as one --entrypoint string.
+// Entrypoint returns the command that runs the contract entrypoint with python3.
+func Entrypoint(t testing.TB) []string {
+	t.Helper()
+	return []string{Python(t), ScriptPath()}
+}
+
+// EntrypointCommand is Entrypoint as one --entrypoint string (each word single-quoted).
 func EntrypointCommand(t testing.TB) string {
-	return strings.Join(Entrypoint(t), " ")
+	t.Helper()
+	words := Entrypoint(t)
+	for i, w := range words {
+		words[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(words, " ")
 }
 
 // Eventually polls cond every 20ms until it returns true, failing the test after timeout.

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/goleak"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/store/storetest"
+)
+
+// appMu serialises in-process runs: urfave/cli v2 mutates package-level flags while parsing.
+var appMu sync.Mutex
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// rayworker runs the app in-process. vars is the whole environment it sees.
+func rayworker(t *testing.T, vars map[string]string, args ...string) result {
+	t.Helper()
+	appMu.Lock()
+	defer appMu.Unlock()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, append([]string{"rayworker"}, args...), func(k string) string { return vars[k] }, &out, &errb)
+	return result{out.String(), errb.String(), code}
+}
+
+// TestRefusedAtStart: every invalid value is refused before anything starts, with exit 2 and
+// one line naming the flag (and the variable it came from) and what it accepts.
+func TestRefusedAtStart(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"concurrency 0", nil, []string{"--sync", "--concurrency", "0"}, `invalid --concurrency "0": want an integer in 1..1000`},
+		{"concurrency too big", nil, []string{"--sync", "--concurrency=1001"}, `invalid --concurrency "1001": want an integer in 1..1000`},
+		{"concurrency from env", map[string]string{"DJANGO_RAY_CONCURRENCY": "ten"}, []string{"--sync"},
+			`invalid --concurrency "ten" (from $DJANGO_RAY_CONCURRENCY): want an integer in 1..1000`},
+		{"attempts", nil, []string{"--sync", "--max-task-attempts", "0"}, `invalid --max-task-attempts "0": want an integer in 1..100`},
+		{"attempts from env", map[string]string{"DJANGO_RAY_MAX_TASK_ATTEMPTS": "101"}, []string{"--sync"},
+			`invalid --max-task-attempts "101" (from $DJANGO_RAY_MAX_TASK_ATTEMPTS): want an integer in 1..100`},
+		{"backoff", nil, []string{"--sync", "--retry-backoff-seconds", "-1"}, `invalid --retry-backoff-seconds "-1": want an integer in 0..3600`},
+		{"stuck", nil, []string{"--sync", "--stuck-task-timeout-seconds", "29"}, `invalid --stuck-task-timeout-seconds "29": want an integer in 30..86400`},
+		{"lease", nil, []string{"--sync", "--worker-lease-seconds", "1"}, `invalid --worker-lease-seconds "1": want an integer in 2..86400`},
+		{"heartbeat vs lease", nil, []string{"--sync", "--worker-lease-seconds", "10", "--worker-heartbeat-seconds", "10"},
+			`invalid --worker-heartbeat-seconds 10: want less than --worker-lease-seconds (10)`},
+		{"heartbeat vs stuck", nil, []string{"--sync", "--worker-lease-seconds", "600", "--worker-heartbeat-seconds", "40", "--stuck-task-timeout-seconds", "30"},
+			`invalid --worker-heartbeat-seconds 40: want less than --stuck-task-timeout-seconds (30)`},
+		{"result size", nil, []string{"--sync", "--max-result-size-bytes", "1023"}, `invalid --max-result-size-bytes "1023": want an integer in 1024..104857600`},
+		{"backend unknown", nil, []string{"--sync", "--result-storage-backend", "ftp"}, `invalid --result-storage-backend "ftp": want digest, filesystem`},
+		{"backend s3", nil, []string{"--sync", "--result-storage-backend", "s3"}, `invalid --result-storage-backend "s3": the s3 backend is not available in this build`},
+		{"filesystem without path", nil, []string{"--sync", "--result-storage-backend", "filesystem"}, `--result-storage-backend filesystem needs --result-storage-filesystem-path`},
+		{"runtime env not JSON", nil, []string{"--sync", "--ray-runtime-env", "{nope"}, `invalid --ray-runtime-env: want a JSON object`},
+		{"runtime env array", map[string]string{"DJANGO_RAY_RAY_RUNTIME_ENV": "[]"}, []string{"--sync"}, `invalid --ray-runtime-env (from $DJANGO_RAY_RAY_RUNTIME_ENV): want a JSON object`},
+		{"runtime env non-string var", nil, []string{"--sync", "--ray-runtime-env", `{"env_vars": {"N": 1}}`}, `"env_vars": "N" must be a string`},
+		{"metrics address", nil, []string{"--sync", "--metrics-addr", "localhost"}, `invalid --metrics-addr "localhost": want host:port`},
+		{"log format", nil, []string{"--sync", "--log-format", "xml"}, `invalid --log-format "xml": want text, json`},
+		{"shutdown timeout", nil, []string{"--sync", "--shutdown-timeout", "2h"}, `invalid --shutdown-timeout "2h": want 0s..1h`},
+		{"shutdown timeout negative", nil, []string{"--sync", "--shutdown-timeout", "-1s"}, `invalid --shutdown-timeout "-1s": want 0s..1h`},
+		{"entrypoint quote", nil, []string{"--sync", "--entrypoint", `python "x`}, `invalid --entrypoint "python \"x": unterminated double quote`},
+		{"empty queue", nil, []string{"--sync", "--queue", ","}, `invalid --queue ",": want queue names`},
+		{"bool env", map[string]string{"DJANGO_RAY_SYNC": "maybe"}, nil, `invalid --sync "maybe" (from $DJANGO_RAY_SYNC): want true/false`},
+		{"unknown flag", nil, []string{"--sync", "--concurency", "3"}, `flag provided but not defined: -concurency (see rayworker --help)`},
+		{"stray argument", nil, []string{"--sync", "default"}, `unexpected argument "default" (see rayworker --help)`},
+		{"default Ray Job mode", nil, nil, `only --sync is available in this build`},
+		{"--local", nil, []string{"--local"}, `only --sync is available in this build`},
+		{"--cluster", nil, []string{"--cluster", "ray://head:10001"}, `only --sync is available in this build`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := rayworker(t, c.env, c.args...)
+			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			if r.code != exitUsage || len(lines) != 1 || !strings.HasPrefix(lines[0], "rayworker: ") || !strings.Contains(lines[0], c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", r.code, r.stderr, c.want)
+			}
+		})
+	}
+}
+
+// TestResolve: values reach the worker configuration; defaults are django-ray's; flags win
+// over variables; queue and mode precedence are django_ray_worker's.
+func TestResolve(t *testing.T) {
+	resolveArgs := func(t *testing.T, vars map[string]string, args ...string) options {
+		t.Helper()
+		appMu.Lock()
+		defer appMu.Unlock()
+		var got options
+		var rerr error
+		app := env{getenv: func(k string) string { return vars[k] }}.newApp()
+		app.Action = func(c *cli.Context) error {
+			got, rerr = resolve(c, func(k string) string { return vars[k] })
+			return nil
+		}
+		if err := app.Run(expandNargs(append([]string{"rayworker"}, args...), "queues")); err != nil || rerr != nil {
+			t.Fatalf("%v %v", err, rerr)
+		}
+		return got
+	}
+	d := resolveArgs(t, nil)
+	cfg := d.cfg
+	if !reflect.DeepEqual(cfg.Queues, []string{"default"}) || cfg.Concurrency != 10 || cfg.Policy.MaxAttempts != 3 ||
+		cfg.Policy.Backoff != time.Minute || len(cfg.Policy.Denylist) != 0 || cfg.StuckAfter != 300*time.Second ||
+		cfg.LeaseTTL != time.Minute || cfg.HeartbeatInterval != 15*time.Second || cfg.Results.MaxInline != 1<<20 ||
+		cfg.Results.Backend.Name() != "digest" || cfg.ShutdownTimeout != 30*time.Second || d.mode != "ray" || d.logJSON ||
+		!reflect.DeepEqual(d.runner.Entrypoint, []string{"python", "-m", "django_ray.runtime.entrypoint"}) || cfg.MetricsAddr != "" {
+		t.Fatalf("defaults: %+v %+v", d, cfg)
+	}
+	cases := []struct {
+		name  string
+		vars  map[string]string
+		args  []string
+		check func(o options) bool
+	}{
+		{"--queues takes several words", nil, []string{"--queues", "a", "b", "--sync"}, func(o options) bool {
+			return reflect.DeepEqual(o.cfg.Queues, []string{"a", "b"}) && o.mode == "sync"
+		}},
+		{"--queues wins over --queue", nil, []string{"--queue", "x", "--queues", "a,b"}, func(o options) bool { return reflect.DeepEqual(o.cfg.Queues, []string{"a", "b"}) }},
+		{"--all-queues wins", map[string]string{"DJANGO_RAY_QUEUE": "x"}, []string{"--all-queues"}, func(o options) bool { return o.cfg.Queues == nil }},
+		{"queue list from env", map[string]string{"DJANGO_RAY_QUEUE": "high-priority,default"}, nil, func(o options) bool {
+			return reflect.DeepEqual(o.cfg.Queues, []string{"high-priority", "default"})
+		}},
+		{"flag wins over env", map[string]string{"DJANGO_RAY_CONCURRENCY": "5"}, []string{"--concurrency", "7"}, func(o options) bool { return o.cfg.Concurrency == 7 }},
+		{"env when no flag", map[string]string{"DJANGO_RAY_CONCURRENCY": "5", "DJANGO_RAY_SYNC": "true"}, nil, func(o options) bool {
+			return o.cfg.Concurrency == 5 && o.mode == "sync"
+		}},
+		{"mode precedence", nil, []string{"--cluster", "ray://h:10001", "--local", "--sync"}, func(o options) bool { return o.mode == "sync" }},
+		{"local over cluster", nil, []string{"--cluster", "ray://h:10001", "--local"}, func(o options) bool { return o.mode == "local" }},
+		{"retry settings", map[string]string{"DJANGO_RAY_RETRY_EXCEPTION_DENYLIST": "builtins.ValueError, TaskLost"},
+			[]string{"--max-task-attempts", "5", "--retry-backoff-seconds", "0"}, func(o options) bool {
+				return o.cfg.Policy.MaxAttempts == 5 && o.cfg.Policy.Backoff == 0 && reflect.DeepEqual(o.cfg.Policy.Denylist, []string{"builtins.ValueError", "TaskLost"})
+			}},
+		{"filesystem storage", nil, []string{"--result-storage-backend", "filesystem", "--result-storage-filesystem-path", "/srv/results"}, func(o options) bool {
+			fs, ok := o.cfg.Results.Backend.(lifecycle.FilesystemBackend)
+			return ok && fs.Root == "/srv/results"
+		}},
+		{"runtime env", nil, []string{"--ray-runtime-env", `{"env_vars": {"DJANGO_SETTINGS_MODULE": "app.settings"}, "working_dir": "."}`}, func(o options) bool {
+			return o.runner.Env["DJANGO_SETTINGS_MODULE"] == "app.settings" && reflect.DeepEqual(o.ignored, []string{"working_dir"})
+		}},
+		{"entrypoint split", nil, []string{"--entrypoint", `"/opt/my venv/bin/python" -m django_ray.runtime.entrypoint`}, func(o options) bool {
+			return reflect.DeepEqual(o.runner.Entrypoint, []string{"/opt/my venv/bin/python", "-m", "django_ray.runtime.entrypoint"})
+		}},
+		{"shutdown 0 stops at once", nil, []string{"--shutdown-timeout", "0"}, func(o options) bool { return o.cfg.ShutdownTimeout < 0 }},
+		{"shutdown seconds", map[string]string{"DJANGO_RAY_SHUTDOWN_TIMEOUT": "90"}, nil, func(o options) bool { return o.cfg.ShutdownTimeout == 90*time.Second }},
+		{"json logs and metrics", nil, []string{"--log-format", "json", "--metrics-addr", ":9464"}, func(o options) bool { return o.logJSON && o.cfg.MetricsAddr == ":9464" }},
+		{"database url", map[string]string{"DATABASE_URL": "postgres://db/app"}, nil, func(o options) bool { return o.dsn == "postgres://db/app" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if o := resolveArgs(t, c.vars, c.args...); !c.check(o) {
+				t.Fatalf("%+v", o)
+			}
+		})
+	}
+}
+
+func TestDatabaseErrors(t *testing.T) {
+	r := rayworker(t, map[string]string{"DATABASE_URL": "postgres://app:hunter2secret@127.0.0.1:1/app"}, "--sync")
+	if r.code != exitFailed || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "cannot connect to database 127.0.0.1:1/app (user app): connection refused") ||
+		strings.Contains(r.stderr+r.stdout, "hunter2secret") {
+		t.Fatalf("%+v", r)
+	}
+	sc := storetest.EmptySchema(t)
+	r = rayworker(t, map[string]string{"DATABASE_URL": sc.DSN}, "--sync", "--log-format", "json")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "rayworker: cannot create the worker lease: the django-ray tables do not exist in this database (run `rayctl migrate up`)") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	r := rayworker(t, nil, "--help")
+	if r.code != exitOK {
+		t.Fatalf("%+v", r)
+	}
+	for _, s := range settings {
+		if !strings.Contains(r.stdout, "--"+s.name) || !strings.Contains(r.stdout, "$"+s.env) {
+			t.Errorf("--help does not show --%s / $%s", s.name, s.env)
+		}
+	}
+	for _, code := range []string{"130", "143"} {
+		if !strings.Contains(r.stdout, code) {
+			t.Errorf("--help does not document exit code %s", code)
+		}
+	}
+	if r := rayworker(t, nil, "--version"); r.code != exitOK || !strings.Contains(r.stdout, "rayworker version dev") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// TestReadmeConfigurationTable keeps the README's table in step with the flags: every flag,
+// its variable and its default are listed.
+func TestReadmeConfigurationTable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## rayworker\n")
+	if !ok {
+		t.Fatal("README.md has no ## rayworker section")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	for _, s := range settings {
+		var row string
+		for _, line := range strings.Split(section, "\n") {
+			if strings.HasPrefix(line, "| `--"+s.name+"`") || strings.HasPrefix(line, "| `--"+s.name+" ") {
+				row = line
+			}
+		}
+		if row == "" || !strings.Contains(row, "`"+s.env+"`") || (s.def != "" && !strings.Contains(row, s.def)) || !strings.Contains(row, s.accepts) {
+			t.Errorf("README row for --%s is missing or stale (want $%s, default %q, %q): %q", s.name, s.env, s.def, s.accepts, row)
+		}
+	}
+}
+
+// TestMain checks the in-process runs leave no goroutine behind (storetest's shared admin
+// pool is expected).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procrunner"
+)
+
+// setting is one configuration value: a flag, the environment variable that also sets it,
+// its default and what it accepts. The table below is the single source of the flags, their
+// help and the README's configuration table.
+type setting struct {
+	name    string // flag name
+	env     string // environment variable
+	arg     string // value placeholder; empty for a boolean
+	def     string // default, as shown
+	accepts string // allowed values, as shown
+	usage   string
+}
+
+var settings = []setting{
+	{"queue", "DJANGO_RAY_QUEUE", "Q[,Q...]", "default", "queue names, comma-separated", "queue(s) to take tasks from"},
+	{"queues", "DJANGO_RAY_QUEUES", "Q...", "", "queue names, space- or comma-separated", "queues to take tasks from (wins over --queue)"},
+	{"all-queues", "DJANGO_RAY_ALL_QUEUES", "", "false", "true/false", "take tasks from every queue (wins over --queues and --queue)"},
+	{"concurrency", "DJANGO_RAY_CONCURRENCY", "N", "10", "1..1000", "tasks run at once"},
+	{"sync", "DJANGO_RAY_SYNC", "", "false", "true/false", "run each task as a local process (no Ray)"},
+	{"local", "DJANGO_RAY_LOCAL", "", "false", "true/false", "run tasks on a local Ray (not available in this build)"},
+	{"cluster", "DJANGO_RAY_CLUSTER", "ADDR", "", "a Ray address", "run tasks on the Ray cluster at ADDR (not available in this build)"},
+	{"database-url", "DATABASE_URL", "URL", "libpq PG* variables", "postgres:// URL or key=value DSN", "PostgreSQL holding the django-ray tables"},
+	{"ray-address", "RAY_ADDRESS", "ADDR", "", "a Ray address", "Ray Jobs address for the default mode (not available in this build)"},
+	{"entrypoint", "DJANGO_RAY_ENTRYPOINT", "CMD", lifecycle.DefaultEntrypoint, "a command, split like a shell (no expansion)", "task entrypoint; --payload-b64 <payload> is appended"},
+	{"max-task-attempts", "DJANGO_RAY_MAX_TASK_ATTEMPTS", "N", "3", "1..100", "attempts per task, the first included"},
+	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "N", "60", "0..3600", "retry delay base: min(N * 2^attempt, 3600) s"},
+	{"retry-exception-denylist", "DJANGO_RAY_RETRY_EXCEPTION_DENYLIST", "T[,T...]", "", "exception types, comma-separated", "exception types never retried (e.g. builtins.ValueError,RayJobFailed,TaskLost)"},
+	{"stuck-task-timeout-seconds", "DJANGO_RAY_STUCK_TASK_TIMEOUT_SECONDS", "N", "300", "30..86400", "a RUNNING task without a heartbeat this long is LOST"},
+	{"worker-lease-seconds", "DJANGO_RAY_WORKER_LEASE_SECONDS", "N", "60", "2..86400, more than the heartbeat", "a worker without a lease heartbeat this long is dead"},
+	{"worker-heartbeat-seconds", "DJANGO_RAY_WORKER_HEARTBEAT_SECONDS", "N", "15", "1..3600, less than the lease and the stuck timeout", "lease and task heartbeats, and maintenance sweeps, every N s"},
+	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "N", "1048576", "1024..104857600", "larger results are stored as a reference"},
+	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "B", "digest", "digest, filesystem", "where results too large to inline go"},
+	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "DIR", "", "a directory (required for filesystem)", "root of the filesystem result store"},
+	{"ray-runtime-env", "DJANGO_RAY_RAY_RUNTIME_ENV", "JSON", "{}", `a JSON object; "env_vars" maps names to strings`, "Ray runtime_env; with --sync its env_vars are set for each task"},
+	{"metrics-addr", "DJANGO_RAY_METRICS_ADDR", "HOST:PORT", "", "host:port (empty: off)", "serve /metrics, /healthz and /readyz"},
+	{"log-format", "DJANGO_RAY_LOG_FORMAT", "F", "text", "text, json", "log format (stderr)"},
+	{"shutdown-timeout", "DJANGO_RAY_SHUTDOWN_TIMEOUT", "D", "30s", "0s..1h (a duration, or seconds)", "on SIGTERM/SIGINT, time for running tasks to finish before they are handed back"},
+}
+
+func settingFlags() []cli.Flag {
+	flags := make([]cli.Flag, 0, len(settings))
+	for _, s := range settings {
+		// urfave/cli shows the first `quoted` word as the value placeholder
+		usage := fmt.Sprintf("%s (`%s`: %s; $%s)", s.usage, s.arg, s.accepts, s.env)
+		if s.def != "" {
+			usage = fmt.Sprintf("%s (`%s`: %s; default %s; $%s)", s.usage, s.arg, s.accepts, s.def, s.env)
+		}
+		if s.arg == "" {
+			flags = append(flags, &cli.BoolFlag{Name: s.name, Usage: fmt.Sprintf("%s ($%s)", s.usage, s.env)})
+			continue
+		}
+		// Values are parsed and range-checked by resolve, for one clear message each.
+		flags = append(flags, &cli.StringFlag{Name: s.name, Usage: usage})
+	}
+	return flags
+}
+
+// options is the resolved command line.
+type options struct {
+	dsn       string
+	mode      string // "sync", "local", "cluster" or "ray"
+	logJSON   bool
+	cfg       worker.Config
+	runner    procrunner.Config
+	entryText string
+	ignored   []string // runtime_env keys --sync does not use
+}
+
+// resolver reads each setting from its flag, else its environment variable, else the default,
+// and turns a bad value into a one-line usage error naming the flag and what it accepts.
+type resolver struct {
+	c      *cli.Context
+	getenv func(string) string
+	byName map[string]setting
+}
+
+func (r resolver) raw(name string) (value, source string, ok bool) {
+	s := r.byName[name]
+	if r.c.IsSet(name) {
+		if s.arg == "" {
+			return strconv.FormatBool(r.c.Bool(name)), "--" + name, true
+		}
+		return r.c.String(name), "--" + name, true
+	}
+	if v := r.getenv(s.env); v != "" {
+		return v, "$" + s.env, true
+	}
+	return "", "", false
+}
+
+func (r resolver) bad(name, value, source string) error {
+	s := r.byName[name]
+	from := ""
+	if strings.HasPrefix(source, "$") {
+		from = " (from " + source + ")"
+	}
+	return usageErrorf("invalid --%s %q%s: want %s", name, value, from, s.accepts)
+}
+
+func (r resolver) str(name string) string {
+	v, _, _ := r.raw(name)
+	return v
+}
+
+func (r resolver) boolean(name string) (bool, error) {
+	v, src, ok := r.raw(name)
+	if !ok {
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, r.bad(name, v, src)
+}
+
+// integer reads a whole number in lo..hi, or the default.
+func (r resolver) integer(name string, def, lo, hi int64) (int64, error) {
+	v, src, ok := r.raw(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, usageErrorf("invalid --%s %q%s: want an integer in %s", name, v, fromEnv(src), r.byName[name].accepts)
+	}
+	return n, nil
+}
+
+func list(v string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		if f = strings.TrimSpace(f); f != "" && !containsStr(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+var listenAddr = regexp.MustCompile(`^[^\s/]*:[0-9]{1,5}$`)
+
+// resolve turns flags and environment into options, refusing invalid values.
+func resolve(c *cli.Context, getenv func(string) string) (options, error) {
+	r := resolver{c: c, getenv: getenv, byName: map[string]setting{}}
+	for _, s := range settings {
+		r.byName[s.name] = s
+	}
+	var o options
+	var err error
+	cfg := &o.cfg
+
+	// queues: --all-queues > --queues > --queue > default, as django_ray_worker
+	all, err := r.boolean("all-queues")
+	if err != nil {
+		return o, err
+	}
+	for _, name := range []string{"queues", "queue"} {
+		v, src, ok := r.raw(name)
+		if !ok {
+			continue
+		}
+		qs := list(v)
+		if len(qs) == 0 {
+			return o, r.bad(name, v, src)
+		}
+		for _, q := range qs {
+			if len(q) > 100 {
+				return o, usageErrorf("invalid --%s: queue name %q is longer than 100 characters", name, q[:20]+"...")
+			}
+		}
+		if cfg.Queues == nil {
+			cfg.Queues = qs
+		}
+	}
+	if cfg.Queues == nil {
+		cfg.Queues = []string{"default"}
+	}
+	if all {
+		cfg.Queues = nil
+	}
+
+	n, err := r.integer("concurrency", 10, worker.MinConcurrency, worker.MaxConcurrency)
+	if err != nil {
+		return o, err
+	}
+	cfg.Concurrency = int(n)
+
+	// mode: --sync > --local > --cluster > the default Ray Job mode
+	sync, err := r.boolean("sync")
+	if err != nil {
+		return o, err
+	}
+	local, err := r.boolean("local")
+	if err != nil {
+		return o, err
+	}
+	cluster, clusterSrc, hasCluster := r.raw("cluster")
+	if hasCluster && strings.TrimSpace(cluster) == "" {
+		return o, r.bad("cluster", cluster, clusterSrc)
+	}
+	switch {
+	case sync:
+		o.mode = "sync"
+	case local:
+		o.mode = "local"
+	case hasCluster:
+		o.mode = "cluster"
+	default:
+		o.mode = "ray"
+	}
+
+	o.dsn = r.str("database-url")
+
+	o.entryText = lifecycle.DefaultEntrypoint
+	if v, src, ok := r.raw("entrypoint"); ok {
+		o.entryText = v
+		if _, err := procrunner.SplitCommand(v); err != nil {
+			return o, usageErrorf("invalid --entrypoint %q%s: %v", v, fromEnv(src), err)
+		}
+	}
+	if o.runner.Entrypoint, err = procrunner.SplitCommand(o.entryText); err != nil {
+		return o, usageErrorf("invalid --entrypoint: %v", err)
+	}
+
+	attempts, err := r.integer("max-task-attempts", 3, worker.MinAttempts, worker.MaxAttempts)
+	if err != nil {
+		return o, err
+	}
+	backoff, err := r.integer("retry-backoff-seconds", 60, 0, 3600)
+	if err != nil {
+		return o, err
+	}
+	cfg.Policy = lifecycle.Policy{MaxAttempts: int(attempts), Backoff: time.Duration(backoff) * time.Second,
+		Denylist: list(r.str("retry-exception-denylist"))}
+
+	stuck, err := r.integer("stuck-task-timeout-seconds", 300, 30, 86400)
+	if err != nil {
+		return o, err
+	}
+	lease, err := r.integer("worker-lease-seconds", 60, 2, 86400)
+	if err != nil {
+		return o, err
+	}
+	hb, err := r.integer("worker-heartbeat-seconds", 15, 1, 3600)
+	if err != nil {
+		return o, err
+	}
+	if hb >= lease {
+		return o, usageErrorf("invalid --worker-heartbeat-seconds %d: want less than --worker-lease-seconds (%d)", hb, lease)
+	}
+	if hb >= stuck {
+		return o, usageErrorf("invalid --worker-heartbeat-seconds %d: want less than --stuck-task-timeout-seconds (%d)", hb, stuck)
+	}
+	cfg.StuckAfter, cfg.LeaseTTL, cfg.HeartbeatInterval = time.Duration(stuck)*time.Second, time.Duration(lease)*time.Second, time.Duration(hb)*time.Second
+
+	maxInline, err := r.integer("max-result-size-bytes", lifecycle.DefaultMaxInline, worker.MinResultSize, worker.MaxResultSize)
+	if err != nil {
+		return o, err
+	}
+	cfg.Results.MaxInline = maxInline
+	backend := "digest"
+	if v, src, ok := r.raw("result-storage-backend"); ok {
+		backend = strings.ToLower(strings.TrimSpace(v))
+		switch backend {
+		case "digest", "filesystem":
+		case "s3", "gcs":
+			return o, usageErrorf("invalid --result-storage-backend %q%s: the %s backend is not available in this build; want digest or filesystem", v, fromEnv(src), backend)
+		default:
+			return o, r.bad("result-storage-backend", v, src)
+		}
+	}
+	path := r.str("result-storage-filesystem-path")
+	switch backend {
+	case "digest":
+		cfg.Results.Backend = lifecycle.DigestBackend{}
+	case "filesystem":
+		if strings.TrimSpace(path) == "" {
+			return o, usageErrorf("--result-storage-backend filesystem needs --result-storage-filesystem-path (or $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH)")
+		}
+		cfg.Results.Backend = lifecycle.FilesystemBackend{Root: path}
+	}
+
+	if v, src, ok := r.raw("ray-runtime-env"); ok {
+		env, ignored, err := parseRuntimeEnv(v)
+		if err != nil {
+			return o, usageErrorf("invalid --ray-runtime-env%s: %v", fromEnv(src), err)
+		}
+		o.runner.Env, o.ignored = env, ignored
+	}
+
+	if v, src, ok := r.raw("metrics-addr"); ok && v != "" {
+		if !listenAddr.MatchString(v) {
+			return o, r.bad("metrics-addr", v, src)
+		}
+		if p, _ := strconv.Atoi(v[strings.LastIndexByte(v, ':')+1:]); p > 65535 {
+			return o, r.bad("metrics-addr", v, src)
+		}
+		cfg.MetricsAddr = v
+	}
+
+	switch v, src, _ := r.raw("log-format"); strings.ToLower(v) {
+	case "", "text":
+	case "json":
+		o.logJSON = true
+	default:
+		return o, r.bad("log-format", v, src)
+	}
+
+	cfg.ShutdownTimeout = 30 * time.Second
+	if v, src, ok := r.raw("shutdown-timeout"); ok {
+		d, ok := parseDuration(v)
+		if !ok || d < 0 || d > time.Hour {
+			return o, r.bad("shutdown-timeout", v, src)
+		}
+		cfg.ShutdownTimeout = d
+		if d == 0 {
+			cfg.ShutdownTimeout = -1 // stop running tasks at once
+		}
+	}
+	return o, nil
+}
+
+func fromEnv(src string) string {
+	if strings.HasPrefix(src, "$") {
+		return " (from " + src + ")"
+	}
+	return ""
+}
+
+// parseDuration accepts a Go duration (90s, 2m) or a number of seconds.
+func parseDuration(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, false
+		}
+		return time.Duration(f * float64(time.Second)), true
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil
+}
+
+// parseRuntimeEnv validates a Ray runtime_env and returns its env_vars and the keys the
+// process runner does not use.
+func parseRuntimeEnv(text string) (map[string]string, []string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &raw); err != nil || raw == nil {
+		return nil, nil, fmt.Errorf("want a JSON object, like {\"env_vars\": {\"DJANGO_SETTINGS_MODULE\": \"app.settings\"}}")
+	}
+	env := map[string]string{}
+	var ignored []string
+	for k, v := range raw {
+		if k != "env_vars" {
+			ignored = append(ignored, k)
+			continue
+		}
+		var vars map[string]any
+		if err := json.Unmarshal(v, &vars); err != nil || vars == nil {
+			return nil, nil, fmt.Errorf(`"env_vars" must be a JSON object of strings`)
+		}
+		for name, val := range vars {
+			s, ok := val.(string)
+			if !ok {
+				return nil, nil, fmt.Errorf(`"env_vars": %q must be a string (Ray requires string values)`, name)
+			}
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				return nil, nil, fmt.Errorf(`"env_vars": invalid variable name %q`, name)
+			}
+			env[name] = s
+		}
+	}
+	return env, ignored, nil
+}

@@ -429,8 +429,8 @@ type RayInfo struct {
 	AuthMode string // how rayctl authenticates: none, token, ...
 }
 
-// RayProber reaches a Ray cluster. The Ray Jobs client implements it; until rayctl has one,
-// RayCheck reports Ray as not checked.
+// RayProber reaches a Ray cluster: JobsProber over the Ray Jobs client (rayctl doctor wires
+// it when a Ray address is given).
 type RayProber interface {
 	ProbeRay(ctx context.Context) (RayInfo, error)
 }

@@ -47,6 +47,51 @@ type Transition struct {
 	Stored Stored // where a result went, for Succeeded
 }
 
+// Predict returns the transition Apply would make for task and o, without writing anything
+// or storing a result: To, RetryDelay, NoRetry, ErrorMessage and ExceptionType as Apply
+// would set them (Applied false, Stored empty). A row read in CANCELLING predicts CANCELLED.
+// Apply itself decides through Predict, so a plan made with it (rayctl reconcile-jobs) shows
+// exactly what Apply then does, unless the row moves on meanwhile.
+func (a *Applier) Predict(task store.Task, o Outcome) Transition {
+	tr := Transition{TaskID: task.ID, Attempt: task.AttemptNumber, Queue: task.QueueName, Outcome: o.Kind, From: task.State}
+	if task.State == store.StateCancelling {
+		tr.To = store.StateCancelled
+		return tr
+	}
+	switch o.Kind {
+	case Succeeded:
+		tr.To = store.StateSucceeded
+	case Failed:
+		f := o.Failure
+		tr.ErrorMessage, tr.ExceptionType = f.Message, f.ExceptionType
+		d := Decision{Reason: "permanent failure"}
+		if !f.Permanent {
+			d = a.Policy.Decide(task.AttemptNumber, f.ExceptionType)
+		}
+		if d.Retry {
+			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
+		} else {
+			tr.To, tr.NoRetry = store.StateFailed, d.Reason
+		}
+	case Lost:
+		tr.ErrorMessage, tr.ExceptionType = store.LostMessage, ExcTaskLost
+		if d := a.Policy.Decide(task.AttemptNumber, ExcTaskLost); d.Retry {
+			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
+		} else {
+			tr.To, tr.NoRetry = store.StateLost, d.Reason
+		}
+	case TimedOut:
+		if task.TimeoutSeconds != nil {
+			tr.ErrorMessage = fmt.Sprintf("Task timed out after %d seconds", *task.TimeoutSeconds)
+		}
+		tr.NoRetry = "timeouts are not retried"
+		tr.To = store.StateFailed
+	case Cancelled:
+		tr.To = store.StateCancelled
+	}
+	return tr
+}
+
 // Apply performs the one guarded transition that ends the attempt of task (the row as the
 // caller read it; its Guard fences the write) with outcome o:
 //
@@ -63,8 +108,9 @@ type Transition struct {
 // CANCELLED (CancelWon). Any other row that moved on is left alone (Applied false). An error
 // means the database could not be reached; nothing was written and the caller may retry.
 func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transition, error) {
-	tr := Transition{TaskID: task.ID, Attempt: task.AttemptNumber, Queue: task.QueueName, Outcome: o.Kind, From: task.State}
+	tr := a.Predict(task, o)
 	if task.State == store.StateCancelling {
+		tr.To = ""
 		return a.finalizeCancel(ctx, task, tr)
 	}
 	var applied bool
@@ -74,46 +120,27 @@ func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transi
 	case Succeeded:
 		tr.Stored = a.Results.Place(o.Result)
 		applied, err = a.Store.Succeed(ctx, g, tr.Stored.Row)
-		tr.To = store.StateSucceeded
 	case Failed:
-		f := o.Failure
-		tr.ErrorMessage, tr.ExceptionType = f.Message, f.ExceptionType
-		d := Decision{Reason: "permanent failure"}
-		if !f.Permanent {
-			d = a.Policy.Decide(task.AttemptNumber, f.ExceptionType)
+		info := store.ErrorInfo{Message: o.Failure.Message}
+		if tb := o.Failure.Traceback; tb != "" {
+			info.Traceback = &tb
 		}
-		info := store.ErrorInfo{Message: f.Message}
-		if f.Traceback != "" {
-			info.Traceback = &f.Traceback
-		}
-		if d.Retry {
-			applied, err = a.Store.Retry(ctx, g, d.Delay, info)
-			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
+		if tr.To == store.StateQueued {
+			applied, err = a.Store.Retry(ctx, g, tr.RetryDelay, info)
 		} else {
 			applied, err = a.Store.Fail(ctx, g, info)
-			tr.To, tr.NoRetry = store.StateFailed, d.Reason
 		}
 	case Lost:
-		tr.ErrorMessage, tr.ExceptionType = store.LostMessage, ExcTaskLost
-		d := a.Policy.Decide(task.AttemptNumber, ExcTaskLost)
 		p := store.LostParams{Self: a.WorkerID, StuckAfter: a.StuckAfter, LeaseTTL: a.LeaseTTL}
-		if d.Retry {
-			p.RetryDelay = &d.Delay
-			tr.To, tr.RetryDelay = store.StateQueued, d.Delay
-		} else {
-			tr.To, tr.NoRetry = store.StateLost, d.Reason
+		if tr.To == store.StateQueued {
+			d := tr.RetryDelay
+			p.RetryDelay = &d
 		}
 		applied, err = a.Store.MarkLost(ctx, g, p)
 	case TimedOut:
-		if task.TimeoutSeconds != nil {
-			tr.ErrorMessage = fmt.Sprintf("Task timed out after %d seconds", *task.TimeoutSeconds)
-		}
-		tr.NoRetry = "timeouts are not retried"
 		applied, err = a.Store.MarkTimedOut(ctx, g)
-		tr.To = store.StateFailed
 	case Cancelled:
 		applied, err = a.Store.MarkCancelled(ctx, g)
-		tr.To = store.StateCancelled
 	default:
 		return tr, fmt.Errorf("lifecycle: unknown outcome kind %d", o.Kind)
 	}

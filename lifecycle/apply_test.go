@@ -114,9 +114,15 @@ func TestApply(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			task := running(t, s, c.mod)
+			pred := a.Predict(task, c.outcome)
 			tr, err := a.Apply(ctx, task, c.outcome)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Predict (rayctl reconcile-jobs' plan) says what Apply then does
+			if pred.To != tr.To || pred.RetryDelay != tr.RetryDelay || pred.NoRetry != tr.NoRetry || pred.ExceptionType != tr.ExceptionType ||
+				pred.ErrorMessage != tr.ErrorMessage || pred.Applied {
+				t.Fatalf("Predict %+v, Apply %+v", pred, tr)
 			}
 			row, err := s.GetTask(ctx, task.ID)
 			if err != nil {

@@ -424,6 +424,37 @@ func TestUpRecordsInDjangoMigrations(t *testing.T) {
 	}
 }
 
+// TestUpCreatesDjangoMigrations: on a database Django has not touched yet, migrate up creates
+// Django's bookkeeping table as Django would and records 0001_initial there, so a Django
+// project pointed at it later finds the tables migrated (the interop tier runs the real
+// `manage.py migrate` on it). Running up again adds nothing.
+func TestUpCreatesDjangoMigrations(t *testing.T) {
+	t.Parallel()
+	sc := storetest.EmptySchema(t)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := migrations.Up(ctx, sc.Pool, migrations.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := sc.Pool.Query(ctx, `SELECT app || '.' || name FROM django_migrations`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(got) != 1 || got[0] != "django_ray.0001_initial" {
+		t.Fatalf("django_migrations: %v %v", got, err)
+	}
+	var cols string
+	if err := sc.Pool.QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable || ' ' || is_identity, ', ' ORDER BY ordinal_position)
+		FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'django_migrations'`).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	if want := "id bigint NO YES, app character varying NO NO, name character varying NO NO, applied timestamp with time zone NO NO"; cols != want {
+		t.Fatalf("django_migrations columns:\n%s\nwant\n%s", cols, want)
+	}
+}
+
 func TestDjango03MigrationsWarn(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)

@@ -215,6 +215,8 @@ type Hooks struct {
 	BeforeBatch func(ctx context.Context, n int, ids []int64) error
 	// AfterBatch runs after batch n committed.
 	AfterBatch func(ctx context.Context, b BatchStat)
+	// BeforeJob runs before ApplyReconcile acts on an entry. An error stops it there.
+	BeforeJob func(ctx context.Context, e JobEntry) error
 }
 
 // BatchStat is one committed batch.
@@ -237,11 +239,13 @@ type Outcome struct {
 	// orphaned CANCELLING -> CANCELLED): recovery does not stop Ray jobs (yet), and a
 	// django-ray 0.2.0 worker does not stop them when it finalizes, so these may still run.
 	UnstoppedJobs []string
-	Batches       int
-	LongestBatch  time.Duration // the longest transaction
-	Elapsed       time.Duration
-	AuditID       *int64 // the rayctl_audit entry; nil when the audit tables are missing
-	Interrupted   bool   // the context ended before every batch ran
+	// Jobs pairs those Ray jobs with their tasks, in the order changed (for StopJobs).
+	Jobs         []JobRef
+	Batches      int
+	LongestBatch time.Duration // the longest transaction
+	Elapsed      time.Duration
+	AuditID      *int64 // the rayctl_audit entry; nil when the audit tables are missing
+	Interrupted  bool   // the context ended before every batch ran
 }
 
 // RowsPerSecond is the rate of rows tried.
@@ -260,6 +264,7 @@ type OutcomeJSON struct {
 	ChangedIDs          []int64          `json:"changed_ids"`
 	SkippedIDs          []int64          `json:"skipped_ids"`
 	UnstoppedJobs       []string         `json:"unstopped_ray_jobs"`
+	Jobs                []JobRef         `json:"ray_jobs"`
 	Batches             int              `json:"batches"`
 	LongestBatchSeconds float64          `json:"longest_batch_seconds"`
 	ElapsedSeconds      float64          `json:"elapsed_seconds"`
@@ -271,7 +276,7 @@ type OutcomeJSON struct {
 // MarshalJSON writes OutcomeJSON.
 func (o Outcome) MarshalJSON() ([]byte, error) {
 	j := OutcomeJSON{Changed: o.Changed, Skipped: o.Skipped, ToStates: map[string]int64{}, ChangedIDs: nonNil(o.ChangedIDs),
-		SkippedIDs: nonNil(o.SkippedIDs), UnstoppedJobs: nonNil(o.UnstoppedJobs), Batches: o.Batches,
+		SkippedIDs: nonNil(o.SkippedIDs), UnstoppedJobs: nonNil(o.UnstoppedJobs), Jobs: nonNil(o.Jobs), Batches: o.Batches,
 		LongestBatchSeconds: o.LongestBatch.Seconds(), ElapsedSeconds: o.Elapsed.Seconds(), RowsPerSecond: o.RowsPerSecond(),
 		AuditID: o.AuditID, Interrupted: o.Interrupted}
 	for st, n := range o.ToStates {
@@ -362,7 +367,7 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 		}
 		t0 := time.Now()
 		var changes []store.AuditChange
-		var unstopped []string
+		var unstopped []JobRef
 		err := pgx.BeginFunc(ctx, s.DB(), func(tx pgx.Tx) error {
 			var err error
 			ts := store.New(tx)
@@ -391,7 +396,10 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 				out.SkippedIDs = append(out.SkippedIDs, id)
 			}
 		}
-		out.UnstoppedJobs = append(out.UnstoppedJobs, unstopped...)
+		for _, j := range unstopped {
+			out.UnstoppedJobs = append(out.UnstoppedJobs, j.RayJobID)
+			out.Jobs = append(out.Jobs, j)
+		}
 		out.Changed += int64(len(changes))
 		out.Skipped += int64(len(ids) - len(changes))
 		out.Batches++
@@ -405,13 +413,13 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 
 // applyBatch changes one batch inside a transaction: rows grouped by the state they were
 // seen in, each group conditional on still being in that state.
-func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.TaskRef, opts ApplyOptions) ([]store.AuditChange, []string, error) {
+func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.TaskRef, opts ApplyOptions) ([]store.AuditChange, []JobRef, error) {
 	groups := map[store.TaskState][]int64{}
 	for _, r := range chunk {
 		groups[r.State] = append(groups[r.State], r.ID)
 	}
 	var changes []store.AuditChange
-	var unstopped []string
+	var unstopped []JobRef
 	for _, st := range store.AllStates {
 		ids := groups[st]
 		if len(ids) == 0 {
@@ -434,7 +442,7 @@ func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.Task
 			for _, f := range applied {
 				changes = append(changes, store.AuditChange{ID: f.ID, From: st, To: store.StateCancelled})
 				if f.RayJobID != nil {
-					unstopped = append(unstopped, *f.RayJobID)
+					unstopped = append(unstopped, JobRef{ID: f.ID, RayJobID: *f.RayJobID})
 				}
 			}
 		case p.Action == ActionCancel:
@@ -456,7 +464,7 @@ func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.Task
 			}
 			for _, t := range tasks {
 				if t.RayJobID != nil {
-					unstopped = append(unstopped, *t.RayJobID)
+					unstopped = append(unstopped, JobRef{ID: t.ID, RayJobID: *t.RayJobID})
 				}
 			}
 		}

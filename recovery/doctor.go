@@ -124,7 +124,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) Report {
 	if d.pool != nil {
 		defer d.pool.Close()
 	}
-	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.leases, d.backlog, d.stuck, d.cancelling, d.failures} {
+	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.leases, d.backlog, d.claims, d.stuck, d.cancelling, d.failures} {
 		add(c(ctx))
 	}
 	for _, c := range cfg.Checks {
@@ -350,6 +350,41 @@ func (d *doctor) backlog(ctx context.Context) CheckResult {
 	return r
 }
 
+// claimIndexBacklog is the QUEUED count above which claims without rayctl_claim_order_idx
+// cost more than ~10 ms each (they sort every QUEUED row; docs/benchmarks.md).
+const claimIndexBacklog = 10000
+
+// claims checks that claims stay cheap: with a large backlog and no claim-order index, every
+// claim by every worker (Go or Python) sorts all QUEUED rows.
+func (d *doctor) claims(ctx context.Context) CheckResult {
+	r := CheckResult{Name: "claims"}
+	if res, ok := d.ready(r.Name); !ok {
+		return res
+	}
+	st, err := d.loadStats(ctx)
+	if err != nil {
+		r.Status, r.Summary = StatusFail, err.Error()
+		return r
+	}
+	idx, err := migrations.InspectOptional(ctx, d.pool)
+	if err != nil {
+		r.Status, r.Summary = StatusFail, err.Error()
+		return r
+	}
+	indexed := len(idx) > 0 && idx[0].Present && idx[0].Valid
+	switch {
+	case indexed:
+		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED; claims read rayctl_claim_order_idx", st.Queued)
+	case st.Queued >= claimIndexBacklog:
+		r.Status = StatusWarn
+		r.Summary = fmt.Sprintf("%d QUEUED and no claim-order index: every claim sorts all of them", st.Queued)
+		r.Hint = "rayctl migrate indexes --apply (CREATE INDEX CONCURRENTLY; the table stays writable)"
+	default:
+		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED: claims are cheap at this size (before a large backlog: rayctl migrate indexes --apply)", st.Queued)
+	}
+	return r
+}
+
 func (d *doctor) stuck(ctx context.Context) CheckResult {
 	r := CheckResult{Name: "stuck"}
 	if res, ok := d.ready(r.Name); !ok {
@@ -429,8 +464,8 @@ type RayInfo struct {
 	AuthMode string // how rayctl authenticates: none, token, ...
 }
 
-// RayProber reaches a Ray cluster. The Ray Jobs client implements it; until rayctl has one,
-// RayCheck reports Ray as not checked.
+// RayProber reaches a Ray cluster: JobsProber over the Ray Jobs client (rayctl doctor wires
+// it when a Ray address is given).
 type RayProber interface {
 	ProbeRay(ctx context.Context) (RayInfo, error)
 }

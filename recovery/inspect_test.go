@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rayctl/rayctl/migrations"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -311,12 +312,12 @@ func TestDoctor(t *testing.T) {
 		cfg := doctorCfg(sc)
 		cfg.Checks = []recovery.Check{recovery.RayCheck{Address: "http://ray:8265", Prober: fakeProber{info: recovery.RayInfo{Address: "http://ray:8265", Version: "2.40.0", AuthMode: "none"}}}}
 		rep := recovery.Doctor(ctx, cfg)
-		want := map[string]recovery.Status{"database": "ok", "schema": "ok", "clock": "ok", "leases": "ok", "backlog": "ok", "stuck": "ok", "cancelling": "ok", "failures": "ok", "ray": "ok"}
+		want := map[string]recovery.Status{"database": "ok", "schema": "ok", "clock": "ok", "leases": "ok", "backlog": "ok", "claims": "ok", "stuck": "ok", "cancelling": "ok", "failures": "ok", "ray": "ok"}
 		if got := statuses(rep); !reflect.DeepEqual(got, want) || !rep.OK || rep.Worst() != recovery.StatusOK {
 			t.Fatalf("statuses %v\n%+v", got, rep)
 		}
-		if !strings.Contains(rep.Checks[8].Summary, "Ray 2.40.0 reachable") {
-			t.Fatalf("ray summary: %q", rep.Checks[8].Summary)
+		if !strings.Contains(rep.Checks[9].Summary, "Ray 2.40.0 reachable") {
+			t.Fatalf("ray summary: %q", rep.Checks[9].Summary)
 		}
 	})
 
@@ -338,7 +339,7 @@ func TestDoctor(t *testing.T) {
 		cfg.Clock = func() time.Time { return time.Now().Add(30 * time.Second) } // this host runs 30 s fast
 		cfg.Checks = []recovery.Check{recovery.RayCheck{Address: "http://ray:8265", Prober: fakeProber{err: errors.New("connection refused")}}}
 		rep := recovery.Doctor(ctx, cfg)
-		want := map[string]recovery.Status{"database": "ok", "schema": "warn", "clock": "fail", "leases": "warn", "backlog": "fail", "stuck": "warn", "cancelling": "warn", "failures": "warn", "ray": "fail"}
+		want := map[string]recovery.Status{"database": "ok", "schema": "warn", "clock": "fail", "leases": "warn", "backlog": "fail", "claims": "ok", "stuck": "warn", "cancelling": "warn", "failures": "warn", "ray": "fail"}
 		if got := statuses(rep); !reflect.DeepEqual(got, want) || rep.OK {
 			t.Fatalf("statuses %v, want %v\n%+v", got, want, rep)
 		}
@@ -379,6 +380,43 @@ func TestDoctor(t *testing.T) {
 		rep := recovery.Doctor(ctx, doctorCfg(sc))
 		if c := rep.Checks[4]; c.Name != "backlog" || c.Status != recovery.StatusFail || !strings.Contains(c.Summary, "while nothing runs") {
 			t.Fatalf("backlog: %+v", c)
+		}
+	})
+
+	t.Run("large backlog without the claim index", func(t *testing.T) {
+		t.Parallel()
+		s, sc := storetest.New(t)
+		if err := s.UpsertLease(ctx, store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]store.NewTask, 10000)
+		for i := range batch {
+			batch[i] = store.NewTask{CallablePath: "app.f"}
+		}
+		if _, err := s.EnqueueMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		claims := func() recovery.CheckResult {
+			for _, c := range recovery.Doctor(ctx, doctorCfg(sc)).Checks {
+				if c.Name == "claims" {
+					return c
+				}
+			}
+			t.Fatal("no claims check")
+			return recovery.CheckResult{}
+		}
+		if c := claims(); c.Status != recovery.StatusWarn || !strings.Contains(c.Summary, "10000 QUEUED and no claim-order index") || !strings.Contains(c.Hint, "rayctl migrate indexes --apply") {
+			t.Fatalf("without the index: %+v", c)
+		}
+		states, err := migrations.InspectOptional(ctx, sc.Pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := migrations.CreateOptional(ctx, sc.Pool, states[0]); err != nil {
+			t.Fatal(err)
+		}
+		if c := claims(); c.Status != recovery.StatusOK || !strings.Contains(c.Summary, "claims read rayctl_claim_order_idx") {
+			t.Fatalf("with the index: %+v", c)
 		}
 	})
 

@@ -75,7 +75,11 @@ if [ "$worker_ok" = 1 ]; then
     mode=(--sync)
   fi
   for n in 1 2; do
+    # Short retry backoff so failures reach FAILED within a demo's minute; a declined card is
+    # not worth retrying (the runbook's denylist advice).
     bin/rayworker "${mode[@]}" --queue "$queues" --concurrency 4 --entrypoint "$entrypoint" \
+      --retry-backoff-seconds 5 --retry-exception-denylist demo.payments.CardDeclined \
+      --worker-lease-seconds 30 --worker-heartbeat-seconds 5 \
       >"$work/worker$n.log" 2>&1 &
     pids+=("$!")
   done

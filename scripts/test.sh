@@ -9,6 +9,8 @@
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestClaim ./store/); then Ray is
 # started only with RAYCTL_RAY=1. RAYCTL_RAY=0 skips Ray in a full run (its tests then skip,
 # or fail under CI=true).
+# The Django interop tier (interop/) needs the same venv but no Ray: a full run always makes
+# it (RAYCTL_DJANGO=0 skips it; RAYCTL_DJANGO=1 makes it for a partial run too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +23,16 @@ fi
 go vet ./...
 
 ray=${RAYCTL_RAY:-}
+django=${RAYCTL_DJANGO:-}
 if [ $# -eq 0 ]; then
   set -- ./...
   ray=${ray:-1}
+  django=${django:-1}
+fi
+if [ "$django" = 1 ] && [ -z "${RAYCTL_PYTHON:-}" ]; then
+  venv_env=$(scripts/pyenv.sh) # fails the run with pip's or pyenv.sh's own error
+  eval "$venv_env"
+  export RAYCTL_PYTHONPATH=${RAYCTL_PYTHONPATH:-$(pwd)/python}
 fi
 wrap=(scripts/pg.sh run)
 if [ "$ray" = 1 ]; then

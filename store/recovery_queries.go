@@ -326,3 +326,66 @@ func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
 		Scan(&i.Version, &i.Clock, &i.Tables)
 	return i, translate(err)
 }
+
+// OwnerLive: the owner holds a live lease (active, heartbeat within the TTL).
+const OwnerLive OwnerStatus = "owner_live"
+
+// JobRow is a RUNNING or CANCELLING row that has a Ray job, with how its owner stands and how
+// long ago it last showed activity (heartbeat, else start, else creation), by the database
+// clock.
+type JobRow struct {
+	Task  Task          `json:"task"`
+	Owner OwnerStatus   `json:"owner"`
+	Idle  time.Duration `json:"-"`
+}
+
+// RayJobRows returns RUNNING and CANCELLING rows with a ray_job_id — oldest activity first, at
+// most limit — with their owners' standing under leaseTTL, how many such rows there are in
+// all, and the database time of the read.
+func (s *Store) RayJobRows(ctx context.Context, leaseTTL time.Duration, limit int) ([]JobRow, int64, time.Time, error) {
+	var now time.Time
+	if err := s.db.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return nil, 0, now, translate(err)
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+prefixed("t")+`,
+			CASE WHEN t.claimed_by_worker IS NULL THEN 'no_owner' WHEN l.worker_id IS NULL THEN 'owner_unknown'
+			     WHEN NOT l.is_active THEN 'owner_inactive'
+			     WHEN l.last_heartbeat_at < $3::timestamptz - make_interval(secs => $1) THEN 'owner_stale'
+			     ELSE 'owner_live' END,
+			EXTRACT(EPOCH FROM $3::timestamptz - COALESCE(t.last_heartbeat_at, t.started_at, t.created_at))::float8,
+			count(*) OVER ()
+		FROM django_ray_raytaskexecution t
+		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker
+		WHERE t.state IN ('RUNNING', 'CANCELLING') AND t.ray_job_id IS NOT NULL AND t.ray_job_id <> ''
+		ORDER BY COALESCE(t.last_heartbeat_at, t.started_at, t.created_at), t.id
+		LIMIT $2`, leaseTTL.Seconds(), limit, now)
+	if err != nil {
+		return nil, 0, now, translate(err)
+	}
+	defer rows.Close()
+	var out []JobRow
+	var total int64
+	for rows.Next() {
+		var r JobRow
+		var state, owner string
+		var idle float64
+		t := &r.Task
+		if err := rows.Scan(&t.ID, &t.TaskID, &t.CallablePath, &t.QueueName, &state, &t.AttemptNumber, &t.RayJobID, &t.RayAddress,
+			&t.CreatedAt, &t.StartedAt, &t.FinishedAt, &t.LastHeartbeatAt, &t.RunAfter, &t.TimeoutSeconds, &t.ClaimedByWorker,
+			&t.ArgsJSON, &t.KwargsJSON, &t.ResultData, &t.ResultReference, &t.ErrorMessage, &t.ErrorTraceback,
+			&owner, &idle, &total); err != nil {
+			return nil, 0, now, translate(err)
+		}
+		t.State, r.Owner = TaskState(state), OwnerStatus(owner)
+		r.Idle = time.Duration(idle * float64(time.Second))
+		out = append(out, r)
+	}
+	return out, total, now, translate(rows.Err())
+}
+
+// CountLiveLeases returns how many workers hold a live lease (active, heartbeat within ttl).
+func (s *Store) CountLiveLeases(ctx context.Context, ttl time.Duration) (int64, error) {
+	var n int64
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM django_ray_taskworkerlease WHERE `+LiveLeaseSQL, ttl.Seconds()).Scan(&n)
+	return n, translate(err)
+}

@@ -129,6 +129,7 @@ func (e env) newApp() *cli.App {
 			e.requeueCommand(),
 			e.cancelCommand(),
 			e.inspectLeasesCommand(),
+			e.reconcileCommand(),
 			e.doctorCommand(),
 			e.metricsCommand(),
 			e.auditCommand(),

@@ -14,23 +14,23 @@ import (
 func (e env) auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
-		Usage: "the audit trail of requeue and cancel runs (who, when, why, which tasks)",
+		Usage: "the audit trail of requeue, cancel and reconcile-jobs runs (who, when, why, which tasks)",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "ls",
 				Usage: "list audit entries, newest first",
-				Description: "Each requeue or cancel run that changed something is one entry: actor (user@host), reason,\n" +
+				Description: "Each requeue, cancel or reconcile-jobs --apply run that changed something is one entry: actor (user@host), reason,\n" +
 					"selection, counts, start and finish, and an error if it stopped early.\n\n" +
 					"EXIT CODES:\n   0  listed\n   1  error (also: the rayctl_audit table does not exist)\n   2  usage error",
 				Flags: []cli.Flag{
 					&cli.Int64Flag{Name: "task", Usage: "only entries that changed this task (row id)"},
-					&cli.StringFlag{Name: "action", Usage: "only requeue or cancel"},
+					&cli.StringFlag{Name: "action", Usage: "only requeue, cancel or reconcile-jobs"},
 					&cli.IntFlag{Name: "limit", Value: 20, Usage: "at most this many entries (1..10000)"},
 				},
 				Action: func(c *cli.Context) error {
 					f := store.AuditFilter{TaskID: c.Int64("task"), Action: c.String("action"), Limit: c.Int("limit")}
-					if f.Action != "" && f.Action != "requeue" && f.Action != "cancel" {
-						return usageErrorf("audit ls: invalid --action %q (want requeue or cancel)", f.Action)
+					if f.Action != "" && f.Action != "requeue" && f.Action != "cancel" && f.Action != "reconcile-jobs" {
+						return usageErrorf("audit ls: invalid --action %q (want requeue, cancel or reconcile-jobs)", f.Action)
 					}
 					if f.Limit < 1 || f.Limit > 10000 || f.TaskID < 0 {
 						return usageErrorf("audit ls: invalid --limit %d or --task %d", f.Limit, f.TaskID)

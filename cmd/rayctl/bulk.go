@@ -86,26 +86,24 @@ func (e env) cancelCommand() *cli.Command {
 		Name:  "cancel",
 		Usage: "cancel tasks: QUEUED -> CANCELLED, RUNNING -> CANCELLING; finalize orphaned CANCELLING",
 		Description: "QUEUED tasks become CANCELLED at once (finished_at set). RUNNING tasks become CANCELLING:\n" +
-			"the owning worker finalizes them to CANCELLED. rayctl cannot stop Ray jobs yet (--stop comes\n" +
-			"with the Ray client), and a django-ray 0.2.0 worker does not stop the job when it finalizes\n" +
-			"(its admin action stops the job first), so the Ray jobs of cancelled RUNNING tasks are listed\n" +
-			"as not stopped: stop them in the Ray dashboard if they must not run on. With --state CANCELLING,\n" +
-			"CANCELLING tasks whose owner has no live lease (none within --lease-ttl) are finalized to\n" +
-			"CANCELLED, since no django-ray 0.2.0 worker ever will; their Ray jobs are listed, because\n" +
-			"rayctl cannot stop Ray jobs yet (check them in the Ray dashboard).\n\n" +
+			"the owning worker finalizes them to CANCELLED. A django-ray 0.2.0 worker does not stop the Ray\n" +
+			"job when it finalizes (its admin action stops the job first), so without --stop the Ray jobs\n" +
+			"of cancelled RUNNING tasks are listed as not stopped. With --stop rayctl also asks Ray to stop\n" +
+			"them, after the rows changed, best effort: each job's answer is reported (stopped, already\n" +
+			"ended, unknown to Ray, or the error); a failed stop makes the exit code 5. With --state\n" +
+			"CANCELLING, CANCELLING tasks whose owner has no live lease (none within --lease-ttl) are\n" +
+			"finalized to CANCELLED, since no django-ray 0.2.0 worker ever will; --stop stops their jobs too.\n" +
+			"--stop checks that Ray answers before anything is written.\n\n" +
 			"Examples:\n" +
 			"   rayctl cancel --queue reports --state QUEUED --dry-run\n" +
 			"   rayctl cancel --id 42 --yes --reason 'customer asked'\n" +
-			"   rayctl cancel --state CANCELLING --older-than 10m\n\n" + selectionHelp + "\n\n" + bulkExitCodes,
-		Flags: append(selectionFlags(recovery.ActionCancel),
+			"   rayctl cancel --state RUNNING --callable 'etl.*' --stop --ray-address http://ray-head:8265\n" +
+			"   rayctl cancel --state CANCELLING --older-than 10m --stop\n\n" + selectionHelp + "\n\n" + rayConnHelp + "\n\n" + bulkExitCodes,
+		Flags: append(append(selectionFlags(recovery.ActionCancel),
 			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "with --state CANCELLING: an owner without a heartbeat for this long is gone (WORKER_LEASE_SECONDS)"},
-			&cli.BoolFlag{Name: "stop", Hidden: true}),
-		Action: func(c *cli.Context) error {
-			if c.Bool("stop") {
-				return usageErrorf("cancel: --stop needs a Ray client, which this rayctl does not have yet; cancel without --stop (it lists the Ray jobs it did not stop) and stop them in the Ray dashboard")
-			}
-			return e.bulkAction(c, recovery.ActionCancel)
-		},
+			&cli.BoolFlag{Name: "stop", Usage: "also ask Ray to stop the jobs of the tasks cancelled (needs --ray-address or $RAY_ADDRESS)"}),
+			rayFlags()...),
+		Action: func(c *cli.Context) error { return e.bulkAction(c, recovery.ActionCancel) },
 	}
 }
 
@@ -115,6 +113,7 @@ type bulkFlags struct {
 	dryRun        bool
 	reason        string
 	resetAttempts bool
+	stop          *rayConn // cancel --stop: the Ray to stop jobs on
 }
 
 func parseBulkFlags(c *cli.Context, a recovery.Action) (bulkFlags, error) {
@@ -171,6 +170,15 @@ func (e env) bulkAction(c *cli.Context, a recovery.Action) error {
 	if err != nil {
 		return err
 	}
+	if a == recovery.ActionCancel && c.Bool("stop") {
+		if f.stop, err = e.rayClient(c, "cancel"); err != nil {
+			return err
+		}
+		if f.stop == nil {
+			return usageErrorf("cancel: --stop needs a Ray address: set --ray-address or RAY_ADDRESS (the dashboard, http://HOST:8265)")
+		}
+		defer f.stop.close()
+	}
 	return e.withDB(c, func(r *runCtx) error { return bulk(r, a, f) })
 }
 
@@ -180,6 +188,8 @@ type bulkReport struct {
 	Applied bool              `json:"applied"`
 	Plan    recovery.Plan     `json:"plan"`
 	Outcome *recovery.Outcome `json:"outcome"`
+	// Stops is Ray's answer per job (cancel --stop); null without --stop.
+	Stops []recovery.StopResult `json:"stops"`
 }
 
 // verbs for people: requeue -> "Requeue"/"requeued".
@@ -193,6 +203,12 @@ func verbs(a recovery.Action) (string, string) {
 func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 	name := string(a)
 	verb, done := verbs(a)
+	if f.stop != nil {
+		// Ray must answer before anything is written: stops come after the rows changed.
+		if _, err := f.stop.client.Version(r.ctx); err != nil {
+			return rayDown(name+" --stop", fmt.Errorf("cannot ask Ray at %s: %v", f.stop.address, err))
+		}
+	}
 	p, err := recovery.PlanAction(r.ctx, r.store, a, f.sel, recovery.PlanOptions{})
 	if err != nil {
 		return selectionErr(name, err)
@@ -240,12 +256,29 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
 	})
 	rep.Applied, rep.Outcome = out.Batches > 0, &out
+	if f.stop != nil {
+		rep.Stops = recovery.StopJobs(r.ctx, f.stop.client, out.Jobs, 0)
+	}
 	if !r.o.json() && (applyErr == nil || out.Batches > 0) {
-		if err := printOutcome(r.stdout, p, out, f.batch, done); err != nil {
+		if err := printOutcome(r.stdout, p, out, f.batch, done, f.stop != nil); err != nil {
 			return err
 		}
+		printStops(r.stdout, rep.Stops)
 	}
-	return finish(bulkExit(name, done, p, out, applyErr))
+	if err := bulkExit(name, done, p, out, applyErr); err != nil {
+		return finish(err)
+	}
+	var failed []string
+	for _, s := range rep.Stops {
+		if s.Error != "" {
+			failed = append(failed, s.RayJobID)
+		}
+	}
+	if len(failed) > 0 {
+		return finish(&exitError{code: exitPartial, msg: fmt.Sprintf("%s: %s %d, but %d of %s could not be stopped: %s", name, done, out.Changed,
+			len(failed), plural(int64(len(rep.Stops)), "Ray job"), joinStrings(failed, 10))})
+	}
+	return finish(nil)
 }
 
 // confirmed reads one answer line: y or yes (any case) confirms; anything else, EOF
@@ -331,7 +364,7 @@ func printPlan(w io.Writer, p recovery.Plan) error {
 	return nil
 }
 
-func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int, done string) error {
+func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int, done string, stopping bool) error {
 	line := fmt.Sprintf("%s %d of %d", done, out.Changed, len(p.Targets))
 	if p.Action == recovery.ActionCancel && out.Changed > 0 {
 		var parts []string
@@ -351,8 +384,8 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 	if out.ToStates[store.StateCancelling] > 0 {
 		fmt.Fprintln(w, "CANCELLING tasks are finalized by their workers; watch them with: rayctl tasks ls --state CANCELLING")
 	}
-	if len(out.UnstoppedJobs) > 0 {
-		fmt.Fprintf(w, "Ray jobs not stopped (rayctl cannot stop Ray jobs yet; stop them in the Ray dashboard if they must not run on): %s\n",
+	if len(out.UnstoppedJobs) > 0 && !stopping {
+		fmt.Fprintf(w, "Ray jobs not stopped (add --stop to stop them, or stop them in the Ray dashboard if they must not run on): %s\n",
 			joinStrings(out.UnstoppedJobs, 20))
 	}
 	switch {
@@ -400,4 +433,18 @@ func statesList(ss []store.TaskState) string {
 		out[i] = string(s)
 	}
 	return strings.Join(out, ", ")
+}
+
+// printStops reports Ray's answer for each job cancel --stop asked to stop.
+func printStops(w io.Writer, stops []recovery.StopResult) {
+	for _, s := range stops {
+		switch {
+		case s.Error != "":
+			fmt.Fprintf(w, "stop %s (task %d): FAILED: %s\n", s.RayJobID, s.ID, s.Error)
+		case s.Stopped:
+			fmt.Fprintf(w, "stop %s (task %d): stopped\n", s.RayJobID, s.ID)
+		default:
+			fmt.Fprintf(w, "stop %s (task %d): %s\n", s.RayJobID, s.ID, s.Note)
+		}
+	}
 }

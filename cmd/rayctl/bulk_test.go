@@ -357,7 +357,7 @@ func TestBulkBadInput(t *testing.T) {
 		{[]string{"requeue", "17"}, exitUsage, `unexpected argument "17" (select tasks with flags, e.g. --id 17)`},
 		{[]string{"requeue", "--state", "FAILED", "--frobnicate"}, exitUsage, "flag provided but not defined"},
 		{[]string{"cancel", "--state", "FAILED"}, exitUsage, "cannot cancel FAILED tasks: they are finished already"},
-		{[]string{"cancel", "--id", "1", "--stop", "--yes"}, exitUsage, "--stop needs a Ray client"},
+		{[]string{"cancel", "--id", "1", "--stop", "--yes"}, exitUsage, "--stop needs a Ray address"},
 		{[]string{"cancel", "--state", "QUEUED", "--lease-ttl", "0s"}, exitUsage, "invalid --lease-ttl"},
 		{[]string{"requeue", "--state", "FAILED", "-o", "yaml"}, exitUsage, `invalid --output "yaml"`},
 		// SQL metacharacters are data: nothing matches, nothing is dropped
@@ -478,7 +478,7 @@ func TestCancelCommand(t *testing.T) {
 	// the live worker's CANCELLING row is its own; a dead worker's is finalized, its job reported
 	dead := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), RayJobID: storetest.Ptr("raysubmit_zz")})
 	r = rayctlWith(t, runOpts{vars: vars}, "cancel", "--state", "CANCELLING", "--yes").expect(t, exitOK)
-	for _, want := range []string{"cancel: 1 task matches (CANCELLING)", "cancelled 1 of 1 (1 now CANCELLED)", "Ray jobs not stopped (rayctl cannot stop Ray jobs yet; stop them in the Ray dashboard if they must not run on): raysubmit_zz"} {
+	for _, want := range []string{"cancel: 1 task matches (CANCELLING)", "cancelled 1 of 1 (1 now CANCELLED)", "Ray jobs not stopped (add --stop to stop them, or stop them in the Ray dashboard if they must not run on): raysubmit_zz"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}

@@ -26,21 +26,22 @@ func (e env) doctorCommand() *cli.Command {
 			"   stuck       RUNNING without a heartbeat for --stuck-after, or owned by no live worker\n" +
 			"   cancelling  CANCELLING owned by no live worker (never finalized by django-ray 0.2.0)\n" +
 			"   failures    more than --max-failures FAILED or LOST within --failure-window (retry storm)\n" +
-			"   ray         reachable, version and auth mode — not checked yet: this rayctl has no Ray\n" +
-			"               client; with --ray-address / RAY_ADDRESS the report says so\n" +
+			"   ray         with --ray-address / RAY_ADDRESS: the Jobs API answers (its version), its GCS\n" +
+			"               health check passes, and the auth mode: none (Ray asks for no token), token\n" +
+			"               required and accepted, or token sent but not required (probed once more\n" +
+			"               without it); a dead Ray or a refused token fails the check\n" +
 			"Each prints ok, warn, fail or skip, with the next command to run.\n\n" +
 			"EXIT CODES:\n   0  no check failed (warnings allowed, unless --strict)\n   2  usage error\n" +
-			"   6  unhealthy: a check failed (an unreachable database is a failed check)",
-		Flags: []cli.Flag{
+			"   6  unhealthy: a check failed (an unreachable database or Ray is a failed check)\n\n" + rayConnHelp,
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "WORKER_LEASE_SECONDS: a lease without a heartbeat for this long is stale"},
 			&cli.DurationFlag{Name: "stuck-after", Value: 300 * time.Second, Usage: "STUCK_TASK_TIMEOUT_SECONDS: a RUNNING task without a heartbeat for this long is stuck"},
 			&cli.DurationFlag{Name: "max-queue-age", Value: 5 * time.Minute, Usage: "the oldest runnable task may wait this long"},
 			&cli.DurationFlag{Name: "max-clock-skew", Value: 15 * time.Second, Usage: "fail when this host's clock is further than this from the database's"},
 			&cli.DurationFlag{Name: "failure-window", Value: 5 * time.Minute, Usage: "window for the failure-burst check"},
 			&cli.Int64Flag{Name: "max-failures", Value: 10, Usage: "more FAILED or LOST tasks than this within the window warns"},
-			&cli.StringFlag{Name: "ray-address", Usage: "Ray dashboard / Jobs API address (default: $RAY_ADDRESS)"},
 			&cli.BoolFlag{Name: "strict", Usage: "warnings are unhealthy too (exit 6)"},
-		},
+		}, rayFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("doctor: unexpected argument %q", c.Args().First())
@@ -63,11 +64,20 @@ func (e env) doctorCommand() *cli.Command {
 			if cfg.MaxFailures < 0 {
 				return usageErrorf("doctor: invalid --max-failures %d", cfg.MaxFailures)
 			}
-			addr := c.String("ray-address")
-			if addr == "" {
-				addr = e.getenv("RAY_ADDRESS")
+			rc, err := e.rayClient(c, "doctor")
+			if err != nil {
+				return err
 			}
-			cfg.Checks = []recovery.Check{recovery.RayCheck{Address: addr}}
+			check := recovery.RayCheck{}
+			if rc != nil {
+				defer rc.close()
+				p := recovery.JobsProber{Address: rc.address, Client: rc.client, TokenSource: rc.tokenSource}
+				if rc.anon != nil {
+					p.Anonymous = rc.anon
+				}
+				check = recovery.RayCheck{Address: rc.address, Prober: p}
+			}
+			cfg.Checks = []recovery.Check{check}
 			cfg.Connect = func(ctx context.Context) (*pgxpool.Pool, error) { return e.open(ctx, o) }
 			return doctor(c.Context, e, o, cfg, c.Bool("strict"))
 		},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 )
@@ -210,9 +211,10 @@ func TestDoctorCommand(t *testing.T) {
 		if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
 			t.Fatal(err)
 		}
-		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": sc.DSN, "RAY_ADDRESS": "http://ray-head:8265"}}, "doctor").expect(t, exitOK)
-		for _, want := range []string{"OK    database", "OK    schema      current (2 migrations)", "OK    clock", "OK    leases      1 live",
-			"SKIP  ray         not checked: this rayctl has no Ray client yet (address http://ray-head:8265)"} {
+		fake := raytest.New(t)
+		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": sc.DSN, "RAY_ADDRESS": fake.URL}}, "doctor").expect(t, exitOK)
+		for _, want := range []string{"OK  database", "OK  schema      current (2 migrations)", "OK  clock", "OK  leases      1 live",
+			"OK  ray         Ray 2.60.0 reachable at " + fake.URL + " (auth: none (Ray asks for no token))"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("doctor lacks %q:\n%s", want, r.stdout)
 			}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/recovery"
+)
+
+const rayConnHelp = `RAY:
+   --ray-address (default $RAY_ADDRESS) is the Ray dashboard's Jobs API, http(s)://HOST:8265.
+   The auth token (Ray >= 2.52 with token auth) comes from --ray-token-file, else
+   $RAY_AUTH_TOKEN, else the file named by $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token; a
+   token value is never accepted on the command line (shell history, ps). --ray-ca-file
+   trusts a private CA for an https address (a TLS proxy in front of the dashboard).`
+
+// rayFlags are the flags of every command that talks to Ray.
+func rayFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "ray-address", Usage: "Ray dashboard / Jobs API address, http(s)://HOST:8265 (default: $RAY_ADDRESS)"},
+		&cli.StringFlag{Name: "ray-token-file", Usage: "file holding the Ray auth token (default: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"},
+		&cli.StringFlag{Name: "ray-ca-file", Usage: "PEM file of the CA to trust for an https Ray address"},
+		&cli.StringFlag{Name: "ray-token", Hidden: true}, // refused with an explanation
+	}
+}
+
+// rayConn is a Ray Jobs client built from the Ray flags.
+type rayConn struct {
+	client      *rayjobs.Client
+	anon        *rayjobs.Client // the same address without a token, when a token is configured
+	address     string          // normalised
+	tokenSource string          // where the token came from; "" for none
+}
+
+func (r *rayConn) close() {
+	if r == nil {
+		return
+	}
+	r.client.Close()
+	if r.anon != nil {
+		r.anon.Close()
+	}
+}
+
+// rayAddress is --ray-address, else $RAY_ADDRESS ("" when neither is set).
+func (e env) rayAddress(c *cli.Context) string {
+	if a := strings.TrimSpace(c.String("ray-address")); a != "" {
+		return a
+	}
+	return strings.TrimSpace(e.getenv("RAY_ADDRESS"))
+}
+
+// rayClient builds the Ray client from the Ray flags; every problem is a one-line usage error
+// for cmd. It returns nil, nil when no address is given.
+func (e env) rayClient(c *cli.Context, cmd string) (*rayConn, error) {
+	if c.IsSet("ray-token") {
+		return nil, usageErrorf("%s: --ray-token is not accepted: a token on the command line leaks into shell history and process lists; set RAY_AUTH_TOKEN or use --ray-token-file", cmd)
+	}
+	addr := e.rayAddress(c)
+	if addr == "" {
+		return nil, nil
+	}
+	if strings.EqualFold(addr, "auto") {
+		return nil, usageErrorf("%s: Ray address %q names no Jobs API: give --ray-address http://HOST:8265 (the dashboard)", cmd, addr)
+	}
+	var token, source string
+	var err error
+	if f := c.String("ray-token-file"); f != "" {
+		token, err = rayjobs.TokenFromFile(f)
+		source = "--ray-token-file " + f
+	} else {
+		token, err = rayjobs.TokenFromEnv(e.getenv)
+		switch {
+		case strings.TrimSpace(e.getenv("RAY_AUTH_TOKEN")) != "":
+			source = "$RAY_AUTH_TOKEN"
+		case strings.TrimSpace(e.getenv("RAY_AUTH_TOKEN_PATH")) != "":
+			source = "$RAY_AUTH_TOKEN_PATH"
+		default:
+			source = "~/.ray/auth_token"
+		}
+	}
+	if err != nil {
+		return nil, usageErrorf("%s: %v", cmd, err)
+	}
+	if token == "" {
+		source = ""
+	}
+	opts := rayjobs.Options{Address: addr, Token: token, CAFile: c.String("ray-ca-file"), UserAgent: "rayctl/" + version}
+	cl, err := rayjobs.New(opts)
+	if err != nil {
+		return nil, usageErrorf("%s: %v", cmd, err)
+	}
+	rc := &rayConn{client: cl, address: cl.Address(), tokenSource: source}
+	if token != "" {
+		opts.Token = ""
+		if rc.anon, err = rayjobs.New(opts); err != nil {
+			cl.Close()
+			return nil, usageErrorf("%s: %v", cmd, err)
+		}
+	}
+	return rc, nil
+}
+
+// policySetting is one of the workers' settings reconcile-jobs needs to record outcomes as
+// they would; the flag falls back to rayworker's environment variable, then the default.
+type policySetting struct {
+	name, env, def, usage string
+}
+
+var policySettings = []policySetting{
+	{"max-task-attempts", "DJANGO_RAY_MAX_TASK_ATTEMPTS", "3", "MAX_TASK_ATTEMPTS: attempts per task, the first included (1..100)"},
+	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "60", "RETRY_BACKOFF_SECONDS: retry delay base, min(N * 2^attempt, 3600) s (0..3600)"},
+	{"retry-exception-denylist", "DJANGO_RAY_RETRY_EXCEPTION_DENYLIST", "", "RETRY_EXCEPTION_DENYLIST: exception types never retried, comma-separated"},
+	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "1048576", "MAX_RESULT_SIZE_BYTES: larger results are stored as a reference (1024..104857600)"},
+	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest", "RESULT_STORAGE_BACKEND: digest or filesystem"},
+	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "", "RESULT_STORAGE_FILESYSTEM_PATH: the shared directory of the filesystem backend"},
+}
+
+func policyFlags() []cli.Flag {
+	out := make([]cli.Flag, 0, len(policySettings))
+	for _, s := range policySettings {
+		u := s.usage + " ($" + s.env + ")"
+		if s.def != "" {
+			u = s.usage + " (default " + s.def + "; $" + s.env + ")"
+		}
+		out = append(out, &cli.StringFlag{Name: s.name, Usage: u})
+	}
+	return out
+}
+
+// policy resolves the workers' retry policy and result settings from flags and environment.
+func (e env) policy(c *cli.Context, cmd string) (lifecycle.Policy, lifecycle.Results, error) {
+	val := func(s policySetting) (string, string) {
+		if c.IsSet(s.name) {
+			return c.String(s.name), "--" + s.name
+		}
+		if v := strings.TrimSpace(e.getenv(s.env)); v != "" {
+			return v, "$" + s.env
+		}
+		return s.def, ""
+	}
+	integer := func(i int, lo, hi int64) (int64, error) {
+		s := policySettings[i]
+		v, src := val(s)
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < lo || n > hi {
+			from := ""
+			if strings.HasPrefix(src, "$") {
+				from = " (from " + src + ")"
+			}
+			return 0, usageErrorf("%s: invalid --%s %q%s: want an integer in %d..%d", cmd, s.name, v, from, lo, hi)
+		}
+		return n, nil
+	}
+	var p lifecycle.Policy
+	var r lifecycle.Results
+	n, err := integer(0, 1, 100)
+	if err != nil {
+		return p, r, err
+	}
+	p.MaxAttempts = int(n)
+	if n, err = integer(1, 0, 3600); err != nil {
+		return p, r, err
+	}
+	p.Backoff = time.Duration(n) * time.Second
+	deny, _ := val(policySettings[2])
+	for _, t := range strings.Split(deny, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			p.Denylist = append(p.Denylist, t)
+		}
+	}
+	if n, err = integer(3, 1024, 100<<20); err != nil {
+		return p, r, err
+	}
+	r.MaxInline = n
+	backend, src := val(policySettings[4])
+	path, _ := val(policySettings[5])
+	switch strings.ToLower(strings.TrimSpace(backend)) {
+	case "digest":
+		r.Backend = lifecycle.DigestBackend{}
+	case "filesystem":
+		if strings.TrimSpace(path) == "" {
+			return p, r, usageErrorf("%s: the filesystem result backend needs --result-storage-filesystem-path (or $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH): the workers' shared directory", cmd)
+		}
+		r.Backend = lifecycle.FilesystemBackend{Root: path}
+	default:
+		from := ""
+		if strings.HasPrefix(src, "$") {
+			from = " (from " + src + ")"
+		}
+		return p, r, usageErrorf("%s: invalid --result-storage-backend %q%s: want digest or filesystem", cmd, backend, from)
+	}
+	return p, r, nil
+}
+
+// rayDown is the one-line error for a Ray that cannot be asked.
+func rayDown(cmd string, err error) error {
+	return &exitError{code: exitFailed, msg: cmd + ": " + err.Error() + "; nothing changed"}
+}
+
+var _ recovery.RayJobs = (*rayjobs.Client)(nil)

@@ -3,10 +3,10 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help build test lint bench bench-top demo
+.PHONY: help build test lint bench bench-top bench-ray demo
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/rayctl and bin/rayworker (static, trimmed)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -23,6 +23,9 @@ bench: ## Go benchmarks against a throwaway PostgreSQL
 
 bench-top: ## rayctl top's refresh queries on 1,000,000 seeded rows, with plans
 	scripts/bench-top.sh
+
+bench-ray: ## rayworker Ray Job mode: per-task overhead and requests/s with 1,000 jobs in flight (throwaway PostgreSQL and Ray)
+	scripts/pg.sh run scripts/ray.sh run go run ./bench/rayrunner -n 1000 -window 60s -overhead 30
 
 demo: ## throwaway PostgreSQL, workers, sample tasks and rayctl top (q quits and cleans up)
 	scripts/demo.sh

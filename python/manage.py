@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """manage.py of the Django interop tier's minimal project (settings:
 rayctl_testapp.interop_settings, a database from DATABASE_URL). Run it from the venv that
-scripts/pyenv.sh makes."""
+scripts/pyenv.sh makes. The Ray mixed-fleet test runs `manage.py django_ray_worker` with
+DJANGO_SETTINGS_MODULE=rayctl_testapp.worker_settings (django-ray's Ray Job mode)."""
 
 import os
 import sys

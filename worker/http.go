@@ -9,8 +9,9 @@ import (
 )
 
 // Handler serves /metrics (Prometheus text), /healthz (the loop is alive: it went round
-// recently) and /readyz (the worker holds a live lease, its last database call worked, and
-// it is not shutting down). Probes answer 200 or 503 with a one-line reason.
+// recently) and /readyz (the worker holds a live lease, its last database call worked, its
+// runner is ready (ReadinessReporter), and it is not shutting down). Probes answer 200 or 503
+// with a one-line reason.
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.m.reg, promhttp.HandlerOpts{}))
@@ -28,6 +29,7 @@ func (w *Worker) Handler() http.Handler {
 		probe(rw, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		runnerErr := w.runnerReady()
 		switch {
 		case w.lastTick.Load() == 0:
 			probe(rw, http.StatusServiceUnavailable, "not started")
@@ -37,6 +39,8 @@ func (w *Worker) Handler() http.Handler {
 			probe(rw, http.StatusServiceUnavailable, "database unreachable")
 		case !w.leaseOK.Load():
 			probe(rw, http.StatusServiceUnavailable, "no live lease")
+		case runnerErr != nil:
+			probe(rw, http.StatusServiceUnavailable, "runner not ready: "+runnerErr.Error())
 		default:
 			probe(rw, http.StatusOK, "ready")
 		}

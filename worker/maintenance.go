@@ -137,7 +137,7 @@ func (w *Worker) heartbeat(dbctx context.Context) bool {
 	w.renewLease(dbctx)
 	ids := make([]int64, 0, len(w.inflight))
 	for id, e := range w.inflight {
-		if !e.abandoned && !e.cancelling && e.task.State == store.StateRunning {
+		if !e.abandoned && !e.cancelling && !e.unknown && e.task.State == store.StateRunning {
 			ids = append(ids, id)
 		}
 	}
@@ -267,19 +267,37 @@ func (w *Worker) sweep(dbctx context.Context) {
 		if w.inflight[row.ID] != nil {
 			continue // checkTimeouts ends this worker's own, and stops them
 		}
-		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out")
+		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out") {
+			w.stopOrphan(dbctx, row, "timed out")
+		}
 	}
 	for _, row := range stuck {
 		e := w.inflight[row.ID]
 		if e != nil && e.abandoned {
 			continue
 		}
-		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost") && e != nil {
-			w.abandon(dbctx, e)
+		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost") {
+			if e != nil {
+				w.abandon(dbctx, e)
+			} else {
+				w.stopOrphan(dbctx, row, "lost")
+			}
 		}
 	}
 	if w.caps.AdoptPrefix != "" {
 		w.adopt(dbctx)
+	}
+}
+
+// stopOrphan asks the runner to stop the job of a dead worker's row that a sweep just ended
+// (timed out, or LOST and retried): a detached job may still be running, and must not go on
+// beside the retry. Best effort: the row's outcome is already written.
+func (w *Worker) stopOrphan(dbctx context.Context, row store.Task, why string) {
+	if w.owns(row) || w.caps.AdoptPrefix == "" || row.RayJobID == nil || !strings.HasPrefix(*row.RayJobID, w.caps.AdoptPrefix) {
+		return
+	}
+	if err := w.runner.Cancel(dbctx, row); err != nil {
+		w.log.Warn("could not stop the job of a dead worker's task", append(taskAttrs(row, "reason", why, "ray_job_id", *row.RayJobID), "error", err)...)
 	}
 }
 
@@ -335,6 +353,7 @@ func (w *Worker) adopt(dbctx context.Context) {
 				e.deadline = row.StartedAt.Add(time.Duration(*row.TimeoutSeconds) * time.Second)
 			}
 			w.inflight[row.ID] = e
+			w.m.recovered.WithLabelValues("adopted").Inc()
 			w.log.Info("task adopted from a dead worker", taskAttrs(row, "state", row.State, "previous_worker_id", previous, "ray_job_id", deref(row.RayJobID))...)
 		case Done:
 			w.apply(dbctx, row, statuses[i].Outcome, "")

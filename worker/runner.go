@@ -42,6 +42,10 @@ import (
 //     that is not Detached stops anything still running, a Detached one leaves its jobs be.
 //
 // Capabilities tell the loop what the runner needs; they are read once at start.
+//
+// Two optional interfaces extend the contract: a Runner that is also a prometheus.Collector
+// has its metrics served on the worker's /metrics, and one that implements ReadinessReporter
+// can hold the loop's claims while its backend cannot take work.
 type Runner interface {
 	Capabilities() Capabilities
 	Start(ctx context.Context, task store.Task) error
@@ -51,6 +55,16 @@ type Runner interface {
 	Output(ctx context.Context, task store.Task, max int) ([]byte, error)
 	Forget(task store.Task)
 	Close(ctx context.Context) error
+}
+
+// ReadinessReporter is an optional Runner interface. While Ready returns an error (the Ray Jobs
+// API is unreachable, or refuses the worker's credentials), the loop claims nothing, so tasks
+// stay QUEUED for workers that can run them instead of being claimed into a runner that
+// cannot start them, and /readyz answers 503 with the error. Executions already in flight are
+// still polled, cancelled and finished. Ready is called from the loop and from HTTP handlers
+// concurrently and must not block.
+type ReadinessReporter interface {
+	Ready() error
 }
 
 // Capabilities describe a Runner to the loop.
@@ -83,7 +97,8 @@ type Phase int
 // The phases Poll reports.
 const (
 	// Unknown: the runner cannot tell (not started by it, status unavailable). The loop
-	// keeps waiting; a task that stays unknown ages into stuck-task recovery (TaskLost).
+	// keeps waiting but stops heartbeating the task, so a task that stays unknown ages into
+	// stuck-task recovery (TaskLost), as django-ray 0.2.0 lets an UNKNOWN Ray job age.
 	Unknown Phase = iota
 	// Running: pending or running.
 	Running

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store"
 )
@@ -32,6 +34,8 @@ type Worker struct {
 	draining  bool
 	retryPoll bool // an outcome is waiting to be written
 	dbErrLog  map[string]time.Time
+	heldBy    string    // why the runner holds claims (its ReadinessReporter error); "" when not
+	heldUntil time.Time // when to ask the runner again
 
 	// shared with the HTTP handlers
 	leaseOK   atomic.Bool
@@ -53,6 +57,10 @@ type execution struct {
 	abandoned bool
 	// handBack: stopped at shutdown; unless it succeeded first, its row is released.
 	handBack bool
+	// unknown: the runner's last Poll could not tell this execution's state (a Ray job whose
+	// status is unavailable). Its row is not heartbeated until the runner knows again, so
+	// an execution that stays unknown ages into stuck-task recovery.
+	unknown bool
 	// pending is an outcome the runner never held (the attempt could not start) that could
 	// not be written yet; it is written on the next poll.
 	pending *lifecycle.Outcome
@@ -83,8 +91,21 @@ func New(cfg Config, s *store.Store, r Runner) (*Worker, error) {
 		dbErrLog: map[string]time.Time{},
 	}
 	w.m.concurrency.Set(float64(cfg.Concurrency))
+	if c, ok := r.(prometheus.Collector); ok {
+		if err := w.m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("runner metrics: %w", err)
+		}
+	}
 	w.listening.Store("")
 	return w, nil
+}
+
+// runnerReady is the runner's ReadinessReporter answer (nil for runners without one).
+func (w *Worker) runnerReady() error {
+	if rr, ok := w.runner.(ReadinessReporter); ok {
+		return rr.Ready()
+	}
+	return nil
 }
 
 // ID returns the worker id (the lease's worker_id).
@@ -164,6 +185,29 @@ func queueList(q []string) string {
 	return strings.Join(q, ",")
 }
 
+// claimsHeld reports whether the runner's ReadinessReporter holds claims now, logging once
+// when that starts and once when it ends. While held, it asks again every IdlePollMax.
+func (w *Worker) claimsHeld(now time.Time) bool {
+	if now.Before(w.heldUntil) {
+		return true
+	}
+	err := w.runnerReady()
+	if err == nil {
+		if w.heldBy != "" {
+			w.log.Info("runner ready again; claiming resumes", "mode", w.caps.Name)
+			w.heldBy = ""
+		}
+		w.heldUntil = time.Time{}
+		return false
+	}
+	if w.heldBy == "" {
+		w.log.Warn("runner not ready; holding claims", "mode", w.caps.Name, "reason", err.Error())
+	}
+	w.heldBy = err.Error()
+	w.heldUntil = now.Add(w.cfg.IdlePollMax)
+	return true
+}
+
 func (w *Worker) tick() { w.lastTick.Store(w.cfg.Clock().UnixNano()) }
 
 // withTimeout runs one database call with the loop's per-call timeout.
@@ -233,7 +277,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			w.sweep(dbctx)
 			nextSweep = now.Add(cfg.HeartbeatInterval)
 		}
-		if !w.draining && len(w.inflight) < cfg.Concurrency && !now.Before(nextClaim) {
+		if !w.draining && len(w.inflight) < cfg.Concurrency && !now.Before(nextClaim) && !w.claimsHeld(now) {
 			n, err := w.claim(dbctx)
 			switch {
 			case err != nil:
@@ -278,7 +322,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			wake = earliest(wake, now.Add(time.Second))
 		}
 		if !w.draining && len(w.inflight) < cfg.Concurrency {
-			wake = earliest(wake, nextClaim)
+			wake = earliest(wake, nextClaim, w.heldUntil)
 		}
 		if w.draining {
 			wake = earliest(wake, drainDeadline)
@@ -428,6 +472,7 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 		return
 	}
 	for i, st := range statuses {
+		execs[i].unknown = st.Phase == Unknown
 		if st.Phase == Done {
 			w.finish(dbctx, execs[i], st.Outcome)
 		}

@@ -76,9 +76,13 @@ func TestRefusedAtStart(t *testing.T) {
 		{"bool env", map[string]string{"DJANGO_RAY_SYNC": "maybe"}, nil, `invalid --sync "maybe" (from $DJANGO_RAY_SYNC): want true/false`},
 		{"unknown flag", nil, []string{"--sync", "--concurency", "3"}, `flag provided but not defined: -concurency (see rayworker --help)`},
 		{"stray argument", nil, []string{"--sync", "default"}, `unexpected argument "default" (see rayworker --help)`},
-		{"default Ray Job mode", nil, nil, `only --sync is available in this build`},
-		{"--local", nil, []string{"--local"}, `only --sync is available in this build`},
-		{"--cluster", nil, []string{"--cluster", "ray://head:10001"}, `only --sync is available in this build`},
+		{"Ray Client address", nil, []string{"--cluster", "ray://head:10001"}, `ray://head:10001 is a Ray Client address; the Jobs API is the dashboard's http://HOST:8265`},
+		{"RAY_ADDRESS not http", map[string]string{"RAY_ADDRESS": "ftp://head:8265"}, nil, `scheme must be http or https`},
+		{"token file missing", nil, []string{"--ray-auth-token-file", "/nonexistent/token"}, `Ray auth token: rayjobs: auth token file: open /nonexistent/token`},
+		{"token path from env missing", map[string]string{"RAY_AUTH_TOKEN_PATH": "/nonexistent/token"}, nil, `Ray auth token: rayjobs: auth token file`},
+		{"CA file missing", nil, []string{"--cluster", "https://ray.example", "--ray-ca-file", "/nonexistent/ca.pem"}, `rayjobs: CA file: open /nonexistent/ca.pem`},
+		{"pending timeout", nil, []string{"--ray-pending-timeout", "0"}, `invalid --ray-pending-timeout "0": want 1s..24h`},
+		{"empty cluster", map[string]string{"DJANGO_RAY_CLUSTER": " "}, nil, `invalid --cluster " " (from $DJANGO_RAY_CLUSTER)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -157,6 +161,26 @@ func TestResolve(t *testing.T) {
 		{"shutdown seconds", map[string]string{"DJANGO_RAY_SHUTDOWN_TIMEOUT": "90"}, nil, func(o options) bool { return o.cfg.ShutdownTimeout == 90*time.Second }},
 		{"json logs and metrics", nil, []string{"--log-format", "json", "--metrics-addr", ":9464"}, func(o options) bool { return o.logJSON && o.cfg.MetricsAddr == ":9464" }},
 		{"database url", map[string]string{"DATABASE_URL": "postgres://db/app"}, nil, func(o options) bool { return o.dsn == "postgres://db/app" }},
+		{"Ray defaults", nil, nil, func(o options) bool {
+			return o.mode == "ray" && o.ray.address == "http://127.0.0.1:8265" && o.ray.addressSource == "default" &&
+				o.ray.pendingTimeout == 15*time.Minute && o.ray.tokenFile == "" && o.ray.caFile == "" && o.ray.runtimeEnv == nil
+		}},
+		{"RAY_ADDRESS", map[string]string{"RAY_ADDRESS": "http://head:8265"}, nil, func(o options) bool {
+			return o.mode == "ray" && o.ray.address == "http://head:8265" && o.ray.addressSource == "$RAY_ADDRESS"
+		}},
+		{"RAY_ADDRESS auto", map[string]string{"RAY_ADDRESS": "auto"}, nil, func(o options) bool { return o.ray.address == "http://127.0.0.1:8265" }},
+		{"--cluster wins over RAY_ADDRESS", map[string]string{"RAY_ADDRESS": "http://a:8265"}, []string{"--cluster", "https://b/proxy"}, func(o options) bool {
+			return o.mode == "cluster" && o.ray.address == "https://b/proxy" && o.ray.addressSource == "--cluster"
+		}},
+		{"--local", map[string]string{"RAY_ADDRESS": "http://a:8265"}, []string{"--local"}, func(o options) bool {
+			return o.mode == "local" && o.ray.address == "http://127.0.0.1:8265"
+		}},
+		{"Ray settings", map[string]string{"RAY_AUTH_TOKEN_PATH": "/run/secrets/ray", "DJANGO_RAY_RAY_CA_FILE": "/etc/ca.pem"}, []string{"--ray-pending-timeout", "90"}, func(o options) bool {
+			return o.ray.tokenFile == "/run/secrets/ray" && o.ray.caFile == "/etc/ca.pem" && o.ray.pendingTimeout == 90*time.Second
+		}},
+		{"whole runtime env for Ray", nil, []string{"--ray-runtime-env", `{"env_vars": {"A": "1"}, "pip": ["x==1"]}`}, func(o options) bool {
+			return reflect.DeepEqual(o.ray.runtimeEnv, map[string]any{"env_vars": map[string]any{"A": "1"}, "pip": []any{"x==1"}})
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

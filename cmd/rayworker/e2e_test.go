@@ -85,7 +85,6 @@ func startWorker(t *testing.T, dsn string, args ...string) *proc {
 	return startWorkerWith(t, dsn, workertest.EntrypointCommand(t), args...)
 }
 
-
 // startWorkerWith runs the binary with --sync over entrypoint, JSON logs, and args.
 func startWorkerWith(t *testing.T, dsn, entrypoint string, args ...string) *proc {
 	t.Helper()

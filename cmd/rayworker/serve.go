@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os/exec"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procrunner"
@@ -25,16 +27,24 @@ func newLogger(w io.Writer, json bool) *slog.Logger {
 
 // serve connects, builds the runner and runs the worker until ctx ends.
 func (e env) serve(ctx context.Context, o options) error {
-	if o.mode != "sync" {
-		return usageErrorf("only --sync is available in this build: the Ray runners (--local, --cluster ADDR, and the default Ray Job mode) are not implemented yet")
-	}
 	log := newLogger(e.stderr, o.logJSON)
-	if len(o.ignored) > 0 {
-		sort.Strings(o.ignored)
-		log.Warn("runtime_env keys other than env_vars are ignored with --sync", "keys", o.ignored)
+	if o.mode == "sync" {
+		if len(o.ignored) > 0 {
+			sort.Strings(o.ignored)
+			log.Warn("runtime_env keys other than env_vars are ignored with --sync", "keys", o.ignored)
+		}
+		if _, err := exec.LookPath(o.runner.Entrypoint[0]); err != nil {
+			log.Warn("the entrypoint command was not found; tasks fail until it exists", "command", o.runner.Entrypoint[0], "error", err)
+		}
 	}
-	if _, err := exec.LookPath(o.runner.Entrypoint[0]); err != nil {
-		log.Warn("the entrypoint command was not found; tasks fail until it exists", "command", o.runner.Entrypoint[0], "error", err)
+
+	var client *rayjobs.Client
+	if o.mode != "sync" {
+		var err error
+		if client, err = e.rayClient(o); err != nil { // a bad address, token file or CA: exit 2 before anything starts
+			return err
+		}
+		defer client.Close()
 	}
 
 	pool, err := store.Open(ctx, o.dsn, func(c *pgxpool.Config) {
@@ -49,20 +59,47 @@ func (e env) serve(ctx context.Context, o options) error {
 	}
 	defer pool.Close()
 
-	runner, err := procrunner.New(o.runner)
-	if err != nil {
-		return err
+	var runner worker.Runner
+	if o.mode == "sync" {
+		if runner, err = procrunner.New(o.runner); err != nil {
+			return err
+		}
+	} else {
+		rr, stop, err := e.rayRunner(ctx, o, client, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		runner = rr
 	}
 	cfg := o.cfg
 	cfg.Logger = log
 	w, err := worker.New(cfg, store.New(pool), runner)
 	if err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = runner.Close(cctx)
 		return usageErrorf("%v", err)
 	}
-	log.Info("configuration", "mode", o.mode, "database", store.RedactDSN(o.dsn), "entrypoint", o.runner.Entrypoint[0],
+	attrs := []any{"mode", o.mode, "database", store.RedactDSN(o.dsn), "entrypoint", o.entryText,
 		"max_task_attempts", cfg.Policy.MaxAttempts, "retry_backoff", cfg.Policy.Backoff.String(), "denylist", cfg.Policy.Denylist,
 		"stuck_after", cfg.StuckAfter.String(), "lease_ttl", cfg.LeaseTTL.String(), "heartbeat", cfg.HeartbeatInterval.String(),
-		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", cfg.Results.Backend.Name(),
-		"runtime_env_vars", len(o.runner.Env), "version", version)
+		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", cfg.Results.Backend.Name()}
+	if o.mode == "sync" {
+		attrs = append(attrs, "runtime_env_vars", len(o.runner.Env))
+	} else {
+		attrs = append(attrs, "ray_address", o.ray.address, "ray_address_from", o.ray.addressSource, "runtime_env_keys", mapKeys(o.ray.runtimeEnv),
+			"runtime_env_vars", len(o.runner.Env), "ray_pending_timeout", o.ray.pendingTimeout.String())
+	}
+	log.Info("configuration", append(attrs, "version", version)...)
 	return w.Run(ctx)
+}
+
+func mapKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

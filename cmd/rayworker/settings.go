@@ -14,6 +14,7 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procrunner"
+	"github.com/rayctl/rayctl/worker/rayrunner"
 )
 
 // setting is one configuration value: a flag, the environment variable that also sets it,
@@ -34,10 +35,13 @@ var settings = []setting{
 	{"all-queues", "DJANGO_RAY_ALL_QUEUES", "", "false", "true/false", "take tasks from every queue (wins over --queues and --queue)"},
 	{"concurrency", "DJANGO_RAY_CONCURRENCY", "N", "10", "1..1000", "tasks run at once"},
 	{"sync", "DJANGO_RAY_SYNC", "", "false", "true/false", "run each task as a local process (no Ray)"},
-	{"local", "DJANGO_RAY_LOCAL", "", "false", "true/false", "run tasks on a local Ray (not available in this build)"},
-	{"cluster", "DJANGO_RAY_CLUSTER", "ADDR", "", "a Ray address", "run tasks on the Ray cluster at ADDR (not available in this build)"},
+	{"local", "DJANGO_RAY_LOCAL", "", "false", "true/false", "run tasks as Ray jobs on the Ray at 127.0.0.1:8265, starting a head (and stopping it at exit) if none answers and the ray CLI exists"},
+	{"cluster", "DJANGO_RAY_CLUSTER", "ADDR", "", "a Ray Jobs API address (http[s]://HOST:PORT)", "run tasks as Ray jobs on the cluster whose Jobs API (dashboard) is at ADDR"},
 	{"database-url", "DATABASE_URL", "URL", "libpq PG* variables", "postgres:// URL or key=value DSN", "PostgreSQL holding the django-ray tables"},
-	{"ray-address", "RAY_ADDRESS", "ADDR", "", "a Ray address", "Ray Jobs address for the default mode (not available in this build)"},
+	{"ray-address", "RAY_ADDRESS", "ADDR", "http://127.0.0.1:8265", "a Ray Jobs API address (http[s]://HOST:PORT); auto means the default", "Ray Jobs API for the default mode (Ray jobs)"},
+	{"ray-auth-token-file", "RAY_AUTH_TOKEN_PATH", "FILE", "", "a file holding the token", "Ray auth token file (Ray >= 2.52 token auth); else $RAY_AUTH_TOKEN, else ~/.ray/auth_token; never a command-line value"},
+	{"ray-ca-file", "DJANGO_RAY_RAY_CA_FILE", "FILE", "", "a PEM file", "certificate authorities to trust for an https Jobs API (a TLS proxy in front of Ray)"},
+	{"ray-pending-timeout", "DJANGO_RAY_RAY_PENDING_TIMEOUT", "D", "15m", "1s..24h (a duration, or seconds)", "a Ray job PENDING longer is stopped and its attempt fails (RayJobFailed)"},
 	{"entrypoint", "DJANGO_RAY_ENTRYPOINT", "CMD", lifecycle.DefaultEntrypoint, "a command, split like a shell (no expansion)", "task entrypoint; --payload-b64 <payload> is appended"},
 	{"max-task-attempts", "DJANGO_RAY_MAX_TASK_ATTEMPTS", "N", "3", "1..100", "attempts per task, the first included"},
 	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "N", "60", "0..3600", "retry delay base: min(N * 2^attempt, 3600) s"},
@@ -48,7 +52,7 @@ var settings = []setting{
 	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "N", "1048576", "1024..104857600", "larger results are stored as a reference"},
 	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "B", "digest", "digest, filesystem", "where results too large to inline go"},
 	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "DIR", "", "a directory (required for filesystem)", "root of the filesystem result store"},
-	{"ray-runtime-env", "DJANGO_RAY_RAY_RUNTIME_ENV", "JSON", "{}", `a JSON object; "env_vars" maps names to strings`, "Ray runtime_env; with --sync its env_vars are set for each task"},
+	{"ray-runtime-env", "DJANGO_RAY_RAY_RUNTIME_ENV", "JSON", "{}", `a JSON object; "env_vars" maps names to strings`, "Ray runtime_env of every job; with --sync only its env_vars are used, set for each task"},
 	{"metrics-addr", "DJANGO_RAY_METRICS_ADDR", "HOST:PORT", "", "host:port (empty: off)", "serve /metrics, /healthz and /readyz"},
 	{"log-format", "DJANGO_RAY_LOG_FORMAT", "F", "text", "text, json", "log format (stderr)"},
 	{"shutdown-timeout", "DJANGO_RAY_SHUTDOWN_TIMEOUT", "D", "30s", "0s..1h (a duration, or seconds)", "on SIGTERM/SIGINT, time for running tasks to finish before they are handed back"},
@@ -81,7 +85,22 @@ type options struct {
 	runner    procrunner.Config
 	entryText string
 	ignored   []string // runtime_env keys --sync does not use
+	ray       rayOptions
 }
+
+// rayOptions configure the Ray Job modes (default, --cluster, --local).
+type rayOptions struct {
+	address        string // the Jobs API
+	addressSource  string // where it came from, for the configuration log
+	tokenFile      string // --ray-auth-token-file; "" means $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token
+	caFile         string
+	runtimeEnv     map[string]any
+	pendingTimeout time.Duration
+}
+
+// localAddress is --local's Jobs API, and the default mode's when RAY_ADDRESS is unset or
+// "auto" (where Ray's own tools look too).
+const localAddress = "http://127.0.0.1:8265"
 
 // resolver reads each setting from its flag, else its environment variable, else the default,
 // and turns a bad value into a one-line usage error naming the flag and what it accepts.
@@ -314,6 +333,15 @@ func resolve(c *cli.Context, getenv func(string) string) (options, error) {
 			return o, usageErrorf("invalid --ray-runtime-env%s: %v", fromEnv(src), err)
 		}
 		o.runner.Env, o.ignored = env, ignored
+		if err := json.Unmarshal([]byte(v), &o.ray.runtimeEnv); err != nil {
+			return o, usageErrorf("invalid --ray-runtime-env%s: %v", fromEnv(src), err)
+		}
+		if len(o.ray.runtimeEnv) == 0 {
+			o.ray.runtimeEnv = nil // send no runtime_env rather than an empty one
+		}
+	}
+	if err := r.rayOptions(&o, cluster); err != nil {
+		return o, err
 	}
 
 	if v, src, ok := r.raw("metrics-addr"); ok && v != "" {
@@ -346,6 +374,35 @@ func resolve(c *cli.Context, getenv func(string) string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// rayOptions resolves the Jobs API address and the Ray-only settings.
+func (r resolver) rayOptions(o *options, cluster string) error {
+	ro := &o.ray
+	switch o.mode {
+	case "local":
+		ro.address, ro.addressSource = localAddress, "--local"
+	case "cluster":
+		_, src, _ := r.raw("cluster")
+		ro.address, ro.addressSource = strings.TrimSpace(cluster), src
+	default:
+		v, src, ok := r.raw("ray-address")
+		ro.address, ro.addressSource = strings.TrimSpace(v), src
+		if !ok || strings.EqualFold(ro.address, "auto") || ro.address == "" {
+			ro.address, ro.addressSource = localAddress, "default"
+		}
+	}
+	ro.tokenFile = strings.TrimSpace(r.str("ray-auth-token-file"))
+	ro.caFile = strings.TrimSpace(r.str("ray-ca-file"))
+	ro.pendingTimeout = rayrunner.DefaultPendingTimeout
+	if v, src, ok := r.raw("ray-pending-timeout"); ok {
+		d, ok := parseDuration(v)
+		if !ok || d < time.Second || d > 24*time.Hour {
+			return r.bad("ray-pending-timeout", v, src)
+		}
+		ro.pendingTimeout = d
+	}
+	return nil
 }
 
 func fromEnv(src string) string {

@@ -1,0 +1,105 @@
+package localray_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/rayjobs/localray"
+)
+
+// rayCLI is the venv's ray (scripts/pyenv.sh); without RAYCTL_PYTHON the test skips, or fails
+// under CI=true.
+func rayCLI(t *testing.T) string {
+	t.Helper()
+	py := os.Getenv("RAYCTL_PYTHON")
+	if py == "" {
+		msg := "RAYCTL_PYTHON is not set: the local-head test needs the venv's ray CLI (scripts/test.sh with no arguments sets it)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + "; CI=true, so this is a failure")
+		}
+		t.Skip(msg)
+	}
+	ray := filepath.Join(filepath.Dir(py), "ray")
+	if _, ok := localray.Available(ray); !ok {
+		t.Fatalf("no ray CLI at %s", ray)
+	}
+	return ray
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestStartAndStop: a head started here answers the Jobs API, runs a job with the ray CLI's
+// Python (the venv, so django-ray imports), and Stop leaves none of its processes behind.
+func TestStartAndStop(t *testing.T) {
+	ray := rayCLI(t)
+	port := freePort(t)
+	var log bytes.Buffer
+	ctx := context.Background()
+	h, err := localray.Start(ctx, localray.Options{Ray: ray, Port: port, CPUs: 1, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	if h.Address != "http://127.0.0.1:"+strconv.Itoa(port) {
+		t.Fatal(h.Address)
+	}
+	c, err := rayjobs.New(rayjobs.Options{Address: h.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id, err := c.Submit(ctx, rayjobs.SubmitRequest{Entrypoint: `python -c "import django_ray; print('ok')"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		j, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status.Terminal() {
+			if j.Status != rayjobs.StatusSucceeded {
+				t.Fatalf("job %s: %s", j.Status, j.Message)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job still %s", j.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	marker := []byte(localray.Marker + "=" + h.Dir() + "\x00")
+	if err := h.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Health(ctx); err == nil {
+		t.Fatal("the dashboard still answers after Stop")
+	}
+	// nothing carrying this head's marker is left
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err == nil && bytes.Contains(env, marker) {
+			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if !bytes.Contains(stat, []byte(") Z ")) {
+				t.Fatalf("process %s of the head survived Stop: %s", e.Name(), stat)
+			}
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package rayrunner
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/store"
+)
+
+// stopReason says why a job is being stopped; it decides the outcome once Ray says STOPPED.
+type stopReason int
+
+const (
+	stopNone    stopReason = iota
+	stopCancel             // Cancel: the loop's cancellation, timeout, LOST
+	stopPending            // PENDING beyond Config.PendingTimeout
+)
+
+// job is the runner's view of one submission id. Every field is guarded by Runner.mu; at
+// most one HTTP call per job is in flight (busy).
+type job struct {
+	id    string
+	task  store.Task // the row as last given by Start or Poll
+	since time.Time  // tracked since
+
+	// own: this process submits the job (Start, or a dead worker's job Ray never had).
+	own bool
+	// req is the submit request, kept until Ray has the job.
+	req *rayjobs.SubmitRequest
+	// acked: Ray has the job (a submit answered, a duplicate answer, or a GET/list saw it).
+	acked    bool
+	submitAt time.Time // next POST not before
+	// check: a POST's fate is unknown (timeout, broken connection): GET before any other POST.
+	check   bool
+	checkAt time.Time
+	// look: a job Poll was asked about and never looked up yet.
+	look  bool
+	fails int // consecutive failed calls, for backoff
+
+	busy bool // an HTTP call for this job is in flight
+
+	status       rayjobs.Status
+	rawStatus    string
+	seenAt       time.Time // start of the request that last saw the job
+	pendingSince time.Time
+	note         string // the last problem, for Unknown messages
+	// confirm: a list did not show the job: GET it (a 404 then means Ray lost it).
+	confirm bool
+	// orphan404: a dead worker's job Ray does not know, seen missing at this time. The
+	// decision (submit it, or TaskLost) waits for a session check that started later.
+	orphan404 time.Time
+	// foreign: the row names another Ray cluster: its job is left alone.
+	foreign bool
+
+	stop      stopReason
+	stopAsked time.Time
+	stopSent  time.Time // when a stop was accepted
+	stopAt    time.Time // next stop attempt not before (after a failed one)
+
+	terminal *rayjobs.JobDetails // Ray's final answer; logs are read next
+	logTries int
+	logsAt   time.Time
+
+	done    bool
+	outcome lifecycle.Outcome
+
+	polledAt  time.Time // last time the loop asked about it
+	forgotten bool      // Forget was called: drop once done
+}
+
+// settling: Poll's first look at the job has not come to a conclusion yet.
+func (j *job) settling() bool {
+	return !j.done && (j.look || j.busy || j.terminal != nil || !j.orphan404.IsZero())
+}
+
+// backoff is the wait after n consecutive failures: 1 s doubling to 30 s, jittered.
+func backoff(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return jitter(min(d, 30*time.Second))
+}
+
+// claimTime reads the claim time a store.JobIDFormat id carries
+// (raysubmit_t<row>_a<attempt>_<µs since the epoch, hex>). ok is false for other ids
+// (django-ray 0.2.0's raysubmit_<16 random characters>).
+func claimTime(id string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(id, AdoptPrefix+"t")
+	if !ok {
+		return time.Time{}, false
+	}
+	parts := strings.Split(rest, "_")
+	if len(parts) != 3 || !strings.HasPrefix(parts[1], "a") {
+		return time.Time{}, false
+	}
+	if _, err := strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return time.Time{}, false
+	}
+	us, err := strconv.ParseInt(parts[2], 16, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
+
+// lostOutcome: Ray does not know a job that may have run. The attempt is retried under the
+// policy as TaskLost, with a new claim and a new id; it is never re-submitted under this one.
+func lostOutcome(id, why string) lifecycle.Outcome {
+	return lifecycle.Fail(lifecycle.Failure{
+		Message: fmt.Sprintf("Ray has no job %s (HTTP 404) %s: the Ray head restarted without GCS fault tolerance, or the job was deleted. "+
+			"Its outcome is unknown, so the task is retried as a new attempt", id, why),
+		ExceptionType: lifecycle.ExcTaskLost,
+	})
+}
+
+// pendingOutcome: the job never left PENDING within the limit.
+func pendingOutcome(j *job, limit time.Duration, stopped string) lifecycle.Outcome {
+	msg := fmt.Sprintf("Ray job %s stayed PENDING for more than %s; %s", j.id, limit, stopped)
+	if j.terminal != nil && j.terminal.Message != "" {
+		msg += ". Ray's message: " + j.terminal.Message
+	}
+	return lifecycle.Fail(lifecycle.Failure{Message: msg, ExceptionType: lifecycle.ExcRunnerFailed})
+}
+
+// successOutcome reads a SUCCEEDED job's log tail as the entrypoint's output: its last line
+// is the result envelope (lifecycle.Interpret applies django-ray's rules).
+func successOutcome(id string, logs rayjobs.Logs, d *rayjobs.JobDetails) lifecycle.Outcome {
+	run := lifecycle.RunOutput{Stdout: []byte(logs.Text), StdoutTruncated: logs.Truncated || logs.Partial}
+	if d.DriverExitCode != nil {
+		run.ExitCode = *d.DriverExitCode
+	}
+	o := lifecycle.Interpret(run)
+	if o.Kind == lifecycle.Failed && o.Failure.ExceptionType == lifecycle.ExcRunnerFailed {
+		o.Failure.Message = fmt.Sprintf("Ray job %s SUCCEEDED, but %s", id, o.Failure.Message)
+	}
+	return o
+}
+
+// tail returns the last n bytes of s, starting at a line break when there is one in them.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return s
+}

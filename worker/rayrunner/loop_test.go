@@ -1,0 +1,303 @@
+package rayrunner_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
+	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/rayrunner"
+	"github.com/rayctl/rayctl/worker/workertest"
+)
+
+// loopConfig is a worker configuration with short intervals for tests.
+func loopConfig(logs io.Writer) worker.Config {
+	return worker.Config{
+		Concurrency:         8,
+		Policy:              lifecycle.Policy{MaxAttempts: 2},
+		HeartbeatInterval:   200 * time.Millisecond,
+		LeaseTTL:            2 * time.Second,
+		StuckAfter:          30 * time.Second,
+		ShutdownTimeout:     100 * time.Millisecond,
+		IdlePollMin:         10 * time.Millisecond,
+		IdlePollMax:         50 * time.Millisecond,
+		CancelCheckInterval: 50 * time.Millisecond,
+		StopWait:            5 * time.Second,
+		Logger:              slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+// loopEnv is a worker with the Ray runner over a fake Jobs API and a fresh schema.
+type loopEnv struct {
+	t      *testing.T
+	s      *store.Store
+	sc     storetest.Schema
+	srv    *raytest.Server
+	w      *worker.Worker
+	r      *rayrunner.Runner
+	logs   *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startLoop(t *testing.T, s *store.Store, sc storetest.Schema, srv *raytest.Server, mod func(*worker.Config), rmod func(*rayrunner.Config)) *loopEnv {
+	t.Helper()
+	logs := &logBuffer{}
+	rc := fastConfig(newClient(t, srv, nil), logs)
+	if rmod != nil {
+		rmod(&rc)
+	}
+	r, err := rayrunner.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loopConfig(logs)
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, err := worker.New(cfg, s, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &loopEnv{t: t, s: s, sc: sc, srv: srv, w: w, r: r, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		e.stop()
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs.String())
+		}
+	})
+	return e
+}
+
+func (e *loopEnv) stop() {
+	e.cancel()
+	select {
+	case err, ok := <-e.done:
+		if ok {
+			close(e.done)
+			if err != nil {
+				e.t.Errorf("worker: %v", err)
+			}
+		}
+	case <-time.After(60 * time.Second):
+		e.t.Fatal("worker did not stop")
+	}
+}
+
+func enqueue(t *testing.T, s *store.Store, n store.NewTask) store.Task {
+	t.Helper()
+	task, err := s.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func getRow(t *testing.T, s *store.Store, id int64) store.Task {
+	t.Helper()
+	task, err := s.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func waitState(t *testing.T, s *store.Store, id int64, within time.Duration, states ...store.TaskState) store.Task {
+	t.Helper()
+	var task store.Task
+	workertest.Eventually(t, within, fmt.Sprintf("task %d to reach %v", id, states), func() bool {
+		task = getRow(t, s, id)
+		for _, st := range states {
+			if task.State == st {
+				return true
+			}
+		}
+		return false
+	})
+	return task
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+// scriptByCallable scripts fake jobs by the task's callable (metadata) and attempt (id).
+func scriptByCallable(script func(callable string, attempt int) []raytest.Step) raytest.Option {
+	return raytest.WithLifecycle(func(sub raytest.Submission) []raytest.Step {
+		attempt := 0
+		if i := strings.Index(sub.SubmissionID, "_a"); i >= 0 {
+			fmt.Sscanf(sub.SubmissionID[i+2:], "%d", &attempt)
+		}
+		return script(sub.Metadata["callable_path"], attempt)
+	})
+}
+
+func pyString(n int) string { return `"` + strings.Repeat("x", n) + `"` }
+
+// TestThroughTheLoop: every outcome a Ray job can have, recorded by the worker loop exactly
+// as django-ray 0.2.0 records it (with 0.2.0's known faults fixed): results inline and by
+// reference, app errors retried under a new submission id, FAILED jobs as RayJobFailed,
+// STOPPED jobs CANCELLED, timeouts and cancellations stopping the Ray job.
+func TestThroughTheLoop(t *testing.T) {
+	t.Parallel()
+	s, sc := storetest.New(t)
+	appErr := `{"success": false, "result": null, "error": "bad value", "traceback": "Traceback (most recent call last):\nValueError: bad value\n", "exception_type": "builtins.ValueError"}`
+	const big = 2 << 20
+	srv := raytest.New(t, scriptByCallable(func(callable string, attempt int) []raytest.Step {
+		switch callable {
+		case "app.ok":
+			return raytest.Succeeds("Running entrypoint for job\n" + envelope(`{"sum": 5}`) + "\n")
+		case "app.flaky":
+			if attempt == 1 {
+				return raytest.Succeeds(appErr + "\n")
+			}
+			return raytest.Succeeds(envelope(`"second time lucky"`) + "\n")
+		case "app.crash":
+			return raytest.Fails("Traceback (most recent call last):\nModuleNotFoundError: No module named 'app'\n")
+		case "app.stopped":
+			return []raytest.Step{{After: 0, Status: raytest.Running}, {After: 1, Status: raytest.Stopped}}
+		case "app.big":
+			return raytest.Succeeds(envelope(pyString(big)) + "\n")
+		}
+		return []raytest.Step{{After: 0, Status: raytest.Running}} // runs until stopped
+	}))
+	e := startLoop(t, s, sc, srv, nil, nil)
+
+	ok := enqueue(t, s, store.NewTask{CallablePath: "app.ok"})
+	flaky := enqueue(t, s, store.NewTask{CallablePath: "app.flaky"})
+	crash := enqueue(t, s, store.NewTask{CallablePath: "app.crash"})
+	stopped := enqueue(t, s, store.NewTask{CallablePath: "app.stopped"})
+	bigT := enqueue(t, s, store.NewTask{CallablePath: "app.big"})
+	timeout := enqueue(t, s, store.NewTask{CallablePath: "app.forever", TimeoutSeconds: storetest.Ptr(int32(1))})
+	cancel := enqueue(t, s, store.NewTask{CallablePath: "app.forever"})
+
+	if got := waitState(t, s, ok.ID, 20*time.Second, store.StateSucceeded); str(got.ResultData) != `{"sum": 5}` ||
+		!strings.HasPrefix(str(got.RayJobID), fmt.Sprintf("raysubmit_t%d_a1_", ok.ID)) || str(got.RayAddress) != e.r.Address() {
+		t.Fatalf("ok: %+v", got)
+	}
+	got := waitState(t, s, flaky.ID, 20*time.Second, store.StateSucceeded)
+	if str(got.ResultData) != `"second time lucky"` || got.AttemptNumber != 2 || got.ErrorMessage != nil {
+		t.Fatalf("flaky: %+v", got)
+	}
+	var flakyJobs []string
+	for _, j := range srv.Jobs() {
+		if j.Metadata["django_ray_task_id"] == fmt.Sprint(flaky.ID) {
+			flakyJobs = append(flakyJobs, j.SubmissionID)
+		}
+	}
+	if len(flakyJobs) != 2 || flakyJobs[0] == flakyJobs[1] || !strings.Contains(flakyJobs[1], "_a2_") {
+		t.Fatalf("retry must run under a new submission id: %v", flakyJobs)
+	}
+	if got := waitState(t, s, crash.ID, 30*time.Second, store.StateFailed); got.AttemptNumber != 2 ||
+		!strings.HasPrefix(str(got.ErrorMessage), "Job entrypoint command failed with exit code 1") ||
+		!strings.Contains(str(got.ErrorTraceback), "No module named 'app'") {
+		t.Fatalf("crash: %+v", got)
+	}
+	waitState(t, s, stopped.ID, 20*time.Second, store.StateCancelled)
+	sum := sha256.Sum256([]byte(pyString(big)))
+	if got := waitState(t, s, bigT.ID, 30*time.Second, store.StateSucceeded); got.ResultData != nil ||
+		str(got.ResultReference) != fmt.Sprintf("oversize://sha256/%s?bytes=%d", hex.EncodeToString(sum[:]), big+2) {
+		t.Fatalf("big: data %d bytes, reference %s", len(str(got.ResultData)), str(got.ResultReference))
+	}
+
+	// timeout: FAILED (never retried), and the Ray job is stopped (0.2.0 leaves it running)
+	got = waitState(t, s, timeout.ID, 20*time.Second, store.StateFailed)
+	if str(got.ErrorMessage) != "Task timed out after 1 seconds" || got.AttemptNumber != 1 {
+		t.Fatalf("timeout: %+v", got)
+	}
+	workertest.Eventually(t, 10*time.Second, "the timed-out job to be stopped", func() bool {
+		j, _ := srv.Job(str(got.RayJobID))
+		return j.Status == raytest.Stopped && j.StopRequests == 1
+	})
+
+	// cancel: CANCELLING -> the Ray job is stopped -> CANCELLED
+	workertest.Eventually(t, 10*time.Second, "the job to run", func() bool {
+		j, ok := srv.Job(str(getRow(t, s, cancel.ID).RayJobID))
+		return ok && j.Status == raytest.Running
+	})
+	if _, err := s.RequestCancel(context.Background(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
+		t.Fatal(err)
+	}
+	got = waitState(t, s, cancel.ID, 20*time.Second, store.StateCancelled)
+	if j, _ := srv.Job(str(got.RayJobID)); j.Status != raytest.Stopped || j.StopRequests != 1 {
+		t.Fatalf("cancelled job: %+v", j)
+	}
+
+	// every job was accepted exactly once
+	for _, j := range srv.Jobs() {
+		if acc, posts := accepted(srv, j.SubmissionID); acc != 1 || posts != 1 {
+			t.Fatalf("%s: accepted %d, posts %d", j.SubmissionID, acc, posts)
+		}
+	}
+}
+
+// TestOutageThroughTheLoop: while Ray is unreachable the worker claims nothing, /readyz says
+// why, and in-flight tasks are not heartbeated: past the stuck timeout they are LOST and
+// retried (never a false FAILED). When Ray comes back the old job is stopped (it must not run
+// beside the retry) and the retry runs under a new id.
+func TestOutageThroughTheLoop(t *testing.T) {
+	t.Parallel()
+	s, sc := storetest.New(t)
+	srv := raytest.New(t, scriptByCallable(func(callable string, attempt int) []raytest.Step {
+		if attempt >= 2 || callable == "app.later" {
+			return raytest.Succeeds(envelope(`"after the outage"`) + "\n")
+		}
+		return []raytest.Step{{After: 0, Status: raytest.Running}}
+	}))
+	e := startLoop(t, s, sc, srv, func(c *worker.Config) { c.StuckAfter = 2 * time.Second }, nil)
+	inflight := enqueue(t, s, store.NewTask{CallablePath: "app.long"})
+	first := waitState(t, s, inflight.ID, 10*time.Second, store.StateRunning)
+	workertest.Eventually(t, 10*time.Second, "the job to run", func() bool {
+		j, ok := srv.Job(str(first.RayJobID))
+		return ok && j.Status == raytest.Running
+	})
+
+	srv.SetDown(true)
+	workertest.Eventually(t, 10*time.Second, "/readyz to fail", func() bool {
+		rec := httptest.NewRecorder()
+		e.w.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code == http.StatusServiceUnavailable && strings.Contains(rec.Body.String(), "unreachable")
+	})
+	waiting := enqueue(t, s, store.NewTask{CallablePath: "app.later"})
+	lost := waitState(t, s, inflight.ID, 20*time.Second, store.StateQueued)
+	if lost.AttemptNumber != 2 || str(lost.ErrorMessage) != store.LostMessage {
+		t.Fatalf("%+v", lost)
+	}
+	if got := getRow(t, s, waiting.ID); got.State != store.StateQueued {
+		t.Fatalf("claimed during the outage: %+v", got)
+	}
+
+	srv.SetDown(false)
+	got := waitState(t, s, inflight.ID, 30*time.Second, store.StateSucceeded)
+	if str(got.ResultData) != `"after the outage"` || str(got.RayJobID) == str(first.RayJobID) {
+		t.Fatalf("%+v", got)
+	}
+	workertest.Eventually(t, 10*time.Second, "the lost job to be stopped", func() bool {
+		j, _ := srv.Job(str(first.RayJobID))
+		return j.Status == raytest.Stopped
+	})
+	waitState(t, s, waiting.ID, 30*time.Second, store.StateSucceeded)
+	if n := e.logs.count("Ray Jobs API unreachable"); n != 1 {
+		t.Fatalf("%d outage lines", n)
+	}
+	if n := e.logs.count("runner not ready; holding claims"); n != 1 {
+		t.Fatalf("%d hold lines", n)
+	}
+}

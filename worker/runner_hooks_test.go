@@ -1,0 +1,164 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/workertest"
+)
+
+// hookedRunner is the Ray-job-shaped fake plus the optional interfaces: readiness and metrics.
+type hookedRunner struct {
+	*fakeRunner
+	mu       sync.Mutex
+	notReady error
+	polls    prometheus.Counter
+}
+
+func newHooked() *hookedRunner {
+	return &hookedRunner{fakeRunner: newFake(rayJobCaps),
+		polls: prometheus.NewCounter(prometheus.CounterOpts{Name: "fake_runner_checks_total", Help: "test"})}
+}
+
+func (h *hookedRunner) Ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.notReady
+}
+
+func (h *hookedRunner) setReady(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notReady = err
+}
+
+// Start reports tasks whose callable says "unknown" as Unknown from the first poll.
+func (h *hookedRunner) Start(ctx context.Context, t store.Task) error {
+	if err := h.fakeRunner.Start(ctx, t); err != nil {
+		return err
+	}
+	if strings.Contains(t.CallablePath, "unknown") {
+		h.set(*t.RayJobID, worker.Status{Phase: worker.Unknown, Message: "status unavailable"})
+	}
+	return nil
+}
+
+func (h *hookedRunner) Describe(ch chan<- *prometheus.Desc) { h.polls.Describe(ch) }
+func (h *hookedRunner) Collect(ch chan<- prometheus.Metric) { h.polls.Collect(ch) }
+
+var (
+	_ worker.ReadinessReporter = (*hookedRunner)(nil)
+	_ prometheus.Collector     = (*hookedRunner)(nil)
+)
+
+// TestRunnerNotReadyHoldsClaims: while the runner says it cannot take work, nothing is
+// claimed and /readyz says why; once it can, claiming resumes. Each change is logged once.
+func TestRunnerNotReadyHoldsClaims(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := newHooked()
+	f.setReady(errors.New("Ray Jobs API at http://ray:8265 unreachable since 12:00"))
+	h := e.startWith(func(c *worker.Config) { c.ShutdownTimeout = 100 * time.Millisecond }, f)
+	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
+	time.Sleep(500 * time.Millisecond) // ten claim opportunities at IdlePollMax 50ms
+	if got := get(t, e.s, task.ID); got.State != store.StateQueued {
+		t.Fatalf("claimed while the runner was not ready: %+v", got)
+	}
+	if code, body := probe(t, h.w, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "runner not ready: Ray Jobs API at http://ray:8265 unreachable") {
+		t.Fatalf("/readyz %d %q", code, body)
+	}
+	if m := scrape(t, h.w); m["fake_runner_checks_total"] != 0 {
+		t.Fatalf("runner metric not served: %v", m["fake_runner_checks_total"])
+	} else if _, ok := m["fake_runner_checks_total"]; !ok {
+		t.Fatal("the runner's collector is not on /metrics")
+	}
+	f.setReady(nil)
+	waitState(t, e.s, task.ID, store.StateRunning)
+	if code, _ := probe(t, h.w, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d after recovery", code)
+	}
+	if n, m := len(h.logs.lines("runner not ready; holding claims")), len(h.logs.lines("runner ready again")); n != 1 || m != 1 {
+		t.Fatalf("%d hold and %d resume lines:\n%s", n, m, h.logs)
+	}
+}
+
+// TestUnknownIsNotHeartbeated: an execution the runner cannot report on is not heartbeated,
+// so it ages into stuck-task recovery (LOST, retried as TaskLost) and its job is stopped;
+// one the runner knows is running keeps its heartbeat.
+func TestUnknownIsNotHeartbeated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := newHooked()
+	h := e.startWith(func(c *worker.Config) {
+		c.StuckAfter, c.Concurrency, c.ShutdownTimeout = 2*time.Second, 2, 100*time.Millisecond
+		c.Policy = lifecycle.Policy{MaxAttempts: 1} // LOST stays LOST: nothing re-claims it under the test's feet
+	}, f)
+	known := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.known"})
+	unknown := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.unknown"})
+	workertest.Eventually(t, 10*time.Second, "both started", func() bool { return len(f.startedTasks()) == 2 })
+	var unknownJob string
+	for _, s := range f.startedTasks() {
+		if s.ID == unknown.ID {
+			unknownJob = *s.RayJobID
+		}
+	}
+	time.Sleep(time.Second) // five heartbeat intervals
+	u, k := get(t, e.s, unknown.ID), get(t, e.s, known.ID)
+	if u.State != store.StateRunning || u.LastHeartbeatAt == nil || u.StartedAt == nil || !u.LastHeartbeatAt.Equal(*u.StartedAt) {
+		t.Fatalf("the unknown task was heartbeated after its claim: %+v", u)
+	}
+	if k.LastHeartbeatAt == nil || k.StartedAt == nil || !k.LastHeartbeatAt.After(*k.StartedAt) {
+		t.Fatalf("the known task was not heartbeated: %+v", k)
+	}
+
+	got := waitState(t, e.s, unknown.ID, store.StateLost)
+	if got.AttemptNumber != 1 || str(got.ErrorMessage) != store.LostMessage {
+		t.Fatalf("unknown task: %+v", got)
+	}
+	workertest.Eventually(t, 5*time.Second, "the lost job to be stopped", func() bool { return f.wasCancelled(unknownJob) })
+	if k := get(t, e.s, known.ID); k.State != store.StateRunning {
+		t.Fatalf("known task: %+v", k)
+	}
+	if n := len(h.logs.lines(`"msg":"task lost"`)); n != 1 {
+		t.Fatalf("%d lost lines:\n%s", n, h.logs)
+	}
+}
+
+// TestDeadWorkersJobsStopped: a dead worker's timed-out task is failed and its job stopped;
+// a running orphan is adopted and counted.
+func TestDeadWorkersJobsStopped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := newHooked()
+	dead := storetest.Ptr("dead-worker")
+	timedOut := storetest.Insert(t, e.s, store.Task{State: store.StateRunning, ClaimedByWorker: dead, TimeoutSeconds: storetest.Ptr(int32(5)),
+		RayJobID: storetest.Ptr("raysubmit_dead_timed_out"), StartedAt: storetest.Ago(time.Minute), LastHeartbeatAt: storetest.Ago(time.Second)})
+	orphan := storetest.Insert(t, e.s, store.Task{State: store.StateRunning, ClaimedByWorker: dead,
+		RayJobID: storetest.Ptr("raysubmit_dead_running"), StartedAt: storetest.Ago(time.Minute), LastHeartbeatAt: storetest.Ago(time.Second)})
+	f.set("raysubmit_dead_timed_out", worker.Status{Phase: worker.Running})
+	f.set("raysubmit_dead_running", worker.Status{Phase: worker.Running})
+	h := e.startWith(nil, f)
+	got := waitState(t, e.s, timedOut.ID, store.StateFailed)
+	if str(got.ErrorMessage) != "Task timed out after 5 seconds" {
+		t.Fatalf("%+v", got)
+	}
+	workertest.Eventually(t, 5*time.Second, "the timed-out job to be stopped", func() bool { return f.wasCancelled("raysubmit_dead_timed_out") })
+	workertest.Eventually(t, 10*time.Second, "adoption", func() bool { return str(get(t, e.s, orphan.ID).ClaimedByWorker) == h.w.ID() })
+	if m := scrape(t, h.w); m[`rayworker_tasks_recovered_total{kind="adopted"}`] != 1 {
+		t.Fatalf("adopted metric %v", m[`rayworker_tasks_recovered_total{kind="adopted"}`])
+	}
+	ok, _ := lifecycle.Success("x")
+	f.set("raysubmit_dead_running", worker.Status{Phase: worker.Done, Outcome: ok})
+	waitState(t, e.s, orphan.ID, store.StateSucceeded)
+}

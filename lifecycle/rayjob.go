@@ -1,5 +1,10 @@
 package lifecycle
 
+import (
+	"bytes"
+	"fmt"
+)
+
 // Ray job statuses, as the Jobs API spells them. (The lifecycle package keeps its own
 // spelling so it does not depend on a Ray client.)
 const (
@@ -16,8 +21,10 @@ const RayJobTraceback = diagnosticTail
 
 // RayJob is what a caller read of a Ray job that reached a terminal status.
 type RayJob struct {
-	Status  string // SUCCEEDED, FAILED or STOPPED
-	Message string // Ray's message (FAILED: why, with a log tail)
+	ID             string // the submission id, named in messages
+	Status         string // SUCCEEDED, FAILED or STOPPED
+	Message        string // Ray's message (FAILED: why, with a log tail)
+	DriverExitCode *int   // the entrypoint's exit code, when Ray reports it
 	// Log is the job's driver log (the tail the client kept) and LogTruncated says it lost
 	// its beginning. Needed for SUCCEEDED (the result envelope is its last line) and used
 	// for FAILED (the traceback); see NeedsLog.
@@ -42,15 +49,31 @@ func NeedsLog(status string) bool { return status == RaySucceeded || status == R
 func RayJobEnded(j RayJob) (o Outcome, ok bool) {
 	switch j.Status {
 	case RaySucceeded:
-		return Interpret(RunOutput{Stdout: j.Log, StdoutTruncated: j.LogTruncated}), true
-	case RayFailed:
-		log := j.Log
-		if len(log) > RayJobTraceback {
-			log = log[len(log)-RayJobTraceback:]
+		run := RunOutput{Stdout: j.Log, StdoutTruncated: j.LogTruncated}
+		if j.DriverExitCode != nil {
+			run.ExitCode = *j.DriverExitCode
 		}
-		return JobFailed(j.Message, log), true
+		o := Interpret(run)
+		if o.Kind == Failed && o.Failure.ExceptionType == ExcRunnerFailed && j.ID != "" {
+			o.Failure.Message = fmt.Sprintf("Ray job %s SUCCEEDED, but %s", j.ID, o.Failure.Message)
+		}
+		return o, true
+	case RayFailed:
+		return JobFailed(j.Message, lineTail(j.Log, RayJobTraceback)), true
 	case RayStopped:
 		return Outcome{Kind: Cancelled}, true
 	}
 	return Outcome{}, false
+}
+
+// lineTail returns the last n bytes of b, from a line start when there is one in them.
+func lineTail(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[len(b)-n:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
+		b = b[i+1:]
+	}
+	return b
 }

@@ -7,7 +7,7 @@ import (
 
 func TestRayJobEnded(t *testing.T) {
 	t.Parallel()
-	huge := strings.Repeat("log line\n", 20000) + "Killed\n"
+	huge := strings.Repeat("log line\n", 20000) + "Killed by OOM\n" // 9-byte lines: a byte cut lands mid-line
 	cases := []struct {
 		name   string
 		job    RayJob
@@ -23,6 +23,8 @@ func TestRayJobEnded(t *testing.T) {
 			true, Failed, "", "builtins.ValueError", "bad"},
 		{"succeeded, last line not JSON: the log is the result", RayJob{Status: RaySucceeded, Log: []byte("hello\n")}, true, Succeeded, `"hello\n"`, "", ""},
 		{"succeeded, empty log", RayJob{Status: RaySucceeded}, true, Failed, "", ExcRunnerFailed, "entrypoint exited with status 0 but printed nothing"},
+		{"succeeded, empty log, named job", RayJob{ID: "raysubmit_t1_a1_ff", Status: RaySucceeded}, true, Failed, "", ExcRunnerFailed,
+			"Ray job raysubmit_t1_a1_ff SUCCEEDED, but entrypoint exited with status 0 but printed nothing"},
 		{"failed", RayJob{Status: RayFailed, Message: "Job entrypoint command failed with exit code 1", Log: []byte(huge)}, true, Failed, "", ExcRunnerFailed,
 			"Job entrypoint command failed with exit code 1"},
 		{"failed without a message", RayJob{Status: RayFailed}, true, Failed, "", ExcRunnerFailed, "Ray job failed"},
@@ -52,10 +54,10 @@ func TestRayJobEnded(t *testing.T) {
 			}
 		})
 	}
-	// a FAILED job's traceback is the log's tail: its last line survives the bound
+	// a FAILED job's traceback is the log's tail, cut at a line start: its last line survives
 	o, _ := RayJobEnded(RayJob{Status: RayFailed, Log: []byte(huge)})
-	if !strings.HasSuffix(o.Failure.Traceback, "Killed\n") || len(huge) <= RayJobTraceback {
-		t.Fatalf("traceback tail %q", o.Failure.Traceback[len(o.Failure.Traceback)-20:])
+	if !strings.HasSuffix(o.Failure.Traceback, "Killed by OOM\n") || !strings.HasPrefix(o.Failure.Traceback, "log line\n") || len(huge) <= RayJobTraceback {
+		t.Fatalf("traceback tail %q ... %q", o.Failure.Traceback[:20], o.Failure.Traceback[len(o.Failure.Traceback)-20:])
 	}
 	for st, want := range map[string]bool{RaySucceeded: true, RayFailed: true, RayStopped: false, RayRunning: false} {
 		if NeedsLog(st) != want {

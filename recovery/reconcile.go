@@ -533,7 +533,7 @@ func forEach[T any](ctx context.Context, n int, items []T, f func(T)) {
 
 // jobOutcome reads what a terminal job's log needs and returns its lifecycle Outcome.
 func jobOutcome(ctx context.Context, ray RayJobs, id, status, message string) (lifecycle.Outcome, error) {
-	rj := lifecycle.RayJob{Status: status, Message: message}
+	rj := lifecycle.RayJob{ID: id, Status: status, Message: message}
 	if lifecycle.NeedsLog(status) {
 		logs, err := ray.Logs(ctx, id)
 		if err != nil {

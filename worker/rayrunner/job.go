@@ -126,29 +126,3 @@ func pendingOutcome(j *job, limit time.Duration, stopped string) lifecycle.Outco
 	}
 	return lifecycle.Fail(lifecycle.Failure{Message: msg, ExceptionType: lifecycle.ExcRunnerFailed})
 }
-
-// successOutcome reads a SUCCEEDED job's log tail as the entrypoint's output: its last line
-// is the result envelope (lifecycle.Interpret applies django-ray's rules).
-func successOutcome(id string, logs rayjobs.Logs, d *rayjobs.JobDetails) lifecycle.Outcome {
-	run := lifecycle.RunOutput{Stdout: []byte(logs.Text), StdoutTruncated: logs.Truncated || logs.Partial}
-	if d.DriverExitCode != nil {
-		run.ExitCode = *d.DriverExitCode
-	}
-	o := lifecycle.Interpret(run)
-	if o.Kind == lifecycle.Failed && o.Failure.ExceptionType == lifecycle.ExcRunnerFailed {
-		o.Failure.Message = fmt.Sprintf("Ray job %s SUCCEEDED, but %s", id, o.Failure.Message)
-	}
-	return o
-}
-
-// tail returns the last n bytes of s, starting at a line break when there is one in them.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-		s = s[i+1:]
-	}
-	return s
-}

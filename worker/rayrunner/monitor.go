@@ -598,18 +598,20 @@ func (r *Runner) applyLogs(j *job, logs rayjobs.Logs, err error) {
 		return
 	}
 	d := j.terminal
-	if d.Status == rayjobs.StatusFailed {
-		// Ray's message carries the last lines of the log already; the tail is extra.
-		var text string
-		if err == nil {
-			text = tail(logs.Text, maxTraceback)
-		}
-		r.finish(j, lifecycle.JobFailed(d.Message, []byte(text)))
+	// lifecycle.RayJobEnded turns the job into an outcome, exactly as rayctl reconcile-jobs does.
+	rj := lifecycle.RayJob{ID: j.id, Status: string(d.Status), Message: d.Message, DriverExitCode: d.DriverExitCode}
+	if err == nil {
+		rj.Log, rj.LogTruncated = []byte(logs.Text), logs.Truncated || logs.Partial
+	}
+	if d.Status == rayjobs.StatusFailed { // Ray's message carries the log's last lines; the rest is extra
+		o, _ := lifecycle.RayJobEnded(rj)
+		r.finish(j, o)
 		return
 	}
 	switch {
 	case err == nil:
-		r.finish(j, successOutcome(j.id, logs, d))
+		o, _ := lifecycle.RayJobEnded(rj)
+		r.finish(j, o)
 	case errors.Is(err, rayjobs.ErrNotFound):
 		r.m.lost.Inc()
 		r.finish(j, lostOutcome(j.id, "when its logs were read after it SUCCEEDED"))

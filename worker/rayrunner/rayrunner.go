@@ -92,8 +92,6 @@ const (
 
 	// AdoptPrefix is the submission id prefix django-ray 0.2.0 workers adopt, and this one.
 	AdoptPrefix = "raysubmit_"
-	// maxTraceback bounds the log tail kept as error_traceback of a FAILED job.
-	maxTraceback = 64 << 10
 	// logAttempts: a SUCCEEDED job whose logs cannot be read after this many tries (while the
 	// API is otherwise reachable) fails the attempt.
 	logAttempts = 5

@@ -14,15 +14,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 )
 
 type realRay struct {
@@ -32,32 +31,8 @@ type realRay struct {
 }
 
 func needRealRay(t *testing.T) realRay {
-	t.Helper()
-	addr, py := os.Getenv("RAY_ADDRESS"), os.Getenv("RAYCTL_PYTHON")
-	if addr == "" || py == "" {
-		msg := "RAY_ADDRESS and RAYCTL_PYTHON are not set: the real-Ray tier needs a Ray head (scripts/test.sh with no arguments, or RAYCTL_RAY=1 scripts/test.sh ..., starts one)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI=true, so this is a failure, not a skip")
-		}
-		t.Skip(msg)
-	}
-	pp := os.Getenv("RAYCTL_PYTHONPATH")
-	if pp == "" {
-		var err error
-		if pp, err = filepath.Abs("../python"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	token, err := rayjobs.TokenFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rayjobs.New(rayjobs.Options{Address: addr, Token: token, UserAgent: "rayctl/realray-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return realRay{c: c, python: py, pythonPath: pp}
+	r := raytest.NeedRealRay(t, "rayctl/realray-test")
+	return realRay{c: r.Client, python: r.Python, pythonPath: r.PythonPath}
 }
 
 // payloadB64 encodes a task the way django-ray 0.2.0's RayJobRunner does: compact JSON of
@@ -280,8 +255,11 @@ func TestRealRayStop(t *testing.T) {
 	if j.Status != rayjobs.StatusStopped {
 		t.Errorf("status %s after stop, want STOPPED", j.Status)
 	}
-	if again, err := r.c.Stop(ctx, id); err != nil || again {
-		t.Errorf("second Stop = %v, %v; want false, nil", again, err)
+	// Stopping a stopped job is not an error. Its answer is Ray's timing, not a contract: false
+	// once the job's supervisor actor is gone, true while it still lingers (seen 146 ms after
+	// the job turned STOPPED on a loaded machine).
+	if again, err := r.c.Stop(ctx, id); err != nil {
+		t.Errorf("second Stop = %v, %v; want no error", again, err)
 	}
 	if _, err := r.c.Delete(ctx, id); err != nil {
 		t.Errorf("Delete stopped job: %v", err)

@@ -9,13 +9,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 )
@@ -26,32 +26,8 @@ type realRay struct {
 }
 
 func needRealRay(t *testing.T) realRay {
-	t.Helper()
-	addr, py := os.Getenv("RAY_ADDRESS"), os.Getenv("RAYCTL_PYTHON")
-	if addr == "" || py == "" {
-		msg := "RAY_ADDRESS and RAYCTL_PYTHON are not set: the real-Ray tier needs a Ray head (scripts/test.sh with no arguments starts one)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI=true, so this is a failure, not a skip")
-		}
-		t.Skip(msg)
-	}
-	pp := os.Getenv("RAYCTL_PYTHONPATH")
-	if pp == "" {
-		var err error
-		if pp, err = filepath.Abs("../../python"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	token, err := rayjobs.TokenFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rayjobs.New(rayjobs.Options{Address: addr, Token: token, UserAgent: "rayctl/realray-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return realRay{addr: c.Address(), pythonPath: pp, c: c}
+	r := raytest.NeedRealRay(t, "rayctl/realray-test")
+	return realRay{addr: r.Client.Address(), pythonPath: r.PythonPath, c: r.Client}
 }
 
 // submit runs the task row's payload as a Ray Job with django-ray's real entrypoint and returns

@@ -27,6 +27,7 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/rayjobs/localray"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker/workertest"
@@ -40,29 +41,8 @@ type realRay struct {
 }
 
 func needRealRay(t *testing.T) realRay {
-	t.Helper()
-	addr, py := os.Getenv("RAY_ADDRESS"), os.Getenv("RAYCTL_PYTHON")
-	if addr == "" || py == "" {
-		msg := "RAY_ADDRESS and RAYCTL_PYTHON are not set: the real-Ray tier needs a Ray head (scripts/test.sh with no arguments, or RAYCTL_RAY=1 scripts/test.sh ..., starts one)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI=true, so this is a failure, not a skip")
-		}
-		t.Skip(msg)
-	}
-	pp := os.Getenv("RAYCTL_PYTHONPATH")
-	if pp == "" {
-		pp = filepath.Join(workertest.RepoRoot(), "python")
-	}
-	token, err := rayjobs.TokenFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rayjobs.New(rayjobs.Options{Address: addr, Token: token, UserAgent: "rayctl/rayrunner-realray-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return realRay{addr: addr, python: py, pythonPath: pp, c: c}
+	r := raytest.NeedRealRay(t, "rayctl/rayrunner-realray-test")
+	return realRay{addr: r.Address, python: r.Python, pythonPath: r.PythonPath, c: r.Client}
 }
 
 func (r realRay) runtimeEnv() string {

@@ -12,20 +12,14 @@ import (
 
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/rayjobs/localray"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 )
 
 // rayCLI is the venv's ray (scripts/pyenv.sh); without RAYCTL_PYTHON the test skips, or fails
 // under CI=true.
 func rayCLI(t *testing.T) string {
 	t.Helper()
-	py := os.Getenv("RAYCTL_PYTHON")
-	if py == "" {
-		msg := "RAYCTL_PYTHON is not set: the local-head test needs the venv's ray CLI (scripts/test.sh with no arguments sets it)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI=true, so this is a failure")
-		}
-		t.Skip(msg)
-	}
+	py := raytest.NeedVenvPython(t)
 	ray := filepath.Join(filepath.Dir(py), "ray")
 	if _, ok := localray.Available(ray); !ok {
 		t.Fatalf("no ray CLI at %s", ray)

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker/workertest"
 )
 
 // django is the Python side: the venv's python and this repo's python/ directory (manage.py,
@@ -319,7 +320,7 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 	// hang on a pipe a stray child still holds
 	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	worker.WaitDelay = 5 * time.Second
-	var wlog syncBuffer
+	var wlog workertest.LogBuffer
 	worker.Stdout, worker.Stderr = &wlog, &wlog
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
@@ -419,24 +420,6 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the copying goroutines of exec and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestMixedFleet: a Python django_ray_worker and a Go rayworker share one database (both
 // --sync, with django-ray's own code running the tasks): both register leases, every task
 // Django enqueued succeeds exactly once (attempt 1, no error) with its own result, and no
@@ -456,12 +439,12 @@ print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(
 	if err := json.Unmarshal([]byte(d.run(t, sc.DSN, nil, "-c", script)), &ids); err != nil || len(ids) != n {
 		t.Fatalf("enqueue: %v %v", ids, err)
 	}
-	start := func(name string, args ...string) (*exec.Cmd, *syncBuffer) {
+	start := func(name string, args ...string) (*exec.Cmd, *workertest.LogBuffer) {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir, cmd.Env = d.dir, d.env(sc.DSN)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.WaitDelay = 5 * time.Second
-		var log syncBuffer
+		var log workertest.LogBuffer
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", name, err)

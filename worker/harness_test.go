@@ -1,12 +1,10 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,46 +24,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }
 
-// logBuffer collects JSON log lines from the worker.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// lines returns the log lines whose text contains every one of subs.
-func (l *logBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // waitLines waits until n log lines contain every one of subs and returns them (the row's
 // new state is visible before the worker logs it).
 func (h *running) waitLines(n int, subs ...string) []string {
 	h.t.Helper()
 	var got []string
 	workertest.Eventually(h.t, 10*time.Second, fmt.Sprintf("%d log lines with %q", n, subs), func() bool {
-		got = h.logs.lines(subs...)
+		got = h.logs.Lines(subs...)
 		return len(got) >= n
 	})
 	if len(got) != n {
@@ -96,7 +61,7 @@ type running struct {
 	s      *store.Store
 	sc     storetest.Schema
 	w      *worker.Worker
-	logs   *logBuffer
+	logs   *workertest.LogBuffer
 	cancel context.CancelFunc
 	done   chan error
 	dir    string
@@ -134,7 +99,7 @@ func (e env) startWith(mod func(*worker.Config), r worker.Runner) *running {
 	t := e.t
 	t.Helper()
 	cfg := testConfig()
-	logs := &logBuffer{}
+	logs := &workertest.LogBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if mod != nil {
 		mod(&cfg)

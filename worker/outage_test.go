@@ -139,7 +139,7 @@ func TestDatabaseOutage(t *testing.T) {
 	})
 	after := enqueue(t, e.s, store.NewTask{CallablePath: "add", ArgsJSON: "[1]"})
 	waitState(t, e.s, after.ID, store.StateSucceeded)
-	if len(h.logs.lines(`"msg":"database call failed"`)) == 0 {
+	if len(h.logs.Lines(`"msg":"database call failed"`)) == 0 {
 		t.Fatal("the outage was not logged")
 	}
 }

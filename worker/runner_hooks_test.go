@@ -88,7 +88,7 @@ func TestRunnerNotReadyHoldsClaims(t *testing.T) {
 	if code, _ := probe(t, h.w, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz %d after recovery", code)
 	}
-	if n, m := len(h.logs.lines("runner not ready; holding claims")), len(h.logs.lines("runner ready again")); n != 1 || m != 1 {
+	if n, m := len(h.logs.Lines("runner not ready; holding claims")), len(h.logs.Lines("runner ready again")); n != 1 || m != 1 {
 		t.Fatalf("%d hold and %d resume lines:\n%s", n, m, h.logs)
 	}
 }
@@ -130,7 +130,7 @@ func TestUnknownIsNotHeartbeated(t *testing.T) {
 	if k := get(t, e.s, known.ID); k.State != store.StateRunning {
 		t.Fatalf("known task: %+v", k)
 	}
-	if n := len(h.logs.lines(`"msg":"task lost"`)); n != 1 {
+	if n := len(h.logs.Lines(`"msg":"task lost"`)); n != 1 {
 		t.Fatalf("%d lost lines:\n%s", n, h.logs)
 	}
 }

@@ -174,7 +174,7 @@ func TestRayJobShapedRunner(t *testing.T) {
 	if got.State != store.StateRunning || str(got.ClaimedByWorker) != h.w.ID() || f.wasCancelled(str(got.RayJobID)) {
 		t.Fatalf("the running job was not left for adoption: %+v", got)
 	}
-	if len(h.logs.lines(`"msg":"task left running for adoption by another worker"`)) != 1 {
+	if len(h.logs.Lines(`"msg":"task left running for adoption by another worker"`)) != 1 {
 		t.Fatalf("no event for the job left running:\n%s", h.logs)
 	}
 }

@@ -493,7 +493,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if get(t, e.s, late.ID).State != store.StateQueued {
 		t.Fatal("claimed after shutdown")
 	}
-	if len(h.logs.lines(`"msg":"task released to the queue"`, fmt.Sprintf(`"task_id":%d`, long.ID))) != 1 {
+	if len(h.logs.Lines(`"msg":"task released to the queue"`, fmt.Sprintf(`"task_id":%d`, long.ID))) != 1 {
 		t.Fatalf("no release event:\n%s", h.logs)
 	}
 }

@@ -57,26 +57,9 @@ func binary(t *testing.T) string {
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *workertest.LogBuffer
 	done chan struct{}
 	err  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startWorker runs the binary with --sync over the contract entrypoint, JSON logs, and args.
@@ -91,7 +74,7 @@ func startWorkerWith(t *testing.T, dsn, entrypoint string, args ...string) *proc
 	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)
 	cmd := exec.Command(binary(t), all...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
-	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stderr, cmd.Stdout = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func startRayWorker(t *testing.T, dsn string, env []string, args ...string) *pro
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"--log-format", "json"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dsn), env...)
-	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stderr, cmd.Stdout = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -296,7 +296,7 @@ func TestRealRayKilledWorker(t *testing.T) {
 // schema, with its lease and heartbeat shortened through rayctl_testapp.worker_settings.
 type pythonWorker struct {
 	cmd *exec.Cmd
-	out *lockedBuffer
+	out *workertest.LogBuffer
 }
 
 func startPythonWorker(t *testing.T, sc storetest.Schema, ray realRay, queue string) *pythonWorker {
@@ -305,7 +305,7 @@ func startPythonWorker(t *testing.T, sc storetest.Schema, ray realRay, queue str
 	cmd.Dir = filepath.Join(workertest.RepoRoot(), "python")
 	cmd.Env = append(os.Environ(), "RAYCTL_TEST_DATABASE_URL="+sc.DSN, "RAY_ADDRESS="+ray.addr, "RAYCTL_PYTHONPATH="+ray.pythonPath,
 		"RAYCTL_WORKER_LEASE_SECONDS=3", "RAYCTL_WORKER_HEARTBEAT_SECONDS=1", "DJANGO_SETTINGS_MODULE=rayctl_testapp.worker_settings")
-	p := &pythonWorker{cmd: cmd, out: &lockedBuffer{}}
+	p := &pythonWorker{cmd: cmd, out: &workertest.LogBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,15 +1,12 @@
 package rayrunner_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,39 +32,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }
 
-// logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// count returns how many log lines contain every one of subs.
-func (l *logBuffer) count(subs ...string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
 func newClient(t testing.TB, srv *raytest.Server, mod func(*rayjobs.Options)) *rayjobs.Client {
 	t.Helper()
 	o := rayjobs.Options{Address: srv.URL, UserAgent: "rayctl/rayrunner-test", SubmitTimeout: 2 * time.Second,
@@ -87,7 +51,7 @@ type runnerEnv struct {
 	t    *testing.T
 	srv  *raytest.Server
 	r    *rayrunner.Runner
-	logs *logBuffer
+	logs *workertest.LogBuffer
 }
 
 var testRuntimeEnv = map[string]any{"env_vars": map[string]any{"DJANGO_SETTINGS_MODULE": "proj.settings"}}
@@ -109,7 +73,7 @@ func fastConfig(c *rayjobs.Client, logs io.Writer) rayrunner.Config {
 
 func newRunner(t *testing.T, srv *raytest.Server, cmod func(*rayjobs.Options), mod func(*rayrunner.Config)) *runnerEnv {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &workertest.LogBuffer{}
 	cfg := fastConfig(newClient(t, srv, cmod), logs)
 	if mod != nil {
 		mod(&cfg)

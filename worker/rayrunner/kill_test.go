@@ -44,7 +44,7 @@ func helperMain() bool {
 	if err != nil {
 		fail(err)
 	}
-	logs := &logBuffer{}
+	logs := &workertest.LogBuffer{}
 	r, err := rayrunner.New(fastConfig(c, logs))
 	if err != nil {
 		fail(err)

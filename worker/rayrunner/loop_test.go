@@ -47,14 +47,14 @@ type loopEnv struct {
 	srv    *raytest.Server
 	w      *worker.Worker
 	r      *rayrunner.Runner
-	logs   *logBuffer
+	logs   *workertest.LogBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
 
 func startLoop(t *testing.T, s *store.Store, sc storetest.Schema, srv *raytest.Server, mod func(*worker.Config), rmod func(*rayrunner.Config)) *loopEnv {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &workertest.LogBuffer{}
 	rc := fastConfig(newClient(t, srv, nil), logs)
 	if rmod != nil {
 		rmod(&rc)
@@ -294,10 +294,10 @@ func TestOutageThroughTheLoop(t *testing.T) {
 		return j.Status == raytest.Stopped
 	})
 	waitState(t, s, waiting.ID, 30*time.Second, store.StateSucceeded)
-	if n := e.logs.count("Ray Jobs API unreachable"); n != 1 {
+	if n := len(e.logs.Lines("Ray Jobs API unreachable")); n != 1 {
 		t.Fatalf("%d outage lines", n)
 	}
-	if n := e.logs.count("runner not ready; holding claims"); n != 1 {
+	if n := len(e.logs.Lines("runner not ready; holding claims")); n != 1 {
 		t.Fatalf("%d hold lines", n)
 	}
 }

@@ -540,7 +540,7 @@ func TestAuthFailure(t *testing.T) {
 			if st := e.poll(tk)[0]; st.Phase != worker.Unknown || !strings.Contains(st.Message, c.code) {
 				t.Fatalf("%+v", st)
 			}
-			if n := e.logs.count("refuses this worker"); n != 1 {
+			if n := len(e.logs.Lines("refuses this worker")); n != 1 {
 				t.Fatalf("%d log lines for one refusal:\n%s", n, e.logs)
 			}
 			if strings.Contains(e.logs.String(), "s3cret") {
@@ -561,7 +561,7 @@ func TestAuthFailure(t *testing.T) {
 		tk := task(13, "myapp.tasks.x", "[]", "{}")
 		e.start(tk)
 		e.waitJob(*tk.RayJobID)
-		if e.logs.count("accepts this worker again") != 1 {
+		if len(e.logs.Lines("accepts this worker again")) != 1 {
 			t.Fatalf("no recovery line:\n%s", e.logs)
 		}
 	})
@@ -611,10 +611,10 @@ func TestOutage(t *testing.T) {
 	if got := resultOf(t, e.waitPhase(tk, worker.Done, 20*time.Second)); got != "14" {
 		t.Fatal(got)
 	}
-	if n := e.logs.count("Ray Jobs API unreachable"); n != 1 {
+	if n := len(e.logs.Lines("Ray Jobs API unreachable")); n != 1 {
 		t.Fatalf("%d outage log lines:\n%s", n, e.logs)
 	}
-	if n := e.logs.count("reachable again"); n != 1 {
+	if n := len(e.logs.Lines("reachable again")); n != 1 {
 		t.Fatalf("%d recovery log lines", n)
 	}
 	if n := metric(t, e.r, "rayworker_ray_outages_total", nil); n != 1 {
@@ -687,7 +687,7 @@ func TestClosedDuringSubmission(t *testing.T) {
 	t.Parallel()
 	srv := raytest.New(t)
 	srv.Inject(raytest.Submit, raytest.Fault{Delay: 200 * time.Millisecond, Times: 1})
-	logs := &logBuffer{}
+	logs := &workertest.LogBuffer{}
 	cfg := fastConfig(newClient(t, srv, nil), logs)
 	cfg.SubmitConcurrency = 1
 	r, err := rayrunner.New(cfg)

@@ -307,46 +307,24 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 		return out, nil
 	}
 	start := time.Now()
-	audited, err := s.AuditAvailable(ctx)
+	var reason *string
+	if opts.Reason != "" {
+		reason = &opts.Reason
+	}
+	sel, _ := json.Marshal(p.Selection.JSON())
+	o, _ := json.Marshal(map[string]any{"batch": opts.Batch, "reset_attempts": opts.ResetAttempts})
+	auditID, err := startAudit(ctx, s, store.AuditEntry{Action: string(p.Action), Actor: opts.Actor, Reason: reason,
+		Selection: sel, Options: o, Matched: p.Matched, Selected: int64(len(p.Targets))})
 	if err != nil {
 		return out, err
 	}
-	if !audited && opts.Reason != "" {
-		return out, fmt.Errorf("a reason cannot be recorded: %w", store.ErrNoAudit)
-	}
-	if audited {
-		sel, _ := json.Marshal(p.Selection.JSON())
-		o, _ := json.Marshal(map[string]any{"batch": opts.Batch, "reset_attempts": opts.ResetAttempts})
-		var reason *string
-		if opts.Reason != "" {
-			reason = &opts.Reason
-		}
-		id, err := s.StartAudit(ctx, store.AuditEntry{Action: string(p.Action), Actor: opts.Actor, Reason: reason,
-			Selection: sel, Options: o, Matched: p.Matched, Selected: int64(len(p.Targets))})
-		if err != nil {
-			return out, err
-		}
-		out.AuditID = &id
-	}
+	out.AuditID = auditID
 
 	runErr := applyBatches(ctx, s, p, opts, &out)
 	out.Elapsed = time.Since(start)
 	slices.Sort(out.ChangedIDs)
 	slices.Sort(out.SkippedIDs)
-	if out.AuditID != nil {
-		var msg *string
-		if runErr != nil {
-			m := runErr.Error()
-			msg = &m
-		}
-		// Record the outcome even when interrupted.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := s.FinishAudit(fctx, *out.AuditID, out.Changed, out.Skipped, msg); err != nil && runErr == nil {
-			runErr = fmt.Errorf("record the audit outcome: %w", err)
-		}
-	}
-	return out, runErr
+	return out, finishAudit(ctx, s, out.AuditID, out.Changed, out.Skipped, runErr)
 }
 
 func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions, out *Outcome) error {

@@ -775,48 +775,27 @@ func ApplyReconcile(ctx context.Context, s *store.Store, ray RayJobs, p Reconcil
 		return out, nil
 	}
 	start := time.Now()
-	audited, err := s.AuditAvailable(ctx)
+	var reason *string
+	if opts.Reason != "" {
+		reason = &opts.Reason
+	}
+	sel, _ := json.Marshal(map[string]any{"ray_address": p.Options.Address, "limit": p.Options.Limit,
+		"lease_ttl_seconds": p.Options.LeaseTTL.Seconds(), "grace_seconds": p.Options.Grace.Seconds(), "all_addresses": p.Options.AllAddresses})
+	byAction := map[JobAction]int{}
+	for _, e := range todo {
+		byAction[e.Action]++
+	}
+	o, _ := json.Marshal(map[string]any{"actions": byAction, "max_task_attempts": p.Options.Policy.MaxAttempts,
+		"retry_backoff_seconds": p.Options.Policy.Backoff.Seconds(), "retry_exception_denylist": nonNil(p.Options.Policy.Denylist)})
+	auditID, err := startAudit(ctx, s, store.AuditEntry{Action: "reconcile-jobs", Actor: opts.Actor, Reason: reason,
+		Selection: sel, Options: o, Matched: p.Candidates, Selected: int64(len(todo))})
 	if err != nil {
 		return out, err
 	}
-	if !audited && opts.Reason != "" {
-		return out, fmt.Errorf("a reason cannot be recorded: %w", store.ErrNoAudit)
-	}
-	if audited {
-		sel, _ := json.Marshal(map[string]any{"ray_address": p.Options.Address, "limit": p.Options.Limit,
-			"lease_ttl_seconds": p.Options.LeaseTTL.Seconds(), "grace_seconds": p.Options.Grace.Seconds(), "all_addresses": p.Options.AllAddresses})
-		byAction := map[JobAction]int{}
-		for _, e := range todo {
-			byAction[e.Action]++
-		}
-		o, _ := json.Marshal(map[string]any{"actions": byAction, "max_task_attempts": p.Options.Policy.MaxAttempts,
-			"retry_backoff_seconds": p.Options.Policy.Backoff.Seconds(), "retry_exception_denylist": nonNil(p.Options.Policy.Denylist)})
-		var reason *string
-		if opts.Reason != "" {
-			reason = &opts.Reason
-		}
-		id, err := s.StartAudit(ctx, store.AuditEntry{Action: "reconcile-jobs", Actor: opts.Actor, Reason: reason,
-			Selection: sel, Options: o, Matched: p.Candidates, Selected: int64(len(todo))})
-		if err != nil {
-			return out, err
-		}
-		out.AuditID = &id
-	}
+	out.AuditID = auditID
 	runErr := applyEntries(ctx, s, ray, p, todo, opts, &out)
 	out.Elapsed = time.Since(start)
-	if out.AuditID != nil {
-		var msg *string
-		if runErr != nil {
-			m := runErr.Error()
-			msg = &m
-		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := s.FinishAudit(fctx, *out.AuditID, int64(out.Applied), int64(out.Skipped+out.Failed), msg); err != nil && runErr == nil {
-			runErr = fmt.Errorf("record the audit outcome: %w", err)
-		}
-	}
-	return out, runErr
+	return out, finishAudit(ctx, s, out.AuditID, int64(out.Applied), int64(out.Skipped+out.Failed), runErr)
 }
 
 func applyEntries(ctx context.Context, s *store.Store, ray RayJobs, p ReconcilePlan, todo []JobEntry, opts ReconcileApplyOptions, out *ReconcileOutcome) error {

@@ -145,6 +145,7 @@ type doctor struct {
 	tables   bool // the django-ray tables exist
 	noTables bool // ... and are usable
 	stats    *store.Stats
+	health   *store.Health
 }
 
 func skip(name, why string) CheckResult {
@@ -256,6 +257,18 @@ func (d *doctor) clock(ctx context.Context) CheckResult {
 		r.Status, r.Summary = StatusOK, desc
 	}
 	return r
+}
+
+// loadHealth reads the stuck/orphan counts once for the checks that share them.
+func (d *doctor) loadHealth(ctx context.Context) (*store.Health, error) {
+	if d.health == nil {
+		h, err := d.s.HealthCounts(ctx, d.cfg.LeaseTTL, d.cfg.StuckAfter)
+		if err != nil {
+			return nil, err
+		}
+		d.health = &h
+	}
+	return d.health, nil
 }
 
 func (d *doctor) loadStats(ctx context.Context) (*store.Stats, error) {
@@ -390,7 +403,7 @@ func (d *doctor) stuck(ctx context.Context) CheckResult {
 	if res, ok := d.ready(r.Name); !ok {
 		return res
 	}
-	h, err := d.s.HealthCounts(ctx, d.cfg.LeaseTTL, d.cfg.StuckAfter)
+	h, err := d.loadHealth(ctx)
 	if err != nil {
 		r.Status, r.Summary = StatusFail, err.Error()
 		return r
@@ -412,7 +425,7 @@ func (d *doctor) cancelling(ctx context.Context) CheckResult {
 	if res, ok := d.ready(r.Name); !ok {
 		return res
 	}
-	h, err := d.s.HealthCounts(ctx, d.cfg.LeaseTTL, d.cfg.StuckAfter)
+	h, err := d.loadHealth(ctx)
 	if err != nil {
 		r.Status, r.Summary = StatusFail, err.Error()
 		return r

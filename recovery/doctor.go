@@ -124,7 +124,8 @@ func Doctor(ctx context.Context, cfg DoctorConfig) Report {
 	if d.pool != nil {
 		defer d.pool.Close()
 	}
-	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.leases, d.backlog, d.claims, d.stuck, d.cancelling, d.failures} {
+	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.onTables("leases", d.leases), d.onTables("backlog", d.backlog), d.onTables("claims", d.claims),
+		d.onTables("stuck", d.stuck), d.onTables("cancelling", d.cancelling), d.onTables("failures", d.failures)} {
 		add(c(ctx))
 	}
 	for _, c := range cfg.Checks {
@@ -150,6 +151,21 @@ type doctor struct {
 
 func skip(name, why string) CheckResult {
 	return CheckResult{Name: name, Status: StatusSkip, Summary: "not checked: " + why}
+}
+
+// onTables runs a check that reads the django-ray tables: skipped (with the reason) when the
+// database or the tables are missing; a read error fails it.
+func (d *doctor) onTables(name string, check func(context.Context, *CheckResult) error) func(context.Context) CheckResult {
+	return func(ctx context.Context) CheckResult {
+		if res, ok := d.ready(name); !ok {
+			return res
+		}
+		r := CheckResult{Name: name}
+		if err := check(ctx, &r); err != nil {
+			return CheckResult{Name: name, Status: StatusFail, Summary: err.Error()}
+		}
+		return r
+	}
 }
 
 // ready returns a skip result when the database or tables are missing.
@@ -282,15 +298,10 @@ func (d *doctor) loadStats(ctx context.Context) (*store.Stats, error) {
 	return d.stats, nil
 }
 
-func (d *doctor) leases(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "leases"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) leases(ctx context.Context, r *CheckResult) error {
 	st, err := d.loadStats(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	l := st.Leases
 	counts := fmt.Sprintf("%d live, %d stale, %d inactive (lease TTL %s)", l.Live, l.Stale, l.Inactive, d.cfg.LeaseTTL)
@@ -304,23 +315,17 @@ func (d *doctor) leases(ctx context.Context) CheckResult {
 	default:
 		r.Status, r.Summary = StatusOK, counts
 	}
-	return r
+	return nil
 }
 
-func (d *doctor) backlog(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "backlog"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) backlog(ctx context.Context, r *CheckResult) error {
 	st, err := d.loadStats(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	leases, err := d.s.ListLeases(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	var live []string
 	for _, l := range leases {
@@ -360,7 +365,7 @@ func (d *doctor) backlog(ctx context.Context) CheckResult {
 	default:
 		r.Status, r.Summary = StatusOK, summary
 	}
-	return r
+	return nil
 }
 
 // claimIndexBacklog is the QUEUED count above which claims without rayctl_claim_order_idx
@@ -369,20 +374,14 @@ const claimIndexBacklog = 10000
 
 // claims checks that claims stay cheap: with a large backlog and no claim-order index, every
 // claim by every worker (Go or Python) sorts all QUEUED rows.
-func (d *doctor) claims(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "claims"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) claims(ctx context.Context, r *CheckResult) error {
 	st, err := d.loadStats(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	idx, err := migrations.InspectOptional(ctx, d.pool)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	indexed := len(idx) > 0 && idx[0].Present && idx[0].Valid
 	switch {
@@ -395,18 +394,13 @@ func (d *doctor) claims(ctx context.Context) CheckResult {
 	default:
 		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED: claims are cheap at this size (before a large backlog: rayctl migrate indexes --apply)", st.Queued)
 	}
-	return r
+	return nil
 }
 
-func (d *doctor) stuck(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "stuck"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) stuck(ctx context.Context, r *CheckResult) error {
 	h, err := d.loadHealth(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	switch {
 	case h.StuckRunning > 0 || h.OrphanedRunning > 0:
@@ -417,44 +411,33 @@ func (d *doctor) stuck(ctx context.Context) CheckResult {
 	default:
 		r.Status, r.Summary = StatusOK, "no stuck or orphaned RUNNING tasks"
 	}
-	return r
+	return nil
 }
 
-func (d *doctor) cancelling(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "cancelling"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) cancelling(ctx context.Context, r *CheckResult) error {
 	h, err := d.loadHealth(ctx)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	if h.OrphanedCancelling > 0 {
 		r.Status = StatusWarn
 		r.Summary = fmt.Sprintf("%d CANCELLING owned by no live worker: no django-ray 0.2.0 worker will finalize them", h.OrphanedCancelling)
 		r.Hint = "rayctl cancel --state CANCELLING --dry-run"
-		return r
+		return nil
 	}
 	r.Status, r.Summary = StatusOK, "no orphaned cancellations"
-	return r
+	return nil
 }
 
-func (d *doctor) failures(ctx context.Context) CheckResult {
-	r := CheckResult{Name: "failures"}
-	if res, ok := d.ready(r.Name); !ok {
-		return res
-	}
+func (d *doctor) failures(ctx context.Context, r *CheckResult) error {
 	f := store.TaskFilter{States: []store.TaskState{store.StateFailed, store.StateLost}, NewerThan: d.cfg.FailureWindow}
 	groups, err := d.s.CountBy(ctx, f, store.ByCallable, 3)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	total, err := d.s.CountTasks(ctx, f)
 	if err != nil {
-		r.Status, r.Summary = StatusFail, err.Error()
-		return r
+		return err
 	}
 	for _, g := range groups {
 		r.Details = append(r.Details, fmt.Sprintf("%s: %d", g.Key, g.Count))
@@ -464,10 +447,10 @@ func (d *doctor) failures(ctx context.Context) CheckResult {
 		r.Status = StatusWarn
 		r.Summary = summary + fmt.Sprintf(", most from %s: retry storm signal", groups[0].Key)
 		r.Hint = fmt.Sprintf("rayctl tasks count --by error --state FAILED --state LOST --newer-than %s --callable %s", d.cfg.FailureWindow, groups[0].Key)
-		return r
+		return nil
 	}
 	r.Status, r.Summary = StatusOK, summary
-	return r
+	return nil
 }
 
 // RayInfo is what a Ray probe reports.

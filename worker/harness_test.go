@@ -143,44 +143,13 @@ func enqueue(t *testing.T, s *store.Store, n store.NewTask) store.Task {
 	if !strings.Contains(n.CallablePath, ".") {
 		n.CallablePath = "tests.tasks." + n.CallablePath
 	}
-	task, err := s.Enqueue(context.Background(), n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
-
-func get(t *testing.T, s *store.Store, id int64) store.Task {
-	t.Helper()
-	task, err := s.GetTask(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
+	return workertest.Enqueue(t, s, n)
 }
 
 // waitState waits until the row is in one of states and returns it.
 func waitState(t *testing.T, s *store.Store, id int64, states ...store.TaskState) store.Task {
 	t.Helper()
-	var task store.Task
-	workertest.Eventually(t, 60*time.Second, "task to reach "+joinStates(states), func() bool {
-		task = get(t, s, id)
-		for _, st := range states {
-			if task.State == st {
-				return true
-			}
-		}
-		return false
-	})
-	return task
-}
-
-func joinStates(states []store.TaskState) string {
-	out := make([]string, len(states))
-	for i, s := range states {
-		out[i] = string(s)
-	}
-	return strings.Join(out, "|")
+	return workertest.WaitState(t, s, id, 60*time.Second, states...)
 }
 
 func str(p *string) string {

@@ -123,7 +123,7 @@ func TestDatabaseOutage(t *testing.T) {
 		return code == http.StatusServiceUnavailable && body == "database unreachable"
 	})
 	workertest.WaitGone(t, 30*time.Second, pids...) // the task finished during the outage
-	if got := get(t, e.s, task.ID); got.State != store.StateRunning {
+	if got := workertest.Row(t, e.s, task.ID); got.State != store.StateRunning {
 		t.Fatalf("written during the outage? %+v", got)
 	}
 	if code, _ := probe(t, h.w, "/healthz"); code != http.StatusOK {
@@ -207,7 +207,7 @@ func TestStartFailureDuringOutage(t *testing.T) {
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
 	<-down
 	h.waitLines(1, `"msg":"database call failed"`, `"op":"complete"`)
-	if got := get(t, e.s, task.ID); got.State != store.StateRunning {
+	if got := workertest.Row(t, e.s, task.ID); got.State != store.StateRunning {
 		t.Fatalf("%+v", got)
 	}
 	proxy.up()

@@ -99,7 +99,7 @@ func TestStuckTasksLostAndRetried(t *testing.T) {
 	if str(got.ErrorMessage) != store.LostMessage || got.AttemptNumber != 3 || got.FinishedAt == nil {
 		t.Fatalf("%+v", got)
 	}
-	if got := get(t, e.s, live.ID); got.State != store.StateRunning || str(got.ClaimedByWorker) != "alive" {
+	if got := workertest.Row(t, e.s, live.ID); got.State != store.StateRunning || str(got.ClaimedByWorker) != "alive" {
 		t.Fatalf("a live worker's task was touched: %+v", got)
 	}
 	h.waitLines(3, `"msg":"task lost, retry scheduled"`)
@@ -204,7 +204,7 @@ func TestTaskHeartbeats(t *testing.T) {
 	workertest.ReadPIDs(t, pidfile)
 	first := waitState(t, e.s, task.ID, store.StateRunning).LastHeartbeatAt
 	workertest.Eventually(t, 10*time.Second, "two task heartbeats", func() bool {
-		hb := get(t, e.s, task.ID).LastHeartbeatAt
+		hb := workertest.Row(t, e.s, task.ID).LastHeartbeatAt
 		return hb != nil && hb.Sub(*first) >= 300*time.Millisecond
 	})
 }

@@ -72,7 +72,7 @@ func TestRunnerNotReadyHoldsClaims(t *testing.T) {
 	h := e.startWith(func(c *worker.Config) { c.ShutdownTimeout = 100 * time.Millisecond }, f)
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
 	time.Sleep(500 * time.Millisecond) // ten claim opportunities at IdlePollMax 50ms
-	if got := get(t, e.s, task.ID); got.State != store.StateQueued {
+	if got := workertest.Row(t, e.s, task.ID); got.State != store.StateQueued {
 		t.Fatalf("claimed while the runner was not ready: %+v", got)
 	}
 	if code, body := probe(t, h.w, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "runner not ready: Ray Jobs API at http://ray:8265 unreachable") {
@@ -114,7 +114,7 @@ func TestUnknownIsNotHeartbeated(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // five heartbeat intervals
-	u, k := get(t, e.s, unknown.ID), get(t, e.s, known.ID)
+	u, k := workertest.Row(t, e.s, unknown.ID), workertest.Row(t, e.s, known.ID)
 	if u.State != store.StateRunning || u.LastHeartbeatAt == nil || u.StartedAt == nil || !u.LastHeartbeatAt.Equal(*u.StartedAt) {
 		t.Fatalf("the unknown task was heartbeated after its claim: %+v", u)
 	}
@@ -127,7 +127,7 @@ func TestUnknownIsNotHeartbeated(t *testing.T) {
 		t.Fatalf("unknown task: %+v", got)
 	}
 	workertest.Eventually(t, 5*time.Second, "the lost job to be stopped", func() bool { return f.wasCancelled(unknownJob) })
-	if k := get(t, e.s, known.ID); k.State != store.StateRunning {
+	if k := workertest.Row(t, e.s, known.ID); k.State != store.StateRunning {
 		t.Fatalf("known task: %+v", k)
 	}
 	if n := len(h.logs.Lines(`"msg":"task lost"`)); n != 1 {
@@ -154,7 +154,7 @@ func TestDeadWorkersJobsStopped(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 	workertest.Eventually(t, 5*time.Second, "the timed-out job to be stopped", func() bool { return f.wasCancelled("raysubmit_dead_timed_out") })
-	workertest.Eventually(t, 10*time.Second, "adoption", func() bool { return str(get(t, e.s, orphan.ID).ClaimedByWorker) == h.w.ID() })
+	workertest.Eventually(t, 10*time.Second, "adoption", func() bool { return str(workertest.Row(t, e.s, orphan.ID).ClaimedByWorker) == h.w.ID() })
 	if m := scrape(t, h.w); m[`rayworker_tasks_recovered_total{kind="adopted"}`] != 1 {
 		t.Fatalf("adopted metric %v", m[`rayworker_tasks_recovered_total{kind="adopted"}`])
 	}

@@ -130,7 +130,7 @@ func TestRayJobShapedRunner(t *testing.T) {
 	// the claim wrote the submission id before Start saw the row
 	workertest.Eventually(t, 10*time.Second, "the job to be submitted", func() bool { return len(f.startedTasks()) == 1 })
 	sub := f.startedTasks()[0]
-	row := get(t, e.s, task.ID)
+	row := workertest.Row(t, e.s, task.ID)
 	if sub.RayJobID == nil || !strings.HasPrefix(*sub.RayJobID, fmt.Sprintf("raysubmit_t%d_a1_", task.ID)) ||
 		str(row.RayJobID) != *sub.RayJobID || str(row.RayAddress) != "http://ray-head:8265" {
 		t.Fatalf("submitted %+v, row %+v", sub, row)
@@ -144,7 +144,7 @@ func TestRayJobShapedRunner(t *testing.T) {
 
 	// a dead worker's running job is adopted and then completed like our own
 	workertest.Eventually(t, 10*time.Second, "adoption", func() bool {
-		return str(get(t, e.s, orphanRunning.ID).ClaimedByWorker) == h.w.ID()
+		return str(workertest.Row(t, e.s, orphanRunning.ID).ClaimedByWorker) == h.w.ID()
 	})
 	f.set("raysubmit_orphan_running", worker.Status{Phase: worker.Done, Outcome: ok})
 	waitState(t, e.s, orphanRunning.ID, store.StateSucceeded)
@@ -159,7 +159,7 @@ func TestRayJobShapedRunner(t *testing.T) {
 	}
 	// unknown and foreign jobs are left alone
 	for _, id := range []int64{orphanUnknown.ID, notOurs.ID} {
-		if got := get(t, e.s, id); got.State != store.StateRunning || str(got.ClaimedByWorker) != "dead-worker" {
+		if got := workertest.Row(t, e.s, id); got.State != store.StateRunning || str(got.ClaimedByWorker) != "dead-worker" {
 			t.Fatalf("touched: %+v", got)
 		}
 	}
@@ -170,7 +170,7 @@ func TestRayJobShapedRunner(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	got := get(t, e.s, long.ID)
+	got := workertest.Row(t, e.s, long.ID)
 	if got.State != store.StateRunning || str(got.ClaimedByWorker) != h.w.ID() || f.wasCancelled(str(got.RayJobID)) {
 		t.Fatalf("the running job was not left for adoption: %+v", got)
 	}

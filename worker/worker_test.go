@@ -60,7 +60,7 @@ func TestRetryColumns(t *testing.T) {
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "fail", ArgsJSON: `["boom"]`})
 	var got store.Task
 	workertest.Eventually(t, 30*time.Second, "the retry", func() bool {
-		got = get(t, e.s, task.ID)
+		got = workertest.Row(t, e.s, task.ID)
 		return got.AttemptNumber == 2
 	})
 	after := dbNow(t, e.s)
@@ -132,7 +132,7 @@ func TestTimeoutIsTerminalAndKillsTheProcess(t *testing.T) {
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "sleep", ArgsJSON: fmt.Sprintf(`[60, %q]`, pidfile), TimeoutSeconds: storetest.Ptr(int32(1))})
 	var got store.Task
 	workertest.Eventually(t, 60*time.Second, "the timeout", func() bool {
-		got = get(t, e.s, task.ID)
+		got = workertest.Row(t, e.s, task.ID)
 		return got.State == store.StateFailed || got.AttemptNumber > 1 // a retry would be wrong
 	})
 	if got.State != store.StateFailed || str(got.ErrorMessage) != "Task timed out after 1 seconds" || got.AttemptNumber != 1 {
@@ -145,7 +145,7 @@ func TestTimeoutIsTerminalAndKillsTheProcess(t *testing.T) {
 		workertest.WaitGone(t, 10*time.Second, pid)
 	}
 	// the killed process's late outcome did not overwrite the row
-	if again := get(t, e.s, task.ID); str(again.ErrorMessage) != "Task timed out after 1 seconds" || again.State != store.StateFailed {
+	if again := workertest.Row(t, e.s, task.ID); str(again.ErrorMessage) != "Task timed out after 1 seconds" || again.State != store.StateFailed {
 		t.Fatalf("row changed after the kill: %+v", again)
 	}
 }
@@ -188,7 +188,7 @@ func TestQueueFilter(t *testing.T) {
 	// a task enqueued after c and claimed proves the worker claimed again since c existed
 	later := enqueue(t, e.s, store.NewTask{CallablePath: "add", Queue: "a"})
 	waitState(t, e.s, later.ID, store.StateSucceeded)
-	if got := get(t, e.s, tc.ID); got.State != store.StateQueued || got.ClaimedByWorker != nil {
+	if got := workertest.Row(t, e.s, tc.ID); got.State != store.StateQueued || got.ClaimedByWorker != nil {
 		t.Fatalf("queue c was touched: %+v", got)
 	}
 }
@@ -211,7 +211,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	})
 	counts := map[store.TaskState]int{}
 	for _, id := range ids {
-		counts[get(t, e.s, id).State]++
+		counts[workertest.Row(t, e.s, id).State]++
 	}
 	if counts[store.StateRunning] != 2 || counts[store.StateQueued] != 3 {
 		t.Fatalf("states %v, want 2 RUNNING and 3 QUEUED", counts)
@@ -478,10 +478,10 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	late := enqueue(t, e.s, store.NewTask{CallablePath: "add"})
 
-	if got := get(t, e.s, short.ID); got.State != store.StateSucceeded {
+	if got := workertest.Row(t, e.s, short.ID); got.State != store.StateSucceeded {
 		t.Fatalf("the short task did not finish during the drain: %+v", got)
 	}
-	got := get(t, e.s, long.ID)
+	got := workertest.Row(t, e.s, long.ID)
 	if got.State != store.StateQueued || got.AttemptNumber != 1 || got.ClaimedByWorker != nil || got.StartedAt != nil || got.RayJobID != nil {
 		t.Fatalf("the long task was not handed back: %+v", got)
 	}
@@ -490,7 +490,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if err != nil || lease.IsActive || lease.StoppedAt == nil {
 		t.Fatalf("lease %+v, %v", lease, err)
 	}
-	if get(t, e.s, late.ID).State != store.StateQueued {
+	if workertest.Row(t, e.s, late.ID).State != store.StateQueued {
 		t.Fatal("claimed after shutdown")
 	}
 	if len(h.logs.Lines(`"msg":"task released to the queue"`, fmt.Sprintf(`"task_id":%d`, long.ID))) != 1 {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -127,35 +126,6 @@ func (r realRay) waitJobStatus(t *testing.T, id string, within time.Duration, wa
 	})
 }
 
-func enqueueReal(t *testing.T, s *store.Store, n store.NewTask) store.Task {
-	t.Helper()
-	task, err := s.Enqueue(context.Background(), n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
-
-func getRow(t *testing.T, s *store.Store, id int64) store.Task {
-	t.Helper()
-	task, err := s.GetTask(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
-
-// waitState waits until the row is in one of states and returns it.
-func waitState(t *testing.T, s *store.Store, id int64, within time.Duration, states ...store.TaskState) store.Task {
-	t.Helper()
-	var task store.Task
-	workertest.Eventually(t, within, fmt.Sprintf("task %d to reach %v", id, states), func() bool {
-		task = getRow(t, s, id)
-		return slices.Contains(states, task.State)
-	})
-	return task
-}
-
 // rayctl builds the rayctl binary once per test binary.
 func rayctl(t *testing.T) string {
 	t.Helper()
@@ -198,15 +168,15 @@ func TestRealRay(t *testing.T) {
 	cancel := enq("sleep", "[61]", "{}", 0)
 	oversize := enq("oversize", fmt.Sprintf("[%d]", big), "{}", 0)
 
-	if got := waitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "20005" {
+	if got := workertest.WaitState(t, s, add.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != "20005" {
 		t.Fatalf("add: %+v", got)
 	}
-	if got := waitState(t, s, noisy.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != `"d\u00e9j\u00e0 vu"` {
+	if got := workertest.WaitState(t, s, noisy.ID, 2*time.Minute, store.StateSucceeded); str(got.ResultData) != `"d\u00e9j\u00e0 vu"` {
 		t.Fatalf("noisy: %s", str(got.ResultData))
 	}
 
 	// app error: retried once under a new submission id, then FAILED with the app's error
-	got := waitState(t, s, fail.ID, 3*time.Minute, store.StateFailed)
+	got := workertest.WaitState(t, s, fail.ID, 3*time.Minute, store.StateFailed)
 	if got.AttemptNumber != 2 || str(got.ErrorMessage) != "boom" || !strings.Contains(str(got.ErrorTraceback), "ValueError: boom") {
 		t.Fatalf("fail_value: %+v", got)
 	}
@@ -215,24 +185,24 @@ func TestRealRay(t *testing.T) {
 	}
 
 	// timeout: FAILED, never retried, and the Ray job stopped
-	got = waitState(t, s, timeout.ID, 2*time.Minute, store.StateFailed)
+	got = workertest.WaitState(t, s, timeout.ID, 2*time.Minute, store.StateFailed)
 	if str(got.ErrorMessage) != "Task timed out after 4 seconds" || got.AttemptNumber != 1 {
 		t.Fatalf("timeout: %+v", got)
 	}
 	ray.waitJobStatus(t, str(got.RayJobID), time.Minute, rayjobs.StatusStopped)
 
 	// rayctl cancel: CANCELLING -> the Ray job stopped -> CANCELLED
-	row := waitState(t, s, cancel.ID, time.Minute, store.StateRunning)
+	row := workertest.WaitState(t, s, cancel.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
 	out, err := exec.CommandContext(ctx, rayctl(t), "cancel", "--database-url", sc.DSN, "--id", strconv.FormatInt(cancel.ID, 10), "--yes").CombinedOutput()
 	if err != nil {
 		t.Fatalf("rayctl cancel: %v\n%s", err, out)
 	}
-	waitState(t, s, cancel.ID, time.Minute, store.StateCancelled)
+	workertest.WaitState(t, s, cancel.ID, time.Minute, store.StateCancelled)
 	ray.waitJobStatus(t, str(row.RayJobID), time.Minute, rayjobs.StatusStopped)
 
 	// oversize: resultfs:// reference; the file holds Python's json.dumps text
-	got = waitState(t, s, oversize.ID, 2*time.Minute, store.StateSucceeded)
+	got = workertest.WaitState(t, s, oversize.ID, 2*time.Minute, store.StateSucceeded)
 	text := `"` + strings.Repeat("x", big) + `"`
 	sum := sha256.Sum256([]byte(text))
 	hx := hex.EncodeToString(sum[:])
@@ -247,7 +217,7 @@ func TestRealRay(t *testing.T) {
 
 	// every other task ran as exactly one Ray job
 	for _, tk := range []store.Task{add, noisy, timeout, cancel, oversize} {
-		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
+		if jobs := ray.jobsOf(t, workertest.Row(t, s, tk.ID)); len(jobs) != 1 {
 			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
 		}
 	}
@@ -267,8 +237,8 @@ func TestRealRayKilledWorker(t *testing.T) {
 	s, sc := storetest.New(t)
 	a := startRealRayWorker(t, sc.DSN, ray, procOpts{})
 	aID := a.workerID()
-	task := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8.5]"})
-	row := waitState(t, s, task.ID, time.Minute, store.StateRunning)
+	task := workertest.Enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[8.5]"})
+	row := workertest.WaitState(t, s, task.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -278,9 +248,9 @@ func TestRealRayKilledWorker(t *testing.T) {
 	b := startRealRayWorker(t, sc.DSN, ray, procOpts{})
 	bID := b.workerID()
 	workertest.Eventually(t, time.Minute, "adoption by B", func() bool {
-		return str(getRow(t, s, task.ID).ClaimedByWorker) == bID
+		return str(workertest.Row(t, s, task.ID).ClaimedByWorker) == bID
 	})
-	got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	got := workertest.WaitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
 	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 8.5}` {
 		t.Fatalf("%+v (A was %s)", got, aID)
 	}
@@ -338,32 +308,32 @@ func TestMixedFleet(t *testing.T) {
 	// the Go worker's job
 	g := startRealRayWorker(t, sc.DSN, ray, procOpts{})
 	gID := g.workerID()
-	goTask := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[15.5]"})
-	row := waitState(t, s, goTask.ID, time.Minute, store.StateRunning)
+	goTask := workertest.Enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[15.5]"})
+	row := workertest.WaitState(t, s, goTask.ID, time.Minute, store.StateRunning)
 	ray.waitJobStatus(t, str(row.RayJobID), 2*time.Minute, rayjobs.StatusRunning)
 	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	g.exitCode(10 * time.Second)
-	pyTask := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[45.5]", Queue: "py-only"})
+	pyTask := workertest.Enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.sleep", ArgsJSON: "[45.5]", Queue: "py-only"})
 	time.Sleep(4 * time.Second) // the Go worker's lease goes stale for the Python worker (3 s)
 
 	p := startPythonWorker(t, sc, ray, "py-only")
 	workertest.Eventually(t, time.Minute, "the Python worker to adopt the Go worker's job", func() bool {
-		c := str(getRow(t, s, goTask.ID).ClaimedByWorker)
+		c := str(workertest.Row(t, s, goTask.ID).ClaimedByWorker)
 		return c != gID && c != "<nil>"
 	})
 	// ... and to record it: its reconcile runs every 30 s (hard-coded in 0.2.0)
-	got := waitState(t, s, goTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	got := workertest.WaitState(t, s, goTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
 	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(row.RayJobID) || str(got.ResultData) != `{"slept": 15.5}` {
 		t.Fatalf("the Go worker's task, finished by the Python worker: %+v", got)
 	}
 	pythonID := str(got.ClaimedByWorker)
 
 	// the Python worker's own job, still running when it dies
-	pyRow := waitState(t, s, pyTask.ID, time.Minute, store.StateRunning)
+	pyRow := workertest.WaitState(t, s, pyTask.ID, time.Minute, store.StateRunning)
 	workertest.Eventually(t, time.Minute, "the Python worker to submit", func() bool {
-		pyRow = getRow(t, s, pyTask.ID)
+		pyRow = workertest.Row(t, s, pyTask.ID)
 		return strings.HasPrefix(str(pyRow.RayJobID), "raysubmit_") && str(pyRow.ClaimedByWorker) == pythonID
 	})
 	if strings.HasPrefix(str(pyRow.RayJobID), "raysubmit_t") {
@@ -374,14 +344,14 @@ func TestMixedFleet(t *testing.T) {
 	h := startRealRayWorker(t, sc.DSN, ray, procOpts{queues: "default"})
 	hID := h.workerID()
 	workertest.Eventually(t, time.Minute, "the Go worker to adopt the Python worker's job", func() bool {
-		return str(getRow(t, s, pyTask.ID).ClaimedByWorker) == hID
+		return str(workertest.Row(t, s, pyTask.ID).ClaimedByWorker) == hID
 	})
-	got = waitState(t, s, pyTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
+	got = workertest.WaitState(t, s, pyTask.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed, store.StateQueued)
 	if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != str(pyRow.RayJobID) || str(got.ResultData) != `{"slept": 45.5}` {
 		t.Fatalf("the Python worker's task, finished by the Go worker: %+v", got)
 	}
 	for _, tk := range []store.Task{goTask, pyTask} {
-		if jobs := ray.jobsOf(t, getRow(t, s, tk.ID)); len(jobs) != 1 {
+		if jobs := ray.jobsOf(t, workertest.Row(t, s, tk.ID)); len(jobs) != 1 {
 			t.Fatalf("task %d ran as %d Ray jobs", tk.ID, len(jobs))
 		}
 	}
@@ -410,8 +380,8 @@ func TestRealRayLocal(t *testing.T) {
 		dir, ok = w.logField("local Ray head started", "dir")
 		return ok
 	})
-	task := enqueueReal(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.add", ArgsJSON: "[20, 22]"})
-	if got := waitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed); str(got.ResultData) != "42" ||
+	task := workertest.Enqueue(t, s, store.NewTask{CallablePath: "rayctl_testapp.tasks.add", ArgsJSON: "[20, 22]"})
+	if got := workertest.WaitState(t, s, task.ID, 2*time.Minute, store.StateSucceeded, store.StateFailed); str(got.ResultData) != "42" ||
 		str(got.RayAddress) != "http://127.0.0.1:8265" {
 		t.Fatalf("%+v", got)
 	}

@@ -81,7 +81,7 @@ func TestKilledWorkerIsAdopted(t *testing.T) {
 	const n = 6
 	var tasks []store.Task
 	for i := range n {
-		tasks = append(tasks, enqueue(t, s, store.NewTask{CallablePath: fmt.Sprintf("app.task%d", i)}))
+		tasks = append(tasks, workertest.Enqueue(t, s, store.NewTask{CallablePath: fmt.Sprintf("app.task%d", i)}))
 	}
 	srv.Inject(raytest.Submit, raytest.Fault{Times: 4})   // four POSTs go through...
 	srv.Inject(raytest.Submit, raytest.Fault{Hang: true}) // ...the rest hang
@@ -99,7 +99,7 @@ func TestKilledWorkerIsAdopted(t *testing.T) {
 	})
 	claimed := map[int64]string{}
 	for _, tk := range tasks {
-		row := getRow(t, s, tk.ID)
+		row := workertest.Row(t, s, tk.ID)
 		if row.State != store.StateRunning || str(row.ClaimedByWorker) != "worker-a" {
 			t.Fatalf("not claimed by A: %+v", row)
 		}
@@ -114,7 +114,7 @@ func TestKilledWorkerIsAdopted(t *testing.T) {
 	// B adopts all six once A's lease is stale
 	for _, tk := range tasks {
 		workertest.Eventually(t, 30*time.Second, fmt.Sprintf("task %d adopted by B", tk.ID), func() bool {
-			return str(getRow(t, s, tk.ID).ClaimedByWorker) == b.w.ID()
+			return str(workertest.Row(t, s, tk.ID).ClaimedByWorker) == b.w.ID()
 		})
 	}
 	workertest.Eventually(t, 10*time.Second, "six jobs in Ray", func() bool { return len(srv.Jobs()) == n })
@@ -122,7 +122,7 @@ func TestKilledWorkerIsAdopted(t *testing.T) {
 		srv.Set(t, j.SubmissionID, raytest.Succeeded, "", envelope(`"`+j.Metadata["callable_path"]+`"`)+"\n")
 	}
 	for i, tk := range tasks {
-		got := waitState(t, s, tk.ID, 30*time.Second, store.StateSucceeded, store.StateFailed, store.StateQueued)
+		got := workertest.WaitState(t, s, tk.ID, 30*time.Second, store.StateSucceeded, store.StateFailed, store.StateQueued)
 		if got.State != store.StateSucceeded || got.AttemptNumber != 1 || str(got.RayJobID) != claimed[tk.ID] ||
 			str(got.ResultData) != fmt.Sprintf(`"app.task%d"`, i) {
 			t.Fatalf("task %d ended as %+v (claimed with %s)", tk.ID, got, claimed[tk.ID])

@@ -98,39 +98,6 @@ func (e *loopEnv) stop() {
 	}
 }
 
-func enqueue(t *testing.T, s *store.Store, n store.NewTask) store.Task {
-	t.Helper()
-	task, err := s.Enqueue(context.Background(), n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
-
-func getRow(t *testing.T, s *store.Store, id int64) store.Task {
-	t.Helper()
-	task, err := s.GetTask(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
-
-func waitState(t *testing.T, s *store.Store, id int64, within time.Duration, states ...store.TaskState) store.Task {
-	t.Helper()
-	var task store.Task
-	workertest.Eventually(t, within, fmt.Sprintf("task %d to reach %v", id, states), func() bool {
-		task = getRow(t, s, id)
-		for _, st := range states {
-			if task.State == st {
-				return true
-			}
-		}
-		return false
-	})
-	return task
-}
-
 func str(p *string) string {
 	if p == nil {
 		return "<nil>"
@@ -180,19 +147,19 @@ func TestThroughTheLoop(t *testing.T) {
 	}))
 	e := startLoop(t, s, sc, srv, nil, nil)
 
-	ok := enqueue(t, s, store.NewTask{CallablePath: "app.ok"})
-	flaky := enqueue(t, s, store.NewTask{CallablePath: "app.flaky"})
-	crash := enqueue(t, s, store.NewTask{CallablePath: "app.crash"})
-	stopped := enqueue(t, s, store.NewTask{CallablePath: "app.stopped"})
-	bigT := enqueue(t, s, store.NewTask{CallablePath: "app.big"})
-	timeout := enqueue(t, s, store.NewTask{CallablePath: "app.forever", TimeoutSeconds: storetest.Ptr(int32(1))})
-	cancel := enqueue(t, s, store.NewTask{CallablePath: "app.forever"})
+	ok := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.ok"})
+	flaky := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.flaky"})
+	crash := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.crash"})
+	stopped := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.stopped"})
+	bigT := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.big"})
+	timeout := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.forever", TimeoutSeconds: storetest.Ptr(int32(1))})
+	cancel := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.forever"})
 
-	if got := waitState(t, s, ok.ID, 20*time.Second, store.StateSucceeded); str(got.ResultData) != `{"sum": 5}` ||
+	if got := workertest.WaitState(t, s, ok.ID, 20*time.Second, store.StateSucceeded); str(got.ResultData) != `{"sum": 5}` ||
 		!strings.HasPrefix(str(got.RayJobID), fmt.Sprintf("raysubmit_t%d_a1_", ok.ID)) || str(got.RayAddress) != e.r.Address() {
 		t.Fatalf("ok: %+v", got)
 	}
-	got := waitState(t, s, flaky.ID, 20*time.Second, store.StateSucceeded)
+	got := workertest.WaitState(t, s, flaky.ID, 20*time.Second, store.StateSucceeded)
 	if str(got.ResultData) != `"second time lucky"` || got.AttemptNumber != 2 || got.ErrorMessage != nil {
 		t.Fatalf("flaky: %+v", got)
 	}
@@ -205,20 +172,20 @@ func TestThroughTheLoop(t *testing.T) {
 	if len(flakyJobs) != 2 || flakyJobs[0] == flakyJobs[1] || !strings.Contains(flakyJobs[1], "_a2_") {
 		t.Fatalf("retry must run under a new submission id: %v", flakyJobs)
 	}
-	if got := waitState(t, s, crash.ID, 30*time.Second, store.StateFailed); got.AttemptNumber != 2 ||
+	if got := workertest.WaitState(t, s, crash.ID, 30*time.Second, store.StateFailed); got.AttemptNumber != 2 ||
 		!strings.HasPrefix(str(got.ErrorMessage), "Job entrypoint command failed with exit code 1") ||
 		!strings.Contains(str(got.ErrorTraceback), "No module named 'app'") {
 		t.Fatalf("crash: %+v", got)
 	}
-	waitState(t, s, stopped.ID, 20*time.Second, store.StateCancelled)
+	workertest.WaitState(t, s, stopped.ID, 20*time.Second, store.StateCancelled)
 	sum := sha256.Sum256([]byte(pyString(big)))
-	if got := waitState(t, s, bigT.ID, 30*time.Second, store.StateSucceeded); got.ResultData != nil ||
+	if got := workertest.WaitState(t, s, bigT.ID, 30*time.Second, store.StateSucceeded); got.ResultData != nil ||
 		str(got.ResultReference) != fmt.Sprintf("oversize://sha256/%s?bytes=%d", hex.EncodeToString(sum[:]), big+2) {
 		t.Fatalf("big: data %d bytes, reference %s", len(str(got.ResultData)), str(got.ResultReference))
 	}
 
 	// timeout: FAILED (never retried), and the Ray job is stopped (0.2.0 leaves it running)
-	got = waitState(t, s, timeout.ID, 20*time.Second, store.StateFailed)
+	got = workertest.WaitState(t, s, timeout.ID, 20*time.Second, store.StateFailed)
 	if str(got.ErrorMessage) != "Task timed out after 1 seconds" || got.AttemptNumber != 1 {
 		t.Fatalf("timeout: %+v", got)
 	}
@@ -229,13 +196,13 @@ func TestThroughTheLoop(t *testing.T) {
 
 	// cancel: CANCELLING -> the Ray job is stopped -> CANCELLED
 	workertest.Eventually(t, 10*time.Second, "the job to run", func() bool {
-		j, ok := srv.Job(str(getRow(t, s, cancel.ID).RayJobID))
+		j, ok := srv.Job(str(workertest.Row(t, s, cancel.ID).RayJobID))
 		return ok && j.Status == raytest.Running
 	})
 	if _, err := s.RequestCancel(context.Background(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
-	got = waitState(t, s, cancel.ID, 20*time.Second, store.StateCancelled)
+	got = workertest.WaitState(t, s, cancel.ID, 20*time.Second, store.StateCancelled)
 	if j, _ := srv.Job(str(got.RayJobID)); j.Status != raytest.Stopped || j.StopRequests != 1 {
 		t.Fatalf("cancelled job: %+v", j)
 	}
@@ -262,8 +229,8 @@ func TestOutageThroughTheLoop(t *testing.T) {
 		return []raytest.Step{{After: 0, Status: raytest.Running}}
 	}))
 	e := startLoop(t, s, sc, srv, func(c *worker.Config) { c.StuckAfter = 2 * time.Second }, nil)
-	inflight := enqueue(t, s, store.NewTask{CallablePath: "app.long"})
-	first := waitState(t, s, inflight.ID, 10*time.Second, store.StateRunning)
+	inflight := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.long"})
+	first := workertest.WaitState(t, s, inflight.ID, 10*time.Second, store.StateRunning)
 	workertest.Eventually(t, 10*time.Second, "the job to run", func() bool {
 		j, ok := srv.Job(str(first.RayJobID))
 		return ok && j.Status == raytest.Running
@@ -275,17 +242,17 @@ func TestOutageThroughTheLoop(t *testing.T) {
 		e.w.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return rec.Code == http.StatusServiceUnavailable && strings.Contains(rec.Body.String(), "unreachable")
 	})
-	waiting := enqueue(t, s, store.NewTask{CallablePath: "app.later"})
-	lost := waitState(t, s, inflight.ID, 20*time.Second, store.StateQueued)
+	waiting := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.later"})
+	lost := workertest.WaitState(t, s, inflight.ID, 20*time.Second, store.StateQueued)
 	if lost.AttemptNumber != 2 || str(lost.ErrorMessage) != store.LostMessage {
 		t.Fatalf("%+v", lost)
 	}
-	if got := getRow(t, s, waiting.ID); got.State != store.StateQueued {
+	if got := workertest.Row(t, s, waiting.ID); got.State != store.StateQueued {
 		t.Fatalf("claimed during the outage: %+v", got)
 	}
 
 	srv.SetDown(false)
-	got := waitState(t, s, inflight.ID, 30*time.Second, store.StateSucceeded)
+	got := workertest.WaitState(t, s, inflight.ID, 30*time.Second, store.StateSucceeded)
 	if str(got.ResultData) != `"after the outage"` || str(got.RayJobID) == str(first.RayJobID) {
 		t.Fatalf("%+v", got)
 	}
@@ -293,7 +260,7 @@ func TestOutageThroughTheLoop(t *testing.T) {
 		j, _ := srv.Job(str(first.RayJobID))
 		return j.Status == raytest.Stopped
 	})
-	waitState(t, s, waiting.ID, 30*time.Second, store.StateSucceeded)
+	workertest.WaitState(t, s, waiting.ID, 30*time.Second, store.StateSucceeded)
 	if n := len(e.logs.Lines("Ray Jobs API unreachable")); n != 1 {
 		t.Fatalf("%d outage lines", n)
 	}

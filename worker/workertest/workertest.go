@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rayctl/rayctl/store"
 )
 
 // RepoRoot is the repository's root directory.
@@ -177,4 +180,35 @@ func (l *LogBuffer) Lines(subs ...string) []string {
 		}
 	}
 	return out
+}
+
+// Enqueue inserts a task through the store and returns its row.
+func Enqueue(t testing.TB, s *store.Store, n store.NewTask) store.Task {
+	t.Helper()
+	task, err := s.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// Row reads a task row.
+func Row(t testing.TB, s *store.Store, id int64) store.Task {
+	t.Helper()
+	task, err := s.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// WaitState waits until the row is in one of states and returns it.
+func WaitState(t testing.TB, s *store.Store, id int64, within time.Duration, states ...store.TaskState) store.Task {
+	t.Helper()
+	var task store.Task
+	Eventually(t, within, fmt.Sprintf("task %d to reach %v", id, states), func() bool {
+		task = Row(t, s, id)
+		return slices.Contains(states, task.State)
+	})
+	return task
 }

@@ -80,12 +80,14 @@ func Start(ctx context.Context, o Options) (*Head, error) {
 		return nil, err
 	}
 	h := &Head{Address: "http://127.0.0.1:" + strconv.Itoa(o.Port), dir: dir}
-	ports, err := freePorts(8)
+	// The worker range first: Ray refuses to start when another of its ports falls inside it.
+	wbase := workerPortBase()
+	ports, err := freePorts(8, func(p int) bool { return p == o.Port || (p >= wbase && p < wbase+workerPorts) })
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	ports = append(ports, workerPortBase())
+	ports = append(ports, wbase)
 	args := []string{"start", "--head", "--disable-usage-stats",
 		"--node-ip-address", "127.0.0.1", "--temp-dir", filepath.Join(dir, "t"),
 		"--dashboard-host", "127.0.0.1", "--dashboard-port", strconv.Itoa(o.Port),
@@ -93,7 +95,7 @@ func Start(ctx context.Context, o Options) (*Head, error) {
 		"--node-manager-port", strconv.Itoa(ports[2]), "--object-manager-port", strconv.Itoa(ports[3]),
 		"--metrics-export-port", strconv.Itoa(ports[4]), "--dashboard-agent-listen-port", strconv.Itoa(ports[5]),
 		"--dashboard-agent-grpc-port", strconv.Itoa(ports[6]), "--runtime-env-agent-port", strconv.Itoa(ports[7]),
-		"--min-worker-port", strconv.Itoa(ports[8]), "--max-worker-port", strconv.Itoa(ports[8] + 99)}
+		"--min-worker-port", strconv.Itoa(ports[8]), "--max-worker-port", strconv.Itoa(ports[8] + workerPorts - 1)}
 	if o.CPUs > 0 {
 		args = append(args, "--num-cpus", strconv.Itoa(o.CPUs))
 	}
@@ -223,7 +225,11 @@ func containsEnv(env, entry []byte) bool {
 	return strings.Contains(s, "\x00"+string(entry))
 }
 
-func freePorts(n int) ([]int, error) {
+// workerPorts is the size of the worker port range.
+const workerPorts = 100
+
+// freePorts returns n distinct ports free on 127.0.0.1 now, none of them one that avoid rejects.
+func freePorts(n int, avoid func(int) bool) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -232,12 +238,17 @@ func freePorts(n int) ([]int, error) {
 	}()
 	var out []int
 	for len(out) < n {
+		if len(ls) > 10*n {
+			return nil, errors.New("localray: no free port outside the worker range")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, errors.Join(errors.New("localray: no free port"), err)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+		ls = append(ls, l) // held open until the end, so the kernel never hands it out twice
+		if p := l.Addr().(*net.TCPAddr).Port; !avoid(p) {
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }

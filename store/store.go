@@ -72,6 +72,14 @@ func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (
 	for _, f := range configure {
 		f(cfg)
 	}
+	afterConnect := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		RegisterTypes(c.TypeMap()) // poison timestamps ('-infinity', year 20000) read, never fail
+		if afterConnect != nil {
+			return afterConnect(ctx, c)
+		}
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, errors.New(redact(fmt.Sprintf("database %s: %s", describe(cfg), redactErr(err, dsn)), dsn))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -35,7 +34,7 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 	if r.o.json() {
 		return writeJSON(r.stdout, r.o, st)
 	}
-	tw := tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+	tw := table(r.stdout)
 	fmt.Fprintln(tw, "STATE\tTASKS")
 	for _, s := range store.AllStates {
 		fmt.Fprintf(tw, "%s\t%d\n", s, st.States[s])
@@ -45,7 +44,7 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 		return err
 	}
 	fmt.Fprintln(r.stdout)
-	tw = tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+	tw = table(r.stdout)
 	fmt.Fprintln(tw, "QUEUE\tQUEUED\tDEFERRED\tRUNNING\tFAILED\tLOST\tOLDEST QUEUED\tOK/MIN\tFAILED/MIN")
 	for _, q := range st.Queues {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Depth, q.Deferred, q.States[store.StateRunning],

@@ -49,7 +49,7 @@ type env struct {
 	term io.Writer
 	// text is the sanitizing writer around stdout: text output shows task data's control
 	// characters instead of obeying them; JSON output switches it to pass through unchanged.
-	text *termtext.Writer
+	text   *termtext.Writer
 	getenv func(string) string
 	// stdinIsTTY reports whether a person can answer a prompt on stdin.
 	stdinIsTTY func() bool

@@ -8,6 +8,8 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // num formats n with thousands separators: 1,234,567.
@@ -145,13 +147,15 @@ func flexColumns(cols []column, flex, total, min int) []column {
 	return out
 }
 
-// row renders cells in columns separated by one space.
+// row renders cells in columns separated by one space. Cells are plain text, often a task's
+// (queue, callable, worker, error): each is made safe for the terminal (termtext.Line) here,
+// so no table can draw an escape sequence it was handed.
 func row(cols []column, cells ...string) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		cell := ""
 		if i < len(cells) {
-			cell = cells[i]
+			cell = termtext.Line(cells[i])
 		}
 		if c.right {
 			parts[i] = padLeft(cell, c.width)

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/termtext"
 )
 
@@ -47,6 +48,8 @@ func shortDur(d time.Duration) string {
 	}
 	d = d.Round(time.Second)
 	switch {
+	case d >= 100*365*24*time.Hour: // measured from '-infinity' (a poison row)
+		return "∞"
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d.Seconds()))
 	case d < time.Hour:
@@ -68,6 +71,9 @@ func shortDur(d time.Duration) string {
 func ago(now time.Time, t *time.Time) string {
 	if t == nil {
 		return "-"
+	}
+	if name, ok := store.InfiniteTime(*t); ok {
+		return name
 	}
 	return shortDur(now.Sub(*t))
 }

@@ -160,6 +160,10 @@ func (m Model) detailContent(t store.Task) string {
 			kv(e.name, "-")
 			continue
 		}
+		if name, ok := store.InfiniteTime(*e.at); ok { // a poison row: show what the database holds
+			kv(e.name, name)
+			continue
+		}
 		rel := shortDur(now.Sub(*e.at)) + " ago"
 		if e.at.After(now) {
 			rel = "in " + shortDur(e.at.Sub(now))

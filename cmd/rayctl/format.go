@@ -67,6 +67,9 @@ func ago(now time.Time, t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
+	if name, ok := store.InfiniteTime(*t); ok {
+		return name
+	}
 	d := now.Sub(*t).Seconds()
 	if d < 0 {
 		return "in " + age(-d, true)

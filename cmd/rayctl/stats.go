@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -63,9 +64,15 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 }
 
 // age formats seconds compactly: 45s, 12m3s, 5h2m, 3d4h.
+// maxAgeSeconds is the largest age shown as a duration (about 290 years, time.Duration's range).
+const maxAgeSeconds = float64(math.MaxInt64/int64(time.Second)) - 1
+
 func age(seconds float64, ok bool) string {
 	if !ok {
 		return "-"
+	}
+	if seconds >= maxAgeSeconds { // measured from '-infinity' (a poison row): beyond any Duration
+		return "∞"
 	}
 	d := time.Duration(seconds * float64(time.Second)).Round(time.Second)
 	switch {

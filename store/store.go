@@ -28,7 +28,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrNoSchema: the django-ray tables do not exist in the database (or the search_path).
 	ErrNoSchema = errors.New("the django-ray tables do not exist in this database (run `rayctl migrate up`)")
-	// ErrInvalid: the caller passed a value the schema cannot hold.
+	// ErrInvalid: the caller passed a value the schema cannot hold. PostgreSQL refused it for
+	// what it is (a data exception, class 22; an integrity violation, class 23; a value over
+	// a program limit, class 54), so the same write will be refused again: callers treat it
+	// as permanent, unlike a connection error.
 	ErrInvalid = errors.New("invalid value")
 )
 
@@ -211,10 +214,12 @@ func translate(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "42P01": // undefined_table
+		switch {
+		case pgErr.Code == "42P01": // undefined_table
 			return fmt.Errorf("%w: %s", ErrNoSchema, pgErr.Message)
-		case "22001", "23514", "22003", "22P02", "23502": // too long, check, out of range, bad text, not null
+		case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"), strings.HasPrefix(pgErr.Code, "54"):
+			// data exception (too long, out of range, bad text, invalid UTF-8 or NUL: 22021),
+			// integrity violation (check, not null), program limit exceeded
 			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
 		}
 	}

@@ -88,3 +88,44 @@ func TestRefusedOutcomeFreesTheSlot(t *testing.T) {
 		t.Fatalf("the refused row: %+v", got)
 	}
 }
+
+// TestPoisonRowsInAClaimBatch: one claim batch holds rows nobody should have written
+// (run_after and created_at '-infinity', args_json that is not JSON) between ordinary ones.
+// Every row of the batch ends: the poison ones run or fail on their own, none is left RUNNING.
+func TestPoisonRowsInAClaimBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	var ids []int64
+	for i, set := range []string{"", `run_after = '-infinity', created_at = '-infinity'`, `args_json = '[1,'`, "", `state = 'weird'`} {
+		row := enqueue(t, e.s, store.NewTask{CallablePath: "add", ArgsJSON: `[1, 2]`})
+		if set != "" {
+			if _, err := e.sc.Pool.Exec(ctx, `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i != 4 {
+			ids = append(ids, row.ID)
+		}
+	}
+	e.start(nil, nil) // 4 slots: the four runnable rows are claimed in one batch
+	want := []store.TaskState{store.StateSucceeded, store.StateSucceeded, store.StateFailed, store.StateSucceeded}
+	for i, id := range ids {
+		row := waitState(t, e.s, id, store.StateSucceeded, store.StateFailed)
+		if row.State != want[i] {
+			t.Errorf("row %d: %s (%s), want %s", id, row.State, str(row.ErrorMessage), want[i])
+		}
+	}
+	if bad := rowOf(t, e, ids[2]); !strings.Contains(str(bad.ErrorMessage), "args_json is not valid JSON") {
+		t.Errorf("the malformed row failed with %q", str(bad.ErrorMessage))
+	}
+}
+
+func rowOf(t *testing.T, e env, id int64) store.Task {
+	t.Helper()
+	row, err := e.s.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row
+}

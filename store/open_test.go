@@ -107,11 +107,11 @@ func TestRedactDSN(t *testing.T) {
 		"host=h password = 'p w\\'x' user=u":          "host=h password=xxxxx user=u",
 		"host=h password='unterminated":               "host=h password=xxxxx",
 		"host=h password":                             "host=h password=xxxxx",
-		"postgres://u:pw@h/db":                 "postgres://u:xxxxx@h/db",
-		"postgres://u@h/db":                    "postgres://u@h/db",
-		"postgres://u:pw@h:badport/db":         "postgres://u:xxxxx@h:badport/db",
-		"host=h user=u password=pw dbname=d":   "host=h user=u password=xxxxx dbname=d",
-		"host=h user=u PASSWORD='pw' dbname=d": "host=h user=u password=xxxxx dbname=d",
+		"postgres://u:pw@h/db":                        "postgres://u:xxxxx@h/db",
+		"postgres://u@h/db":                           "postgres://u@h/db",
+		"postgres://u:pw@h:badport/db":                "postgres://u:xxxxx@h:badport/db",
+		"host=h user=u password=pw dbname=d":          "host=h user=u password=xxxxx dbname=d",
+		"host=h user=u PASSWORD='pw' dbname=d":        "host=h user=u password=xxxxx dbname=d",
 	}
 	for in, want := range cases {
 		if got := store.RedactDSN(in); got != want {

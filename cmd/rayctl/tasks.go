@@ -278,6 +278,9 @@ func tasksShow(r *runCtx, id int64, opts recovery.DetailOptions) error {
 				if ref.FileExists != nil && *ref.FileExists {
 					state = fmt.Sprintf("present, %d bytes", *ref.FileBytes)
 				}
+				if ref.FileProblem != "" {
+					state = ref.FileProblem
+				}
 				fmt.Fprintf(w, "  on this machine: %s (%s)\n", ref.Path, state)
 			}
 		} else {

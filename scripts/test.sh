@@ -11,6 +11,11 @@
 # or fail under CI=true).
 # The Django interop tier (interop/) needs the same venv but no Ray: a full run always makes
 # it (RAYCTL_DJANGO=0 skips it; RAYCTL_DJANGO=1 makes it for a partial run too).
+# A full run also fuzzes every Fuzz target (each parser of untrusted input: pyjson, the
+# result line, payloads, result references, DSN redaction, storable text, the terminal
+# sanitizer, Ray's answers) for RAYCTL_FUZZTIME (3s) each, one `go test -fuzz` per target,
+# starting from the corpus in each package's testdata/fuzz (RAYCTL_FUZZ=0 skips it;
+# RAYCTL_FUZZ=1 fuzzes in a partial run too). A failing input is saved there by go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,10 +29,27 @@ go vet ./...
 
 ray=${RAYCTL_RAY:-}
 django=${RAYCTL_DJANGO:-}
+fuzz=${RAYCTL_FUZZ:-}
 if [ $# -eq 0 ]; then
   set -- ./...
   ray=${ray:-1}
   django=${django:-1}
+  fuzz=${fuzz:-1}
+fi
+if [ "$fuzz" = 1 ]; then
+  fuzzlog=$(mktemp)
+  trap 'rm -f "$fuzzlog"' EXIT
+  started=$SECONDS
+  n=0
+  while read -r file fn; do
+    if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "${RAYCTL_FUZZTIME:-3s}" "./$(dirname "$file")" >"$fuzzlog" 2>&1; then
+      cat "$fuzzlog" >&2
+      echo "test.sh: fuzzing $fn (./$(dirname "$file")) failed; the input is saved under its testdata/fuzz" >&2
+      exit 1
+    fi
+    n=$((n + 1))
+  done < <(git ls-files '*_test.go' | xargs grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func / /')
+  echo "test.sh: fuzzed $n targets in $((SECONDS - started))s" >&2
 fi
 if [ "$django" = 1 ] && [ -z "${RAYCTL_PYTHON:-}" ]; then
   venv_env=$(scripts/pyenv.sh) # fails the run with pip's or pyenv.sh's own error

@@ -102,8 +102,10 @@ func TestRedactDSN(t *testing.T) {
 	cases := map[string]string{
 		"postgres://u:pa@ssWORD@h/db":                 "postgres://u:xxxxx@h/db",
 		"postgres://u:pa/ss@h/db?sslmode=disable":     "postgres://u:xxxxx@h/db?sslmode=disable",
-		"postgres://h/db?sslmode=disable&password=pw": "postgres://h/db?password=xxxxx&sslmode=disable",
-		"postgres://h:bad/db?password=pw&x=1":         "postgres://h:bad/db?password=xxxxx&x=1",
+		"postgres://h/db?sslmode=disable&password=pw": "postgres://h/db?sslmode=disable&password=xxxxx",
+		"postgres://h:bad/db?password=p&w&x=1":        "postgres://h:bad/db?password=xxxxx",
+		"postgres://u:12#frag@h/db":                   "postgres://u:xxxxx@h/db",
+		"postgres://u:a\nb@h/db":                      "postgres://u:xxxxx@h/db",
 		"host=h password = 'p w\\'x' user=u":          "host=h password=xxxxx user=u",
 		"host=h password='unterminated":               "host=h password=xxxxx",
 		"host=h password":                             "host=h password=xxxxx",

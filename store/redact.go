@@ -15,27 +15,18 @@ import (
 
 // RedactDSN returns dsn with every password in it replaced by "xxxxx": the URL's userinfo
 // password (up to the last '@', so an unescaped '@' in it is covered), a password query
-// parameter, and key=value password settings (quoted or not).
+// parameter (to the end: an unescaped '&' in it is covered), and key=value password
+// settings (quoted or not). It works on the text as written, never on a parse of it that
+// might split the password differently (a '#' or '?' in it).
 func RedactDSN(dsn string) string {
 	if isURL(dsn) {
-		if u, err := url.Parse(dsn); err == nil && (u.User == nil || !strings.Contains(u.Host, "@")) {
-			if u.User != nil {
-				if _, has := u.User.Password(); has {
-					u.User = url.UserPassword(u.User.Username(), "xxxxx")
-				}
-			}
-			if q := u.Query(); q.Has("password") {
-				q.Set("password", "xxxxx")
-				u.RawQuery = q.Encode()
-			}
-			return u.String()
-		}
-		// net/url cannot parse it: cut the password from the first ':' of the userinfo to the
-		// last '@', and any password= parameter to the next '&'
-		if m := brokenURLPassword.FindStringSubmatchIndex(dsn); m != nil {
+		if m := urlPassword.FindStringSubmatchIndex(dsn); m != nil {
 			dsn = dsn[:m[2]] + "xxxxx" + dsn[m[3]:]
 		}
-		return urlQueryPassword.ReplaceAllString(dsn, "${1}xxxxx")
+		if m := urlQueryPassword.FindStringSubmatchIndex(dsn); m != nil {
+			dsn = dsn[:m[2]] + "xxxxx"
+		}
+		return dsn
 	}
 	var b strings.Builder
 	last := 0
@@ -51,9 +42,11 @@ func RedactDSN(dsn string) string {
 }
 
 var (
-	// scheme://user:password@... with the password running to the last '@' (greedy).
-	brokenURLPassword = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:(.*)@`)
-	urlQueryPassword  = regexp.MustCompile(`([?&]password=)[^&]*`)
+	// scheme://user:password@... with the password running to the last '@' (greedy, across
+	// any character).
+	urlPassword = regexp.MustCompile(`(?s)^[a-zA-Z][a-zA-Z0-9+.-]*://[^:@]*:(.*)@`)
+	// ?password=... or &password=..., to the end of the DSN.
+	urlQueryPassword = regexp.MustCompile(`(?s)[?&]password=(.*)$`)
 )
 
 func isURL(dsn string) bool {
@@ -75,15 +68,17 @@ func dsnSecrets(dsn string) secrets {
 				out = out.add(p)
 			}
 		}
-		if m := brokenURLPassword.FindStringSubmatch(dsn); m != nil {
+		if m := urlPassword.FindStringSubmatch(dsn); m != nil {
 			out = out.add(m[1])
 			for _, piece := range strings.Split(m[1], "@") {
 				out = out.add(piece)
 			}
 		}
-		for _, m := range urlQueryPassword.FindAllString(dsn, -1) {
-			_, v, _ := strings.Cut(m, "=")
-			out = out.add(v)
+		if m := urlQueryPassword.FindStringSubmatch(dsn); m != nil {
+			out = out.add(m[1])
+			for _, piece := range strings.Split(m[1], "&") {
+				out = out.add(piece)
+			}
 		}
 		return out
 	}

@@ -434,4 +434,5 @@ func killPID(pid int) error {
 	}
 	return p.Kill()
 }
+
 var execCommand = exec.Command

@@ -235,6 +235,18 @@ def pool_main(chan, cfg):
         chan.send({"op": "done", "id": task_id, "bytes": total, "truncated": truncated}, text)
 
 
+def reachable(chan, address):
+    """A quick TCP check of a Ray address (ray.init retries an unreachable one for minutes)."""
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # let ray.init judge it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        fatal(chan, "cannot reach the Ray cluster at %s: %s" % (address, e))
+
+
 def ray_execute(payload_b64):
     """The remote function: django-ray's execution function on a Ray worker."""
     from django_ray.runtime.entrypoint import execute_task_from_payload
@@ -287,6 +299,8 @@ def ray_core_main(chan, cfg):
         init["namespace"] = cfg["namespace"]
     if address is None and cfg.get("num_cpus"):
         init["num_cpus"] = int(cfg["num_cpus"])
+    if address:
+        reachable(chan, address)
     try:
         ray.init(**init)
     except BaseException as e:  # noqa: BLE001

@@ -134,7 +134,7 @@ type RunOutput struct {
 	// Stdout is standard output: all of it, or only its tail when StdoutTruncated.
 	Stdout []byte
 	// StdoutParts, when not nil, replaces Stdout: the same bytes as consecutive pieces (a
-	// bounded capture's chunks, procrunner.Tail.Parts). Interpret reads them without joining
+	// bounded capture's chunks, procrunner.Capture.Parts). Interpret reads them without joining
 	// them, so a large output costs its capture and nothing more.
 	StdoutParts     [][]byte
 	StdoutTruncated bool

@@ -10,7 +10,7 @@ import (
 )
 
 // A run's output can be large (a task printing 30 MiB keeps 30 MiB) and arrives in pieces
-// (procrunner.Tail keeps chunks). Interpret reads it without joining the pieces into one
+// (procrunner.Capture keeps chunks). Interpret reads it without joining the pieces into one
 // copy: it decodes only the last line, copies only the tails it records, and leaves the
 // whole-output result (django-ray's rule for a last line that is not an envelope) as the
 // pieces themselves, encoded by Results.Place only as far as it needs.

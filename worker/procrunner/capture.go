@@ -10,10 +10,10 @@ import (
 	"github.com/rayctl/rayctl/pyjson"
 )
 
-// maxChunk is the largest piece a Tail keeps its bytes in (the size of one pipe read).
+// maxChunk is the largest piece a Capture keeps its bytes in (the size of one pipe read).
 const maxChunk = 32 << 10
 
-// Tail captures a stream (a task's stdout or stderr) with bounded memory: all of it while it
+// Capture captures a stream (a task's stdout or stderr) with bounded memory: all of it while it
 // fits in max bytes, then only its last max bytes. It costs what it keeps and little more:
 // the bytes live in chunks of at most 32 KiB (max/16 for small bounds) that are filled in
 // place and recycled when they fall out of the window, so a task printing gigabytes holds
@@ -21,16 +21,17 @@ const maxChunk = 32 << 10
 // over its whole run. Nothing is
 // ever copied into one contiguous buffer unless a caller asks for it (Bytes, Last).
 //
-// With a whole-stream digest (NewTail(max, true)), once the output no longer fits, the size
+// With a whole-stream digest (NewCapture(max, true)), once the output no longer fits, the size
 // and SHA-256 of Python's json.dumps of the entire stream (decoded as UTF-8) are computed as
 // it passes: django-ray's result for a run whose last line is not an envelope.
 //
-// A Tail is safe for one writer and concurrent readers. Fill a lifecycle.RunOutput from it
-// with Parts and WholeDigest, without copying:
+// It is the process runner's, shared with the pool runner. A Capture is safe for one writer
+// and concurrent readers. Fill a lifecycle.RunOutput from it
+// with Parts and Digest, without copying:
 //
 //	run.StdoutParts, run.StdoutTruncated = t.Parts()
-//	run.StdoutDigest = t.WholeDigest()
-type Tail struct {
+//	run.StdoutDigest = t.Digest()
+type Capture struct {
 	mu        sync.Mutex
 	max       int
 	chunk     int      // chunk capacity
@@ -45,11 +46,11 @@ type Tail struct {
 	digest *digester
 }
 
-// NewTail returns a Tail keeping at most max bytes (at least 1). wholeDigest computes the
+// NewCapture returns a Capture keeping at most max bytes (at least 1). wholeDigest computes the
 // whole stream's json.dumps digest once the output no longer fits.
-func NewTail(max int, wholeDigest bool) *Tail {
+func NewCapture(max int, wholeDigest bool) *Capture {
 	max = maxInt(max, 1)
-	t := &Tail{max: max, chunk: minInt(maxChunk, maxInt(1, max/16))}
+	t := &Capture{max: max, chunk: minInt(maxChunk, maxInt(1, max/16))}
 	if wholeDigest {
 		t.digest = &digester{}
 	}
@@ -57,7 +58,7 @@ func NewTail(max int, wholeDigest bool) *Tail {
 }
 
 // Write implements io.Writer. It never fails.
-func (t *Tail) Write(p []byte) (int, error) {
+func (t *Capture) Write(p []byte) (int, error) {
 	n := len(p)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -105,7 +106,7 @@ func (t *Tail) Write(p []byte) (int, error) {
 
 // newChunk returns an empty chunk: the spare one, or a new one. The very first chunk starts
 // small, so a task that prints a line costs a line.
-func (t *Tail) newChunk(need int) []byte {
+func (t *Capture) newChunk(need int) []byte {
 	if t.spare != nil {
 		c := t.spare[:0]
 		t.spare = nil
@@ -120,7 +121,7 @@ func (t *Tail) newChunk(need int) []byte {
 // push appends a chunk to the window. The window slides along its array as chunks fall out
 // at the front; at the array's end it moves back to the start instead of growing, so a
 // steady stream allocates nothing for its bookkeeping either.
-func (t *Tail) push(c []byte) {
+func (t *Capture) push(c []byte) {
 	if len(t.chunks) == cap(t.chunks) && len(t.chunks) < len(t.base) {
 		n := copy(t.base, t.chunks)
 		clear(t.base[n:])
@@ -133,7 +134,7 @@ func (t *Tail) push(c []byte) {
 }
 
 // dropTo lets go of the oldest bytes until at most limit are kept, recycling whole chunks.
-func (t *Tail) dropTo(limit int) {
+func (t *Capture) dropTo(limit int) {
 	limit = max(limit, 0)
 	for t.size > limit {
 		first := t.chunks[0]
@@ -152,7 +153,7 @@ func (t *Tail) dropTo(limit int) {
 }
 
 // partsLocked is the kept bytes in order, as slices of the chunks.
-func (t *Tail) partsLocked() [][]byte {
+func (t *Capture) partsLocked() [][]byte {
 	out := make([][]byte, 0, len(t.chunks))
 	for i, c := range t.chunks {
 		if i == 0 {
@@ -165,17 +166,17 @@ func (t *Tail) partsLocked() [][]byte {
 	return out
 }
 
-// Parts returns the kept bytes in order as slices of the Tail's own chunks (no copy), and
+// Parts returns the kept bytes in order as slices of the Capture's own chunks (no copy), and
 // whether the beginning of the stream was dropped. The slices stay valid until the next
 // Write: call it once the stream has ended.
-func (t *Tail) Parts() ([][]byte, bool) {
+func (t *Capture) Parts() ([][]byte, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.partsLocked(), t.truncated
 }
 
 // Bytes returns a copy of the kept bytes in order, and whether the beginning was dropped.
-func (t *Tail) Bytes() ([]byte, bool) {
+func (t *Capture) Bytes() ([]byte, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]byte, 0, t.size)
@@ -186,29 +187,29 @@ func (t *Tail) Bytes() ([]byte, bool) {
 }
 
 // Last returns a copy of at most n bytes from the end of what is kept.
-func (t *Tail) Last(n int) []byte {
+func (t *Capture) Last(n int) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return lifecycle.Suffix(t.partsLocked(), n)
 }
 
 // Len returns how many bytes are kept.
-func (t *Tail) Len() int {
+func (t *Capture) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.size
 }
 
 // Total returns how many bytes were written.
-func (t *Tail) Total() int64 {
+func (t *Capture) Total() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.total
 }
 
-// WholeDigest is json.dumps(output as text) over the whole stream, when it was computed
-// (the Tail has a digest and the output did not fit).
-func (t *Tail) WholeDigest() *lifecycle.Digest {
+// Digest is json.dumps(output as text) over the whole stream, when it was computed
+// (the Capture has a digest and the output did not fit).
+func (t *Capture) Digest() *lifecycle.Digest {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.digest == nil || !t.digest.active {
@@ -217,8 +218,8 @@ func (t *Tail) WholeDigest() *lifecycle.Digest {
 	return t.digest.finish()
 }
 
-// held is the capacity of every chunk the Tail holds (for tests of its memory bound).
-func (t *Tail) held() int {
+// held is the capacity of every chunk the Capture holds (for tests of its memory bound).
+func (t *Capture) held() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := cap(t.spare)

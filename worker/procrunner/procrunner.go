@@ -92,8 +92,8 @@ func New(cfg Config) (*Runner, error) {
 type proc struct {
 	task   store.Task
 	cmd    *exec.Cmd
-	stdout *Tail
-	stderr *Tail
+	stdout *Capture
+	stderr *Capture
 	done   chan struct{}
 
 	mu        sync.Mutex
@@ -150,7 +150,7 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		}
 		cmd.Env = env
 	}
-	p := &proc{task: task, cmd: cmd, stdout: NewTail(r.cfg.MaxStdout, true), stderr: NewTail(r.cfg.MaxStderr, false), done: make(chan struct{})}
+	p := &proc{task: task, cmd: cmd, stdout: NewCapture(r.cfg.MaxStdout, true), stderr: NewCapture(r.cfg.MaxStderr, false), done: make(chan struct{})}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -209,7 +209,7 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 
 	run := lifecycle.RunOutput{}
 	run.StdoutParts, run.StdoutTruncated = p.stdout.Parts() // the capture itself, not a copy
-	run.StdoutDigest = p.stdout.WholeDigest()
+	run.StdoutDigest = p.stdout.Digest()
 	run.Stderr, _ = p.stderr.Bytes()
 	var exitErr *exec.ExitError
 	switch {

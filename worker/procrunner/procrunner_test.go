@@ -309,14 +309,14 @@ func TestSplitCommand(t *testing.T) {
 	}
 }
 
-// TestTail checks the bounded capture against keeping everything: the kept bytes are always
+// TestCapture checks the bounded capture against keeping everything: the kept bytes are always
 // the last max bytes, and the digest of the whole stream matches json.dumps of all of it.
-func TestTail(t *testing.T) {
+func TestCapture(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []byte("ab\n\"\\\x00\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff")
 	for iter := 0; iter < 300; iter++ {
 		max := 1 + rng.IntN(64)
-		tl := NewTail(max, true)
+		tl := NewCapture(max, true)
 		var all []byte
 		for w := rng.IntN(20); w > 0; w-- {
 			p := make([]byte, rng.IntN(3*max))
@@ -351,7 +351,7 @@ func TestTail(t *testing.T) {
 		if !bytes.Equal(got, want) || truncated != (len(all) > max) {
 			t.Fatalf("max %d, wrote %q: kept %q (truncated %v), want %q", max, all, got, truncated, want)
 		}
-		d := tl.WholeDigest()
+		d := tl.Digest()
 		if !truncated {
 			if d != nil {
 				t.Fatal("digest computed for output that fit")

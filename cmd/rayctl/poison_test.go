@@ -64,5 +64,20 @@ func TestReadCommandsShowPoisonRows(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, "scan") || !strings.Contains(r.stdout, "since -infinity") {
 		t.Errorf("doctor cannot read the poison rows:\n%s%s", r.stdout, r.stderr)
 	}
-	rayctl(t, vars, "", "inspect-leases").expect(t, exitOK)
+
+	// a lease and a RUNNING row whose heartbeats are infinite: ages are ∞, not an overflow
+	if _, err := s.DB().Exec(ctx, `INSERT INTO django_ray_taskworkerlease VALUES
+		('w-inf', 'h', 1, 'default', '-infinity', 'infinity', true, NULL), ('w-neg', 'h', 2, 'default', '-infinity', '-infinity', true, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w-neg"), StartedAt: &store.NegInfinity, LastHeartbeatAt: &store.Infinity})
+	for _, args := range [][]string{{"inspect-leases"}, {"tasks", "ls", "--state", "RUNNING"}, {"doctor"}} {
+		r = rayctl(t, vars, "", args...)
+		if strings.Contains(r.stdout, "922337") || strings.Contains(r.stdout, "2562047h") || r.code != exitOK && r.code != exitUnhealthy {
+			t.Errorf("rayctl %v on infinite heartbeats (exit %d):\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := rayctl(t, vars, "", "inspect-leases"); !strings.Contains(r.stdout, "∞ ago") {
+		t.Errorf("inspect-leases does not show the infinite heartbeat age:\n%s", r.stdout)
+	}
 }

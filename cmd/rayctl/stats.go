@@ -71,8 +71,11 @@ func age(seconds float64, ok bool) string {
 	if !ok {
 		return "-"
 	}
-	if seconds >= maxAgeSeconds { // measured from '-infinity' (a poison row): beyond any Duration
+	switch { // measured from or to an infinite timestamp (a poison row): beyond any Duration
+	case seconds >= maxAgeSeconds:
 		return "∞"
+	case seconds <= -maxAgeSeconds:
+		return "-∞"
 	}
 	d := time.Duration(seconds * float64(time.Second)).Round(time.Second)
 	switch {

@@ -128,4 +128,13 @@ func TestInfiniteGuardMatchesItsRow(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("a guard holding -infinity must match its row: applied %v, %v", ok, err)
 	}
+	// the batch completion sends its guards as a timestamptz[]: the same holds there
+	other := poison(t, s, `state = 'RUNNING', claimed_by_worker = 'w', started_at = 'infinity'`)
+	if read, err = s.GetTask(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	data := "1"
+	if ids, err := s.SucceedMany(ctx, []store.Completion{{Guard: read.Guard(), Result: store.Result{Data: &data}}}); err != nil || len(ids) != 1 {
+		t.Fatalf("SucceedMany with an infinite guard: %v, %v", ids, err)
+	}
 }

@@ -7,9 +7,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"

@@ -237,6 +237,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 	now := cfg.Clock()
 	var (
 		idle            = cfg.IdlePollMin
+		lastActive      time.Time // last claim that found work, or slot freed
 		nextClaim       = now
 		nextHeartbeat   = now.Add(cfg.HeartbeatInterval)
 		nextSweep       = now
@@ -258,6 +259,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			w.pollInflight(dbctx)
 			if len(w.inflight) < before {
 				nextClaim, idle = now, cfg.IdlePollMin // slots freed: look for work now
+				lastActive = now
 			}
 			pollNow = false
 			nextPoll = now.Add(w.pollInterval())
@@ -283,7 +285,9 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			case err != nil:
 				idle = cfg.IdlePollMax
 			case n > 0:
-				idle = cfg.IdlePollMin
+				idle, lastActive = cfg.IdlePollMin, now
+			case now.Sub(lastActive) < activeWindow:
+				idle = cfg.IdlePollMin // work came and went just now: more may follow at once
 			default:
 				idle = min(idle*2, cfg.IdlePollMax)
 			}
@@ -354,6 +358,11 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 		}
 	}
 }
+
+// activeWindow is how long the loop keeps polling at IdlePollMin after it last found work or
+// finished a task, before it backs off towards IdlePollMax: a task enqueued right after the
+// previous one finished (a request/response pattern) waits at most IdlePollMin for a claim.
+const activeWindow = 2 * time.Second
 
 func earliest(ts ...time.Time) time.Time {
 	out := ts[0]

@@ -121,7 +121,7 @@ func (w *Worker) MetricsAddr() string { return w.listening.Load().(string) }
 // if the worker could not start (no database, no lease, metrics address in use).
 func (w *Worker) Run(ctx context.Context) error {
 	dbctx := context.WithoutCancel(ctx)
-	lease := store.Lease{WorkerID: w.cfg.WorkerID, Hostname: w.cfg.Hostname, PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
+	lease := w.lease()
 	if err := w.withTimeout(dbctx, func(c context.Context) error { return w.store.UpsertLease(c, lease) }); err != nil {
 		return fmt.Errorf("cannot create the worker lease: %w", err)
 	}
@@ -165,6 +165,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.deactivate(dbctx)
 	w.log.Info("worker stopped", "worker_id", w.cfg.WorkerID)
 	return nil
+}
+
+// lease is this worker's lease row: django-ray's columns, with the execution mode carried in
+// the hostname (store.LeaseHostname) so operators see it in rayctl top and inspect-leases.
+func (w *Worker) lease() store.Lease {
+	return store.Lease{WorkerID: w.cfg.WorkerID, Hostname: store.LeaseHostname(w.cfg.Hostname, w.caps.Name, w.caps.Executors),
+		PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
 }
 
 func (w *Worker) deactivate(dbctx context.Context) {

@@ -168,6 +168,6 @@ func (m Model) workerSummary(w store.WorkerSummary) string {
 		return fmt.Sprintf("%s no lease · %s", termtext.Line(w.WorkerID), owns)
 	}
 	l := w.Lease
-	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", termtext.Line(w.WorkerID), w.Status, termtext.Line(l.Hostname), l.PID,
+	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", termtext.Line(w.WorkerID), w.Status, termtext.Line(l.Host()), l.PID,
 		shortDur(m.workers.now.Sub(l.LastHeartbeatAt)), owns)
 }

@@ -66,7 +66,8 @@ type Config struct {
 	StartTimeout time.Duration
 	// CancelGrace is how long a cancelled task gets before ray.cancel(force=True).
 	CancelGrace time.Duration
-	// HealthInterval and HealthTimeout pace the driver's cluster check (defaults 5 s, 30 s).
+	// HealthInterval and HealthTimeout pace the driver's cluster check (defaults 5 s and 10 s,
+	// as django-ray 0.2.0's); a Ray-level task error (a worker or node died) checks at once.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	Logger         *slog.Logger
@@ -124,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		cfg.HealthInterval = 5 * time.Second
 	}
 	if cfg.HealthTimeout <= 0 {
-		cfg.HealthTimeout = 30 * time.Second
+		cfg.HealthTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -329,7 +330,7 @@ func (r *Runner) Capabilities() worker.Capabilities {
 	if addr == "" {
 		addr = "auto"
 	}
-	return worker.Capabilities{Name: "ray_core", RayAddress: addr}
+	return worker.Capabilities{Name: "ray_core", RayAddress: addr, Executors: 1}
 }
 
 // Events implements worker.Runner.

@@ -109,19 +109,18 @@ func unsafeRune(r rune) bool {
 // Passthrough is called. Each Write is sanitized on its own, so a character split across two
 // writes shows as \x escapes; fmt and text/tabwriter never split one.
 type Writer struct {
-	w    io.Writer
-	raw  bool
-	base io.Writer
+	w   io.Writer
+	raw bool
 }
 
 // NewWriter returns a Writer over w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w, base: w} }
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
 // Passthrough stops sanitizing: what follows is written unchanged (JSON output).
 func (w *Writer) Passthrough() { w.raw = true }
 
 // Unwrap returns the writer underneath (for a program that drives the terminal itself).
-func (w *Writer) Unwrap() io.Writer { return w.base }
+func (w *Writer) Unwrap() io.Writer { return w.w }
 
 // Write implements io.Writer. It reports len(p) when everything was written.
 func (w *Writer) Write(p []byte) (int, error) {

@@ -53,35 +53,19 @@ func (w *Worker) abandon(dbctx context.Context, e *execution) {
 	}
 }
 
-// checkTimeouts ends this worker's executions that ran past timeout_seconds: FAILED (never
-// retried), then the work is stopped. The database's clock decides; if it disagrees by a
-// little the check is repeated shortly.
+// checkTimeouts stops this worker's executions that ran past timeout_seconds. Their rows stay
+// RUNNING (and heartbeated) until the runner confirms the work stopped; finish then records
+// them FAILED as timed out (never retried). Recording first would let an operator's requeue
+// start the task again while the first run is still alive.
 func (w *Worker) checkTimeouts(dbctx context.Context, now time.Time) {
 	for _, e := range w.inflight {
-		if e.deadline.IsZero() || e.abandoned || e.cancelling || e.handBack || now.Before(e.deadline) {
+		if e.deadline.IsZero() || e.abandoned || e.cancelling || e.handBack || e.timingOut || e.pending != nil || now.Before(e.deadline) {
 			continue
 		}
-		var tr lifecycle.Transition
-		err := w.withTimeout(dbctx, func(c context.Context) error {
-			var err error
-			tr, err = w.applier.Apply(c, e.task, lifecycle.Outcome{Kind: lifecycle.TimedOut})
-			return err
-		})
-		switch {
-		case err != nil:
-			w.dbError("timeout", err)
-			e.deadline = now.Add(time.Second)
-		case tr.Applied:
-			w.m.recovered.WithLabelValues("timed_out").Inc()
-			w.logTransition(e.task, tr, now.Sub(e.started))
-			w.abandon(dbctx, e)
-		case tr.Current == store.StateRunning:
-			e.deadline = now.Add(200 * time.Millisecond) // not yet by the database's clock
-		case tr.Current == store.StateCancelling:
-			e.deadline = time.Time{} // the cancellation check takes it from here
-		default:
-			w.log.Warn("task moved on while running; stopping it", taskAttrs(e.task, "state", tr.Current)...)
-			w.abandon(dbctx, e)
+		e.timingOut = true
+		w.log.Warn("task timed out; stopping it", taskAttrs(e.task, "timeout_seconds", *e.task.TimeoutSeconds)...)
+		if err := w.runner.Cancel(dbctx, e.task); err != nil {
+			w.log.Warn("could not stop a task", append(taskAttrs(e.task), "error", err)...)
 		}
 	}
 }
@@ -272,16 +256,14 @@ func (w *Worker) sweep(dbctx context.Context) {
 		}
 	}
 	for _, row := range stuck {
-		e := w.inflight[row.ID]
-		if e != nil && e.abandoned {
+		if w.inflight[row.ID] != nil {
+			// This worker runs it: the runner cannot tell its state now (the row is not
+			// heartbeated while Unknown). Marking it LOST would retry a task whose work may
+			// still run; the worker waits for the runner instead (see Runner).
 			continue
 		}
 		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost") {
-			if e != nil {
-				w.abandon(dbctx, e)
-			} else {
-				w.stopOrphan(dbctx, row, "lost")
-			}
+			w.stopOrphan(dbctx, row, "lost")
 		}
 	}
 	if w.caps.AdoptPrefix != "" {
@@ -408,17 +390,16 @@ func (w *Worker) release(dbctx context.Context, e *execution) bool {
 	return true
 }
 
-// releaseRemaining ends what did not stop within StopWait: rows are released (or a
-// cancelled one finalized) anyway, so the queue does not wait for stuck-task recovery.
+// releaseRemaining gives up on what the runner did not confirm stopped within StopWait (a
+// process in uninterruptible sleep) or could not be recorded: the rows are left as they are,
+// RUNNING or CANCELLING under this worker's lease, which is deactivated next, and other
+// workers recover them (stuck-task recovery, cancel finalization). Handing them back to the
+// queue now could start a task again beside a run that is still alive.
 func (w *Worker) releaseRemaining(dbctx context.Context) {
 	for _, e := range w.inflight {
-		switch {
-		case e.abandoned:
-		case e.cancelling:
-			w.apply(dbctx, e.task, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "")
-		default:
-			w.log.Warn("task not stopped or not recorded by the end of the shutdown; handing it back", taskAttrs(e.task)...)
-			w.release(dbctx, e)
+		if !e.abandoned {
+			w.log.Warn("task not confirmed stopped (or not recorded) by the end of the shutdown; left for recovery by other workers",
+				taskAttrs(e.task, "state", e.task.State)...)
 		}
 		w.forget(e)
 	}

@@ -52,17 +52,22 @@ type execution struct {
 	deadline time.Time  // zero: no timeout_seconds
 	// cancelling: the row went CANCELLING and Cancel was called; the outcome finalizes it.
 	cancelling bool
-	// abandoned: the row already moved on (timed out, found LOST); the runner was told to
-	// stop and its outcome is dropped.
+	// abandoned: the row already moved on without this worker (finished or re-queued by
+	// someone else); the runner was told to stop and its outcome is dropped.
 	abandoned bool
+	// timingOut: the execution ran past timeout_seconds and the runner was told to stop it.
+	// The row stays RUNNING (heartbeated) until the runner confirms the stop; then it is
+	// FAILED as timed out (or SUCCEEDED, if the run completed first).
+	timingOut bool
 	// handBack: stopped at shutdown; unless it succeeded first, its row is released.
 	handBack bool
 	// unknown: the runner's last Poll could not tell this execution's state (a Ray job whose
-	// status is unavailable). Its row is not heartbeated until the runner knows again, so
-	// an execution that stays unknown ages into stuck-task recovery.
+	// status is unavailable). Its row is not heartbeated until the runner knows again (it
+	// shows as stuck), but this worker never marks it LOST: it waits for the runner.
 	unknown bool
-	// pending is an outcome the runner never held (the attempt could not start) that could
-	// not be written yet; it is written on the next poll.
+	// pending is an outcome to write on the next poll: one the runner never held (the
+	// attempt could not start) and the database did not take, or a timeout of a stopped
+	// execution that the database's clock does not see yet.
 	pending *lifecycle.Outcome
 }
 
@@ -450,8 +455,8 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 	tasks := make([]store.Task, 0, len(w.inflight))
 	for _, e := range w.inflight {
 		if e.pending != nil {
-			if w.end(dbctx, e, *e.pending) {
-				delete(w.inflight, e.task.ID)
+			if o := *e.pending; w.end(dbctx, e, o) {
+				w.forget(e)
 			}
 			continue
 		}
@@ -480,7 +485,8 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 	w.m.inFlight.Set(float64(len(w.inflight)))
 }
 
-// finish records an execution's outcome and stops tracking it.
+// finish records an execution's outcome and stops tracking it. The runner has confirmed the
+// execution stopped (see Runner), so whatever is recorded here no longer runs.
 func (w *Worker) finish(dbctx context.Context, e *execution, o lifecycle.Outcome) {
 	switch {
 	case e.abandoned:
@@ -491,6 +497,8 @@ func (w *Worker) finish(dbctx context.Context, e *execution, o lifecycle.Outcome
 			w.forget(e)
 		}
 		return
+	case e.timingOut && e.task.State == store.StateRunning && o.Kind != lifecycle.Succeeded:
+		o = lifecycle.Outcome{Kind: lifecycle.TimedOut}
 	}
 	if w.end(dbctx, e, o) {
 		w.forget(e)
@@ -518,8 +526,29 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 		return false
 	}
 	w.dbFine()
+	if !tr.Applied && o.Kind == lifecycle.TimedOut && tr.Current == store.StateRunning && w.stillOurs(dbctx, e) {
+		// The database's clock does not see the deadline passed yet: the work is stopped,
+		// so keep the outcome and write it shortly.
+		e.pending = &o
+		w.retryPoll = true
+		return false
+	}
+	if tr.Applied && tr.Outcome == lifecycle.TimedOut {
+		w.m.recovered.WithLabelValues("timed_out").Inc()
+	}
 	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
 	return true
+}
+
+// stillOurs reads the row back: is it still RUNNING under this execution's claim?
+func (w *Worker) stillOurs(dbctx context.Context, e *execution) bool {
+	var cur store.Task
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		cur, err = w.store.GetTask(c, e.task.ID)
+		return err
+	})
+	return err == nil && cur.State == store.StateRunning && w.owns(cur) && sameClaim(e.task, cur)
 }
 
 // outcomeLabel names what a transition wrote, for metrics.

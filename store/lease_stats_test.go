@@ -251,6 +251,7 @@ func TestSweepQueries(t *testing.T) {
 	cancelMine := mk(storetest.Ptr("me"), func(r *store.Task) { r.State = store.StateCancelling })
 	cancelDead := mk(storetest.Ptr("dead"), func(r *store.Task) { r.State = store.StateCancelling })
 	mk(storetest.Ptr("live"), func(r *store.Task) { r.State = store.StateCancelling })
+	deadLocal := mk(storetest.Ptr("dead"), func(r *store.Task) { r.RayJobID = nil })
 
 	p := store.SweepParams{Self: "me", LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute}
 	ids := func(ts []store.Task, err error) []int64 {
@@ -263,7 +264,7 @@ func TestSweepQueries(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := ids(s.StuckTasks(ctx, p)), []int64{mineStuck.ID, deadStuck.ID, noOwner.ID}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(s.StuckTasks(ctx, p)), []int64{mineStuck.ID, deadStuck.ID, noOwner.ID, deadLocal.ID}; !reflect.DeepEqual(got, want) {
 		t.Errorf("stuck %v, want %v (live %d and fresh %d excluded)", got, want, liveStuck.ID, fresh.ID)
 	}
 	if got, want := ids(s.TimedOutTasks(ctx, p)), []int64{timedOut.ID}; !reflect.DeepEqual(got, want) {
@@ -277,6 +278,31 @@ func TestSweepQueries(t *testing.T) {
 	}
 	if got, want := ids(s.OwnedTasks(ctx, "me")), []int64{mineStuck.ID, cancelMine.ID}; !reflect.DeepEqual(got, want) {
 		t.Errorf("owned %v, want %v", got, want)
+	}
+
+	// OnlyOwn: a worker that has not watched the database for a lease TTL sweeps its own rows
+	own := p
+	own.OnlyOwn = true
+	if got, want := ids(s.StuckTasks(ctx, own)), []int64{mineStuck.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("only own: stuck %v, want %v", got, want)
+	}
+	if got := ids(s.TimedOutTasks(ctx, own)); len(got) != 0 {
+		t.Errorf("only own: timed out %v", got)
+	}
+	if got, want := ids(s.CancellingTasks(ctx, own)), []int64{cancelMine.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("only own: cancelling %v, want %v", got, want)
+	}
+	// SkipJobPrefix: a worker without Ray leaves other workers' Ray job rows alone
+	noRay := p
+	noRay.SkipJobPrefix = "raysubmit_"
+	if got, want := ids(s.StuckTasks(ctx, noRay)), []int64{mineStuck.ID, deadLocal.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without Ray: stuck %v, want %v", got, want)
+	}
+	if got := ids(s.TimedOutTasks(ctx, noRay)); len(got) != 0 {
+		t.Errorf("without Ray: timed out %v", got)
+	}
+	if got, want := ids(s.CancellingTasks(ctx, noRay)), []int64{cancelMine.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without Ray: cancelling %v, want %v", got, want)
 	}
 }
 

@@ -10,8 +10,11 @@ import (
 	"github.com/rayctl/rayctl/store"
 )
 
-func (w *Worker) sweepParams() store.SweepParams {
-	return store.SweepParams{Self: w.cfg.WorkerID, LeaseTTL: w.cfg.LeaseTTL, StuckAfter: w.cfg.StuckAfter, Limit: 1000}
+// sweepParams scope the sweeps: only this worker's rows until it has watched the database for
+// a lease TTL (after its start, or an outage that cut it off: watchedLongEnough).
+func (w *Worker) sweepParams(now time.Time) store.SweepParams {
+	return store.SweepParams{Self: w.cfg.WorkerID, LeaseTTL: w.cfg.LeaseTTL, StuckAfter: w.cfg.StuckAfter, Limit: 1000,
+		OnlyOwn: !w.watchedLongEnough(now)}
 }
 
 func (w *Worker) owns(t store.Task) bool {
@@ -78,7 +81,7 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 	var rows []store.Task
 	err := w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
-		rows, err = w.store.CancellingTasks(c, w.sweepParams())
+		rows, err = w.store.CancellingTasks(c, w.sweepParams(w.cfg.Clock()))
 		return err
 	})
 	if err != nil {
@@ -173,6 +176,9 @@ func (w *Worker) reconcileOwned(dbctx context.Context, ids []int64) {
 		if ok && w.owns(row) && sameClaim(e.task, row) && (row.State == store.StateRunning || row.State == store.StateCancelling) {
 			continue
 		}
+		if ok && (row.State == store.StateQueued || row.State == store.StateLost) && w.reclaim(dbctx, e) {
+			continue // marked LOST during an outage of this worker's database access: ours again
+		}
 		state := store.TaskState("deleted")
 		if ok {
 			state = row.State
@@ -211,9 +217,20 @@ func (w *Worker) renewLease(dbctx context.Context) {
 // sweep is the maintenance pass: expire other workers' stale leases, fail timed-out rows of
 // dead workers, mark stuck rows (this worker's or dead workers') LOST and retry them, and,
 // for a runner that can adopt, take over dead workers' running jobs.
+//
+// Until this worker has reached the database without a break for a lease TTL (after its start
+// or an outage that cut it off), it touches no other worker's lease or row: an outage that
+// cut it off probably cut the others off too, and they need up to a heartbeat interval after
+// it ends to heartbeat again. Expiring their leases and marking their rows LOST at once would
+// throw away results they hold and run their tasks a second time.
 func (w *Worker) sweep(dbctx context.Context) {
+	now := w.cfg.Clock()
+	p := w.sweepParams(now)
 	var expired []string
 	err := w.withTimeout(dbctx, func(c context.Context) error {
+		if p.OnlyOwn {
+			return nil
+		}
 		var err error
 		expired, err = w.store.ExpireLeases(c, w.cfg.LeaseTTL)
 		return err
@@ -232,7 +249,6 @@ func (w *Worker) sweep(dbctx context.Context) {
 		w.log.Warn("expired the lease of a worker without a heartbeat", "expired_worker_id", id, "lease_ttl", w.cfg.LeaseTTL.String())
 	}
 
-	p := w.sweepParams()
 	var timedOut, stuck []store.Task
 	err = w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
@@ -266,8 +282,8 @@ func (w *Worker) sweep(dbctx context.Context) {
 			w.stopOrphan(dbctx, row, "lost")
 		}
 	}
-	if w.caps.AdoptPrefix != "" {
-		w.adopt(dbctx)
+	if w.caps.AdoptPrefix != "" && !p.OnlyOwn {
+		w.adopt(dbctx, p)
 	}
 }
 
@@ -286,8 +302,7 @@ func (w *Worker) stopOrphan(dbctx context.Context, row store.Task, why string) {
 // adopt takes over RUNNING rows of dead workers whose jobs this runner can see: a job still
 // running is adopted (store.Adopt, django-ray's compare-and-set) and monitored like the
 // worker's own; a job that ended is finished without adoption, as django-ray does.
-func (w *Worker) adopt(dbctx context.Context) {
-	p := w.sweepParams()
+func (w *Worker) adopt(dbctx context.Context, p store.SweepParams) {
 	p.Limit = w.cfg.Concurrency
 	var orphans []store.Task
 	err := w.withTimeout(dbctx, func(c context.Context) error {

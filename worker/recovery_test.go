@@ -297,3 +297,20 @@ func TestProbesBeforeStartAndConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepWaitsALeaseTTLAfterStart: a worker that just started (or just got the database
+// back) has not watched it long enough to tell a dead worker from one that was cut off too:
+// other workers' rows are left alone until it has reached the database for a lease TTL.
+func TestSweepWaitsALeaseTTLAfterStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stale := storetest.Insert(t, e.s, store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1]", State: store.StateRunning,
+		ClaimedByWorker: storetest.Ptr("vanished"), AttemptNumber: 3, StartedAt: storetest.Ago(2 * time.Hour), LastHeartbeatAt: storetest.Ago(time.Hour)})
+	started := time.Now()
+	h := e.start(nil, nil)
+	got := waitState(t, e.s, stale.ID, store.StateLost)
+	if got.FinishedAt == nil || got.FinishedAt.Sub(started) < 1900*time.Millisecond { // LeaseTTL 2 s, same host's clock
+		t.Fatalf("marked LOST %v after the worker started, before it had watched the database for a lease TTL", got.FinishedAt.Sub(started))
+	}
+	h.waitLines(1, `"msg":"task lost"`)
+}

@@ -36,6 +36,10 @@ type Worker struct {
 	dbErrLog  map[string]time.Time
 	heldBy    string    // why the runner holds claims (its ReadinessReporter error); "" when not
 	heldUntil time.Time // when to ask the runner again
+	// dbSince is when this worker's view of the database last began (its start, or the
+	// first call that worked after one that could not reach it); zero while unreachable.
+	// Other workers' rows are swept only once it is a lease TTL old (see sweep).
+	dbSince time.Time
 
 	// shared with the HTTP handlers
 	leaseOK   atomic.Bool
@@ -132,6 +136,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.leaseOK.Store(true)
 	w.dbOK.Store(true)
+	w.dbSince = w.cfg.Clock()
 	w.tick()
 
 	var srv *http.Server
@@ -222,10 +227,14 @@ func (w *Worker) withTimeout(ctx context.Context, f func(context.Context) error)
 	return f(c)
 }
 
-// dbError records a failed database call and logs it at most every 10 s per operation.
+// dbError records a failed database call and logs it at most every 10 s per operation. A
+// call that could not reach the database ends this worker's continuous view of it.
 func (w *Worker) dbError(op string, err error) {
 	w.m.dbErrors.WithLabelValues(op).Inc()
 	w.dbOK.Store(false)
+	if store.Unreachable(err) {
+		w.dbSince = time.Time{}
+	}
 	now := w.cfg.Clock()
 	if last, ok := w.dbErrLog[op]; ok && now.Sub(last) < 10*time.Second {
 		return
@@ -234,7 +243,21 @@ func (w *Worker) dbError(op string, err error) {
 	w.log.Error("database call failed", "op", op, "error", err)
 }
 
-func (w *Worker) dbFine() { w.dbOK.Store(true) }
+func (w *Worker) dbFine() {
+	w.dbOK.Store(true)
+	if w.dbSince.IsZero() {
+		w.dbSince = w.cfg.Clock()
+		w.log.Info("database reachable again; other workers' tasks are left alone for a lease TTL, since they may have been cut off too",
+			"lease_ttl", w.cfg.LeaseTTL.String())
+	}
+}
+
+// watchedLongEnough reports whether this worker has reached the database without a break
+// for a lease TTL. Until then it cannot tell a dead worker from one that was cut off with it
+// and has not heartbeated again yet: it sweeps only its own rows.
+func (w *Worker) watchedLongEnough(now time.Time) bool {
+	return !w.dbSince.IsZero() && now.Sub(w.dbSince) >= w.cfg.LeaseTTL
+}
 
 // loop is the worker's single goroutine. It returns when a shutdown has run its course.
 func (w *Worker) loop(ctx, dbctx context.Context) {
@@ -526,6 +549,21 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 		return false
 	}
 	w.dbFine()
+	if !tr.Applied && (tr.Current == store.StateQueued || tr.Current == store.StateLost) && w.reclaim(dbctx, e) {
+		// The row was marked LOST only because this worker could not reach the database:
+		// it is ours again, so the outcome in hand is recorded instead of the task running
+		// a second time.
+		err = w.withTimeout(dbctx, func(c context.Context) error {
+			var err error
+			tr, err = w.applier.Apply(c, task, o)
+			return err
+		})
+		if err != nil {
+			w.dbError("complete", err)
+			w.retryPoll = true
+			return false
+		}
+	}
 	if !tr.Applied && o.Kind == lifecycle.TimedOut && tr.Current == store.StateRunning && w.stillOurs(dbctx, e) {
 		// The database's clock does not see the deadline passed yet: the work is stopped,
 		// so keep the outcome and write it shortly.
@@ -538,6 +576,32 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 	}
 	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
 	return true
+}
+
+// reclaim takes back the row of an execution this worker still holds when the row was marked
+// LOST (and perhaps re-queued) only because this worker could not reach the database for
+// longer than the stuck timeout, and nobody has claimed it since (store.Reclaim). It reports
+// whether the row is RUNNING under the execution's claim again.
+func (w *Worker) reclaim(dbctx context.Context, e *execution) bool {
+	if e.abandoned || e.handBack || e.task.State != store.StateRunning || !w.owns(e.task) {
+		return false
+	}
+	var applied bool
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		applied, err = w.store.Reclaim(c, e.task)
+		return err
+	})
+	if err != nil {
+		w.dbError("reclaim", err)
+		return false
+	}
+	if applied {
+		w.m.recovered.WithLabelValues("reclaimed").Inc()
+		w.log.Warn("task taken back: it was marked LOST while this worker could not reach the database, and nobody claimed it since",
+			taskAttrs(e.task, "state", store.StateRunning)...)
+	}
+	return applied
 }
 
 // stillOurs reads the row back: is it still RUNNING under this execution's claim?

@@ -250,8 +250,12 @@ func (w *Worker) sweep(dbctx context.Context) {
 	}
 
 	var timedOut, stuck []store.Task
+	var unseen int64
 	err = w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
+		if unseen, err = w.store.StampUnseen(c, p); err != nil {
+			return err
+		}
 		if timedOut, err = w.store.TimedOutTasks(c, p); err != nil {
 			return err
 		}
@@ -263,6 +267,10 @@ func (w *Worker) sweep(dbctx context.Context) {
 		return
 	}
 	w.dbFine()
+	if unseen > 0 {
+		w.log.Warn("RUNNING tasks without a usable heartbeat or start time seen for the first time; recovered after the stuck timeout unless someone heartbeats them",
+			"tasks", unseen, "stuck_after", w.cfg.StuckAfter.String())
+	}
 	for _, row := range timedOut {
 		if w.inflight[row.ID] != nil {
 			continue // checkTimeouts ends this worker's own, and stops them

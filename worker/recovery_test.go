@@ -314,3 +314,19 @@ func TestSweepWaitsALeaseTTLAfterStart(t *testing.T) {
 	}
 	h.waitLines(1, `"msg":"task lost"`)
 }
+
+// TestBareRunningRowRecovered: a RUNNING row with no owner, no started_at and no heartbeat
+// (which 0.2.0's rule never finds stuck) is stamped when a sweep first sees it and recovered
+// once nobody has heartbeated it for the stuck timeout.
+func TestBareRunningRowRecovered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bare := storetest.Insert(t, e.s, store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1, 2]", State: store.StateRunning})
+	h := e.start(func(c *worker.Config) { c.StuckAfter = time.Second }, nil)
+	got := waitState(t, e.s, bare.ID, store.StateSucceeded)
+	if got.AttemptNumber != 2 || str(got.ResultData) != "3" {
+		t.Fatalf("%+v", got)
+	}
+	h.waitLines(1, `"msg":"RUNNING tasks without a usable heartbeat or start time seen for the first time`)
+	h.waitLines(1, `"msg":"task lost, retry scheduled"`)
+}

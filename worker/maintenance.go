@@ -11,10 +11,24 @@ import (
 )
 
 // sweepParams scope the sweeps: only this worker's rows until it has watched the database for
-// a lease TTL (after its start, or an outage that cut it off: watchedLongEnough).
+// a lease TTL (after its start, or an outage that cut it off: watchedLongEnough), and never
+// other workers' rows that carry a Ray job: moving such a row away (LOST, timed out) without
+// stopping its job would let the job run on beside a retry, unseen by reconcile-jobs. A
+// runner that can adopt takes them over instead (adopt: the same job goes on, or its end is
+// recorded, or a timeout stops it first); a runner without Ray leaves them to one that can.
 func (w *Worker) sweepParams(now time.Time) store.SweepParams {
 	return store.SweepParams{Self: w.cfg.WorkerID, LeaseTTL: w.cfg.LeaseTTL, StuckAfter: w.cfg.StuckAfter, Limit: 1000,
-		OnlyOwn: !w.watchedLongEnough(now)}
+		OnlyOwn: !w.watchedLongEnough(now), SkipJobPrefix: store.RaySubmissionPrefix}
+}
+
+// rayJob reports whether a row carries a Ray Jobs submission id (its job may still run).
+func rayJob(t store.Task) bool {
+	return t.RayJobID != nil && strings.HasPrefix(*t.RayJobID, store.RaySubmissionPrefix)
+}
+
+// canStop reports whether this worker's runner can see (stop, poll) a row's Ray job.
+func (w *Worker) canStop(t store.Task) bool {
+	return w.caps.AdoptPrefix != "" && t.RayJobID != nil && strings.HasPrefix(*t.RayJobID, w.caps.AdoptPrefix)
 }
 
 func (w *Worker) owns(t store.Task) bool {
@@ -76,12 +90,18 @@ func (w *Worker) checkTimeouts(dbctx context.Context, now time.Time) {
 // checkCancellations stops this worker's executions whose rows went CANCELLING (they are
 // finalized CANCELLED when the runner reports them stopped), and finalizes CANCELLING rows
 // nobody runs: this worker's untracked ones and those of dead workers (django-ray 0.2.0
-// leaves the latter CANCELLING forever).
+// leaves the latter CANCELLING forever). A dead worker's row with a Ray job is finalized only
+// once the runner confirms the job ended (stopping it first); a worker whose runner cannot
+// see Ray jobs leaves such rows to one that can.
 func (w *Worker) checkCancellations(dbctx context.Context) {
+	p := w.sweepParams(w.cfg.Clock())
+	if w.caps.AdoptPrefix != "" {
+		p.SkipJobPrefix = "" // this runner stops them (stopDeadJob)
+	}
 	var rows []store.Task
 	err := w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
-		rows, err = w.store.CancellingTasks(c, w.sweepParams(w.cfg.Clock()))
+		rows, err = w.store.CancellingTasks(c, p)
 		return err
 	})
 	if err != nil {
@@ -89,6 +109,15 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 		return
 	}
 	w.dbFine()
+	seen := make(map[int64]bool, len(rows))
+	for _, row := range rows {
+		seen[row.ID] = true
+	}
+	for id := range w.stopAsked {
+		if !seen[id] {
+			delete(w.stopAsked, id) // finalized, by this worker or another
+		}
+	}
 	for _, row := range rows {
 		e := w.inflight[row.ID]
 		if e != nil && w.owns(row) && sameClaim(e.task, row) {
@@ -101,15 +130,38 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 			}
 			continue
 		}
-		if !w.owns(row) && w.caps.AdoptPrefix != "" && row.RayJobID != nil && strings.HasPrefix(*row.RayJobID, w.caps.AdoptPrefix) {
-			// A dead worker's job may still run: stop it before finalizing.
-			if err := w.runner.Cancel(dbctx, row); err != nil {
-				w.log.Warn("could not stop a dead worker's cancelled job", append(taskAttrs(row), "error", err)...)
-				continue
+		if !w.owns(row) && rayJob(row) {
+			if !w.canStop(row) || !w.stopDeadJob(dbctx, row) {
+				continue // not confirmed ended yet: asked again at the next check
 			}
+			w.runner.Forget(row)
 		}
 		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "cancelled")
 	}
+}
+
+// stopDeadJob asks the runner about a dead worker's CANCELLING row's job and reports whether
+// the job has ended (confirmed by the runner: stopped, or finished first). While it has not,
+// it asks the runner to stop it.
+func (w *Worker) stopDeadJob(dbctx context.Context, row store.Task) bool {
+	st, err := w.runner.Poll(dbctx, []store.Task{row})
+	if err != nil || len(st) != 1 {
+		w.log.Warn("runner could not report on a dead worker's cancelled job", append(taskAttrs(row, "ray_job_id", deref(row.RayJobID)), "error", err)...)
+		return false
+	}
+	if st[0].Phase == Done {
+		return true
+	}
+	if !w.stopAsked[row.ID] {
+		w.log.Info("stopping a dead worker's cancelled job; the task is finalized once the job has ended",
+			taskAttrs(row, "ray_job_id", deref(row.RayJobID))...)
+	}
+	if err := w.runner.Cancel(dbctx, row); err != nil {
+		w.log.Warn("could not stop a dead worker's cancelled job", append(taskAttrs(row, "ray_job_id", deref(row.RayJobID)), "error", err)...)
+		return false
+	}
+	w.stopAsked[row.ID] = true
+	return false
 }
 
 func sameClaim(a, b store.Task) bool {
@@ -273,11 +325,9 @@ func (w *Worker) sweep(dbctx context.Context) {
 	}
 	for _, row := range timedOut {
 		if w.inflight[row.ID] != nil {
-			continue // checkTimeouts ends this worker's own, and stops them
+			continue // checkTimeouts stops this worker's own, and ends them once stopped
 		}
-		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out") {
-			w.stopOrphan(dbctx, row, "timed out")
-		}
+		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out")
 	}
 	for _, row := range stuck {
 		if w.inflight[row.ID] != nil {
@@ -286,30 +336,18 @@ func (w *Worker) sweep(dbctx context.Context) {
 			// still run; the worker waits for the runner instead (see Runner).
 			continue
 		}
-		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost") {
-			w.stopOrphan(dbctx, row, "lost")
-		}
+		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost")
 	}
 	if w.caps.AdoptPrefix != "" && !p.OnlyOwn {
 		w.adopt(dbctx, p)
 	}
 }
 
-// stopOrphan asks the runner to stop the job of a dead worker's row that a sweep just ended
-// (timed out, or LOST and retried): a detached job may still be running, and must not go on
-// beside the retry. Best effort: the row's outcome is already written.
-func (w *Worker) stopOrphan(dbctx context.Context, row store.Task, why string) {
-	if w.owns(row) || w.caps.AdoptPrefix == "" || row.RayJobID == nil || !strings.HasPrefix(*row.RayJobID, w.caps.AdoptPrefix) {
-		return
-	}
-	if err := w.runner.Cancel(dbctx, row); err != nil {
-		w.log.Warn("could not stop the job of a dead worker's task", append(taskAttrs(row, "reason", why, "ray_job_id", *row.RayJobID), "error", err)...)
-	}
-}
-
 // adopt takes over RUNNING rows of dead workers whose jobs this runner can see: a job still
 // running is adopted (store.Adopt, django-ray's compare-and-set) and monitored like the
-// worker's own; a job that ended is finished without adoption, as django-ray does.
+// worker's own — past its timeout, checkTimeouts then stops it and records the timeout once
+// it has stopped; a job that ended is finished without adoption, as django-ray does. This is
+// also how such rows are recovered when stale: never marked LOST while their job may run.
 func (w *Worker) adopt(dbctx context.Context, p store.SweepParams) {
 	p.Limit = w.cfg.Concurrency
 	var orphans []store.Task

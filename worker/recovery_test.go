@@ -330,3 +330,35 @@ func TestBareRunningRowRecovered(t *testing.T) {
 	h.waitLines(1, `"msg":"RUNNING tasks without a usable heartbeat or start time seen for the first time`)
 	h.waitLines(1, `"msg":"task lost, retry scheduled"`)
 }
+
+// TestWorkerWithoutRayLeavesRayJobsAlone: a worker whose runner cannot see Ray jobs (--sync)
+// recovers a dead worker's stale row without a job, but leaves the dead worker's rows that
+// carry a Ray job — stuck, timed out, or CANCELLING — for a worker that can stop the job
+// (they stay visible to rayctl reconcile-jobs).
+func TestWorkerWithoutRayLeavesRayJobsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dead := storetest.Ptr("dead-worker")
+	row := func(state store.TaskState, job *string, mod func(*store.Task)) store.Task {
+		r := store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1]", State: state, ClaimedByWorker: dead, RayJobID: job,
+			AttemptNumber: 3, StartedAt: storetest.Ago(2 * time.Hour), LastHeartbeatAt: storetest.Ago(time.Hour)}
+		if mod != nil {
+			mod(&r)
+		}
+		return storetest.Insert(t, e.s, r)
+	}
+	local := row(store.StateRunning, nil, nil)
+	stuckJob := row(store.StateRunning, storetest.Ptr("raysubmit_stuck"), nil)
+	timedOutJob := row(store.StateRunning, storetest.Ptr("raysubmit_timed_out"), func(r *store.Task) { r.TimeoutSeconds = storetest.Ptr(int32(5)) })
+	cancellingJob := row(store.StateCancelling, storetest.Ptr("raysubmit_cancelling"), nil)
+	cancellingLocal := row(store.StateCancelling, nil, nil)
+	h := e.start(func(c *worker.Config) { c.StuckAfter = time.Second }, nil)
+	waitState(t, e.s, local.ID, store.StateLost)
+	waitState(t, e.s, cancellingLocal.ID, store.StateCancelled)
+	h.waitLines(1, `"msg":"task lost"`)
+	for _, r := range []store.Task{stuckJob, timedOutJob, cancellingJob} {
+		if got := workertest.Row(t, e.s, r.ID); got.State != r.State || str(got.ClaimedByWorker) != "dead-worker" {
+			t.Errorf("a Ray job's row was moved by a worker without Ray: %+v", got)
+		}
+	}
+}

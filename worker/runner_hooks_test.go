@@ -143,8 +143,8 @@ func TestUnknownIsNotHeartbeated(t *testing.T) {
 	}
 }
 
-// TestDeadWorkersJobsStopped: a dead worker's timed-out task is failed and its job stopped;
-// a running orphan is adopted and counted.
+// TestDeadWorkersJobsStopped: a dead worker's timed-out task is taken over, its job stopped,
+// and the row failed only then; a running orphan is adopted and counted.
 func TestDeadWorkersJobsStopped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -158,12 +158,14 @@ func TestDeadWorkersJobsStopped(t *testing.T) {
 	f.set("raysubmit_dead_running", worker.Status{Phase: worker.Running})
 	h := e.startWith(nil, f)
 	got := waitState(t, e.s, timedOut.ID, store.StateFailed)
-	if str(got.ErrorMessage) != "Task timed out after 5 seconds" {
+	if str(got.ErrorMessage) != "Task timed out after 5 seconds" || str(got.ClaimedByWorker) != h.w.ID() {
 		t.Fatalf("%+v", got)
 	}
-	workertest.Eventually(t, 5*time.Second, "the timed-out job to be stopped", func() bool { return f.wasCancelled("raysubmit_dead_timed_out") })
+	if !f.wasCancelled("raysubmit_dead_timed_out") {
+		t.Fatal("the timed-out row was failed before its job was stopped")
+	}
 	workertest.Eventually(t, 10*time.Second, "adoption", func() bool { return str(workertest.Row(t, e.s, orphan.ID).ClaimedByWorker) == h.w.ID() })
-	if m := scrape(t, h.w); m[`rayworker_tasks_recovered_total{kind="adopted"}`] != 1 {
+	if m := scrape(t, h.w); m[`rayworker_tasks_recovered_total{kind="adopted"}`] != 2 {
 		t.Fatalf("adopted metric %v", m[`rayworker_tasks_recovered_total{kind="adopted"}`])
 	}
 	ok, _ := lifecycle.Success("x")

@@ -40,6 +40,8 @@ type Worker struct {
 	// first call that worked after one that could not reach it); zero while unreachable.
 	// Other workers' rows are swept only once it is a lease TTL old (see sweep).
 	dbSince time.Time
+	// stopAsked: dead workers' CANCELLING rows whose jobs this worker asked to stop.
+	stopAsked map[int64]bool
 
 	// shared with the HTTP handlers
 	leaseOK   atomic.Bool
@@ -95,9 +97,10 @@ func New(cfg Config, s *store.Store, r Runner) (*Worker, error) {
 		cfg: cfg, store: s, runner: r, caps: r.Capabilities(), log: cfg.Logger,
 		applier: &lifecycle.Applier{Store: s, Policy: cfg.Policy, Results: cfg.Results, WorkerID: cfg.WorkerID,
 			LeaseTTL: cfg.LeaseTTL, StuckAfter: cfg.StuckAfter},
-		m:        newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
-		inflight: map[int64]*execution{},
-		dbErrLog: map[string]time.Time{},
+		m:         newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
+		inflight:  map[int64]*execution{},
+		dbErrLog:  map[string]time.Time{},
+		stopAsked: map[int64]bool{},
 	}
 	w.m.concurrency.Set(float64(cfg.Concurrency))
 	if c, ok := r.(prometheus.Collector); ok {

@@ -235,6 +235,18 @@ def pool_main(chan, cfg):
         chan.send({"op": "done", "id": task_id, "bytes": total, "truncated": truncated}, text)
 
 
+def reachable(chan, address):
+    """A quick TCP check of a Ray address (ray.init retries an unreachable one for minutes)."""
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # let ray.init judge it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        fatal(chan, "cannot reach the Ray cluster at %s: %s" % (address, e))
+
+
 def ray_execute(payload_b64):
     """The remote function: django-ray's execution function on a Ray worker."""
     from django_ray.runtime.entrypoint import execute_task_from_payload
@@ -287,6 +299,8 @@ def ray_core_main(chan, cfg):
         init["namespace"] = cfg["namespace"]
     if address is None and cfg.get("num_cpus"):
         init["num_cpus"] = int(cfg["num_cpus"])
+    if address:
+        reachable(chan, address)
     try:
         ray.init(**init)
     except BaseException as e:  # noqa: BLE001
@@ -303,6 +317,13 @@ def ray_core_main(chan, cfg):
     lock = threading.Lock()
     pending = {}  # task id -> ObjectRef
     cancelled = set()
+    check_now = threading.Event()  # a Ray-level error: look at the cluster at once
+
+    def disconnected(error):
+        try:
+            chan.send({"op": "disconnected", "error": error})
+        finally:
+            os._exit(4)
 
     def finished(task_id, fut):
         with lock:
@@ -314,15 +335,17 @@ def ray_core_main(chan, cfg):
             if not isinstance(envelope, str):
                 envelope = json.dumps({"success": True, "result": envelope, "error": None,
                                        "traceback": None, "exception_type": None})
-        except (ray_exceptions.TaskCancelledError, ray_exceptions.WorkerCrashedError) as e:
-            if was_cancelled:
-                chan.send({"op": "cancelled", "id": task_id})
-                return
-            envelope = error_envelope(e)
+        except ray_exceptions.LocalRayletDiedError as e:
+            # This driver's own raylet is gone: every task in flight is lost with it, and
+            # nothing more can run until it reconnects (RayConnectionError for all of them).
+            disconnected(one_line(e))
         except BaseException as e:  # noqa: BLE001 - the failure result django-ray 0.2.0 records
             if was_cancelled:
                 chan.send({"op": "cancelled", "id": task_id})
                 return
+            if isinstance(e, (ray_exceptions.WorkerCrashedError, ray_exceptions.NodeDiedError,
+                              ray_exceptions.RaySystemError, ray_exceptions.ObjectLostError)):
+                check_now.set()  # a node or the cluster may be going away: check before more claims
             envelope = error_envelope(e)
         try:
             chan.send({"op": "done", "id": task_id}, envelope.encode("utf-8", "surrogatepass"))
@@ -331,9 +354,10 @@ def ray_core_main(chan, cfg):
 
     def health():
         interval = float(cfg.get("health_interval", 5))
-        deadline = float(cfg.get("health_timeout", 30))
+        deadline = float(cfg.get("health_timeout", 10))
         while True:
-            threading.Event().wait(interval)
+            check_now.wait(interval)
+            check_now.clear()
             answered = threading.Event()
             failure = []
 
@@ -348,10 +372,7 @@ def ray_core_main(chan, cfg):
             if not answered.wait(deadline):
                 failure.append("the Ray cluster did not answer for %.0f s" % deadline)
             if failure or not ray.is_initialized():
-                try:
-                    chan.send({"op": "disconnected", "error": failure[0] if failure else "ray is no longer initialized"})
-                finally:
-                    os._exit(4)
+                disconnected(failure[0] if failure else "ray is no longer initialized")
 
     threading.Thread(target=health, name="rayworker-health", daemon=True).start()
     ready = dict(op="ready", mode="ray_core", ray_job_id=job_id, **versions())

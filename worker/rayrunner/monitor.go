@@ -847,7 +847,7 @@ func (r *Runner) probeDone(started time.Time, v rayjobs.VersionInfo, err error) 
 			c.state, c.since = connDown, now
 		}
 		c.err = err
-		c.backoff = min(max(2*c.backoff, time.Second), 30*time.Second)
+		c.backoff = min(max(2*c.backoff, time.Second), outageProbeMax)
 		c.nextProbe = now.Add(jitter(c.backoff))
 	default:
 		r.refuse(err, now)

@@ -52,7 +52,7 @@
 //
 // A request that finds the API unavailable triggers a health check (GET /api/gcs_healthz,
 // then /api/version); if it fails the runner is in an outage: one log line and one metric
-// increment, no requests but health checks (backoff 1 s to 30 s, jittered), Ready fails so the
+// increment, no requests but health checks (backoff 1 s to 10 s, jittered), Ready fails so the
 // worker claims nothing, and every job reports Unknown (not heartbeated, shown as stuck, but
 // never a false FAILED and never re-run: the worker waits for the API). Recovery needs no
 // restart. An API that answers 200 with something that is not Ray's (a proxy's login page) is
@@ -100,6 +100,9 @@ const (
 	logAttempts = 5
 	// pollBudget bounds how long Poll waits for the first look at jobs it did not know.
 	pollBudget = 5 * time.Second
+	// outageProbeMax caps the backoff of health checks during an outage: one cheap GET every
+	// ~10 s at most, so work resumes within ~10 s of the API answering again.
+	outageProbeMax = 10 * time.Second
 )
 
 // Config configures a Runner.

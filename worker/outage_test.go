@@ -356,7 +356,6 @@ func TestReclaimAfterPartition(t *testing.T) {
 		c.Concurrency = 3
 		c.Policy = lifecycle.Policy{MaxAttempts: 3, Backoff: time.Hour} // B claims no retry meanwhile
 	}
-	a := env{t: t, s: s, sc: e.sc}.start(cfg, nil)
 	dir := t.TempDir()
 	early, late, started := filepath.Join(dir, "early"), filepath.Join(dir, "late"), filepath.Join(dir, "started")
 	var ids []int64
@@ -369,6 +368,7 @@ func TestReclaimAfterPartition(t *testing.T) {
 	if _, err := e.s.DB().Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
 		t.Fatal(err)
 	}
+	a := env{t: t, s: s, sc: e.sc}.start(cfg, nil)
 	workertest.Eventually(t, 30*time.Second, "three tasks running", func() bool {
 		entries, _ := os.ReadDir(started)
 		return len(entries) == 3

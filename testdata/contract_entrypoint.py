@@ -37,6 +37,12 @@ Callables (callable_path "tests.tasks.<name>"):
                                lone surrogate (bytes decoded with surrogateescape), "stderr"
                                writes a NUL and a non-UTF-8 byte to stderr and exits 1 without a result line,
                                "result" returns a string holding both
+  exec_once(dir, key, seconds=0, ignore_term=False)
+                               records one execution of task <key> in <dir>/runs.log:
+                               "start <key> <pid>", sleeps, "end <key> <pid>"; holds an
+                               exclusive flock on <dir>/<key>.lock while it lives, and writes
+                               "overlap <key> <pid>" first if another execution of <key>
+                               still holds it (the kernel drops the lock when a run dies)
 A callable_path that is not a dotted identifier is rejected: usage error, exit 2 (like a
 payload the real entrypoint cannot parse). An unknown callable is a ModuleNotFoundError result.
 """
@@ -194,6 +200,28 @@ def unstorable(kind):
         sys.stderr.buffer.write(b"fatal\x00error caf\xe9\n")  # a NUL and a byte that is not UTF-8
         sys.exit(1)
     return "NUL\x00 and " + surrogate
+
+
+def _record(dir, line):
+    with open(os.path.join(dir, "runs.log"), "a") as f:  # one small O_APPEND write: atomic
+        f.write(f"{line} {time.time():.6f}\n")
+
+
+def exec_once(dir, key, seconds=0.0, ignore_term=False):
+    import fcntl
+    import signal
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.makedirs(dir, exist_ok=True)
+    lock = os.open(os.path.join(dir, key + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _record(dir, f"overlap {key} {os.getpid()}")
+    _record(dir, f"start {key} {os.getpid()}")
+    time.sleep(seconds)
+    _record(dir, f"end {key} {os.getpid()}")
+    return key
 
 
 def _emit(envelope):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // appMu serialises in-process runs: urfave/cli v2 mutates package-level flags while parsing.
@@ -289,5 +290,6 @@ func TestReadmeConfigurationTable(t *testing.T) {
 // TestMain checks the in-process runs leave no goroutine behind (storetest's shared admin
 // pool is expected).
 func TestMain(m *testing.M) {
+	procgroup.Main() // in-process workers re-execute this binary as procgroup's supervisor
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }

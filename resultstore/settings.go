@@ -73,9 +73,12 @@ type S3Config struct {
 
 // GCSConfig is the gcs backend's settings.
 type GCSConfig struct {
-	Bucket  string        // RESULT_STORAGE_GCS_BUCKET
-	Prefix  string        // RESULT_STORAGE_GCS_PREFIX; callers fill in DefaultPrefix when it is unset
-	Timeout time.Duration // per operation; 0: DefaultTimeout
+	Bucket string // RESULT_STORAGE_GCS_BUCKET
+	Prefix string // RESULT_STORAGE_GCS_PREFIX; callers fill in DefaultPrefix when it is unset
+	// Emulator is STORAGE_EMULATOR_HOST (HOST:PORT or a URL) as the caller read it: no
+	// credentials are looked for. The GCS client reads the variable itself too.
+	Emulator string
+	Timeout  time.Duration // per operation; 0: DefaultTimeout
 }
 
 // ConfigError is a setting Validate refuses. Flag names it, so a caller can say where the

@@ -67,7 +67,8 @@ func (e env) resultConfig(c *cli.Context) (resultstore.Config, map[string]string
 		FilesystemPath: val("result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", ""),
 		S3: resultstore.S3Config{Bucket: strings.TrimSpace(cloud(resultstore.S3Bucket)), Prefix: cloud(resultstore.S3Prefix),
 			Region: strings.TrimSpace(cloud(resultstore.S3Region)), EndpointURL: strings.TrimSpace(cloud(resultstore.S3EndpointURL))},
-		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(cloud(resultstore.GCSBucket)), Prefix: cloud(resultstore.GCSPrefix)},
+		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(cloud(resultstore.GCSBucket)), Prefix: cloud(resultstore.GCSPrefix),
+			Emulator: strings.TrimSpace(e.getenv("STORAGE_EMULATOR_HOST"))},
 	}
 	return rc, src
 }
@@ -95,7 +96,8 @@ func (e env) resultBackend(c *cli.Context, cmd string) (lifecycle.Backend, error
 // get_result() does: the bucket from the reference, the region and endpoint from the
 // settings, the credentials from this machine.
 type objectReader struct {
-	s3 resultstore.S3Config
+	s3  resultstore.S3Config
+	gcs resultstore.GCSConfig
 }
 
 func (o objectReader) ReadObject(ctx context.Context, scheme, bucket, key string, limit int64) (recovery.ObjectData, error) {
@@ -107,7 +109,9 @@ func (o objectReader) ReadObject(ctx context.Context, scheme, bucket, key string
 		cfg.Bucket = bucket
 		b, err = resultstore.OpenS3(ctx, cfg)
 	case "gs":
-		b, err = resultstore.OpenGCS(ctx, resultstore.GCSConfig{Bucket: bucket})
+		cfg := o.gcs
+		cfg.Bucket = bucket
+		b, err = resultstore.OpenGCS(ctx, cfg)
 	default:
 		return recovery.ObjectData{}, fmt.Errorf("no reader for %s:// references", scheme)
 	}
@@ -178,7 +182,7 @@ func (e env) objectOptions(c *cli.Context, opts *recovery.DetailOptions) error {
 		}
 		return usageErrorf("tasks show: %v%s", err, from)
 	}
-	opts.Objects = objectReader{s3: cfg.S3}
+	opts.Objects = objectReader{s3: cfg.S3, gcs: resultstore.GCSConfig{Emulator: strings.TrimSpace(e.getenv("STORAGE_EMULATOR_HOST"))}}
 	return nil
 }
 

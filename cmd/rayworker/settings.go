@@ -386,7 +386,8 @@ func (r resolver) resultBackend(ctx context.Context) (lifecycle.Backend, error) 
 		FilesystemPath: r.str("result-storage-filesystem-path"),
 		S3: resultstore.S3Config{Bucket: strings.TrimSpace(str(resultstore.S3Bucket)), Prefix: str(resultstore.S3Prefix),
 			Region: strings.TrimSpace(str(resultstore.S3Region)), EndpointURL: strings.TrimSpace(str(resultstore.S3EndpointURL))},
-		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(resultstore.GCSBucket)), Prefix: str(resultstore.GCSPrefix)},
+		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(resultstore.GCSBucket)), Prefix: str(resultstore.GCSPrefix),
+			Emulator: strings.TrimSpace(r.getenv("STORAGE_EMULATOR_HOST"))},
 	}
 	b, err := resultstore.Open(ctx, rc)
 	var ce *resultstore.ConfigError

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"google.golang.org/api/option"
+	storage "google.golang.org/api/storage/v1"
 )
 
 // S3Server is the S3 server of scripts/s3.sh (moto's, checking credentials and signatures).
@@ -69,4 +71,39 @@ func need(t testing.TB, msg string) {
 		t.Fatal(msg + "; CI=true, so this is a failure, not a skip")
 	}
 	t.Skip(msg)
+}
+
+// GCSServer is the GCS server of scripts/gcs.sh (fake-gcs-server).
+type GCSServer struct {
+	EmulatorHost string // 127.0.0.1:PORT: the STORAGE_EMULATOR_HOST value for it
+}
+
+// GCS returns the GCS server from RAYCTL_GCS_EMULATOR_HOST.
+func GCS(t testing.TB) GCSServer {
+	t.Helper()
+	s := GCSServer{EmulatorHost: os.Getenv("RAYCTL_GCS_EMULATOR_HOST")}
+	if s.EmulatorHost == "" {
+		need(t, "RAYCTL_GCS_EMULATOR_HOST is not set: the GCS tests need the server scripts/gcs.sh starts (scripts/test.sh starts it)")
+	}
+	return s
+}
+
+// Client is a GCS JSON API client of the server, for a test's own checks.
+func (s GCSServer) Client(t testing.TB) *storage.Service {
+	t.Helper()
+	svc, err := storage.NewService(context.Background(), option.WithEndpoint("http://"+s.EmulatorHost+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// NewBucket creates a bucket of a fresh name on the server and returns its name.
+func (s GCSServer) NewBucket(t testing.TB) string {
+	t.Helper()
+	name := BucketName()
+	if _, err := s.Client(t).Buckets.Insert("rayctl-test", &storage.Bucket{Name: name}).Do(); err != nil {
+		t.Fatalf("create bucket %s: %v", name, err)
+	}
+	return name
 }

@@ -25,8 +25,7 @@ import (
 // OpenGCS returns the gcs backend for c.Bucket under c.Prefix. Credentials are Google's
 // Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application
 // default file, workload identity or the metadata server), found on first use; with
-// c.Emulator (STORAGE_EMULATOR_HOST, which the GCS client also reads itself) it talks to that
-// emulator without credentials.
+// c.Emulator (STORAGE_EMULATOR_HOST) it talks to that emulator without credentials.
 func OpenGCS(ctx context.Context, c GCSConfig) (*Bucket, error) {
 	if strings.TrimSpace(c.Bucket) == "" {
 		return nil, &Error{Service: "GCS", Op: "configuration", Msg: "no bucket"}

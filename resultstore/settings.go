@@ -75,8 +75,8 @@ type S3Config struct {
 type GCSConfig struct {
 	Bucket string // RESULT_STORAGE_GCS_BUCKET
 	Prefix string // RESULT_STORAGE_GCS_PREFIX; callers fill in DefaultPrefix when it is unset
-	// Emulator is STORAGE_EMULATOR_HOST (HOST:PORT or a URL) as the caller read it: no
-	// credentials are looked for. The GCS client reads the variable itself too.
+	// Emulator is STORAGE_EMULATOR_HOST (HOST:PORT or a URL), as the caller read it: the
+	// JSON API is asked there, without credentials.
 	Emulator string
 	Timeout  time.Duration // per operation; 0: DefaultTimeout
 }

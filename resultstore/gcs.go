@@ -16,6 +16,7 @@ import (
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/auth/httptransport"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
@@ -44,10 +45,11 @@ type gcsClient struct {
 	emulator string
 	endpoint string // the JSON API's base URL, when not Google's (tests)
 
-	mu     sync.Mutex
-	svc    *raw.Service
-	creds  *auth.Credentials // nil with the emulator
-	source string
+	mu        sync.Mutex
+	svc       *raw.Service
+	creds     *auth.Credentials // nil with the emulator
+	source    string
+	transport *http.Transport
 }
 
 func (c *gcsClient) service(ctx context.Context) (*raw.Service, error) {
@@ -56,21 +58,30 @@ func (c *gcsClient) service(ctx context.Context) (*raw.Service, error) {
 	if c.svc != nil {
 		return c.svc, nil
 	}
+	if c.transport == nil {
+		// kept so Close can drop its idle connections
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
 	opts := []option.ClientOption{option.WithUserAgent("rayctl-resultstore")}
 	if c.emulator != "" {
 		host := c.emulator
 		if !strings.Contains(host, "://") {
 			host = "http://" + host
 		}
-		opts = append(opts, option.WithEndpoint(strings.TrimRight(host, "/")+"/storage/v1/"), option.WithoutAuthentication())
+		opts = append(opts, option.WithEndpoint(strings.TrimRight(host, "/")+"/storage/v1/"),
+			option.WithHTTPClient(&http.Client{Transport: c.transport}))
 		c.source = "none (emulator at " + c.emulator + ")"
 	} else {
 		creds, err := credentials.DetectDefault(&credentials.DetectOptions{Scopes: []string{raw.DevstorageReadWriteScope}})
 		if err != nil {
 			return nil, noCredentials{err}
 		}
+		hc, err := httptransport.NewClient(&httptransport.Options{Credentials: creds, BaseRoundTripper: c.transport})
+		if err != nil {
+			return nil, noCredentials{err}
+		}
 		c.creds, c.source = creds, describeGoogleCreds(creds)
-		opts = append(opts, option.WithAuthCredentials(creds))
+		opts = append(opts, option.WithHTTPClient(hc))
 		if c.endpoint != "" {
 			opts = append(opts, option.WithEndpoint(c.endpoint))
 		}
@@ -229,6 +240,9 @@ func (c *gcsClient) classify(err error) error {
 func (c *gcsClient) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.svc = nil // its HTTP client's idle connections close with the process
+	c.svc = nil
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
 	return nil
 }

@@ -65,7 +65,7 @@ func TestS3StoreWritesWhatDjangoRayWrites(t *testing.T) {
 		if ref != want {
 			t.Errorf("prefix %q: reference %q, want %q", c.prefix, ref, want)
 		}
-		out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
+		out, err := srv.Client(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
 		if err != nil {
 			t.Fatalf("prefix %q: the object is not at key %q: %v", c.prefix, c.key, err)
 		}
@@ -162,7 +162,7 @@ func TestS3Probe(t *testing.T) {
 		rep.Location != "s3://"+bucket+"/probe/prefix/" || !strings.Contains(rep.Credentials, "Static") {
 		t.Fatalf("Probe = %+v, %v", rep, err)
 	}
-	list, err := srv.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	list, err := srv.Client(t).ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	if err != nil || len(list.Contents) != 0 {
 		t.Fatalf("objects left: %d %v", len(list.Contents), err)
 	}

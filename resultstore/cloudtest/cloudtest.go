@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"testing"
 
@@ -42,17 +43,25 @@ func (s S3Server) Credentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, "")
 }
 
-// Client is an S3 client of the server with its accepted key, for a test's own checks.
-func (s S3Server) Client() *s3.Client {
+// Client is an S3 client of the server with its accepted key, for a test's own checks; its
+// connections close when the test ends (goleak).
+func (s S3Server) Client(t testing.TB) *s3.Client {
 	return s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
-		Credentials: s.Credentials()})
+		Credentials: s.Credentials(), HTTPClient: httpClient(t)})
+}
+
+// httpClient is an HTTP client whose idle connections close when the test ends.
+func httpClient(t testing.TB) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 // NewBucket creates a bucket of a fresh name on the server and returns its name.
 func (s S3Server) NewBucket(t testing.TB) string {
 	t.Helper()
 	name := BucketName()
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
 	return name
@@ -91,7 +100,8 @@ func GCS(t testing.TB) GCSServer {
 // Client is a GCS JSON API client of the server, for a test's own checks.
 func (s GCSServer) Client(t testing.TB) *storage.Service {
 	t.Helper()
-	svc, err := storage.NewService(context.Background(), option.WithEndpoint("http://"+s.EmulatorHost+"/storage/v1/"), option.WithoutAuthentication())
+	svc, err := storage.NewService(context.Background(), option.WithEndpoint("http://"+s.EmulatorHost+"/storage/v1/"),
+		option.WithoutAuthentication(), option.WithHTTPClient(httpClient(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,16 @@ func (o objectReader) ReadObject(ctx context.Context, scheme, bucket, key string
 	}
 	defer b.Close()
 	obj, err := b.Load(ctx, bucket, key, limit)
-	if err != nil {
+	switch {
+	case errors.Is(err, resultstore.ErrNoCredentials) && scheme == "s3":
+		return recovery.ObjectData{}, fmt.Errorf("%w (no AWS credentials on this machine: give AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where a role applies)", err)
+	case errors.Is(err, resultstore.ErrNoCredentials):
+		return recovery.ObjectData{}, fmt.Errorf("%w (no Google credentials on this machine: set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default login, or run where workload identity applies)", err)
+	case errors.Is(err, resultstore.ErrDenied):
+		return recovery.ObjectData{}, fmt.Errorf("%w (these credentials may not read %s://%s)", err, scheme, bucket)
+	case errors.Is(err, resultstore.ErrNotFound):
+		return recovery.ObjectData{}, fmt.Errorf("%w (no such object or bucket where rayctl looked: are the region and endpoint the workers'?)", err)
+	case err != nil:
 		return recovery.ObjectData{}, err
 	}
 	return recovery.ObjectData{Data: obj.Data, Size: obj.Size, ContentType: obj.ContentType}, nil

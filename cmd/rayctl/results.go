@@ -33,9 +33,14 @@ func cloudFlags() []cli.Flag {
 func resultFlags() []cli.Flag {
 	var out []cli.Flag
 	for _, s := range policySettings {
-		if strings.HasPrefix(s.name, "result-storage-") {
-			out = append(out, &cli.StringFlag{Name: s.name, Usage: s.usage + " (default " + dash(s.def) + "; $" + s.env + ")"})
+		if !strings.HasPrefix(s.name, "result-storage-") {
+			continue
 		}
+		u := s.usage + " ($" + s.env + ")"
+		if s.def != "" {
+			u = s.usage + " (default " + s.def + "; $" + s.env + ")"
+		}
+		out = append(out, &cli.StringFlag{Name: s.name, Usage: u})
 	}
 	return append(out, cloudFlags()...)
 }

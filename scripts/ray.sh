@@ -13,7 +13,8 @@
 # RAYCTL_RAY_DIR=DIR (job entrypoints run in sessions of their own, but inherit it): it never
 # touches a Ray it did not start (`ray stop` would kill every Ray of the user).
 #
-# Exports: RAY_ADDRESS (the Jobs API, http://127.0.0.1:PORT), RAYCTL_PYTHON (the venv python),
+# Exports: RAY_ADDRESS (the Jobs API, http://127.0.0.1:PORT), RAYCTL_RAY_GCS (the GCS address,
+# 127.0.0.1:PORT, for Ray Core drivers: rayworker --runner ray_core), RAYCTL_PYTHON (the venv python),
 # RAYCTL_PYTHONPATH (this repo's python/ dir, for a job's runtime_env), RAYCTL_RAY_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +81,7 @@ start() {
   done
   echo "ray.sh: Ray head up at $url in $(( $(date +%s%N) / 1000000 - start_ms ))ms: $(cat "$dir/version.json")" >&2
   echo "export RAY_ADDRESS='$url'"
+  echo "export RAYCTL_RAY_GCS='127.0.0.1:$port'"
   echo "export RAYCTL_PYTHON='$venv/bin/python'"
   echo "export RAYCTL_PYTHONPATH='$root/python'"
   echo "export RAYCTL_RAY_DIR='$dir'"

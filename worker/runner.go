@@ -121,4 +121,8 @@ type Status struct {
 	Phase   Phase
 	Outcome lifecycle.Outcome // when Done
 	Message string            // when Unknown: why (for logs)
+	// RayJobID, when set (Running or Done), is the id the execution got from its backend
+	// after Start (a Ray Core task: "<ray job id>:<task ref>"). The loop records it in the
+	// row's ray_job_id once, guarded by the claim, before it records an outcome.
+	RayJobID string
 }

@@ -473,11 +473,41 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 	}
 	for i, st := range statuses {
 		execs[i].unknown = st.Phase == Unknown
+		if st.RayJobID != "" && !w.recordJobID(dbctx, execs[i], st.RayJobID) {
+			continue // the database is unreachable: the outcome waits for the id
+		}
 		if st.Phase == Done {
 			w.finish(dbctx, execs[i], st.Outcome)
 		}
 	}
 	w.m.inFlight.Set(float64(len(w.inflight)))
+}
+
+// recordJobID writes the id a runner reported for an execution to its row (once), and keeps
+// the row's guard in step. It reports false when the write could not be made (the database
+// is unreachable), so nothing is recorded on a guard that may be stale.
+func (w *Worker) recordJobID(dbctx context.Context, e *execution, id string) bool {
+	if e.task.RayJobID != nil && *e.task.RayJobID == id {
+		return true
+	}
+	var applied bool
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		applied, err = w.store.RecordJobID(c, e.task.Guard(), id, "")
+		return err
+	})
+	if err != nil {
+		w.dbError("record_job_id", err)
+		w.retryPoll = true
+		return false
+	}
+	w.dbFine()
+	if applied {
+		e.task.RayJobID = &id
+	}
+	// Not applied: the row moved on (cancelled, re-queued); the outcome's guarded write
+	// finds that out and is discarded, as for any other runner.
+	return true
 }
 
 // finish records an execution's outcome and stops tracking it.

@@ -89,7 +89,17 @@ func TestRefusedAtStart(t *testing.T) {
 		{"bool env", map[string]string{"DJANGO_RAY_SYNC": "maybe"}, nil, `invalid --sync "maybe" (from $DJANGO_RAY_SYNC): want true/false`},
 		{"unknown flag", nil, []string{"--sync", "--concurency", "3"}, `flag provided but not defined: -concurency (see rayworker --help)`},
 		{"stray argument", nil, []string{"--sync", "default"}, `unexpected argument "default" (see rayworker --help)`},
-		{"Ray Client address", nil, []string{"--cluster", "ray://head:10001"}, `ray://head:10001 is a Ray Client address; the Jobs API is the dashboard's http://HOST:8265`},
+		{"Ray Client address for Ray jobs", nil, []string{"--cluster", "ray://head:10001", "--runner", "ray_job"}, `ray://head:10001 is a Ray Client address, which --runner ray_job cannot use; the Jobs API is the dashboard's http://HOST:8265`},
+		{"Jobs API address for Ray Core", nil, []string{"--cluster", "http://head:8265", "--runner", "ray_core"}, `--runner ray_core connects a Ray driver: http://head:8265 (from --cluster) is a Jobs API address`},
+		{"RAY_ADDRESS for Ray Core", map[string]string{"RAY_ADDRESS": "http://head:8265", "DJANGO_RAY_RUNNER": "ray_core"}, nil, `http://head:8265 (from $RAY_ADDRESS) is a Jobs API address`},
+		{"unknown runner", nil, []string{"--runner", "ray_actor"}, `invalid --runner "ray_actor": want ray_job, ray_core`},
+		{"unknown executor", nil, []string{"--sync", "--executor", "thread"}, `invalid --executor "thread": want pool, process`},
+		{"executor without --sync", nil, []string{"--executor", "pool"}, `--executor (from --executor) applies to --sync`},
+		{"pool with an entrypoint", nil, []string{"--sync", "--executor", "pool", "--entrypoint", "python3 x.py"}, `--entrypoint (from --entrypoint) applies to --executor process`},
+		{"max tasks per executor", nil, []string{"--sync", "--max-tasks-per-executor", "-1"}, `invalid --max-tasks-per-executor "-1": want an integer in 0..1000000`},
+		{"max rss", map[string]string{"DJANGO_RAY_EXECUTOR_MAX_RSS_MB": "lots"}, []string{"--sync"}, `invalid --executor-max-rss-mb "lots" (from $DJANGO_RAY_EXECUTOR_MAX_RSS_MB)`},
+		{"start timeout", nil, []string{"--sync", "--executor-start-timeout", "0"}, `invalid --executor-start-timeout "0": want 1s..1h`},
+		{"no such python", nil, []string{"--sync", "--python", "/nonexistent/python3"}, `python interpreter not found (/nonexistent/python3: `},
 		{"RAY_ADDRESS not http", map[string]string{"RAY_ADDRESS": "ftp://head:8265"}, nil, `scheme must be http or https`},
 		{"token file missing", nil, []string{"--ray-auth-token-file", "/nonexistent/token"}, `Ray auth token: rayjobs: auth token file: open /nonexistent/token`},
 		{"token path from env missing", map[string]string{"RAY_AUTH_TOKEN_PATH": "/nonexistent/token"}, nil, `Ray auth token: rayjobs: auth token file`},
@@ -155,7 +165,30 @@ func TestResolve(t *testing.T) {
 			return o.cfg.Concurrency == 5 && o.mode == "sync"
 		}},
 		{"mode precedence", nil, []string{"--cluster", "ray://h:10001", "--local", "--sync"}, func(o options) bool { return o.mode == "sync" }},
-		{"local over cluster", nil, []string{"--cluster", "ray://h:10001", "--local"}, func(o options) bool { return o.mode == "local" }},
+		{"local over cluster", nil, []string{"--cluster", "ray://h:10001", "--local"}, func(o options) bool { return o.mode == "local" && o.exec.runner == runnerRayJob }},
+		{"--sync is the pool", nil, []string{"--sync"}, func(o options) bool {
+			return o.exec.runner == runnerPool && o.exec.python == "" && o.exec.maxTasks == 0 && o.exec.maxRSS == 0 && o.exec.startTimeout == 2*time.Minute
+		}},
+		{"--sync with an entrypoint runs a process per task", nil, []string{"--sync", "--entrypoint", "python3 t.py"}, func(o options) bool { return o.exec.runner == runnerProcess }},
+		{"--executor process", map[string]string{"DJANGO_RAY_EXECUTOR": "process"}, []string{"--sync"}, func(o options) bool { return o.exec.runner == runnerProcess }},
+		{"executor settings", map[string]string{"DJANGO_RAY_PYTHON": "/opt/venv/bin/python"}, []string{"--sync", "--max-tasks-per-executor", "500", "--executor-max-rss-mb", "512", "--executor-start-timeout", "30"}, func(o options) bool {
+			return o.exec.python == "/opt/venv/bin/python" && o.exec.maxTasks == 500 && o.exec.maxRSS == 512<<20 && o.exec.startTimeout == 30*time.Second
+		}},
+		{"--cluster ray:// is Ray Core (django-ray's --cluster)", nil, []string{"--cluster", "ray://h:10001"}, func(o options) bool {
+			return o.mode == "cluster" && o.exec.runner == runnerRayCore && o.exec.coreAddress == "ray://h:10001"
+		}},
+		{"--runner ray_core --cluster GCS", nil, []string{"--runner", "ray_core", "--cluster", "10.0.0.5:6379"}, func(o options) bool {
+			return o.exec.runner == runnerRayCore && o.exec.coreAddress == "10.0.0.5:6379" && o.exec.coreAddressSrc == "--cluster"
+		}},
+		{"--runner ray_core --local: ray.init() on this machine", map[string]string{"RAY_ADDRESS": "ray://x:10001"}, []string{"--runner", "ray_core", "--local"}, func(o options) bool {
+			return o.exec.runner == runnerRayCore && o.exec.coreAddress == ""
+		}},
+		{"RUNNER=ray_core with RAY_ADDRESS", map[string]string{"DJANGO_RAY_RUNNER": "ray_core", "RAY_ADDRESS": "ray://x:10001"}, nil, func(o options) bool {
+			return o.mode == "ray" && o.exec.runner == runnerRayCore && o.exec.coreAddress == "ray://x:10001" && o.exec.coreAddressSrc == "$RAY_ADDRESS"
+		}},
+		{"RUNNER=ray_core, RAY_ADDRESS auto: local", map[string]string{"DJANGO_RAY_RUNNER": "ray_core", "RAY_ADDRESS": "auto"}, nil, func(o options) bool {
+			return o.exec.runner == runnerRayCore && o.exec.coreAddress == ""
+		}},
 		{"retry settings", map[string]string{"DJANGO_RAY_RETRY_EXCEPTION_DENYLIST": "builtins.ValueError, TaskLost"},
 			[]string{"--max-task-attempts", "5", "--retry-backoff-seconds", "0"}, func(o options) bool {
 				return o.cfg.Policy.MaxAttempts == 5 && o.cfg.Policy.Backoff == 0 && reflect.DeepEqual(o.cfg.Policy.Denylist, []string{"builtins.ValueError", "TaskLost"})
@@ -224,7 +257,9 @@ func TestDatabaseErrors(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	sc := storetest.EmptySchema(t)
-	r = rayworker(t, map[string]string{"DATABASE_URL": sc.DSN}, "--sync", "--log-format", "json")
+	// --executor process: the pool would first start its executors, and this test is about
+	// the database's message.
+	r = rayworker(t, map[string]string{"DATABASE_URL": sc.DSN}, "--sync", "--executor", "process", "--log-format", "json")
 	if r.code != exitFailed || !strings.Contains(r.stderr, "rayworker: cannot create the worker lease: the django-ray tables do not exist in this database (run `rayctl migrate up`)") {
 		t.Fatalf("%+v", r)
 	}

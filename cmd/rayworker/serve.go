@@ -16,6 +16,7 @@ import (
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procrunner"
+	"github.com/rayctl/rayctl/worker/pyexec"
 )
 
 func newLogger(w io.Writer, json bool) *slog.Logger {
@@ -34,13 +35,22 @@ func (e env) serve(ctx context.Context, o options) error {
 			sort.Strings(o.ignored)
 			log.Warn("runtime_env keys other than env_vars are ignored with --sync", "keys", o.ignored)
 		}
-		if _, err := exec.LookPath(o.runner.Entrypoint[0]); err != nil {
-			log.Warn("the entrypoint command was not found; tasks fail until it exists", "command", o.runner.Entrypoint[0], "error", err)
+		if o.exec.runner == runnerProcess {
+			if _, err := exec.LookPath(o.runner.Entrypoint[0]); err != nil {
+				log.Warn("the entrypoint command was not found; tasks fail until it exists", "command", o.runner.Entrypoint[0], "error", err)
+			}
+		}
+	}
+	var python string
+	if o.exec.runner == runnerPool || o.exec.runner == runnerRayCore {
+		var err error
+		if python, err = pyexec.ResolvePython(o.exec.python, e.getenv); err != nil {
+			return usageErrorf("%v", err)
 		}
 	}
 
 	var client *rayjobs.Client
-	if o.mode != "sync" {
+	if o.exec.runner == runnerRayJob {
 		var err error
 		if client, err = e.rayClient(o); err != nil { // a bad address, token file or CA: exit 2 before anything starts
 			return err
@@ -61,11 +71,20 @@ func (e env) serve(ctx context.Context, o options) error {
 	defer pool.Close()
 
 	var runner worker.Runner
-	if o.mode == "sync" {
+	switch o.exec.runner {
+	case runnerProcess:
 		if runner, err = procrunner.New(o.runner); err != nil {
 			return err
 		}
-	} else {
+	case runnerPool:
+		if runner, err = e.poolRunner(ctx, o, python, log); err != nil {
+			return err
+		}
+	case runnerRayCore:
+		if runner, err = e.rayCoreRunner(ctx, o, python, log); err != nil {
+			return err
+		}
+	default:
 		rr, stop, err := e.rayRunner(ctx, o, client, log)
 		if err != nil {
 			return err
@@ -83,11 +102,21 @@ func (e env) serve(ctx context.Context, o options) error {
 		_ = runner.Close(cctx)
 		return usageErrorf("%v", err)
 	}
-	attrs := []any{"mode", o.mode, "database", store.RedactDSN(o.dsn), "entrypoint", o.entryText,
+	attrs := []any{"mode", o.mode, "runner", o.exec.runner, "database", store.RedactDSN(o.dsn)}
+	switch o.exec.runner {
+	case runnerProcess, runnerRayJob:
+		attrs = append(attrs, "entrypoint", o.entryText)
+	case runnerPool:
+		attrs = append(attrs, "python", python, "executors", cfg.Concurrency, "max_tasks_per_executor", o.exec.maxTasks,
+			"executor_max_rss_mb", o.exec.maxRSS>>20)
+	case runnerRayCore:
+		attrs = append(attrs, "python", python, "ray_address", coreAddressText(o.exec.coreAddress), "ray_address_from", o.exec.coreAddressSrc)
+	}
+	attrs = append(attrs,
 		"max_task_attempts", cfg.Policy.MaxAttempts, "retry_backoff", cfg.Policy.Backoff.String(), "denylist", cfg.Policy.Denylist,
 		"stuck_after", cfg.StuckAfter.String(), "lease_ttl", cfg.LeaseTTL.String(), "heartbeat", cfg.HeartbeatInterval.String(),
-		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", resultstore.Describe(cfg.Results.Backend)}
-	if o.mode == "sync" {
+		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", resultstore.Describe(cfg.Results.Backend))
+	if o.mode == "sync" || o.exec.runner == runnerRayCore {
 		attrs = append(attrs, "runtime_env_vars", len(o.runner.Env))
 	} else {
 		attrs = append(attrs, "ray_address", o.ray.address, "ray_address_from", o.ray.addressSource, "runtime_env_keys", mapKeys(o.ray.runtimeEnv),
@@ -106,7 +135,15 @@ func (e env) serve(ctx context.Context, o options) error {
 			log.Info("result storage credentials", "result_storage", b.Location(), "credentials", src)
 		}
 	}
-	return w.Run(ctx)
+	if err := w.Run(ctx); err != nil {
+		// The worker never ran (no lease, metrics address in use): stop what the runner
+		// started (executors, a Ray driver) before exiting.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = runner.Close(cctx)
+		return err
+	}
+	return nil
 }
 
 func mapKeys(m map[string]any) []string {

@@ -37,11 +37,17 @@ var settings = []setting{
 	{"queues", "DJANGO_RAY_QUEUES", "Q...", "", "queue names, space- or comma-separated", "queues to take tasks from (wins over --queue)"},
 	{"all-queues", "DJANGO_RAY_ALL_QUEUES", "", "false", "true/false", "take tasks from every queue (wins over --queues and --queue)"},
 	{"concurrency", "DJANGO_RAY_CONCURRENCY", "N", "10", "1..1000", "tasks run at once"},
-	{"sync", "DJANGO_RAY_SYNC", "", "false", "true/false", "run each task as a local process (no Ray)"},
-	{"local", "DJANGO_RAY_LOCAL", "", "false", "true/false", "run tasks as Ray jobs on the Ray at 127.0.0.1:8265, starting a head (and stopping it at exit) if none answers and the ray CLI exists"},
-	{"cluster", "DJANGO_RAY_CLUSTER", "ADDR", "", "a Ray Jobs API address (http[s]://HOST:PORT)", "run tasks as Ray jobs on the cluster whose Jobs API (dashboard) is at ADDR"},
+	{"sync", "DJANGO_RAY_SYNC", "", "false", "true/false", "run tasks on this machine, without Ray (see --executor)"},
+	{"local", "DJANGO_RAY_LOCAL", "", "false", "true/false", "run tasks on a Ray on this machine: as Ray jobs on the Ray at 127.0.0.1:8265, starting a head (and stopping it at exit) if none answers and the ray CLI exists; with --runner ray_core, through a driver's ray.init() (django-ray's --local)"},
+	{"cluster", "DJANGO_RAY_CLUSTER", "ADDR", "", "a Ray Jobs API address (http[s]://HOST:PORT), or a Ray Client (ray://HOST:10001) or GCS (HOST:6379) address for --runner ray_core", "run tasks on the Ray cluster at ADDR (ray://... means --runner ray_core, as in django-ray)"},
+	{"runner", "DJANGO_RAY_RUNNER", "R", "ray_job", "ray_job, ray_core", "how tasks run on Ray: ray_job = one Ray job per task (Jobs API); ray_core = one remote call per task from a Python driver (django-ray's RUNNER)"},
+	{"executor", "DJANGO_RAY_EXECUTOR", "E", "pool", "pool, process", "with --sync: pool = long-lived Python executors that set Django up once, one per --concurrency slot; process = a new process per task running --entrypoint (an explicit --entrypoint selects it)"},
+	{"python", "DJANGO_RAY_PYTHON", "PATH", "$VIRTUAL_ENV/bin/python, else python3", "an interpreter (path or name on PATH) that imports django_ray", "Python for the executors (--sync's pool) and the Ray Core driver"},
+	{"max-tasks-per-executor", "DJANGO_RAY_MAX_TASKS_PER_EXECUTOR", "N", "0", "0..1000000 (0: never)", "replace an executor after N tasks (bounds leaks)"},
+	{"executor-max-rss-mb", "DJANGO_RAY_EXECUTOR_MAX_RSS_MB", "MB", "0", "0..1048576 (0: never)", "replace an executor whose resident memory passes MB after a task"},
+	{"executor-start-timeout", "DJANGO_RAY_EXECUTOR_START_TIMEOUT", "D", "2m", "1s..1h (a duration, or seconds)", "time for an executor to become ready (django.setup(); for the Ray Core driver, ray.init() and a probe task on a Ray worker)"},
 	{"database-url", "DATABASE_URL", "URL", "libpq PG* variables", "postgres:// URL or key=value DSN", "PostgreSQL holding the django-ray tables"},
-	{"ray-address", "RAY_ADDRESS", "ADDR", "http://127.0.0.1:8265", "a Ray Jobs API address (http[s]://HOST:PORT); auto means the default", "Ray Jobs API for the default mode (Ray jobs)"},
+	{"ray-address", "RAY_ADDRESS", "ADDR", "http://127.0.0.1:8265", "a Ray Jobs API address (http[s]://HOST:PORT), or a ray:// or HOST:PORT address for --runner ray_core; auto means the default", "Ray for the default mode (Ray jobs; Ray Core: no address or auto means a Ray on this machine)"},
 	{"ray-auth-token-file", "RAY_AUTH_TOKEN_PATH", "FILE", "", "a file holding the token", "Ray auth token file (Ray >= 2.52 token auth); else $RAY_AUTH_TOKEN, else ~/.ray/auth_token; never a command-line value"},
 	{"ray-ca-file", "DJANGO_RAY_RAY_CA_FILE", "FILE", "", "a PEM file", "certificate authorities to trust for an https Jobs API (a TLS proxy in front of Ray)"},
 	{"ray-pending-timeout", "DJANGO_RAY_RAY_PENDING_TIMEOUT", "D", "15m", "1s..24h (a duration, or seconds)", "a Ray job PENDING longer is stopped and its attempt fails (RayJobFailed)"},
@@ -100,6 +106,26 @@ type options struct {
 	entryText string
 	ignored   []string // runtime_env keys --sync does not use
 	ray       rayOptions
+	exec      execOptions
+}
+
+// Runner kinds: how a mode runs its tasks.
+const (
+	runnerProcess = "process"  // --sync --executor process
+	runnerPool    = "pool"     // --sync (default)
+	runnerRayJob  = "ray_job"  // default, --local, --cluster http(s)://
+	runnerRayCore = "ray_core" // --runner ray_core, --cluster ray://
+)
+
+// execOptions configure the Python executors (the pool and the Ray Core driver).
+type execOptions struct {
+	runner         string // one of the runner kinds
+	python         string // --python as given ("" = $VIRTUAL_ENV/bin/python, else python3)
+	maxTasks       int
+	maxRSS         int64
+	startTimeout   time.Duration
+	coreAddress    string // ray.init's address ("" = a Ray on this machine)
+	coreAddressSrc string
 }
 
 // rayOptions configure the Ray Job modes (default, --cluster, --local).
@@ -271,6 +297,9 @@ func resolve(c *cli.Context, getenv func(string) string) (options, error) {
 	}
 
 	o.dsn = r.str("database-url")
+	if err := r.execOptions(&o, cluster); err != nil {
+		return o, err
+	}
 
 	o.entryText = lifecycle.DefaultEntrypoint
 	if v, src, ok := r.raw("entrypoint"); ok {
@@ -401,9 +430,101 @@ func (r resolver) resultBackend(ctx context.Context) (lifecycle.Backend, error) 
 	return b, nil
 }
 
+// execOptions resolves which runner the mode uses (django-ray 0.2.0: --sync runs in-process,
+// --local and --cluster ray://... use Ray Core, RUNNER picks for the default mode) and the
+// executors' settings.
+func (r resolver) execOptions(o *options, cluster string) error {
+	x := &o.exec
+	runner, runnerSrc, hasRunner := r.raw("runner")
+	runner = strings.ToLower(strings.TrimSpace(runner))
+	if hasRunner && runner != runnerRayJob && runner != runnerRayCore {
+		return r.bad("runner", runner, runnerSrc)
+	}
+	executor, executorSrc, hasExecutor := r.raw("executor")
+	executor = strings.ToLower(strings.TrimSpace(executor))
+	if hasExecutor && executor != runnerPool && executor != runnerProcess {
+		return r.bad("executor", executor, executorSrc)
+	}
+	_, entrySrc, hasEntry := r.raw("entrypoint")
+	switch o.mode {
+	case "sync":
+		x.runner = runnerPool
+		if hasEntry {
+			x.runner = runnerProcess // a per-task command: django-ray's entrypoint or a test script
+		}
+		if hasExecutor {
+			if executor == runnerPool && hasEntry {
+				return usageErrorf("--executor pool runs django-ray's execution function in the executors; --entrypoint (from %s) applies to --executor process", entrySrc)
+			}
+			x.runner = executor
+		}
+	default:
+		if hasExecutor {
+			return usageErrorf("--executor (from %s) applies to --sync; on Ray, choose with --runner ray_job|ray_core", executorSrc)
+		}
+		x.runner = runnerRayJob
+		if o.mode == "cluster" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(cluster)), "ray://") {
+			x.runner = runnerRayCore // a Ray Client address: django-ray's --cluster
+			if hasRunner && runner == runnerRayJob {
+				return usageErrorf("--cluster %s is a Ray Client address, which --runner ray_job cannot use; the Jobs API is the dashboard's http://HOST:8265", strings.TrimSpace(cluster))
+			}
+		}
+		if hasRunner {
+			x.runner = runner
+		}
+	}
+	x.python = strings.TrimSpace(r.str("python"))
+	n, err := r.integer("max-tasks-per-executor", 0, 0, 1_000_000)
+	if err != nil {
+		return err
+	}
+	x.maxTasks = int(n)
+	mb, err := r.integer("executor-max-rss-mb", 0, 0, 1<<20)
+	if err != nil {
+		return err
+	}
+	x.maxRSS = mb << 20
+	x.startTimeout = 2 * time.Minute
+	if v, src, ok := r.raw("executor-start-timeout"); ok {
+		d, ok := parseDuration(v)
+		if !ok || d < time.Second || d > time.Hour {
+			return r.bad("executor-start-timeout", v, src)
+		}
+		x.startTimeout = d
+	}
+	if x.runner != runnerRayCore {
+		return nil
+	}
+	// ray.init's address: --cluster, --local (none), else RAY_ADDRESS unless it is "auto", as
+	// django-ray 0.2.0's RUNNER=ray_core does.
+	switch o.mode {
+	case "cluster":
+		x.coreAddress, x.coreAddressSrc = strings.TrimSpace(cluster), "--cluster"
+		if _, src, _ := r.raw("cluster"); src != "" {
+			x.coreAddressSrc = src
+		}
+	case "local":
+		x.coreAddress, x.coreAddressSrc = "", "--local"
+	default:
+		v, src, ok := r.raw("ray-address")
+		x.coreAddress, x.coreAddressSrc = strings.TrimSpace(v), src
+		if !ok || strings.EqualFold(x.coreAddress, "auto") {
+			x.coreAddress, x.coreAddressSrc = "", "default"
+		}
+	}
+	if lower := strings.ToLower(x.coreAddress); strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
+		return usageErrorf("--runner ray_core connects a Ray driver: %s (from %s) is a Jobs API address; want a Ray Client address (ray://HOST:10001) or the GCS address (HOST:6379)",
+			x.coreAddress, x.coreAddressSrc)
+	}
+	return nil
+}
+
 // rayOptions resolves the Jobs API address and the Ray-only settings.
 func (r resolver) rayOptions(o *options, cluster string) error {
 	ro := &o.ray
+	if o.exec.runner == runnerRayCore {
+		return nil // no Jobs API: the driver connects with exec.coreAddress
+	}
 	switch o.mode {
 	case "local":
 		ro.address, ro.addressSource = localAddress, "--local"

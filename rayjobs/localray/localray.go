@@ -35,6 +35,10 @@ type Options struct {
 	Ray string
 	// Port is the dashboard (Jobs API) port on 127.0.0.1; default 8265.
 	Port int
+	// GCSPort is the head's GCS port (--port), the address Ray Core drivers connect to;
+	// 0 picks a free one. A head restarted on the same GCSPort is reachable at the same
+	// address again.
+	GCSPort int
 	// CPUs for the head (--num-cpus); 0 lets Ray count them.
 	CPUs int
 	// StartTimeout bounds the wait for the dashboard to answer; default 2 minutes.
@@ -47,8 +51,10 @@ type Options struct {
 type Head struct {
 	// Address is the Jobs API: http://127.0.0.1:<port>.
 	Address string
-	dir     string
-	pgid    int
+	// GCSAddress is the GCS (127.0.0.1:<port>): ray.init's address for a Ray Core driver.
+	GCSAddress string
+	dir        string
+	pgid       int
 }
 
 // Dir is the head's private directory (Ray's --temp-dir is under it); "" once stopped.
@@ -82,12 +88,16 @@ func Start(ctx context.Context, o Options) (*Head, error) {
 	h := &Head{Address: "http://127.0.0.1:" + strconv.Itoa(o.Port), dir: dir}
 	// The worker range first: Ray refuses to start when another of its ports falls inside it.
 	wbase := workerPortBase()
-	ports, err := freePorts(8, func(p int) bool { return p == o.Port || (p >= wbase && p < wbase+workerPorts) })
+	ports, err := freePorts(8, func(p int) bool { return p == o.Port || p == o.GCSPort || (p >= wbase && p < wbase+workerPorts) })
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	ports = append(ports, wbase)
+	if o.GCSPort > 0 {
+		ports[0] = o.GCSPort
+	}
+	h.GCSAddress = "127.0.0.1:" + strconv.Itoa(ports[0])
 	args := []string{"start", "--head", "--disable-usage-stats",
 		"--node-ip-address", "127.0.0.1", "--temp-dir", filepath.Join(dir, "t"),
 		"--dashboard-host", "127.0.0.1", "--dashboard-port", strconv.Itoa(o.Port),

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,15 +186,15 @@ func TestGCSCredentialsRefused(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = io.WriteString(w, `{"error": "invalid_grant", "error_description": "Invalid JWT Signature."}`)
 	})
-	asked := false
-	gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked = true }))
+	var asked atomic.Bool
+	gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Store(true) }))
 	defer gcs.Close()
 	b := openADC(t, gcs.URL+"/storage/v1/")
 	_, err := b.Store(context.Background(), []byte(pythonText))
 	if !errors.Is(err, ErrDenied) && !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("Store = %v, want the credentials refused", err)
 	}
-	if asked {
+	if asked.Load() {
 		t.Error("GCS was asked without a token")
 	}
 	for _, s := range []string{pemKey[40:80], "pkid-never-printed-0123456789"} {

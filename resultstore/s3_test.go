@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,9 +179,10 @@ func TestS3Probe(t *testing.T) {
 func TestS3ErrorsNeverShowSecrets(t *testing.T) {
 	t.Parallel()
 	const secret, token = "Echoed-Secret-Key-abcdefghijklmnop", "Echoed-Session-Token-0123456789"
-	var signature string // the request's, from its Authorization header
+	signatures := make(chan string, 10) // the requests', from their Authorization headers
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, signature, _ = strings.Cut(r.Header.Get("Authorization"), "Signature=")
+		_, signature, _ := strings.Cut(r.Header.Get("Authorization"), "Signature=")
+		signatures <- signature
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>you sent `+
@@ -197,6 +199,7 @@ func TestS3ErrorsNeverShowSecrets(t *testing.T) {
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("Store = %v, want ErrDenied", err)
 	}
+	signature := <-signatures
 	if len(signature) < 32 {
 		t.Fatalf("the request carried no signature: %q", signature)
 	}
@@ -287,5 +290,88 @@ func TestScrub(t *testing.T) {
 		if got := scrub(c.in, []string{"SECRETVALUE", ""}); got != c.want {
 			t.Errorf("scrub(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestS3WebIdentity: with AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (EKS IRSA) the default
+// chain exchanges the token with STS for temporary credentials, which sign the S3 requests
+// with their session token; a server echoing that token back has it scrubbed. STS and S3 are
+// local fakes here: no network.
+func TestS3WebIdentity(t *testing.T) {
+	const token, tempKey, tempSecret, session = "eyJ-web-identity-token-never-printed", "ASIATEMPORARYKEY0001", "Temporary-Secret-Never-Printed-012345", "Session-Token-Never-Printed-abcdef"
+	var mu sync.Mutex // guards what the fake servers saw, and refuse
+	var gotToken, gotRole string
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = r.ParseForm()
+		if r.Form.Get("Action") != "AssumeRoleWithWebIdentity" {
+			http.Error(w, "unexpected "+r.Form.Get("Action"), http.StatusBadRequest)
+			return
+		}
+		gotToken, gotRole = r.Form.Get("WebIdentityToken"), r.Form.Get("RoleArn")
+		w.Header().Set("Content-Type", "text/xml")
+		_, _ = io.WriteString(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>`+
+			`<Credentials><AccessKeyId>`+tempKey+`</AccessKeyId><SecretAccessKey>`+tempSecret+`</SecretAccessKey><SessionToken>`+session+`</SessionToken>`+
+			`<Expiration>`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`</Expiration></Credentials>`+
+			`<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/results/rayworker</Arn><AssumedRoleId>AROA:rayworker</AssumedRoleId></AssumedRoleUser>`+
+			`</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`)
+	}))
+	defer sts.Close()
+	var signedWith, sentToken string
+	refuse := false
+	s3srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		signedWith, sentToken = r.Header.Get("Authorization"), r.Header.Get("X-Amz-Security-Token")
+		if refuse {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<Error><Code>AccessDenied</Code><Message>token `+sentToken+` not allowed</Message></Error>`)
+			return
+		}
+		w.Header().Set("ETag", `"x"`)
+	}))
+	defer s3srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty, "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "eu-west-1",
+		"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/results", "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile, "AWS_ROLE_SESSION_NAME": "rayworker",
+		"AWS_ENDPOINT_URL_STS": sts.URL} {
+		t.Setenv(k, v)
+		if v == "" {
+			os.Unsetenv(k)
+		}
+	}
+	b, err := OpenS3(context.Background(), S3Config{Bucket: "bucket-one", Prefix: DefaultPrefix, EndpointURL: s3srv.URL, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Store(context.Background(), []byte(pythonText)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gotToken != token || gotRole != "arn:aws:iam::123456789012:role/results" {
+		t.Errorf("STS got token %q role %q", gotToken, gotRole)
+	}
+	if !strings.Contains(signedWith, "Credential="+tempKey+"/") || !strings.Contains(signedWith, "/eu-west-1/s3/") || sentToken != session {
+		t.Errorf("S3 request signed %q with session token %q", signedWith, sentToken)
+	}
+	if src, err := b.Credentials(context.Background()); err != nil || !strings.Contains(src, "WebIdentity") {
+		t.Errorf("Credentials = %q, %v", src, err)
+	}
+	refuse = true
+	mu.Unlock()
+	_, err = b.Store(context.Background(), []byte(pythonText))
+	mu.Lock()
+	if !errors.Is(err, ErrDenied) || strings.Contains(err.Error(), session) || strings.Contains(err.Error(), tempSecret) {
+		t.Errorf("refused: %v", err)
 	}
 }

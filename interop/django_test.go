@@ -292,9 +292,27 @@ func (d django) results(t *testing.T, dsn string, extra []string, ids ...string)
 // values byte for byte as Python's json.dumps writes them, an oversize result through a
 // resultfs:// reference in the shared filesystem store (rehydrated to the exact value), and
 // failures with the task's own exception class.
+// TestDjangoEnqueuesGoWorkerRunsDjangoReads runs for both --sync executors: a process per
+// task with django-ray's own entrypoint, and the executor pool (django-ray's execution
+// function in long-lived executors). Django must read the same results from either.
 func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 	t.Parallel()
 	d := needDjango(t)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"process", []string{"--executor", "process", "--entrypoint", d.python + " -m django_ray.runtime.entrypoint"}},
+		{"pool", []string{"--executor", "pool", "--python", d.python}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			djangoEnqueuesGoWorkerRuns(t, d, c.args)
+		})
+	}
+}
+
+func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	rayctl, rayworker := binary(t, "rayctl"), binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
 	ctx := context.Background()
@@ -324,8 +342,8 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 	}
 
 	// (b) the Go worker runs everything with django-ray's own entrypoint
-	worker := exec.Command(rayworker, "--sync", "--entrypoint", d.python+" -m django_ray.runtime.entrypoint",
-		"--max-task-attempts", "1", "--concurrency", "4", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")
+	worker := exec.Command(rayworker, append(append([]string{"--sync"}, workerArgs...),
+		"--max-task-attempts", "1", "--concurrency", "4", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")...)
 	worker.Env = d.env(sc.DSN, shared...)
 	// its own process group, so the cleanup can stop the task processes too; and Wait must not
 	// hang on a pipe a stray child still holds
@@ -469,7 +487,7 @@ print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(
 		return cmd, &log
 	}
 	_, pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
-	_, golog := start("rayworker", rayworker, "--sync", "--entrypoint", d.python+" -m django_ray.runtime.entrypoint", "--concurrency", "2")
+	_, golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

@@ -56,6 +56,9 @@ func LeaseCovers(label, q string) bool {
 // LeaseInfo is a lease with its verdict and the rows its worker owns.
 type LeaseInfo struct {
 	store.Lease
+	// Mode is the execution mode a rayworker lease carries in its hostname ("pool x10",
+	// "ray_core x1", "rayjob", "process"); empty for django-ray's own worker.
+	Mode                string   `json:"mode"`
 	Queues              []string `json:"queues"`
 	Verdict             Verdict  `json:"verdict"`
 	AgeSeconds          float64  `json:"age_seconds"`           // since the worker started
@@ -125,7 +128,7 @@ func InspectLeases(ctx context.Context, s *store.Store, opts LeaseOptions) (Leas
 		return rep, err
 	}
 	for _, l := range leases {
-		info := LeaseInfo{Lease: l, Queues: LeaseQueues(l.QueueName), Verdict: LeaseVerdict(l, rep.Now, opts.LeaseTTL),
+		info := LeaseInfo{Lease: l, Mode: l.Mode(), Queues: LeaseQueues(l.QueueName), Verdict: LeaseVerdict(l, rep.Now, opts.LeaseTTL),
 			AgeSeconds: rep.Now.Sub(l.StartedAt).Seconds(), HeartbeatAgeSeconds: rep.Now.Sub(l.LastHeartbeatAt).Seconds(),
 			TaskIDs: []int64{}}
 		if c, ok := owned[l.WorkerID]; ok {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -96,3 +97,45 @@ func (s *Store) ListLeases(ctx context.Context) ([]Lease, error) {
 // LiveLeaseSQL is the condition for a lease that counts as alive: active with a heartbeat
 // within the TTL (django-ray's get_active_workers).
 const LiveLeaseSQL = `is_active AND last_heartbeat_at >= now() - make_interval(secs => $1)`
+
+// A rayworker lease carries its execution mode in the hostname column, the only free-text
+// column django-ray 0.2.0's lease has besides queue_name (which lists the queues, and which
+// rayctl reads as such): "<host> (rayworker <mode>)" or, for runners with Python executors,
+// "<host> (rayworker <mode> x<executors>)". django-ray's admin shows it as it is; Django's own
+// workers write the bare host name.
+const leaseModeTag = " (rayworker "
+
+// LeaseHostname is the hostname column for a rayworker of the given mode ("pool", "ray_core",
+// "rayjob", "process") and executor count (0: none), within the column's 255 characters.
+func LeaseHostname(host, mode string, executors int) string {
+	suffix := leaseModeTag + mode
+	if executors > 0 {
+		suffix += fmt.Sprintf(" x%d", executors)
+	}
+	suffix += ")"
+	if max := 255 - len(suffix); len(host) > max {
+		host = host[:max]
+	}
+	return host + suffix
+}
+
+// Host is the lease's host name without a rayworker mode suffix.
+func (l Lease) Host() string {
+	host, _ := splitLeaseHostname(l.Hostname)
+	return host
+}
+
+// Mode is the execution mode a rayworker lease carries ("pool x10", "ray_core x1", "rayjob",
+// "process"), or "" for a lease without one (django-ray's own worker).
+func (l Lease) Mode() string {
+	_, mode := splitLeaseHostname(l.Hostname)
+	return mode
+}
+
+func splitLeaseHostname(h string) (host, mode string) {
+	i := strings.LastIndex(h, leaseModeTag)
+	if i < 0 || !strings.HasSuffix(h, ")") {
+		return h, ""
+	}
+	return h[:i], h[i+len(leaseModeTag) : len(h)-1]
+}

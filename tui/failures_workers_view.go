@@ -87,7 +87,7 @@ func (m Model) workersView() []string {
 	title := fmt.Sprintf("%d workers: %d live, %d stale, %d inactive, %d no lease · stale after %s",
 		len(m.workers.rows), live, stale, inactive, missing, shortDur(m.opts.LeaseTTL))
 	lines := []string{title}
-	cols := []column{{"", 1, false}, {"WORKER", 0, false}, {"STATUS", 8, false}, {"HOST", 12, false}, {"PID", 7, true},
+	cols := []column{{"", 1, false}, {"WORKER", 0, false}, {"STATUS", 8, false}, {"HOST", 12, false}, {"MODE", 10, false}, {"PID", 7, true},
 		{"BEAT", 6, true}, {"RUN", 5, true}, {"CANC", 5, true}}
 	if m.width >= 100 {
 		cols = append(cols, column{"QUEUES", 20, false}, column{"STARTED", 7, true})
@@ -109,13 +109,13 @@ func (m Model) workersView() []string {
 		if w.Status == store.LeaseStale || w.Status == store.LeaseMissing {
 			status = "!!" + status
 		}
-		cells := []string{" ", w.WorkerID, status, "-", "-", "-", num(w.Running), num(w.Cancelling), "-", "-"}
+		cells := []string{" ", w.WorkerID, status, "-", "-", "-", "-", num(w.Running), num(w.Cancelling), "-", "-"}
 		if i == m.workers.cursor {
 			cells[0] = ">"
 		}
 		if l := w.Lease; l != nil {
-			cells[3], cells[4], cells[5] = l.Hostname, fmt.Sprint(l.PID), shortDur(now.Sub(l.LastHeartbeatAt))
-			cells[8], cells[9] = l.QueueName, shortDur(now.Sub(l.StartedAt))
+			cells[3], cells[4], cells[5], cells[6] = l.Host(), leaseMode(*l), fmt.Sprint(l.PID), shortDur(now.Sub(l.LastHeartbeatAt))
+			cells[9], cells[10] = l.QueueName, shortDur(now.Sub(l.StartedAt))
 		}
 		line := row(cols, cells...)
 		switch {
@@ -129,4 +129,13 @@ func (m Model) workersView() []string {
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// leaseMode is a worker's execution mode for the workers view: what a rayworker lease
+// carries (store.Lease.Mode), else django-ray's own worker.
+func leaseMode(l store.Lease) string {
+	if m := l.Mode(); m != "" {
+		return m
+	}
+	return "django-ray"
 }

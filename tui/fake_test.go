@@ -218,7 +218,7 @@ func newFakeDB() *fakeDB {
 		workers: []store.WorkerSummary{
 			{WorkerID: "0b7e-stale", Status: store.LeaseStale, Cancelling: 3, Lease: &store.Lease{WorkerID: "0b7e-stale", Hostname: "worker-2",
 				PID: 311, QueueName: "default,emails", StartedAt: fixedNow.Add(-26 * time.Hour), LastHeartbeatAt: fixedNow.Add(-5 * time.Minute), IsActive: true}},
-			{WorkerID: "9f1c-live", Status: store.LeaseLive, Lease: &store.Lease{WorkerID: "9f1c-live", Hostname: "worker-1",
+			{WorkerID: "9f1c-live", Status: store.LeaseLive, Lease: &store.Lease{WorkerID: "9f1c-live", Hostname: store.LeaseHostname("worker-1", "pool", 10),
 				PID: 4242, QueueName: "high-priority", StartedAt: fixedNow.Add(-2 * time.Hour), LastHeartbeatAt: fixedNow.Add(-3 * time.Second), IsActive: true}},
 			{WorkerID: "77aa-old", Status: store.LeaseInactive, Lease: &store.Lease{WorkerID: "77aa-old", Hostname: "worker-1",
 				PID: 4100, QueueName: "default", StartedAt: fixedNow.Add(-50 * time.Hour), LastHeartbeatAt: fixedNow.Add(-2 * time.Hour), StoppedAt: at(2 * time.Hour)}},

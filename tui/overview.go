@@ -167,6 +167,6 @@ func (m Model) workerSummary(w store.WorkerSummary) string {
 		return fmt.Sprintf("%s no lease · %s", w.WorkerID, owns)
 	}
 	l := w.Lease
-	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", w.WorkerID, w.Status, l.Hostname, l.PID,
+	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", w.WorkerID, w.Status, l.Host(), l.PID,
 		shortDur(m.workers.now.Sub(l.LastHeartbeatAt)), owns)
 }

@@ -5,8 +5,9 @@
 // a guarded store call, and every attempt ends through package lifecycle.
 //
 // The loop is one goroutine. It claims only free slots, in batches, and polls for work
-// adaptively: IdlePollMin (100 ms) after finding work, doubling up to IdlePollMax (1 s) while
-// the queue stays empty, and at once when a slot frees. A task enqueued while the worker has
+// adaptively: every IdlePollMin (100 ms) while work keeps coming (and for two seconds after it
+// last found work or finished a task), then doubling up to IdlePollMax (1 s) while the queue
+// stays empty, and at once when a slot frees. A task enqueued while the worker has
 // a free slot is therefore claimed within IdlePollMax plus one claim query.
 package worker
 

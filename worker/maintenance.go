@@ -211,7 +211,7 @@ func (w *Worker) renewLease(dbctx context.Context) {
 		return
 	}
 	if !alive {
-		lease := store.Lease{WorkerID: w.cfg.WorkerID, Hostname: w.cfg.Hostname, PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
+		lease := w.lease()
 		if err := w.withTimeout(dbctx, func(c context.Context) error { return w.store.UpsertLease(c, lease) }); err != nil {
 			w.leaseOK.Store(false)
 			w.dbError("lease_create", err)

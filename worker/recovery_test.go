@@ -154,7 +154,7 @@ func TestLeaseLifecycle(t *testing.T) {
 		return err == nil
 	})
 	host, _ := os.Hostname()
-	if !lease.IsActive || lease.QueueName != "a,b" || lease.PID != int32(os.Getpid()) || lease.Hostname != host {
+	if !lease.IsActive || lease.QueueName != "a,b" || lease.PID != int32(os.Getpid()) || lease.Host() != host || lease.Mode() != "process" {
 		t.Fatalf("%+v", lease)
 	}
 	first := lease.LastHeartbeatAt

@@ -85,6 +85,9 @@ type Capabilities struct {
 	// PollInterval is how often the loop polls in-flight executions when no event arrives.
 	// Zero means events only (plus the one-second retry while an outcome is unwritten).
 	PollInterval time.Duration
+	// Executors is how many Python executors the runner keeps (the pool's size; 1 for the Ray
+	// Core driver; 0 for none). The lease row shows it with Name (store.LeaseHostname).
+	Executors int
 	// Detached: executions keep running without this process (a Ray job does), so on
 	// shutdown the loop leaves unfinished ones RUNNING for another worker to adopt instead of
 	// stopping them and handing their rows back to the queue.

@@ -121,7 +121,7 @@ func (w *Worker) MetricsAddr() string { return w.listening.Load().(string) }
 // if the worker could not start (no database, no lease, metrics address in use).
 func (w *Worker) Run(ctx context.Context) error {
 	dbctx := context.WithoutCancel(ctx)
-	lease := store.Lease{WorkerID: w.cfg.WorkerID, Hostname: w.cfg.Hostname, PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
+	lease := w.lease()
 	if err := w.withTimeout(dbctx, func(c context.Context) error { return w.store.UpsertLease(c, lease) }); err != nil {
 		return fmt.Errorf("cannot create the worker lease: %w", err)
 	}
@@ -165,6 +165,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.deactivate(dbctx)
 	w.log.Info("worker stopped", "worker_id", w.cfg.WorkerID)
 	return nil
+}
+
+// lease is this worker's lease row: django-ray's columns, with the execution mode carried in
+// the hostname (store.LeaseHostname) so operators see it in rayctl top and inspect-leases.
+func (w *Worker) lease() store.Lease {
+	return store.Lease{WorkerID: w.cfg.WorkerID, Hostname: store.LeaseHostname(w.cfg.Hostname, w.caps.Name, w.caps.Executors),
+		PID: int32(w.cfg.PID), QueueName: store.LeaseQueueLabel(w.cfg.Queues)}
 }
 
 func (w *Worker) deactivate(dbctx context.Context) {
@@ -237,6 +244,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 	now := cfg.Clock()
 	var (
 		idle            = cfg.IdlePollMin
+		lastActive      time.Time // last claim that found work, or slot freed
 		nextClaim       = now
 		nextHeartbeat   = now.Add(cfg.HeartbeatInterval)
 		nextSweep       = now
@@ -258,6 +266,7 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			w.pollInflight(dbctx)
 			if len(w.inflight) < before {
 				nextClaim, idle = now, cfg.IdlePollMin // slots freed: look for work now
+				lastActive = now
 			}
 			pollNow = false
 			nextPoll = now.Add(w.pollInterval())
@@ -283,7 +292,9 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 			case err != nil:
 				idle = cfg.IdlePollMax
 			case n > 0:
-				idle = cfg.IdlePollMin
+				idle, lastActive = cfg.IdlePollMin, now
+			case now.Sub(lastActive) < activeWindow:
+				idle = cfg.IdlePollMin // work came and went just now: more may follow at once
 			default:
 				idle = min(idle*2, cfg.IdlePollMax)
 			}
@@ -354,6 +365,11 @@ func (w *Worker) loop(ctx, dbctx context.Context) {
 		}
 	}
 }
+
+// activeWindow is how long the loop keeps polling at IdlePollMin after it last found work or
+// finished a task, before it backs off towards IdlePollMax: a task enqueued right after the
+// previous one finished (a request/response pattern) waits at most IdlePollMin for a claim.
+const activeWindow = 2 * time.Second
 
 func earliest(ts ...time.Time) time.Time {
 	out := ts[0]

@@ -76,13 +76,13 @@ func inspectLeases(r *runCtx, opts recovery.LeaseOptions) error {
 	fmt.Fprintf(w, "leases: %d fresh, %d stale, %d expired (lease TTL %s)\n", rep.Counts.Fresh, rep.Counts.Stale, rep.Counts.Expired, ttl)
 	if len(rep.Leases) > 0 {
 		tw := table(w)
-		fmt.Fprintln(tw, "WORKER\tHOST\tPID\tQUEUES\tVERDICT\tAGE\tHEARTBEAT\tRUNNING\tCANCELLING\tTASKS")
+		fmt.Fprintln(tw, "WORKER\tHOST\tPID\tMODE\tQUEUES\tVERDICT\tAGE\tHEARTBEAT\tRUNNING\tCANCELLING\tTASKS")
 		for _, l := range rep.Leases {
 			tasks := "-"
 			if len(l.TaskIDs) > 0 {
 				tasks = joinIDs(l.TaskIDs, 5)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s ago\t%d\t%d\t%s\n", l.WorkerID, clip(l.Hostname, 24), l.PID, clip(l.QueueName, 30),
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s ago\t%d\t%d\t%s\n", l.WorkerID, clip(l.Host(), 24), l.PID, modeText(l.Mode), clip(l.QueueName, 30),
 				l.Verdict, age(l.AgeSeconds, true), age(l.HeartbeatAgeSeconds, true), l.Running, l.Cancelling, tasks)
 		}
 		if err := tw.Flush(); err != nil {
@@ -112,4 +112,13 @@ func inspectLeases(r *runCtx, opts recovery.LeaseOptions) error {
 	fmt.Fprintln(w, "STUCK_TASK_TIMEOUT_SECONDS (then: rayctl requeue --state LOST); finalize orphaned CANCELLING")
 	fmt.Fprintln(w, "tasks with: rayctl cancel --state CANCELLING --dry-run")
 	return nil
+}
+
+// modeText is a lease's execution mode for a table: rayworker's (from its lease), else that
+// of django-ray's own worker, whose lease carries none.
+func modeText(mode string) string {
+	if mode == "" {
+		return "django-ray"
+	}
+	return mode
 }

@@ -19,7 +19,7 @@ func (e env) poolRunner(ctx context.Context, o options, python string, log *slog
 	r, err := poolrunner.New(ctx, poolrunner.Config{Python: python, Size: o.cfg.Concurrency, Env: o.runner.Env,
 		MaxTasksPerExecutor: o.exec.maxTasks, MaxRSS: o.exec.maxRSS, StartTimeout: o.exec.startTimeout, Logger: log})
 	if err != nil {
-		return nil, startError("the python executor", err, log)
+		return nil, startError("the python executor", err)
 	}
 	info := r.ReadyInfo()
 	log.Info("python executors starting", "executors", r.Size(), "python", python, "versions", readyVersions(info.Raw))
@@ -32,7 +32,7 @@ func (e env) rayCoreRunner(ctx context.Context, o options, python string, log *s
 	r, err := raycore.New(ctx, raycore.Config{Python: python, Address: o.exec.coreAddress, RuntimeEnv: o.ray.runtimeEnv,
 		Env: o.runner.Env, StartTimeout: o.exec.startTimeout, Logger: log})
 	if err != nil {
-		return nil, startError("the Ray Core driver", err, log)
+		return nil, startError("the Ray Core driver", err)
 	}
 	info := r.ReadyInfo()
 	log.Info("Ray Core driver connected", "ray_address", coreAddressText(o.exec.coreAddress), "ray_job_id", info.RayJobID,
@@ -41,13 +41,11 @@ func (e env) rayCoreRunner(ctx context.Context, o options, python string, log *s
 }
 
 // startError turns an executor start failure into the worker's exit: a configuration
-// problem exits 2 with one line (the traceback goes to the log); anything else exits 1.
-func startError(what string, err error, log *slog.Logger) error {
+// problem exits 2 with one line on stderr (the exception's last line: type, message and, for a
+// syntax error, file and line); anything else exits 1.
+func startError(what string, err error) error {
 	var se *pyexec.StartError
 	if errors.As(err, &se) {
-		if se.Detail != "" {
-			log.Error(what+" could not start", "error", se.Msg, "detail", se.Detail)
-		}
 		return usageErrorf("%s could not start: %s", what, se.Msg)
 	}
 	return fmt.Errorf("%s could not start: %w", what, err)

@@ -399,9 +399,8 @@ func TestPoolStartErrors(t *testing.T) {
 				t.Fatalf("exit %v, want 2; stdout %q", err, out)
 			}
 			lines := strings.Split(strings.TrimSpace(string(ee.Stderr)), "\n")
-			last := lines[len(lines)-1]
-			if !strings.HasPrefix(last, "rayworker: ") || !strings.Contains(last, c.want) {
-				t.Fatalf("last stderr line %q, want %q", last, c.want)
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "rayworker: ") || !strings.Contains(lines[0], c.want) {
+				t.Fatalf("stderr %q, want one line with %q", ee.Stderr, c.want)
 			}
 		})
 	}

@@ -479,7 +479,9 @@ func (r *Runner) notify() {
 
 // Capabilities implements worker.Runner: event-driven, nothing to adopt, executors die with
 // the worker.
-func (r *Runner) Capabilities() worker.Capabilities { return worker.Capabilities{Name: "pool"} }
+func (r *Runner) Capabilities() worker.Capabilities {
+	return worker.Capabilities{Name: "pool", Executors: len(r.slots)}
+}
 
 // Events implements worker.Runner.
 func (r *Runner) Events() <-chan struct{} { return r.events }

@@ -117,6 +117,8 @@ type Executor struct {
 	mu       sync.Mutex
 	waitErr  error
 	readErr  error
+	isReady  bool
+	early    []string // output before the ready message
 	sendMu   sync.Mutex
 	killOnce sync.Once
 	killed   chan struct{}
@@ -239,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 		switch {
 		case ok && m.Op == "ready":
 			e.ready = m
+			e.markReady()
 			return e, nil
 		case ok && m.Op == "fatal":
 			return fail(&StartError{Msg: m.Error, Detail: m.Detail})
@@ -413,11 +416,39 @@ func (e *Executor) copyDiagnostics(r *os.File, done chan struct{}) {
 	for sc.Scan() {
 		line := sc.Text()
 		e.diag.WriteString(line + "\n")
-		if e.cfg.Log != nil {
-			e.cfg.Log(line)
-		}
+		e.logLine(line)
 	}
 	_, _ = io.Copy(io.Discard, r) // a line longer than the scanner's buffer: drain the rest
+}
+
+// logLine hands a line of the executor's own output to Config.Log once the executor is
+// ready; before that, lines are held (a start error carries them in its Detail, and the
+// worker's stderr stays one line), and handed over when it becomes ready.
+func (e *Executor) logLine(line string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.isReady {
+		e.early = append(e.early, line)
+		if len(e.early) > 200 {
+			e.early = e.early[1:]
+		}
+		return
+	}
+	if e.cfg.Log != nil {
+		e.cfg.Log(line)
+	}
+}
+
+func (e *Executor) markReady() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.isReady = true
+	if e.cfg.Log != nil {
+		for _, l := range e.early {
+			e.cfg.Log(l)
+		}
+	}
+	e.early = nil
 }
 
 // Kill stops the executor's whole process group: SIGTERM now and SIGKILL after grace (at

@@ -330,7 +330,7 @@ func (r *Runner) Capabilities() worker.Capabilities {
 	if addr == "" {
 		addr = "auto"
 	}
-	return worker.Capabilities{Name: "ray_core", RayAddress: addr}
+	return worker.Capabilities{Name: "ray_core", RayAddress: addr, Executors: 1}
 }
 
 // Events implements worker.Runner.

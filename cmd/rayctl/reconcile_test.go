@@ -498,17 +498,26 @@ func TestCancelStop(t *testing.T) {
 		t.Fatalf("states %v", got)
 	}
 
-	// the JSON report carries each job's answer; orphaned CANCELLING rows' jobs are stopped too
+	// the JSON report carries each job's answer; orphaned CANCELLING rows' jobs are stopped
+	// too, and confirmed over before the rows are finalized
 	if _, err := sc.Pool.Exec(ctx, `UPDATE django_ray_raytaskexecution SET claimed_by_worker = 'gone' WHERE id = $1`, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	fake.Set(t, "raysubmit_b", raytest.Running, "", "")
 	r = rayctlWith(t, runOpts{vars: vars}, "cancel", "--state", "CANCELLING", "--id", itoa(b.ID), "--stop", "--yes", "-o", "json").expect(t, exitOK)
 	var rep struct {
-		Stops []recovery.StopResult `json:"stops"`
+		Stops   []recovery.StopResult `json:"stops"`
+		Checked bool                  `json:"ray_jobs_checked"`
+		Outcome struct {
+			Ended []recovery.StopResult `json:"ray_jobs_ended"`
+		} `json:"outcome"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Stops) != 1 || !rep.Stops[0].Stopped || rep.Stops[0].ID != b.ID {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Stops) != 0 || !rep.Checked || len(rep.Outcome.Ended) != 1 ||
+		!rep.Outcome.Ended[0].Stopped || !rep.Outcome.Ended[0].Ended || rep.Outcome.Ended[0].ID != b.ID {
 		t.Fatalf("stops %s %v", r.stdout, err)
+	}
+	if got := states(t, s, b.ID); got[0] != store.StateCancelled {
+		t.Fatalf("%v", got)
 	}
 	// without --stop no stop is sent
 	n := fake.Count(raytest.Stop)

@@ -16,6 +16,7 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // appMu serialises in-process runs: urfave/cli v2 mutates package-level flags while parsing.
@@ -315,5 +316,6 @@ func TestReadmeConfigurationTable(t *testing.T) {
 // TestMain checks the in-process runs leave no goroutine behind (storetest's shared admin
 // pool is expected).
 func TestMain(m *testing.M) {
+	procgroup.Main() // in-process workers re-execute this binary as procgroup's supervisor
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }

@@ -8,12 +8,15 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	procgroup.Main() // when re-executed as a task's supervisor, this runs it and exits
 	termCtx, stopTerm := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	intCtx, stopInt := signal.NotifyContext(context.Background(), os.Interrupt)
 	ctx, cancel := context.WithCancel(context.Background())

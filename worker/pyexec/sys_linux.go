@@ -1,9 +1,0 @@
-package pyexec
-
-import "syscall"
-
-// sysProcAttr puts the executor in a process group of its own, so stopping it reaches
-// everything its tasks started, and asks Linux to SIGKILL it if the worker dies.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}

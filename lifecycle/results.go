@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,11 +23,12 @@ const DefaultMaxInline = 1 << 20
 
 // Backend stores result text too large to keep inline and returns its reference.
 type Backend interface {
-	// Name is the RESULT_STORAGE_BACKEND value: "digest", "filesystem".
+	// Name is the RESULT_STORAGE_BACKEND value: "digest", "filesystem", "s3", "gcs".
 	Name() string
 	// Store persists text (Python json.dumps of the value) and returns the reference that
-	// goes into result_reference.
-	Store(text []byte) (string, error)
+	// goes into result_reference. ctx bounds a backend that writes over the network
+	// (resultstore's s3 and gcs).
+	Store(ctx context.Context, text []byte) (string, error)
 }
 
 // DigestReference is django-ray's digest-only reference: oversize://sha256/<hex>?bytes=<n>.
@@ -55,7 +57,7 @@ type StreamBackend interface {
 	Backend
 	// StoreStream persists the n bytes write produces, whose SHA-256 is sha256hex, and
 	// returns the reference.
-	StoreStream(sha256hex string, n int64, write func(io.Writer) error) (string, error)
+	StoreStream(ctx context.Context, sha256hex string, n int64, write func(io.Writer) error) (string, error)
 }
 
 // DigestBackend stores nothing and returns the digest reference (RESULT_STORAGE_BACKEND
@@ -66,7 +68,7 @@ type DigestBackend struct{}
 func (DigestBackend) Name() string { return "digest" }
 
 // Store implements Backend.
-func (DigestBackend) Store(text []byte) (string, error) {
+func (DigestBackend) Store(_ context.Context, text []byte) (string, error) {
 	return DigestReference(digestOf(text), int64(len(text))), nil
 }
 
@@ -80,7 +82,7 @@ type FilesystemBackend struct{ Root string }
 func (FilesystemBackend) Name() string { return "filesystem" }
 
 // Store implements Backend.
-func (b FilesystemBackend) Store(text []byte) (string, error) {
+func (b FilesystemBackend) Store(_ context.Context, text []byte) (string, error) {
 	if b.Root == "" {
 		return "", errors.New("result storage path is not set")
 	}
@@ -115,7 +117,7 @@ func (b FilesystemBackend) Store(text []byte) (string, error) {
 
 // StoreStream implements StreamBackend: the text is written straight into the temporary
 // file, checked against its digest and size, and renamed into place.
-func (b FilesystemBackend) StoreStream(sha256hex string, n int64, write func(io.Writer) error) (string, error) {
+func (b FilesystemBackend) StoreStream(_ context.Context, sha256hex string, n int64, write func(io.Writer) error) (string, error) {
 	if b.Root == "" {
 		return "", errors.New("result storage path is not set")
 	}
@@ -190,7 +192,7 @@ func (rs Results) Inline(r Result) bool {
 // digest reference on a storage error (the task still succeeds, as in django-ray). A result
 // kept as captured Output is encoded here, only as far as needed: into result_data when it
 // fits, streamed into a StreamBackend, or not at all for the digest backend.
-func (rs Results) Place(r Result) Stored {
+func (rs Results) Place(ctx context.Context, r Result) Stored {
 	size := r.Size()
 	if rs.Inline(r) {
 		data := string(r.JSON)
@@ -213,11 +215,11 @@ func (rs Results) Place(r Result) Stored {
 		case DigestBackend:
 			ref = DigestReference(r.SHA256, r.Bytes)
 		case StreamBackend:
-			ref, err = b.StoreStream(r.SHA256, r.Bytes, func(w io.Writer) error { return WriteOutputJSON(w, r.Output) })
+			ref, err = b.StoreStream(ctx, r.SHA256, r.Bytes, func(w io.Writer) error { return WriteOutputJSON(w, r.Output) })
 		default:
 			var buf bytes.Buffer
 			_ = WriteOutputJSON(&buf, r.Output)
-			ref, err = backend.Store(buf.Bytes())
+			ref, err = backend.Store(ctx, buf.Bytes())
 		}
 		if err != nil {
 			fallback = err
@@ -232,7 +234,7 @@ func (rs Results) Place(r Result) Stored {
 		}
 	} else {
 		var err error
-		ref, err = backend.Store(r.JSON)
+		ref, err = backend.Store(ctx, r.JSON)
 		if err != nil {
 			fallback = err
 			ref = DigestReference(digestOf(r.JSON), size)

@@ -407,7 +407,11 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 		{"huge limit", st.vars, []string{"--limit", "20000"}, exitUsage, "invalid --limit 20000"},
 		{"bad attempts", with("DJANGO_RAY_MAX_TASK_ATTEMPTS", "many"), nil, exitUsage, `invalid --max-task-attempts "many" (from $DJANGO_RAY_MAX_TASK_ATTEMPTS)`},
 		{"filesystem without path", st.vars, []string{"--result-storage-backend", "filesystem"}, exitUsage, "needs --result-storage-filesystem-path"},
-		{"bad backend", st.vars, []string{"--result-storage-backend", "s3"}, exitUsage, `invalid --result-storage-backend "s3"`},
+		{"bad backend", st.vars, []string{"--result-storage-backend", "ftp"}, exitUsage, `invalid --result-storage-backend "ftp": want one of digest, filesystem, s3, gcs`},
+		{"s3 without bucket", with("DJANGO_RAY_RESULT_STORAGE_BACKEND", "s3"), nil, exitUsage, `needs --result-storage-s3-bucket (or $DJANGO_RAY_RESULT_STORAGE_S3_BUCKET)`},
+		{"s3 prefix with ..", with("DJANGO_RAY_RESULT_STORAGE_BACKEND", "s3", "DJANGO_RAY_RESULT_STORAGE_S3_BUCKET", "b", "DJANGO_RAY_RESULT_STORAGE_S3_PREFIX", "../up"), nil, exitUsage,
+			`reconcile-jobs: invalid --result-storage-s3-prefix "../up": a .. segment is refused (django-ray refuses such keys) (from $DJANGO_RAY_RESULT_STORAGE_S3_PREFIX)`},
+		{"gcs without bucket", st.vars, []string{"--result-storage-backend", "gcs"}, exitUsage, `needs --result-storage-gcs-bucket`},
 		{"argument", st.vars, []string{"17"}, exitUsage, `unexpected argument "17"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -563,8 +567,14 @@ func TestDoctorRayCheck(t *testing.T) {
 			r := rayctlWith(t, runOpts{vars: vars}, "doctor", "-o", "jsonl").expect(t, code)
 			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 			var ray recovery.CheckResult
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ray); err != nil || ray.Name != "ray" {
-				t.Fatalf("last check %q: %v", lines[len(lines)-1], err)
+			for _, l := range lines {
+				var c recovery.CheckResult
+				if err := json.Unmarshal([]byte(l), &c); err != nil {
+					t.Fatalf("check %q: %v", l, err)
+				}
+				if c.Name == "ray" {
+					ray = c
+				}
 			}
 			if string(ray.Status) != c.status || !strings.Contains(ray.Summary, c.want) || strings.Contains(ray.Summary, "\n") {
 				t.Fatalf("ray check %+v, want %s containing %q", ray, c.status, c.want)

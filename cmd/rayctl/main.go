@@ -7,7 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rayctl/rayctl/cmd/rayctl/internal/termquery"
 )
+
+// init runs after every imported package's init (bubbletea's included): the terminal's TERM
+// comes back now that nothing can query the terminal at startup (see termquery).
+func init() { termquery.Restore() }
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"

@@ -3,7 +3,6 @@ package recovery
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +41,9 @@ type Check interface {
 	Run(ctx context.Context) CheckResult
 }
 
-// DoctorConfig tunes Doctor. Zero durations get the defaults noted.
+// DoctorConfig tunes Doctor. Zero durations get DefaultThresholds' values: the signal
+// checks (leases, backlog, stuck, cancelling, failures, workers, references) are Evaluate's,
+// the same definitions `rayctl top` shows.
 type DoctorConfig struct {
 	// Connect opens the database. Doctor closes the pool when it is done.
 	Connect func(ctx context.Context) (*pgxpool.Pool, error)
@@ -53,6 +54,9 @@ type DoctorConfig struct {
 	StuckAfter time.Duration
 	// MaxQueueAge is how long the oldest runnable QUEUED task may wait (5 min).
 	MaxQueueAge time.Duration
+	// StallAfter: a live worker that claimed, finished and heartbeated nothing this long
+	// while work waits for it is stalled (2 min).
+	StallAfter time.Duration
 	// MaxClockSkew fails the clock check (15 s: WORKER_HEARTBEAT_SECONDS; django-ray 0.2.0
 	// workers write heartbeats with their host clock, so a larger skew misjudges leases).
 	// Skew above a second warns.
@@ -61,25 +65,26 @@ type DoctorConfig struct {
 	// is a retry-storm signal (5 min, 10).
 	FailureWindow time.Duration
 	MaxFailures   int64
+	// RayAddress goes into the next commands the checks print (empty: $RAY_ADDRESS).
+	RayAddress string
 	// Clock is this host's clock (time.Now).
 	Clock func() time.Time
 	// Checks run after the built-in ones.
 	Checks []Check
 }
 
+// Thresholds are the signal thresholds this configuration sets.
+func (c DoctorConfig) Thresholds() Thresholds {
+	return Thresholds{LeaseTTL: c.LeaseTTL, StuckAfter: c.StuckAfter, MaxQueueAge: c.MaxQueueAge, StallAfter: c.StallAfter,
+		FailureWindow: c.FailureWindow, MaxFailures: c.MaxFailures}.WithDefaults()
+}
+
 func (c *DoctorConfig) defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.LeaseTTL, DefaultLeaseTTL)
-	def(&c.StuckAfter, 300*time.Second)
-	def(&c.MaxQueueAge, 5*time.Minute)
-	def(&c.MaxClockSkew, 15*time.Second)
-	def(&c.FailureWindow, 5*time.Minute)
-	if c.MaxFailures <= 0 {
-		c.MaxFailures = 10
+	th := c.Thresholds()
+	c.LeaseTTL, c.StuckAfter, c.MaxQueueAge, c.StallAfter = th.LeaseTTL, th.StuckAfter, th.MaxQueueAge, th.StallAfter
+	c.FailureWindow, c.MaxFailures = th.FailureWindow, th.MaxFailures
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = 15 * time.Second
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -125,8 +130,8 @@ func Doctor(ctx context.Context, cfg DoctorConfig) Report {
 	if d.pool != nil {
 		defer d.pool.Close()
 	}
-	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.onTables("leases", d.leases), d.onTables("backlog", d.backlog), d.onTables("claims", d.claims),
-		d.onTables("stuck", d.stuck), d.onTables("cancelling", d.cancelling), d.onTables("failures", d.failures)} {
+	for _, c := range []func(context.Context) CheckResult{d.schema, d.clock, d.signal("leases"), d.signal("backlog"), d.onTables("claims", d.claims),
+		d.signal("stuck"), d.signal("cancelling"), d.signal("failures"), d.signal("workers"), d.signal("references")} {
 		add(c(ctx))
 	}
 	for _, c := range cfg.Checks {
@@ -147,7 +152,7 @@ type doctor struct {
 	tables   bool // the django-ray tables exist
 	noTables bool // ... and are usable
 	stats    *store.Stats
-	health   *store.Health
+	findings map[string]Finding // Evaluate's, read once
 }
 
 func skip(name, why string) CheckResult {
@@ -276,16 +281,28 @@ func (d *doctor) clock(ctx context.Context) CheckResult {
 	return r
 }
 
-// loadHealth reads the stuck/orphan counts once for the checks that share them.
-func (d *doctor) loadHealth(ctx context.Context) (*store.Health, error) {
-	if d.health == nil {
-		h, err := d.s.HealthCounts(ctx, d.cfg.LeaseTTL, d.cfg.StuckAfter)
-		if err != nil {
-			return nil, err
+// signal is the check of Evaluate's finding name: one snapshot (the one rayctl top reads)
+// judged once for all of them.
+func (d *doctor) signal(name string) func(context.Context) CheckResult {
+	return d.onTables(name, func(ctx context.Context, r *CheckResult) error {
+		if d.findings == nil {
+			th := d.cfg.Thresholds()
+			snap, err := d.s.Dashboard(ctx, th.DashboardParams())
+			if err != nil {
+				return err
+			}
+			d.findings = map[string]Finding{}
+			for _, f := range Evaluate(snap, th, EvalOptions{RayAddress: d.cfg.RayAddress}) {
+				d.findings[f.Check] = f
+			}
 		}
-		d.health = &h
-	}
-	return d.health, nil
+		f := d.findings[name]
+		r.Status, r.Summary, r.Details, r.Hint = f.Status, f.Summary, f.Details, f.Command
+		if f.Playbook != 0 && f.Status != StatusOK {
+			r.Summary = fmt.Sprintf("playbook %d (%s): %s", f.Playbook, PlaybookName(f.Playbook), f.Summary)
+		}
+		return nil
+	})
 }
 
 func (d *doctor) loadStats(ctx context.Context) (*store.Stats, error) {
@@ -297,80 +314,6 @@ func (d *doctor) loadStats(ctx context.Context) (*store.Stats, error) {
 		d.stats = &st
 	}
 	return d.stats, nil
-}
-
-func (d *doctor) leases(ctx context.Context, r *CheckResult) error {
-	st, err := d.loadStats(ctx)
-	if err != nil {
-		return err
-	}
-	l := st.Leases
-	counts := fmt.Sprintf("%d live, %d stale, %d inactive (lease TTL %s)", l.Live, l.Stale, l.Inactive, d.cfg.LeaseTTL)
-	switch {
-	case l.Live == 0 && l.Stale == 0 && l.Inactive == 0:
-		r.Status, r.Summary = StatusWarn, "no worker has registered a lease"
-	case l.Live == 0:
-		r.Status, r.Summary, r.Hint = StatusWarn, "no live worker: "+counts, "rayctl inspect-leases"
-	case l.Stale > 0:
-		r.Status, r.Summary, r.Hint = StatusWarn, counts+": stale workers are hung, dead or cut off", "rayctl inspect-leases --stale-only"
-	default:
-		r.Status, r.Summary = StatusOK, counts
-	}
-	return nil
-}
-
-func (d *doctor) backlog(ctx context.Context, r *CheckResult) error {
-	st, err := d.loadStats(ctx)
-	if err != nil {
-		return err
-	}
-	leases, err := d.s.ListLeases(ctx)
-	if err != nil {
-		return err
-	}
-	var live []string
-	for _, l := range leases {
-		if LeaseVerdict(l, st.Now, d.cfg.LeaseTTL) == VerdictFresh {
-			live = append(live, l.QueueName)
-		}
-	}
-	var runnable, deferred int64
-	var uncovered []string
-	for _, q := range st.Queues {
-		runnable += q.Depth - q.Deferred
-		deferred += q.Deferred
-		if q.Depth-q.Deferred > 0 && len(live) > 0 && !slices.ContainsFunc(live, func(label string) bool { return LeaseCovers(label, q.Name) }) {
-			uncovered = append(uncovered, fmt.Sprintf("%s (%d runnable)", q.Name, q.Depth-q.Deferred))
-		}
-	}
-	oldest, waited := time.Duration(math.MaxInt64), "since -infinity (a row's created_at or run_after)"
-	if st.OldestQueuedAt == nil || !st.OldestQueuedAt.Equal(store.NegInfinity) {
-		oldest = time.Duration(st.OldestQueued * float64(time.Second)).Round(time.Second)
-		waited = oldest.String()
-	}
-	summary := fmt.Sprintf("%d runnable, %d deferred, %d running; oldest runnable waited %s", runnable, deferred, st.Running, waited)
-	if deferred > 0 {
-		r.Details = append(r.Details, fmt.Sprintf("%d QUEUED tasks wait for their run_after (retry backoff or deferral): check run_after before forcing retries", deferred))
-	}
-	switch {
-	case runnable > 0 && len(live) == 0:
-		r.Status, r.Summary = StatusFail, summary+", and no live worker"
-		r.Hint = "start or restart workers (rayctl inspect-leases)"
-	case len(uncovered) > 0:
-		r.Status = StatusFail
-		r.Summary = "no live worker polls " + strings.Join(uncovered, ", ") + "; live workers poll: " + strings.Join(live, " | ")
-		r.Hint = "match the workers' --queue flags to the enqueue queue names"
-	case runnable > 0 && oldest > d.cfg.MaxQueueAge && st.Running == 0:
-		r.Status = StatusFail
-		r.Summary = summary + fmt.Sprintf(": queued waits longer than %s while nothing runs", d.cfg.MaxQueueAge)
-		r.Hint = "check worker logs and Ray connectivity (rayctl inspect-leases)"
-	case runnable > 0 && oldest > d.cfg.MaxQueueAge:
-		r.Status, r.Summary = StatusWarn, summary+fmt.Sprintf(": longer than %s", d.cfg.MaxQueueAge)
-		r.Hint = "workers are behind: add workers or concurrency"
-	default:
-		r.Status, r.Summary = StatusOK, summary
-	}
-	return nil
 }
 
 // claimIndexBacklog is the QUEUED count above which claims without rayctl_claim_order_idx
@@ -399,62 +342,6 @@ func (d *doctor) claims(ctx context.Context, r *CheckResult) error {
 	default:
 		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED: claims are cheap at this size (before a large backlog: rayctl migrate indexes --apply)", st.Queued)
 	}
-	return nil
-}
-
-func (d *doctor) stuck(ctx context.Context, r *CheckResult) error {
-	h, err := d.loadHealth(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case h.StuckRunning > 0 || h.OrphanedRunning > 0:
-		r.Status = StatusWarn
-		r.Summary = fmt.Sprintf("%d RUNNING without a heartbeat for %s, %d RUNNING owned by no live worker", h.StuckRunning, d.cfg.StuckAfter, h.OrphanedRunning)
-		r.Details = append(r.Details, "a live worker's stuck-task sweep marks them LOST and retries them; with no live worker nothing will")
-		r.Hint = "rayctl inspect-leases"
-	default:
-		r.Status, r.Summary = StatusOK, "no stuck or orphaned RUNNING tasks"
-	}
-	return nil
-}
-
-func (d *doctor) cancelling(ctx context.Context, r *CheckResult) error {
-	h, err := d.loadHealth(ctx)
-	if err != nil {
-		return err
-	}
-	if h.OrphanedCancelling > 0 {
-		r.Status = StatusWarn
-		r.Summary = fmt.Sprintf("%d CANCELLING owned by no live worker: no django-ray 0.2.0 worker will finalize them", h.OrphanedCancelling)
-		r.Hint = "rayctl cancel --state CANCELLING --dry-run"
-		return nil
-	}
-	r.Status, r.Summary = StatusOK, "no orphaned cancellations"
-	return nil
-}
-
-func (d *doctor) failures(ctx context.Context, r *CheckResult) error {
-	f := store.TaskFilter{States: []store.TaskState{store.StateFailed, store.StateLost}, NewerThan: d.cfg.FailureWindow}
-	groups, err := d.s.CountBy(ctx, f, store.ByCallable, 3)
-	if err != nil {
-		return err
-	}
-	total, err := d.s.CountTasks(ctx, f)
-	if err != nil {
-		return err
-	}
-	for _, g := range groups {
-		r.Details = append(r.Details, fmt.Sprintf("%s: %d", g.Key, g.Count))
-	}
-	summary := fmt.Sprintf("%d FAILED or LOST in the last %s", total, d.cfg.FailureWindow)
-	if total > d.cfg.MaxFailures {
-		r.Status = StatusWarn
-		r.Summary = summary + fmt.Sprintf(", most from %s: retry storm signal", groups[0].Key)
-		r.Hint = fmt.Sprintf("rayctl tasks count --by error --state FAILED --state LOST --newer-than %s --callable %s", d.cfg.FailureWindow, groups[0].Key)
-		return nil
-	}
-	r.Status, r.Summary = StatusOK, summary
 	return nil
 }
 

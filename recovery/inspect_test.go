@@ -352,12 +352,12 @@ func TestDoctor(t *testing.T) {
 		cfg := doctorCfg(sc)
 		cfg.Checks = []recovery.Check{recovery.RayCheck{Address: "http://ray:8265", Prober: fakeProber{info: recovery.RayInfo{Address: "http://ray:8265", Version: "2.40.0", AuthMode: "none"}}}}
 		rep := recovery.Doctor(ctx, cfg)
-		want := map[string]recovery.Status{"database": "ok", "schema": "ok", "clock": "ok", "leases": "ok", "backlog": "ok", "claims": "ok", "stuck": "ok", "cancelling": "ok", "failures": "ok", "ray": "ok"}
+		want := map[string]recovery.Status{"database": "ok", "schema": "ok", "clock": "ok", "leases": "ok", "backlog": "ok", "claims": "ok", "stuck": "ok", "cancelling": "ok", "failures": "ok", "workers": "ok", "references": "ok", "ray": "ok"}
 		if got := statuses(rep); !reflect.DeepEqual(got, want) || !rep.OK || rep.Worst() != recovery.StatusOK {
 			t.Fatalf("statuses %v\n%+v", got, rep)
 		}
-		if !strings.Contains(rep.Checks[9].Summary, "Ray 2.40.0 reachable") {
-			t.Fatalf("ray summary: %q", rep.Checks[9].Summary)
+		if c := rep.Checks[len(rep.Checks)-1]; c.Name != "ray" || !strings.Contains(c.Summary, "Ray 2.40.0 reachable") {
+			t.Fatalf("ray check: %+v", c)
 		}
 	})
 
@@ -370,7 +370,8 @@ func TestDoctor(t *testing.T) {
 		storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("gone"), StartedAt: storetest.Ago(time.Hour)}) // stuck orphan
 		storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone")})
 		for i := 0; i < 12; i++ {
-			storetest.Insert(t, s, store.Task{State: store.StateFailed, CallablePath: "app.charge", FinishedAt: storetest.Ago(time.Minute), ErrorMessage: storetest.Ptr("boom")})
+			storetest.Insert(t, s, store.Task{State: store.StateFailed, CallablePath: "app.charge", FinishedAt: storetest.Ago(time.Minute),
+				LastHeartbeatAt: storetest.Ago(time.Minute), ErrorMessage: storetest.Ptr("boom")})
 		}
 		if _, err := sc.Pool.Exec(ctx, `DROP TABLE rayctl_audit_task, rayctl_audit; DELETE FROM rayctl_schema_migrations WHERE version = 2`); err != nil {
 			t.Fatal(err)
@@ -379,7 +380,7 @@ func TestDoctor(t *testing.T) {
 		cfg.Clock = func() time.Time { return time.Now().Add(30 * time.Second) } // this host runs 30 s fast
 		cfg.Checks = []recovery.Check{recovery.RayCheck{Address: "http://ray:8265", Prober: fakeProber{err: errors.New("connection refused")}}}
 		rep := recovery.Doctor(ctx, cfg)
-		want := map[string]recovery.Status{"database": "ok", "schema": "warn", "clock": "fail", "leases": "warn", "backlog": "fail", "claims": "ok", "stuck": "warn", "cancelling": "warn", "failures": "warn", "ray": "fail"}
+		want := map[string]recovery.Status{"database": "ok", "schema": "warn", "clock": "fail", "leases": "warn", "backlog": "fail", "claims": "ok", "stuck": "warn", "cancelling": "warn", "failures": "warn", "workers": "ok", "references": "ok", "ray": "fail"}
 		if got := statuses(rep); !reflect.DeepEqual(got, want) || rep.OK {
 			t.Fatalf("statuses %v, want %v\n%+v", got, want, rep)
 		}
@@ -390,7 +391,7 @@ func TestDoctor(t *testing.T) {
 		for name, text := range map[string]string{
 			"backlog":    "no live worker polls reports (1 runnable)",
 			"clock":      "ahead of the database",
-			"failures":   "12 FAILED or LOST in the last 5m0s, most from app.charge",
+			"failures":   "12 FAILED or LOST in the last 5m, most from app.charge",
 			"cancelling": "1 CANCELLING owned by no live worker",
 			"schema":     "0002_rayctl_audit",
 		} {

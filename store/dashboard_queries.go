@@ -33,6 +33,8 @@ const (
 	DefaultBuckets        = 15               // one-minute throughput buckets
 	DefaultFailureWindow  = 5 * time.Minute
 	DefaultHeartbeatSlack = time.Hour
+	DefaultStallAfter     = 2 * time.Minute
+	DefaultResultWindow   = time.Hour
 	dashboardTimeout      = "10s"
 )
 
@@ -43,6 +45,13 @@ type DashboardParams struct {
 	Buckets        int           // one-minute throughput buckets per queue
 	FailureWindow  time.Duration // how far back RecentFailures looks
 	HeartbeatSlack time.Duration // see the file comment
+	// StallAfter is how far back a worker's activity (claims, finishes, task heartbeats) is
+	// looked for (WorkerActivity), and how recent a retry counts as recent
+	// (QueueActivity.RecentRetries); default DefaultStallAfter.
+	StallAfter time.Duration
+	// ResultWindow is how far back SUCCEEDED rows stored by reference are counted
+	// (References); default DefaultResultWindow.
+	ResultWindow time.Duration
 	// WithTotals also counts SUCCEEDED and CANCELLED rows: an index-only scan over all of
 	// them (about 0.1 s at a million rows), so callers do it on a slower cadence.
 	WithTotals bool
@@ -64,6 +73,12 @@ func (p DashboardParams) withDefaults() DashboardParams {
 	if p.HeartbeatSlack <= 0 {
 		p.HeartbeatSlack = DefaultHeartbeatSlack
 	}
+	if p.StallAfter <= 0 {
+		p.StallAfter = DefaultStallAfter
+	}
+	if p.ResultWindow <= 0 {
+		p.ResultWindow = DefaultResultWindow
+	}
 	return p
 }
 
@@ -76,6 +91,10 @@ type QueueActivity struct {
 	Cancelling int64  `json:"cancelling"`
 	Failed     int64  `json:"failed"`
 	Lost       int64  `json:"lost"`
+	// RecentRetries: QUEUED rows put back by a failed attempt (attempt_number > 1, an error
+	// recorded) whose retry is due no earlier than StallAfter ago: the queue's workers are
+	// finishing attempts, as failures.
+	RecentRetries int64 `json:"recent_retries"`
 	// OldestQueuedAt is when the longest-waiting runnable QUEUED row became runnable.
 	OldestQueuedAt *time.Time `json:"oldest_queued_at"`
 	// Done and Failing count rows finished per one-minute bucket, oldest first; the last
@@ -88,13 +107,16 @@ type QueueActivity struct {
 // CallableFailures counts one callable's recent failures.
 type CallableFailures struct {
 	CallablePath string `json:"callable_path"`
-	Failed       int64  `json:"failed"`   // FAILED rows finished within the window
-	Lost         int64  `json:"lost"`     // LOST rows finished within the window
-	Retrying     int64  `json:"retrying"` // QUEUED again after a failure, retry scheduled within the window
+	Failed       int64  `json:"failed"` // FAILED rows finished within the window
+	Lost         int64  `json:"lost"`   // LOST rows finished within the window
+	// Retrying: QUEUED again after a failed attempt (attempt_number > 1, an error recorded),
+	// waiting for its run_after or a worker, whenever that attempt failed: the row keeps no
+	// failure time (a retry clears finished_at), so these are not counted in the window.
+	Retrying int64 `json:"retrying"`
 }
 
-// Total is every recent failure of the callable.
-func (c CallableFailures) Total() int64 { return c.Failed + c.Lost + c.Retrying }
+// Total is the callable's FAILED and LOST rows finished within the window (Retrying aside).
+func (c CallableFailures) Total() int64 { return c.Failed + c.Lost }
 
 // Dashboard is one snapshot for `rayctl top`.
 type Dashboard struct {
@@ -112,9 +134,46 @@ type Dashboard struct {
 	// StuckCancelling: CANCELLING rows that are stale or whose owner has no live lease; in
 	// django-ray 0.2.0 nobody finalizes those (runbook playbook 5).
 	StuckCancelling int64 `json:"stuck_cancelling"`
+	// OrphanedCancelling: the CANCELLING rows among those whose owner has no live lease
+	// (what `rayctl cancel --state CANCELLING` finalizes); the rest have a live but silent
+	// owner.
+	OrphanedCancelling int64 `json:"orphaned_cancelling"`
+	// BeatingRunning: RUNNING rows with a heartbeat within StallAfter.
+	BeatingRunning int64 `json:"beating_running"`
+	// Workers: every active lease (live or stale) with what its worker did lately.
+	Workers []WorkerActivity `json:"workers"`
+	// References: SUCCEEDED rows finished within ResultWindow whose result is stored by
+	// reference (result_reference), per scheme, most first.
+	References []ReferenceCount `json:"references"`
 	// RecentFailures: per callable, most failures first.
 	RecentFailures []CallableFailures `json:"recent_failures"`
 	Params         DashboardParams    `json:"-"`
+}
+
+// WorkerActivity is one active lease and what its worker did within StallAfter, as the
+// database shows it: claims (started_at of rows it owns), finishes (finished_at of rows it
+// finished) and task heartbeats. A worker whose runner cannot reach Ray keeps its lease
+// fresh but claims nothing, and the rows it holds stop being heartbeated.
+type WorkerActivity struct {
+	Lease Lease `json:"lease"`
+	Live  bool  `json:"live"` // heartbeat within LeaseTTL
+	// Running and Cancelling are the rows it owns; Beating the RUNNING ones heartbeated
+	// within StallAfter.
+	Running    int64 `json:"running"`
+	Cancelling int64 `json:"cancelling"`
+	Beating    int64 `json:"beating"`
+	// LastClaim is the latest started_at of a row it owns or finished within StallAfter;
+	// LastFinish the latest finished_at within StallAfter; nil when none.
+	LastClaim  *time.Time `json:"last_claim"`
+	LastFinish *time.Time `json:"last_finish"`
+}
+
+// ReferenceCount counts recent results stored by reference under one scheme ("oversize":
+// a digest only, stored nowhere; "resultfs", "s3", "gs").
+type ReferenceCount struct {
+	Scheme   string `json:"scheme"`
+	Count    int64  `json:"count"`
+	LatestID int64  `json:"latest_id"`
 }
 
 // hotStates are counted on every snapshot.
@@ -129,6 +188,7 @@ const (
 	dashQueuedSQL = `SELECT queue_name, callable_path,
 			count(*) FILTER (WHERE run_after > now()),
 			min(COALESCE(run_after, created_at)) FILTER (WHERE run_after IS NULL OR run_after <= now()),
+			count(*) FILTER (WHERE attempt_number > 1 AND error_message IS NOT NULL),
 			count(*) FILTER (WHERE attempt_number > 1 AND error_message IS NOT NULL
 			                   AND run_after >= now() - make_interval(secs => $1))
 		FROM django_ray_raytaskexecution WHERE state = 'QUEUED' GROUP BY queue_name, callable_path`
@@ -152,7 +212,9 @@ const (
 			count(*) FILTER (WHERE t.state = 'RUNNING' AND COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)),
 			count(*) FILTER (WHERE t.state = 'RUNNING' AND l.worker_id IS NULL),
 			count(*) FILTER (WHERE t.state = 'CANCELLING' AND (l.worker_id IS NULL
-			                   OR COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)))
+			                   OR COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2))),
+			count(*) FILTER (WHERE t.state = 'CANCELLING' AND l.worker_id IS NULL),
+			count(*) FILTER (WHERE t.state = 'RUNNING' AND t.last_heartbeat_at >= now() - make_interval(secs => $3))
 		FROM django_ray_raytaskexecution t
 		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker AND l.is_active
 		     AND l.last_heartbeat_at >= now() - make_interval(secs => $1)
@@ -163,6 +225,39 @@ const (
 			count(*) FILTER (WHERE is_active AND NOT (` + LiveLeaseSQL + `)),
 			count(*) FILTER (WHERE NOT is_active)
 		FROM django_ray_taskworkerlease`
+	// dashWorkersSQL: active leases with their workers' recent claims, finishes and task
+	// heartbeats ($1 lease TTL, $2 stall window, $3 stall window + heartbeat slack): owned rows
+	// through the state index, finished rows through ray_task_heartbeat_idx.
+	dashWorkersSQL = `WITH own AS (
+			SELECT claimed_by_worker AS w, count(*) FILTER (WHERE state = 'RUNNING') AS running,
+			       count(*) FILTER (WHERE state = 'CANCELLING') AS cancelling,
+			       count(*) FILTER (WHERE state = 'RUNNING' AND last_heartbeat_at >= now() - make_interval(secs => $2)) AS beating,
+			       max(started_at) AS last_claim
+			FROM django_ray_raytaskexecution
+			WHERE state IN ('RUNNING', 'CANCELLING') AND claimed_by_worker IS NOT NULL GROUP BY 1
+		), fin AS (
+			SELECT claimed_by_worker AS w, max(finished_at) AS last_finish, max(started_at) AS last_claim
+			FROM django_ray_raytaskexecution
+			WHERE state IN ('SUCCEEDED', 'FAILED', 'LOST', 'CANCELLED') AND claimed_by_worker IS NOT NULL
+			  AND last_heartbeat_at >= now() - make_interval(secs => $3)
+			  AND finished_at >= now() - make_interval(secs => $2)
+			GROUP BY 1
+		)
+		SELECT l.worker_id, l.hostname, l.pid, l.queue_name, l.started_at, l.last_heartbeat_at, l.is_active, l.stopped_at,
+		       l.last_heartbeat_at >= now() - make_interval(secs => $1),
+		       COALESCE(o.running, 0), COALESCE(o.cancelling, 0), COALESCE(o.beating, 0),
+		       CASE WHEN o.last_claim >= now() - make_interval(secs => $2) THEN o.last_claim END,
+		       f.last_claim, f.last_finish
+		FROM django_ray_taskworkerlease l LEFT JOIN own o ON o.w = l.worker_id LEFT JOIN fin f ON f.w = l.worker_id
+		WHERE l.is_active ORDER BY l.worker_id LIMIT 500`
+	// dashReferencesSQL: recent SUCCEEDED rows stored by reference, per scheme, through
+	// ray_task_heartbeat_idx ($1 window + slack, $2 window).
+	dashReferencesSQL = `SELECT split_part(result_reference, '://', 1), count(*), max(id)
+		FROM django_ray_raytaskexecution
+		WHERE state = 'SUCCEEDED' AND result_reference IS NOT NULL
+		  AND last_heartbeat_at >= now() - make_interval(secs => $1)
+		  AND finished_at >= now() - make_interval(secs => $2)
+		GROUP BY 1 ORDER BY 2 DESC, 1`
 	// dashTotalsSQL: SUCCEEDED and CANCELLED: an index-only scan of the state index.
 	dashTotalsSQL = `SELECT state, count(*) FROM django_ray_raytaskexecution
 			WHERE state IN ('SUCCEEDED', 'CANCELLED') GROUP BY state`
@@ -247,21 +342,21 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 
 	// 2. QUEUED rows: deferred count, oldest runnable, and retries by callable.
 	retrying := map[string]int64{}
-	rows, err = tx.Query(ctx, dashQueuedSQL,
-		p.FailureWindow.Seconds())
+	rows, err = tx.Query(ctx, dashQueuedSQL, p.StallAfter.Seconds())
 	if err != nil {
 		return d, translate(err)
 	}
 	for rows.Next() {
 		var name, callable string
-		var deferred, retries int64
+		var deferred, retries, recent int64
 		var oldest *time.Time
-		if err := rows.Scan(&name, &callable, &deferred, &oldest, &retries); err != nil {
+		if err := rows.Scan(&name, &callable, &deferred, &oldest, &retries, &recent); err != nil {
 			rows.Close()
 			return d, translate(err)
 		}
 		q := queue(name)
 		q.Deferred += deferred
+		q.RecentRetries += recent
 		if oldest != nil && (q.OldestQueuedAt == nil || oldest.Before(*q.OldestQueuedAt)) {
 			q.OldestQueuedAt = oldest
 		}
@@ -338,9 +433,49 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	})
 
 	// 5. stale and orphaned work: RUNNING and CANCELLING rows only.
-	err = tx.QueryRow(ctx, dashStuckSQL, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds()).
-		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling)
+	err = tx.QueryRow(ctx, dashStuckSQL, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.StallAfter.Seconds()).
+		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling, &d.OrphanedCancelling, &d.BeatingRunning)
 	if err != nil {
+		return d, translate(err)
+	}
+
+	// 5b. active workers and what they did lately.
+	rows, err = tx.Query(ctx, dashWorkersSQL, p.LeaseTTL.Seconds(), p.StallAfter.Seconds(), (p.StallAfter + p.HeartbeatSlack).Seconds())
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var w WorkerActivity
+		var ownClaim, finClaim *time.Time
+		l := &w.Lease
+		if err := rows.Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt,
+			&w.Live, &w.Running, &w.Cancelling, &w.Beating, &ownClaim, &finClaim, &w.LastFinish); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		w.LastClaim = latest(ownClaim, finClaim)
+		d.Workers = append(d.Workers, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, translate(err)
+	}
+
+	// 5c. results stored by reference.
+	rows, err = tx.Query(ctx, dashReferencesSQL, (p.ResultWindow + p.HeartbeatSlack).Seconds(), p.ResultWindow.Seconds())
+	if err != nil {
+		return d, translate(err)
+	}
+	for rows.Next() {
+		var r ReferenceCount
+		if err := rows.Scan(&r.Scheme, &r.Count, &r.LatestID); err != nil {
+			rows.Close()
+			return d, translate(err)
+		}
+		d.References = append(d.References, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return d, translate(err)
 	}
 
@@ -378,6 +513,17 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	}
 	sort.Slice(d.Queues, func(i, j int) bool { return d.Queues[i].Name < d.Queues[j].Name })
 	return d, nil
+}
+
+// latest returns the later of two times, either of which may be nil.
+func latest(a, b *time.Time) *time.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.After(*b):
+		return a
+	}
+	return b
 }
 
 // ExceptionType derives a failure's exception class path the way django-ray 0.2.0's

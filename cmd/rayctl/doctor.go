@@ -21,12 +21,8 @@ func (e env) doctorCommand() *cli.Command {
 			"   database    reachable, server version\n" +
 			"   schema      migrations applied, no drift from django-ray 0.2.0 (as migrate validate)\n" +
 			"   clock       skew between this host and the database\n" +
-			"   leases      live / stale / inactive worker leases\n" +
-			"   backlog     runnable QUEUED tasks with no live worker, queues no live worker polls,\n" +
-			"               the oldest runnable task waiting longer than --max-queue-age while nothing runs\n" +
-			"   stuck       RUNNING without a heartbeat for --stuck-after, or owned by no live worker\n" +
-			"   cancelling  CANCELLING owned by no live worker (never finalized by django-ray 0.2.0)\n" +
-			"   failures    more than --max-failures FAILED or LOST within --failure-window (retry storm)\n" +
+			"   leases, backlog, claims (the claim-order index), stuck, cancelling, failures, workers,\n" +
+			"   references: the runbook signals below, each with its playbook\n" +
 			"   ray         with --ray-address / RAY_ADDRESS: the Jobs API answers (its version), its GCS\n" +
 			"               health check passes, and the auth mode: none (Ray asks for no token), token\n" +
 			"               required and accepted, or token sent but not required (probed once more\n" +
@@ -36,16 +32,11 @@ func (e env) doctorCommand() *cli.Command {
 			"               under the prefix, read back and removed\n" +
 			"Each prints ok, warn, fail or skip, with the next command to run.\n\n" +
 			"EXIT CODES:\n   0  no check failed (warnings allowed, unless --strict)\n   2  usage error\n" +
-			"   6  unhealthy: a check failed (an unreachable database or Ray is a failed check)\n\n" + rayConnHelp,
-		Flags: append([]cli.Flag{
-			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "WORKER_LEASE_SECONDS: a lease without a heartbeat for this long is stale"},
-			&cli.DurationFlag{Name: "stuck-after", Value: 300 * time.Second, Usage: "STUCK_TASK_TIMEOUT_SECONDS: a RUNNING task without a heartbeat for this long is stuck"},
-			&cli.DurationFlag{Name: "max-queue-age", Value: 5 * time.Minute, Usage: "the oldest runnable task may wait this long"},
+			"   6  unhealthy: a check failed (an unreachable database or Ray is a failed check)\n\n" + signalHelp + "\n\n" + rayConnHelp,
+		Flags: append(append(signalFlags(),
 			&cli.DurationFlag{Name: "max-clock-skew", Value: 15 * time.Second, Usage: "fail when this host's clock is further than this from the database's"},
-			&cli.DurationFlag{Name: "failure-window", Value: 5 * time.Minute, Usage: "window for the failure-burst check"},
-			&cli.Int64Flag{Name: "max-failures", Value: 10, Usage: "more FAILED or LOST tasks than this within the window warns"},
 			&cli.BoolFlag{Name: "strict", Usage: "warnings are unhealthy too (exit 6)"},
-		}, append(rayFlags(), resultFlags()...)...),
+		), append(rayFlags(), resultFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("doctor: unexpected argument %q", c.Args().First())
@@ -54,19 +45,17 @@ func (e env) doctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			th, err := signalThresholds(c, "doctor")
+			if err != nil {
+				return err
+			}
 			cfg := recovery.DoctorConfig{
-				LeaseTTL: c.Duration("lease-ttl"), StuckAfter: c.Duration("stuck-after"), MaxQueueAge: c.Duration("max-queue-age"),
-				MaxClockSkew: c.Duration("max-clock-skew"), FailureWindow: c.Duration("failure-window"), MaxFailures: c.Int64("max-failures"),
+				LeaseTTL: th.LeaseTTL, StuckAfter: th.StuckAfter, MaxQueueAge: th.MaxQueueAge, StallAfter: th.StallAfter,
+				MaxClockSkew: c.Duration("max-clock-skew"), FailureWindow: th.FailureWindow, MaxFailures: th.MaxFailures,
 				Clock: e.clock,
 			}
-			for name, d := range map[string]time.Duration{"lease-ttl": cfg.LeaseTTL, "stuck-after": cfg.StuckAfter, "max-queue-age": cfg.MaxQueueAge,
-				"max-clock-skew": cfg.MaxClockSkew, "failure-window": cfg.FailureWindow} {
-				if d <= 0 {
-					return usageErrorf("doctor: invalid --%s %s (want more than 0)", name, d)
-				}
-			}
-			if cfg.MaxFailures < 0 {
-				return usageErrorf("doctor: invalid --max-failures %d", cfg.MaxFailures)
+			if cfg.MaxClockSkew <= 0 {
+				return usageErrorf("doctor: invalid --max-clock-skew %s (want more than 0)", cfg.MaxClockSkew)
 			}
 			rc, err := e.rayClient(c, "doctor")
 			if err != nil {
@@ -80,6 +69,7 @@ func (e env) doctorCommand() *cli.Command {
 					p.Anonymous = rc.anon
 				}
 				check = recovery.RayCheck{Address: rc.address, Prober: p}
+				cfg.RayAddress = rc.address
 			}
 			backend, err := e.resultBackend(c, "doctor")
 			if err != nil {

@@ -20,6 +20,12 @@ type TaskFilter struct {
 	Worker        string        // claimed_by_worker
 	TaskID        string        // the Django Tasks result id (uuid)
 	Search        string        // case-insensitive substring of callable, queue, worker, job id or error
+	// SearchNot inverts Search: tasks where none of those columns contains it.
+	SearchNot bool
+	// Regex is a case-insensitive POSIX regular expression (PostgreSQL's ~*) matched against
+	// the same columns as Search; RegexNot inverts it.
+	Regex    string
+	RegexNot bool
 
 	Limit    int   // 0 means no limit
 	BeforeID int64 // keyset paging: only ids below this (results are newest first)
@@ -28,7 +34,7 @@ type TaskFilter struct {
 // Empty reports whether the filter selects everything.
 func (f TaskFilter) Empty() bool {
 	return len(f.IDs) == 0 && len(f.States) == 0 && len(f.Queues) == 0 && f.Callable == "" &&
-		f.ErrorContains == "" && f.OlderThan == 0 && f.NewerThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == ""
+		f.ErrorContains == "" && f.OlderThan == 0 && f.NewerThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == "" && f.Regex == ""
 }
 
 // where builds the WHERE clause and its arguments.
@@ -76,8 +82,21 @@ func (f TaskFilter) where() (string, []any) {
 	}
 	if f.Search != "" {
 		// every $? in one condition refers to the same argument
-		add(`(callable_path ILIKE $? OR queue_name ILIKE $? OR claimed_by_worker ILIKE $?
-			OR ray_job_id ILIKE $? OR error_message ILIKE $?)`, "%"+escapeLike(f.Search)+"%")
+		cond := `(callable_path ILIKE $? OR queue_name ILIKE $? OR claimed_by_worker ILIKE $?
+			OR ray_job_id ILIKE $? OR error_message ILIKE $?)`
+		if f.SearchNot {
+			cond = `NOT (callable_path ILIKE $? OR queue_name ILIKE $? OR COALESCE(claimed_by_worker, '') ILIKE $?
+			OR COALESCE(ray_job_id, '') ILIKE $? OR COALESCE(error_message, '') ILIKE $?)`
+		}
+		add(cond, "%"+escapeLike(f.Search)+"%")
+	}
+	if f.Regex != "" {
+		cond := `(callable_path ~* $? OR queue_name ~* $? OR COALESCE(claimed_by_worker, '') ~* $?
+			OR COALESCE(ray_job_id, '') ~* $? OR COALESCE(error_message, '') ~* $?)`
+		if f.RegexNot {
+			cond = "NOT " + cond
+		}
+		add(cond, f.Regex)
 	}
 	if f.BeforeID > 0 {
 		add("id < $?", f.BeforeID)
@@ -128,6 +147,32 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 		sql += fmt.Sprintf(" LIMIT $%d", len(args))
 	}
 	return collectTasks(s.db.Query(ctx, sql, args...))
+}
+
+// ListTaskIDs returns the ids of the tasks matching f, newest first, at most f.Limit (0: no
+// limit), and how many match in all.
+func (s *Store) ListTaskIDs(ctx context.Context, f TaskFilter) ([]int64, int64, error) {
+	where, args := f.where()
+	sql := `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution WHERE ` + where + ` ORDER BY id DESC`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		sql += fmt.Sprintf(" LIMIT $%d", len(args))
+	}
+	rows, err := s.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, 0, translate(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	var total int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id, &total); err != nil {
+			return nil, 0, translate(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, total, translate(rows.Err())
 }
 
 // CountTasks counts tasks matching f (Limit and BeforeID still apply to BeforeID only).

@@ -115,6 +115,8 @@ type Finding struct {
 	// Command is the next command to run (the CLI's); TopKeys how to do it from rayctl top.
 	Command string
 	TopKeys string
+	// Workers names the workers the finding is about (the stalled ones, for workers).
+	Workers []string
 }
 
 // EvalOptions tune Evaluate beyond the thresholds.
@@ -226,7 +228,7 @@ func (e evaluation) waited(t *time.Time) (time.Duration, string) {
 
 func (e evaluation) leases() Finding {
 	l := e.d.Leases
-	f := Finding{Check: "leases", Playbook: PlaybookBacklog, Status: StatusOK}
+	f := Finding{Check: "leases", Playbook: playbookNone, Status: StatusOK}
 	counts := fmt.Sprintf("%d live, %d stale, %d inactive (lease TTL %s)", l.Live, l.Stale, l.Inactive, Age(e.th.LeaseTTL))
 	switch {
 	case l.Live == 0 && l.Stale == 0 && l.Inactive == 0:
@@ -238,7 +240,7 @@ func (e evaluation) leases() Finding {
 		f.Status, f.Summary, f.Command = StatusWarn, counts+": stale workers are hung, dead or cut off", commandInspectStale
 		f.TopKeys = "4 (workers)"
 	default:
-		f.Summary, f.Playbook = counts, playbookNone
+		f.Summary = counts
 	}
 	return f
 }
@@ -423,6 +425,7 @@ func (e evaluation) workers() Finding {
 			name += " (" + w.Lease.Host() + ")"
 		}
 		stalled = append(stalled, name)
+		f.Workers = append(f.Workers, w.Lease.WorkerID)
 		var why []string
 		if waiting > 0 {
 			why = append(why, fmt.Sprintf("its queues (%s) have %s runnable", w.Lease.QueueName, Thousands(waiting)))

@@ -44,17 +44,21 @@ type (
 		rows []store.WorkerSummary
 		err  error
 	}
-	previewMsg struct {
-		kind    actionKind
-		target  target
-		preview Preview
-		err     error
+	proposalMsg struct {
+		target   target
+		proposal Proposal
+		err      error
 	}
 	outcomeMsg struct {
-		kind    actionKind
-		target  target
-		outcome Outcome
-		err     error
+		proposal Proposal
+		outcome  Outcome
+		err      error
+	}
+	markAllMsg struct {
+		seq   int
+		ids   []int64
+		total int64
+		err   error
 	}
 )
 
@@ -96,7 +100,8 @@ func (m *Model) refresh(withTotals, manual bool) tea.Cmd {
 
 func (m Model) dashboardCmd(withTotals bool) tea.Cmd {
 	src, log, clock := m.opts.Source, m.opts.Logger, m.opts.Clock
-	p := store.DashboardParams{LeaseTTL: m.opts.LeaseTTL, StuckAfter: m.opts.StuckAfter, WithTotals: withTotals}
+	p := m.opts.Thresholds.DashboardParams()
+	p.WithTotals = withTotals
 	ctx, cancel := m.ctx()
 	return func() tea.Msg {
 		defer cancel()
@@ -187,7 +192,7 @@ func (m *Model) workersCmd() tea.Cmd {
 	m.viewPending++
 	m.seq++
 	m.workers.seq = m.seq
-	seq, src, ttl := m.seq, m.opts.Source, m.opts.LeaseTTL
+	seq, src, ttl := m.seq, m.opts.Source, m.opts.Thresholds.LeaseTTL
 	ctx, cancel := m.ctx()
 	return func() tea.Msg {
 		defer cancel()
@@ -196,57 +201,63 @@ func (m *Model) workersCmd() tea.Cmd {
 	}
 }
 
-// previewCmd resolves a failure group's tasks when the target is a group, then asks the
-// Actions what the action would do.
-func (m Model) previewCmd(kind actionKind, t target) tea.Cmd {
-	src, acts, log := m.opts.Source, m.opts.Actions, m.opts.Logger
+// markAllMax is how many matching tasks select-all marks at most: the CLI's --limit maximum,
+// so marked tasks can always be acted on in one go.
+const markAllMax = 10000
+
+// markAllCmd reads the ids of every task the current filter matches.
+func (m *Model) markAllCmd() tea.Cmd {
+	m.seq++
+	seq, src := m.seq, m.opts.Source
+	f := m.tasks.filter
+	f.BeforeID, f.Limit = 0, markAllMax
 	ctx, cancel := m.ctx()
+	return func() tea.Msg {
+		defer cancel()
+		ids, total, err := src.ListTaskIDs(ctx, f)
+		return markAllMsg{seq: seq, ids: ids, total: total, err: err}
+	}
+}
+
+// planCmd resolves a failure group's tasks when the target is a group, then asks the Actions
+// for the plan the dialog shows.
+func (m Model) planCmd(t target) tea.Cmd {
+	src, acts, log := m.opts.Source, m.opts.Actions, m.opts.Logger
+	// a reconcile plan asks Ray about every RUNNING and CANCELLING row: give it longer
+	ctx, cancel := context.WithTimeout(context.Background(), max(m.opts.QueryTimeout, time.Minute))
 	return func() tea.Msg {
 		defer cancel()
 		if t.group != nil {
 			ids, total, err := src.FailureGroupTaskIDs(ctx, t.group.CallablePath, t.group.ExceptionType, t.groupP)
 			if err != nil {
-				return previewMsg{kind: kind, target: t, err: err}
+				return proposalMsg{target: t, err: err}
 			}
-			t.ids, t.truncated = ids, total-int64(len(ids))
+			t.req.IDs, t.truncated = ids, total-int64(len(ids))
 		}
-		var p Preview
-		var err error
-		switch kind {
-		case actRequeue:
-			p, err = acts.PreviewRequeue(ctx, t.ids)
-		case actCancel:
-			p, err = acts.PreviewCancel(ctx, t.ids)
-		}
+		p, err := acts.Plan(ctx, t.req)
 		if err != nil {
-			log.Warn("preview failed", "action", kind.verb(), "target", t.label, "err", err)
+			log.Warn("plan failed", "action", t.req.Kind.Verb(), "target", t.req.Label, "err", err)
 		}
-		return previewMsg{kind: kind, target: t, preview: p, err: err}
+		return proposalMsg{target: t, proposal: p, err: err}
 	}
 }
 
-// applyCmd runs the confirmed action and logs what it did (the audit trail of a session).
-func (m Model) applyCmd(kind actionKind, t target) tea.Cmd {
+// applyCmd carries out the confirmed plan and logs what it did (the audit trail of a session).
+func (m Model) applyCmd(p Proposal) tea.Cmd {
 	acts, log := m.opts.Actions, m.opts.Logger
-	// a write gets longer than a read: it may run in many batches
-	ctx, cancel := context.WithTimeout(context.Background(), max(m.opts.QueryTimeout, 2*time.Minute))
+	// a write gets longer than a read: it may run in many batches, and stop Ray jobs first
+	ctx, cancel := context.WithTimeout(context.Background(), max(m.opts.QueryTimeout, 5*time.Minute))
 	return func() tea.Msg {
 		defer cancel()
-		var o Outcome
-		var err error
-		switch kind {
-		case actRequeue:
-			o, err = acts.Requeue(ctx, t.ids)
-		case actCancel:
-			o, err = acts.Cancel(ctx, t.ids)
-		}
+		o, err := acts.Apply(ctx, p)
+		r := p.Request
 		if err != nil {
-			log.Error("action failed", "action", kind.verb(), "target", t.label, "tasks", len(t.ids), "err", err)
+			log.Error("action failed", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "err", err)
 		} else {
-			log.Info("action applied", "action", kind.verb(), "target", t.label, "tasks", len(t.ids),
-				"applied", o.Applied, "skipped", o.Skipped, "detail", o.Detail, "ids", idList(t.ids, 50))
+			log.Info("action applied", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "reset_attempts", r.ResetAttempts,
+				"applied", o.Applied, "skipped", o.Skipped, "detail", o.Detail, "ids", idList(r.IDs, 50))
 		}
-		return outcomeMsg{kind: kind, target: t, outcome: o, err: err}
+		return outcomeMsg{proposal: p, outcome: o, err: err}
 	}
 }
 

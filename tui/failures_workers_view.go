@@ -29,13 +29,11 @@ func (m Model) failuresView() []string {
 		hint += " · R requeue group"
 	}
 	lines := []string{pad(title, max(0, m.width-len(hint)-1)) + " " + s.Dim.Render(hint)}
-	cols := []column{{"", 1, false}, {"COUNT", 8, true}, {"LOST", 6, true}, {"CALLABLE", 0, false}, {"EXCEPTION", 24, false}, {"LATEST", 6, true}}
-	if m.width >= 100 {
-		cols[4].width = 36
-		cols = append(cols, column{"QUEUES", 16, false})
-	}
-	cols = flexColumns(cols, 3, m.width, 12)
-	lines = append(lines, header(cols, s.TableHeader))
+	cols := []column{{title: "", width: 1}, {title: "COUNT", width: 7, right: true}, {title: "LOST", width: 6, right: true, prio: 2},
+		{title: "CALLABLE", min: 22, width: 32, flex: true}, {title: "EXCEPTION", width: 36, min: 24, prio: 1}, {title: "LATEST", width: 6, right: true, prio: 3},
+		{title: "QUEUES", width: 16, min: 10, prio: 4}}
+	t := layout(cols, m.width)
+	lines = append(lines, t.header(s.TableHeader))
 	if !m.failures.loaded {
 		return append(lines, s.Dim.Render("loading…"))
 	}
@@ -47,14 +45,11 @@ func (m Model) failuresView() []string {
 	now := m.now()
 	for i := start; i < len(m.failures.groups) && i < start+listRows; i++ {
 		g := m.failures.groups[i]
-		cells := []string{" ", num(g.Count), num(g.Lost), g.CallablePath, g.ExceptionType, ago(now, g.LatestAt)}
+		cells := []string{" ", num(g.Count), num(g.Lost), g.CallablePath, g.ExceptionType, ago(now, g.LatestAt), strings.Join(g.Queues, ",")}
 		if i == m.failures.cursor {
 			cells[0] = ">"
 		}
-		if m.width >= 100 {
-			cells = append(cells, strings.Join(g.Queues, ","))
-		}
-		line := row(cols, cells...)
+		line := t.row(cells...)
 		if i == m.failures.cursor {
 			line = s.Cursor.Render(line)
 		}
@@ -69,10 +64,12 @@ func (m Model) failuresView() []string {
 	return lines
 }
 
-// workersView: every lease with its heartbeat age and the tasks its worker owns.
+// workersView: every lease with its heartbeat age, its queues, when it last claimed or
+// finished a task, and the tasks it owns. At 80 columns QUEUES and CLAIMED stay: they
+// diagnose playbooks 1 (no live worker polls a queue) and 4 (a live worker claims nothing).
 func (m Model) workersView() []string {
 	s := m.styles
-	var live, stale, inactive, missing int
+	var live, stale, inactive, missing, stalled int
 	for _, w := range m.workers.rows {
 		switch w.Status {
 		case store.LeaseLive:
@@ -84,17 +81,19 @@ func (m Model) workersView() []string {
 		case store.LeaseMissing:
 			missing++
 		}
+		if _, _, st := m.activity(w.WorkerID); st {
+			stalled++
+		}
 	}
-	title := fmt.Sprintf("%d workers: %d live, %d stale, %d inactive, %d no lease · stale after %s",
-		len(m.workers.rows), live, stale, inactive, missing, shortDur(m.opts.LeaseTTL))
+	title := fmt.Sprintf("%s: %d live (%d stalled), %d stale, %d inactive, %d no lease · stale after %s, stalled after %s",
+		plural(int64(len(m.workers.rows)), "worker"), live, stalled, stale, inactive, missing, shortDur(m.opts.Thresholds.LeaseTTL), shortDur(m.opts.Thresholds.StallAfter))
 	lines := []string{title}
-	cols := []column{{"", 1, false}, {"WORKER", 0, false}, {"STATUS", 8, false}, {"HOST", 12, false}, {"MODE", 10, false}, {"PID", 7, true},
-		{"BEAT", 6, true}, {"RUN", 5, true}, {"CANC", 5, true}}
-	if m.width >= 100 {
-		cols = append(cols, column{"QUEUES", 20, false}, column{"STARTED", 7, true})
-	}
-	cols = flexColumns(cols, 1, m.width, 12)
-	lines = append(lines, header(cols, s.TableHeader))
+	cols := []column{{title: "", width: 1}, {title: "WORKER", min: 10, width: 16, flex: true}, {title: "STATUS", width: 9}, {title: "QUEUES", width: 20, min: 14, prio: 1},
+		{title: "CLAIMED", width: 7, right: true, prio: 1}, {title: "BEAT", width: 5, right: true, prio: 2}, {title: "RUN", width: 4, right: true, prio: 2},
+		{title: "CANC", width: 4, right: true, prio: 3}, {title: "HOST", width: 12, min: 8, prio: 4}, {title: "MODE", width: 10, min: 6, prio: 5},
+		{title: "PID", width: 7, right: true, prio: 6}, {title: "STARTED", width: 7, right: true, prio: 7}}
+	t := layout(cols, m.width)
+	lines = append(lines, t.header(s.TableHeader))
 	if !m.workers.loaded {
 		return append(lines, s.Dim.Render("loading…"))
 	}
@@ -106,23 +105,30 @@ func (m Model) workersView() []string {
 	now := m.workers.now
 	for i := start; i < len(m.workers.rows) && i < start+listRows; i++ {
 		w := m.workers.rows[i]
+		act, active, isStalled := m.activity(w.WorkerID)
 		status := string(w.Status)
-		if w.Status == store.LeaseStale || w.Status == store.LeaseMissing {
+		switch {
+		case isStalled:
+			status = "!!stalled"
+		case w.Status == store.LeaseStale || w.Status == store.LeaseMissing:
 			status = "!!" + status
 		}
-		cells := []string{" ", w.WorkerID, status, "-", "-", "-", "-", num(w.Running), num(w.Cancelling), "-", "-"}
+		cells := []string{" ", w.WorkerID, status, "-", "-", "-", num(w.Running), num(w.Cancelling), "-", "-", "-", "-"}
 		if i == m.workers.cursor {
 			cells[0] = ">"
 		}
-		if l := w.Lease; l != nil {
-			cells[3], cells[4], cells[5], cells[6] = l.Host(), leaseMode(*l), fmt.Sprint(l.PID), shortDur(now.Sub(l.LastHeartbeatAt))
-			cells[9], cells[10] = l.QueueName, shortDur(now.Sub(l.StartedAt))
+		if active {
+			cells[4] = m.claimed(act, m.now())
 		}
-		line := row(cols, cells...)
+		if l := w.Lease; l != nil {
+			cells[3], cells[5], cells[8], cells[9] = l.QueueName, shortDur(now.Sub(l.LastHeartbeatAt)), l.Host(), leaseMode(*l)
+			cells[10], cells[11] = fmt.Sprint(l.PID), shortDur(now.Sub(l.StartedAt))
+		}
+		line := t.row(cells...)
 		switch {
 		case i == m.workers.cursor:
 			line = s.Cursor.Render(line)
-		case w.Status == store.LeaseStale || w.Status == store.LeaseMissing:
+		case isStalled || w.Status == store.LeaseStale || w.Status == store.LeaseMissing:
 			line = s.Warn.Render(line)
 		case w.Status == store.LeaseInactive:
 			line = s.Dim.Render(line)

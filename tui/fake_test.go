@@ -2,6 +2,8 @@ package tui
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path"
@@ -28,16 +30,16 @@ func sp(s string) *string { return &s }
 // fakeDB is an in-memory queue behind both fakeSource and fakeActions, so an action's effect
 // shows in the next read, as with the real database.
 type fakeDB struct {
-	mu       sync.Mutex
-	dash     store.Dashboard
-	tasks    []store.Task // newest (highest id) first
-	groups   []store.FailureGroup
-	workers  []store.WorkerSummary
-	err      error // when set, every read fails with it
-	filters  []store.TaskFilter
-	requeued [][]int64
-	canceled [][]int64
-	previews int
+	mu        sync.Mutex
+	dash      store.Dashboard
+	tasks     []store.Task // newest (highest id) first
+	groups    []store.FailureGroup
+	workers   []store.WorkerSummary
+	err       error // when set, every read fails with it
+	filters   []store.TaskFilter
+	applied   []Proposal
+	previews  int
+	reconcile *Proposal // what the fake reconcile plans; nil: no Ray
 }
 
 type fakeSource struct{ db *fakeDB }
@@ -128,53 +130,88 @@ func (s fakeSource) Workers(_ context.Context, _ time.Duration, _ int) (time.Tim
 	return fixedNow, s.db.workers, s.db.err
 }
 
-func (a fakeActions) count(ids []int64, from ...store.TaskState) (Preview, error) {
+func (s fakeSource) ListTaskIDs(ctx context.Context, f store.TaskFilter) ([]int64, int64, error) {
+	limit := f.Limit
+	f.Limit = 0
+	rows, err := s.ListTasks(ctx, f)
+	var ids []int64
+	for _, t := range rows {
+		if limit > 0 && len(ids) == limit {
+			break
+		}
+		ids = append(ids, t.ID)
+	}
+	return ids, int64(len(rows)), err
+}
+
+// fakeMoves is what each action does to a row in each state (cancel finalizes every
+// CANCELLING row: the fake's owners are gone).
+var fakeMoves = map[ActionKind]map[store.TaskState]store.TaskState{
+	ActionRequeue: {store.StateFailed: store.StateQueued, store.StateLost: store.StateQueued, store.StateCancelled: store.StateQueued},
+	ActionCancel:  {store.StateQueued: store.StateCancelled, store.StateRunning: store.StateCancelling, store.StateCancelling: store.StateCancelled},
+}
+
+// fakePlan is the fake's plan: the rows and the states they were planned in.
+type fakePlan map[int64]store.TaskState
+
+func (a fakeActions) Plan(_ context.Context, r Request) (Proposal, error) {
 	a.db.mu.Lock()
 	defer a.db.mu.Unlock()
 	a.db.previews++
-	p := Preview{Chosen: len(ids)}
+	p := Proposal{Request: r}
+	if r.Kind == ActionReconcile {
+		if a.db.reconcile == nil {
+			return p, errors.New("reconcile compares tasks with Ray: start rayctl top with --ray-address")
+		}
+		return *a.db.reconcile, nil
+	}
+	plan := fakePlan{}
+	counts := map[store.TaskState]int{}
+	left := map[store.TaskState]int{}
 	for _, t := range a.db.tasks {
-		if slices.Contains(ids, t.ID) && slices.Contains(from, t.State) {
-			p.Eligible++
+		chosen := slices.Contains(r.IDs, t.ID) || (len(r.IDs) == 0 && slices.Contains(r.States, t.State))
+		if !chosen {
+			continue
+		}
+		if _, ok := fakeMoves[r.Kind][t.State]; ok {
+			plan[t.ID] = t.State
+			counts[t.State]++
+		} else {
+			left[t.State]++
 		}
 	}
-	if other := len(ids) - p.Eligible; other > 0 {
-		p.Note = "left alone: in other states"
+	for _, st := range store.AllStates {
+		if counts[st] > 0 {
+			p.Changes = append(p.Changes, Change{From: st, To: fakeMoves[r.Kind][st], N: counts[st]})
+		}
+		if left[st] > 0 {
+			p.Left = append(p.Left, fmt.Sprintf("%d %s: not %sable", left[st], st, strings.ToLower(r.Kind.Verb())))
+		}
 	}
+	p.Total, p.Plan = len(plan), plan
 	return p, nil
 }
 
-func (a fakeActions) PreviewRequeue(_ context.Context, ids []int64) (Preview, error) {
-	return a.count(ids, store.StateFailed, store.StateLost, store.StateCancelled)
-}
-
-func (a fakeActions) PreviewCancel(_ context.Context, ids []int64) (Preview, error) {
-	return a.count(ids, store.StateQueued, store.StateRunning)
-}
-
-func (a fakeActions) Requeue(_ context.Context, ids []int64) (Outcome, error) {
+func (a fakeActions) Apply(_ context.Context, p Proposal) (Outcome, error) {
 	a.db.mu.Lock()
 	defer a.db.mu.Unlock()
-	a.db.requeued = append(a.db.requeued, ids)
+	a.db.applied = append(a.db.applied, p)
 	var o Outcome
+	plan, _ := p.Plan.(fakePlan)
 	for i, t := range a.db.tasks {
-		if slices.Contains(ids, t.ID) {
-			if t.State == store.StateFailed || t.State == store.StateLost || t.State == store.StateCancelled {
-				a.db.tasks[i].State = store.StateQueued
-				o.Applied++
-			} else {
+		if from, ok := plan[t.ID]; ok {
+			if t.State != from {
 				o.Skipped++
+				continue
 			}
+			a.db.tasks[i].State = fakeMoves[p.Request.Kind][from]
+			if p.Request.ResetAttempts {
+				a.db.tasks[i].AttemptNumber = 1
+			}
+			o.Applied++
 		}
 	}
 	return o, nil
-}
-
-func (a fakeActions) Cancel(_ context.Context, ids []int64) (Outcome, error) {
-	a.db.mu.Lock()
-	defer a.db.mu.Unlock()
-	a.db.canceled = append(a.db.canceled, ids)
-	return Outcome{Applied: len(ids)}, nil
 }
 
 // errConnRefused is what pgx returns when the server is down.
@@ -199,8 +236,15 @@ func newFakeDB() *fakeDB {
 				{Name: "emails", Queued: 200, Running: 0, Failed: 12, OldestQueuedAt: at(3 * time.Minute), Done: emailsDone, Failing: make([]int64, 15)},
 				{Name: "high-priority", Queued: 4, Deferred: 4, Done: make([]int64, 15), Failing: make([]int64, 15)},
 			},
-			Leases:          store.LeaseCounts{Live: 1, Stale: 1, Inactive: 2},
-			StuckCancelling: 3,
+			Leases:             store.LeaseCounts{Live: 1, Stale: 1, Inactive: 2},
+			StuckCancelling:    3,
+			OrphanedCancelling: 3,
+			Workers: []store.WorkerActivity{
+				{Lease: store.Lease{WorkerID: "0b7e-stale", Hostname: "worker-2", PID: 311, QueueName: "default,emails", StartedAt: fixedNow.Add(-26 * time.Hour),
+					LastHeartbeatAt: fixedNow.Add(-5 * time.Minute), IsActive: true}, Cancelling: 3},
+				{Lease: store.Lease{WorkerID: "9f1c-live", Hostname: store.LeaseHostname("worker-1", "pool", 10), PID: 4242, QueueName: "high-priority",
+					StartedAt: fixedNow.Add(-2 * time.Hour), LastHeartbeatAt: fixedNow.Add(-3 * time.Second), IsActive: true}, Live: true, LastFinish: at(40 * time.Second)},
+			},
 			RecentFailures: []store.CallableFailures{
 				{CallablePath: "app.tasks.charge_card", Failed: 30, Lost: 2, Retrying: 40},
 				{CallablePath: "app.tasks.send_email", Failed: 3},

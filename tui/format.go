@@ -2,36 +2,19 @@ package tui
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/termtext"
 )
 
 // num formats n with thousands separators: 1,234,567.
-func num(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func num(n int64) string { return recovery.Thousands(n) }
 
 // delta formats a change: +3, -2, or 0.
 func delta(n int64) string {
@@ -42,30 +25,7 @@ func delta(n int64) string {
 }
 
 // shortDur formats a duration compactly: 45s, 12m, 3h5m, 4d2h.
-func shortDur(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	d = d.Round(time.Second)
-	switch {
-	case d >= 100*365*24*time.Hour: // measured from '-infinity' (a poison row)
-		return "∞"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		if s := int(d.Seconds()) % 60; s != 0 && d < 10*time.Minute {
-			return fmt.Sprintf("%dm%ds", int(d.Minutes()), s)
-		}
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		if m := int(d.Minutes()) % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", int(d.Hours()), m)
-		}
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-	}
-}
+func shortDur(d time.Duration) string { return recovery.Age(d) }
 
 // ago is the age of t at now, or "-" for nil.
 func ago(now time.Time, t *time.Time) string {
@@ -133,55 +93,142 @@ func sparkline(values []int64) string {
 	return b.String()
 }
 
-// column is one table column: a header, a width, and right alignment for numbers.
+// column is one table column. Columns that do not fit are dropped by priority: the highest
+// prio number first; prio 0 is never dropped. A flex column takes the room left (at least
+// min, growing first to its width when it has one); a column with min < width shrinks down
+// to min before any column is dropped.
 type column struct {
 	title string
 	width int
 	right bool
+	prio  int
+	min   int
+	flex  bool
 }
 
-// flexColumns gives the column at index flex whatever width remains of total (at least min).
-func flexColumns(cols []column, flex, total, min int) []column {
-	out := append([]column(nil), cols...)
-	used := 0
-	for i, c := range out {
-		if i != flex {
-			used += c.width + 1
+// table is a set of columns laid out for one width: the columns kept, and whether any were
+// dropped (the header then ends in "…").
+type table struct {
+	cols    []column
+	keep    []int // indexes into cols, in order
+	width   map[int]int
+	dropped bool
+}
+
+// layout fits cols into total cells, one space between columns.
+func layout(cols []column, total int) table {
+	t := table{cols: cols, width: map[int]int{}}
+	minOf := func(c column) int {
+		if c.min > 0 {
+			return c.min
+		}
+		return c.width
+	}
+	alive := make([]bool, len(cols))
+	for i := range alive {
+		alive[i] = true
+	}
+	need := func() int {
+		n, k := 0, 0
+		for i, c := range cols {
+			if alive[i] {
+				n += minOf(c)
+				k++
+			}
+		}
+		n += max(0, k-1)
+		if t.dropped {
+			n += 2 // " …"
+		}
+		return n
+	}
+	for need() > total {
+		worst := -1
+		for i, c := range cols {
+			if alive[i] && c.prio > 0 && (worst < 0 || c.prio > cols[worst].prio) {
+				worst = i
+			}
+		}
+		if worst < 0 {
+			break
+		}
+		alive[worst], t.dropped = false, true
+	}
+	extra := total - need()
+	for i, c := range cols {
+		if alive[i] {
+			t.keep = append(t.keep, i)
+			t.width[i] = minOf(c)
 		}
 	}
-	out[flex].width = max(min, total-used-1)
-	return out
+	// grow the flex column to its width (when it has one), then shrunk columns toward theirs,
+	// most important first, then the flex column takes the rest
+	for _, i := range t.keep {
+		if c := cols[i]; c.flex && c.width > t.width[i] && extra > 0 {
+			g := min(extra, c.width-t.width[i])
+			t.width[i] += g
+			extra -= g
+		}
+	}
+	for p := 0; p <= 100 && extra > 0; p++ {
+		for _, i := range t.keep {
+			c := cols[i]
+			if c.prio == p && !c.flex && t.width[i] < c.width {
+				g := min(extra, c.width-t.width[i])
+				t.width[i] += g
+				extra -= g
+			}
+		}
+	}
+	for _, i := range t.keep {
+		if cols[i].flex && extra > 0 {
+			t.width[i] += extra
+			extra = 0
+		}
+	}
+	return t
 }
 
-// row renders cells in columns separated by one space. Cells are plain text, often a task's
-// (queue, callable, worker, error): each is made safe for the terminal (termtext.Line) here,
-// so no table can draw an escape sequence it was handed.
-func row(cols []column, cells ...string) string {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
+// row renders cells (one per column of the original list) in the kept columns. Cells are
+// plain text, often a task's (queue, callable, worker, error): each is made safe for the
+// terminal (termtext.Line) here, so no table can draw an escape sequence it was handed.
+func (t table) row(cells ...string) string {
+	parts := make([]string, 0, len(t.keep))
+	for _, i := range t.keep {
 		cell := ""
 		if i < len(cells) {
 			cell = termtext.Line(cells[i])
 		}
-		if c.right {
-			parts[i] = padLeft(cell, c.width)
+		if t.cols[i].right {
+			parts = append(parts, padLeft(cell, t.width[i]))
 		} else {
-			parts[i] = pad(cell, c.width)
+			parts = append(parts, pad(cell, t.width[i]))
 		}
 	}
 	return strings.Join(parts, " ")
 }
 
-// header renders the column titles in style.
-func header(cols []column, style lipgloss.Style) string {
-	titles := make([]string, len(cols))
-	for i, c := range cols {
+// header renders the column titles in style; "…" at the end says columns were dropped.
+func (t table) header(style lipgloss.Style) string {
+	titles := make([]string, len(t.cols))
+	for i, c := range t.cols {
 		titles[i] = c.title
 	}
-	return style.Render(row(cols, titles...))
+	h := t.row(titles...)
+	if t.dropped {
+		h += " …"
+	}
+	return style.Render(h)
 }
 
-// fitLines pads or cuts lines to exactly height lines, each at most width cells wide.
+// has reports whether the column at index i was kept.
+func (t table) has(i int) bool {
+	_, ok := t.width[i]
+	return ok
+}
+
+// fitLines pads or cuts lines to exactly height lines, each at most width cells wide; a cut
+// line ends in "…".
 func fitLines(lines []string, width, height int) string {
 	if height < 0 {
 		height = 0
@@ -189,8 +236,20 @@ func fitLines(lines []string, width, height int) string {
 	out := make([]string, height)
 	for i := range out {
 		if i < len(lines) {
-			out[i] = ansi.Truncate(lines[i], width, "")
+			out[i] = trunc(lines[i], width)
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// countLine is "3 QUEUED → CANCELLED".
+func countLine(c Change) string {
+	s := fmt.Sprintf("%s %s", num(int64(c.N)), c.From)
+	if c.To != "" && c.To != c.From {
+		s += " → " + string(c.To)
+	}
+	if c.Note != "" {
+		s += " (" + c.Note + ")"
+	}
+	return s
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -52,9 +53,12 @@ type Options struct {
 
 	Refresh     time.Duration // default 2s, at least MinRefresh
 	TotalsEvery time.Duration // how often SUCCEEDED and CANCELLED are counted; default 30s
-	LeaseTTL    time.Duration // default 60s
-	StuckAfter  time.Duration // default store.DefaultStuckAfter
-	Thresholds  Thresholds    // default DefaultThresholds()
+	// Thresholds are the runbook signals' (recovery.DefaultThresholds, the flags `rayctl
+	// doctor` shares): lease TTL, stuck-after, max queue age, stall-after, failures.
+	Thresholds recovery.Thresholds
+	// RayAddress goes into the next commands signals show ("" means $RAY_ADDRESS); with
+	// Actions it is where reconcile asks.
+	RayAddress string
 	// QueryTimeout bounds each read; default 10s.
 	QueryTimeout time.Duration
 
@@ -88,7 +92,8 @@ type Model struct {
 	totalsAt    time.Time                 // local clock of the last totals count
 	totalsDelta map[store.TaskState]int64 // change between the last two totals counts
 	history     []sample
-	signals     []Signal
+	findings    []recovery.Finding // every check of the last snapshot
+	signals     []recovery.Finding // the ones that fired, most urgent first
 	dashLoading bool
 	lastOK      time.Time // local clock of the last good snapshot
 	lastTook    time.Duration
@@ -105,8 +110,12 @@ type Model struct {
 	failures failuresState
 	workers  workersState
 
-	filtering bool
-	input     textinput.Model
+	filtering  bool
+	commanding bool
+	input      textinput.Model
+
+	// prev are the views left for the one on screen, most recent last: esc and q go back.
+	prev []View
 
 	confirm *confirmState
 	acting  bool
@@ -155,31 +164,19 @@ type workersState struct {
 	seq    int
 }
 
-// actionKind is requeue or cancel.
-type actionKind int
-
-const (
-	actRequeue actionKind = iota
-	actCancel
-)
-
-func (a actionKind) verb() string { return [...]string{"Requeue", "Cancel"}[a] }
-
 // target is what an action applies to.
 type target struct {
-	ids   []int64
-	label string // "task 42", "3 marked tasks", "failure group app.x / builtins.ValueError"
-	// group: resolve the ids from a failure group when previewing
+	req Request
+	// group: resolve the ids from a failure group when planning
 	group     *store.FailureGroup
 	groupP    store.FailureParams
 	truncated int64 // group tasks beyond the cap, left out
 }
 
 type confirmState struct {
-	kind    actionKind
-	target  target
-	preview Preview
-	yes     bool // the focused button
+	target   target
+	proposal Proposal
+	yes      bool // the focused button
 }
 
 // New returns the model.
@@ -191,15 +188,7 @@ func New(o Options) Model {
 	if o.TotalsEvery <= 0 {
 		o.TotalsEvery = 30 * time.Second
 	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 60 * time.Second
-	}
-	if o.StuckAfter <= 0 {
-		o.StuckAfter = store.DefaultStuckAfter
-	}
-	if o.Thresholds == (Thresholds{}) {
-		o.Thresholds = DefaultThresholds()
-	}
+	o.Thresholds = o.Thresholds.WithDefaults()
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = 10 * time.Second
 	}
@@ -214,7 +203,6 @@ func New(o Options) Model {
 	}
 	in := textinput.New()
 	in.Prompt = "/"
-	in.Placeholder = "state:failed queue:default callable:app.* worker:ID error:text or free text"
 	in.CharLimit = 500
 	in.Cursor.SetMode(cursor.CursorStatic) // no blinking: nothing redraws over slow SSH while idle
 	h := help.New()
@@ -259,5 +247,5 @@ func (m Model) Interval() time.Duration { return m.interval }
 // Marked returns the marked task ids.
 func (m Model) Marked() map[int64]bool { return m.tasks.marks }
 
-// Signals returns the runbook signals of the last snapshot.
-func (m Model) Signals() []Signal { return m.signals }
+// Signals returns the runbook signals of the last snapshot, most urgent first.
+func (m Model) Signals() []recovery.Finding { return m.signals }

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/termtext"
@@ -18,126 +19,125 @@ func (m Model) overviewView() []string {
 	h := m.bodyHeight()
 	var lines []string
 
-	// states
-	label := 7
-	cols := []column{{title: "", width: label}}
-	for _, st := range store.AllStates {
-		w := len(st)
-		w = max(w, len(num(d.States[st])), len(delta(m.deltas[st])))
-		cols = append(cols, column{title: string(st), width: w, right: true})
-	}
+	// states: SUCCEEDED and CANCELLED grow without bound and are counted every TotalsEvery;
+	// when that count is older than the last refresh, "~" marks it and the change row says
+	// how old it is.
+	cold := func(st store.TaskState) bool { return st == store.StateSucceeded || st == store.StateCancelled }
+	age := m.opts.Clock().Sub(m.totalsAt)
+	staleTotals := !m.totalsAt.IsZero() && age >= m.interval
+	cols := []column{{title: "", width: 6}}
 	counts, changes := []string{"tasks"}, []string{"change"}
 	for _, st := range store.AllStates {
 		n, ok := d.States[st]
-		if !ok {
-			counts = append(counts, "…")
-		} else {
-			counts = append(counts, num(n))
+		c, ch := num(n), delta(m.deltas[st])
+		switch {
+		case !ok:
+			c = "…"
+		case cold(st) && staleTotals:
+			c, ch = "~"+c, shortDur(age)+" ago"
 		}
-		changes = append(changes, delta(m.deltas[st]))
+		prio := 0
+		if cold(st) {
+			prio = 1
+		}
+		cols = append(cols, column{title: string(st), width: max(len(st), len(c), len(ch)), right: true, prio: prio})
+		counts, changes = append(counts, c), append(changes, ch)
 	}
-	lines = append(lines, header(cols, s.TableHeader), m.styleStateCells(cols, counts), row(cols, changes...))
+	states := layout(cols, m.width)
+	lines = append(lines, states.header(s.TableHeader), m.styleStateCells(states, counts), states.row(changes...))
 
 	// workers and stuck work
-	w := fmt.Sprintf("workers  %d live · ", d.Leases.Live)
+	w := fmt.Sprintf("workers  %s · ", plural(d.Leases.Live, "live worker"))
 	if d.Leases.Stale > 0 {
 		w += s.Warn.Render(fmt.Sprintf("!! %d stale", d.Leases.Stale))
 	} else {
 		w += "0 stale"
 	}
 	w += fmt.Sprintf(" · %d inactive", d.Leases.Inactive)
-	stuck := fmt.Sprintf("stuck    RUNNING %s silent, %s orphaned · CANCELLING %s stuck",
-		num(d.StaleRunning), num(d.OrphanedRunning), num(d.StuckCancelling))
+	stuck := fmt.Sprintf("stuck    RUNNING %s silent, %s orphaned · CANCELLING %s stuck, %s orphaned",
+		num(d.StaleRunning), num(d.OrphanedRunning), num(d.StuckCancelling), num(d.OrphanedCancelling))
 	if d.StaleRunning+d.OrphanedRunning+d.StuckCancelling > 0 {
 		stuck = s.Warn.Render(stuck)
 	}
 	workerLines := []string{w, stuck}
-	for _, ws := range m.workers.rows {
-		if ws.Status != store.LeaseStale && ws.Status != store.LeaseMissing {
-			continue
-		}
-		if len(workerLines) >= 4 {
-			break
-		}
-		workerLines = append(workerLines, s.Warn.Render("  !! "+m.workerSummary(ws)))
-	}
 
+	// signals: each with its next command when there is room
 	var signalLines []string
 	for _, sig := range m.signals {
-		signalLines = append(signalLines, s.Bad.Render(fmt.Sprintf("  !! playbook %d: %s", sig.Playbook, termtext.Line(sig.Text))))
+		signalLines = append(signalLines, s.Bad.Render(fmt.Sprintf("!! %s: %s", signalTitle(sig), termtext.Line(sig.Summary))),
+			"   "+termtext.Line(nextLine(sig)))
 	}
 	if len(signalLines) == 0 {
-		signalLines = []string{s.Calm.Render("  none: queue draining, no stale work, no retry storm")}
+		signalLines = []string{s.Calm.Render("none: queue draining, workers claiming, no stuck work, no retry storm")}
 	}
 
-	// queues get what is left
-	room := h - len(lines) - 1 /*blank*/ - 1 /*queue header*/ - 1 - len(workerLines) - 1 - 1 - len(signalLines)
+	// queues get what is left, at least 2 rows; signals give up their next-command lines first
+	fixed := len(lines) + 1 /*blank*/ + 1 /*queue header*/ + 1 /*blank*/ + len(workerLines) + 1 /*blank*/ + 1 /*title*/
+	if h-fixed-len(signalLines) < 2 && len(m.signals) > 0 {
+		signalLines = signalLines[:0]
+		for _, sig := range m.signals {
+			signalLines = append(signalLines, s.Bad.Render(fmt.Sprintf("!! %s: %s", signalTitle(sig), termtext.Line(sig.Summary))))
+		}
+	}
+	room := max(2, h-fixed-len(signalLines))
 	lines = append(lines, "")
-	lines = append(lines, m.queueTable(d, max(1, room))...)
+	lines = append(lines, m.queueTable(d, room)...)
 	lines = append(lines, "")
 	lines = append(lines, workerLines...)
-	lines = append(lines, "", s.Bold.Render("runbook signals"))
+	lines = append(lines, "", s.Bold.Render("runbook signals")+s.Dim.Render(" (rayctl doctor checks the same)"))
 	lines = append(lines, signalLines...)
 	return lines
 }
 
-func (m Model) styleStateCells(cols []column, cells []string) string {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
-		v := padLeft(cells[i], c.width)
+func (m Model) styleStateCells(t table, cells []string) string {
+	parts := make([]string, 0, len(t.keep))
+	for _, i := range t.keep {
+		c := t.cols[i]
+		v := padLeft(cells[i], t.width[i])
 		if i == 0 {
-			v = pad(cells[i], c.width)
+			v = pad(cells[i], t.width[i])
 		} else if cells[i] != "0" && cells[i] != "…" {
 			v = m.stateStyle(store.AllStates[i-1]).Render(v)
 		}
-		parts[i] = v
+		_ = c
+		parts = append(parts, v)
 	}
 	return strings.Join(parts, " ")
 }
 
-// queueTable renders at most rows queues (the busiest first when they do not all fit).
+// queueTable renders at most rows table lines (the busiest queues first when they do not all
+// fit). At 80 columns it keeps DEFERRED and CANCELLING: the sparkline and LAST go first.
 func (m Model) queueTable(d *store.Dashboard, rows int) []string {
 	s := m.styles
-	wide := m.width >= 100
 	buckets := store.DefaultBuckets
 	if len(d.Queues) > 0 {
 		buckets = len(d.Queues[0].Done)
 	}
-	cols := []column{{"QUEUE", 0, false}, {"QUEUED", 8, true}}
-	if wide {
-		cols = append(cols, column{"DEFERRED", 8, true})
-	}
-	cols = append(cols, column{"RUN", 6, true})
-	if wide {
-		cols = append(cols, column{"CANCELLING", 10, true})
-	}
-	cols = append(cols, column{"FAILED", 7, true}, column{"LOST", 6, true}, column{"OLDEST", 6, true},
-		column{fmt.Sprintf("DONE/MIN %dm", buckets), max(buckets, 13), false}, column{"LAST", 5, true})
-	cols = flexColumns(cols, 0, m.width, 8)
+	cols := []column{{title: "QUEUE", min: 12, flex: true}, {title: "QUEUED", width: 7, right: true}, {title: "DEFERRED", width: 8, right: true, prio: 1},
+		{title: "RUN", width: 5, right: true}, {title: "CANCELLING", width: 10, right: true, prio: 2}, {title: "FAILED", width: 6, right: true, prio: 1},
+		{title: "LOST", width: 5, right: true, prio: 1}, {title: "OLDEST", width: 6, right: true},
+		{title: "DONE/MIN", width: buckets, min: 8, prio: 3}, {title: "LAST", width: 4, right: true, prio: 4}}
+	t := layout(cols, m.width)
 
 	queues := d.Queues
-	if len(queues) > rows {
+	if len(queues) > rows-1 {
 		queues = append([]store.QueueActivity(nil), queues...)
 		// keep the queues with the most waiting and failing work
 		sortQueuesByLoad(queues)
-		queues = queues[:max(0, rows-1)]
+		queues = queues[:max(0, rows-2)]
 	}
-	out := []string{header(cols, s.TableHeader)}
+	out := []string{t.header(s.TableHeader)}
 	for _, q := range queues {
-		cells := []string{q.Name, num(q.Queued)}
-		if wide {
-			cells = append(cells, num(q.Deferred))
-		}
-		cells = append(cells, num(q.Running))
-		if wide {
-			cells = append(cells, num(q.Cancelling))
-		}
 		last := int64(0)
 		if len(q.Done) > 0 {
 			last = q.Done[len(q.Done)-1]
 		}
-		cells = append(cells, num(q.Failed), num(q.Lost), ago(d.Now, q.OldestQueuedAt), sparkline(q.Done), num(last))
-		line := row(cols, cells...)
+		done := q.Done
+		if w := t.width[8]; len(done) > w && w > 0 {
+			done = done[len(done)-w:]
+		}
+		line := t.row(q.Name, num(q.Queued), num(q.Deferred), num(q.Running), num(q.Cancelling), num(q.Failed), num(q.Lost),
+			ago(d.Now, q.OldestQueuedAt), sparkline(done), num(last))
 		if q.Running == 0 && q.Queued-q.Deferred > 0 {
 			line = s.Warn.Render(line)
 		}
@@ -147,7 +147,7 @@ func (m Model) queueTable(d *store.Dashboard, rows int) []string {
 		out = append(out, s.Dim.Render("(no tasks)"))
 	}
 	if hidden := len(d.Queues) - len(queues); hidden > 0 {
-		out = append(out, s.Dim.Render(fmt.Sprintf("… %d more queues (widen or heighten the terminal)", hidden)))
+		out = append(out, s.Dim.Render(fmt.Sprintf("… %d more queues (heighten the terminal, or :tasks queue=NAME)", hidden)))
 	}
 	return out
 }
@@ -161,13 +161,39 @@ func sortQueuesByLoad(qs []store.QueueActivity) {
 	}
 }
 
-// workerSummary is one line about a worker.
-func (m Model) workerSummary(w store.WorkerSummary) string {
-	owns := fmt.Sprintf("owns %d run, %d canc", w.Running, w.Cancelling)
-	if w.Lease == nil {
-		return fmt.Sprintf("%s no lease · %s", termtext.Line(w.WorkerID), owns)
+// activity returns what the last snapshot says a worker did lately, if it holds an active
+// lease, and whether the workers signal names it stalled.
+func (m Model) activity(workerID string) (store.WorkerActivity, bool, bool) {
+	var stalled bool
+	for _, f := range m.signals {
+		if f.Check == "workers" {
+			for _, id := range f.Workers {
+				stalled = stalled || id == workerID
+			}
+		}
 	}
-	l := w.Lease
-	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", termtext.Line(w.WorkerID), w.Status, termtext.Line(l.Host()), l.PID,
-		shortDur(m.workers.now.Sub(l.LastHeartbeatAt)), owns)
+	if m.dash != nil {
+		for _, w := range m.dash.Workers {
+			if w.Lease.WorkerID == workerID {
+				return w, true, stalled
+			}
+		}
+	}
+	return store.WorkerActivity{}, false, stalled
+}
+
+// claimed is how long ago a worker last claimed or finished a task, within the stall window:
+// "">Nm" when it did neither within it.
+func (m Model) claimed(w store.WorkerActivity, now time.Time) string {
+	t := w.LastClaim
+	if w.LastFinish != nil && (t == nil || w.LastFinish.After(*t)) {
+		t = w.LastFinish
+	}
+	switch {
+	case t != nil:
+		return shortDur(now.Sub(*t))
+	case now.Sub(w.Lease.StartedAt) < m.opts.Thresholds.StallAfter:
+		return "-" // started lately: nothing to say yet
+	}
+	return ">" + shortDur(m.opts.Thresholds.StallAfter)
 }

@@ -4,110 +4,34 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 )
 
-// Signal is one runbook incident signal that fired, with the playbook that applies
-// (docs/runbook.md numbers them as the operator runbook does).
-type Signal struct {
-	Playbook int
-	Text     string
-}
-
-// Thresholds tune when a signal fires.
-type Thresholds struct {
-	// BacklogAge: runnable tasks waiting this long with nothing running is a backlog.
-	BacklogAge time.Duration
-	// RisingOver: queued counts this far back are compared with now.
-	RisingOver time.Duration
-	// NearZeroRunning: at most this many RUNNING tasks counts as "running stays near zero".
-	NearZeroRunning int64
-	// StormMin: at least this many recent failures of one callable (FAILED, LOST or retrying
-	// within the dashboard's failure window) that are also at least half of all recent
-	// failures is a retry storm.
-	StormMin int64
-}
-
-// DefaultThresholds are the defaults for Thresholds.
-func DefaultThresholds() Thresholds {
-	return Thresholds{BacklogAge: 2 * time.Minute, RisingOver: time.Minute, NearZeroRunning: 1, StormMin: 10}
-}
-
-// sample is what signals need from earlier snapshots.
+// sample is what the backlog signal's "rising" note needs from earlier snapshots.
 type sample struct {
-	at                      time.Time
-	queued, running, failed int64 // failed: FAILED + LOST
+	at     time.Time
+	queued int64
 }
 
-func sampleOf(d store.Dashboard) sample {
-	return sample{at: d.Now, queued: d.States[store.StateQueued], running: d.States[store.StateRunning],
-		failed: d.States[store.StateFailed] + d.States[store.StateLost]}
-}
+// risingOver is how far back queued counts are compared for the backlog's "+N queued" note.
+const risingOver = time.Minute
 
-// detectSignals returns the runbook signals the snapshot d shows, given earlier samples
-// (oldest first), in playbook order.
-func detectSignals(d store.Dashboard, history []sample, th Thresholds) []Signal {
-	var out []Signal
-	queued, running := d.States[store.StateQueued], d.States[store.StateRunning]
-	var runnable int64
-	var oldest *time.Time
-	for _, q := range d.Queues {
-		runnable += q.Queued - q.Deferred
-		if q.OldestQueuedAt != nil && (oldest == nil || q.OldestQueuedAt.Before(*oldest)) {
-			oldest = q.OldestQueuedAt
-		}
-	}
-
-	// 1. queued rising (or waiting long) while running stays near zero.
-	if runnable > 0 && running <= th.NearZeroRunning {
-		var reasons string
-		if base, ok := sampleBefore(history, d.Now.Add(-th.RisingOver)); ok && queued > base.queued {
-			reasons = fmt.Sprintf("+%s queued in %s", num(queued-base.queued), shortDur(d.Now.Sub(base.at)))
-		}
-		waiting := oldest != nil && d.Now.Sub(*oldest) >= th.BacklogAge
-		if reasons != "" || waiting || d.Leases.Live == 0 {
-			text := fmt.Sprintf("backlog: %s queued, %s running", num(queued), num(running))
-			if reasons != "" {
-				text += ", " + reasons
+// evaluate judges a snapshot with recovery.Evaluate — the definitions, thresholds and next
+// commands `rayctl doctor` uses — and returns its findings and the signals among them. Top
+// adds one thing doctor cannot know: how much the queue grew since a minute ago.
+func (m Model) evaluate(d store.Dashboard) ([]recovery.Finding, []recovery.Finding) {
+	fs := recovery.Evaluate(d, m.opts.Thresholds, recovery.EvalOptions{RayAddress: m.opts.RayAddress})
+	sig := recovery.Signals(fs)
+	queued := d.States[store.StateQueued]
+	if base, ok := sampleBefore(m.history, d.Now.Add(-risingOver)); ok && queued > base.queued {
+		for i := range sig {
+			if sig[i].Playbook == recovery.PlaybookBacklog || sig[i].Playbook == recovery.PlaybookRayLoss {
+				sig[i].Summary += fmt.Sprintf(" (queued +%s in %s)", num(queued-base.queued), shortDur(d.Now.Sub(base.at)))
 			}
-			if oldest != nil {
-				text += ", oldest " + shortDur(d.Now.Sub(*oldest))
-			}
-			text += ", " + plural(d.Leases.Live, "live worker")
-			out = append(out, Signal{1, text})
 		}
 	}
-
-	// 2. running does not drain: stale heartbeats or owners without a live lease.
-	if d.StaleRunning > 0 || d.OrphanedRunning > 0 {
-		out = append(out, Signal{2, fmt.Sprintf("RUNNING not draining: %s silent %s+, %s without a live worker",
-			num(d.StaleRunning), shortDur(d.Params.StuckAfter), num(d.OrphanedRunning))})
-	}
-	if d.Leases.Stale > 0 {
-		out = append(out, Signal{2, fmt.Sprintf("stale leases: %s silent %s+ (see 4 workers)",
-			plural(d.Leases.Stale, "active worker"), shortDur(d.Params.LeaseTTL))})
-	}
-
-	// 3. retry storm: failures rising with one dominant callable.
-	var total int64
-	for _, c := range d.RecentFailures {
-		total += c.Total()
-	}
-	if len(d.RecentFailures) > 0 {
-		top := d.RecentFailures[0]
-		if top.Total() >= th.StormMin && top.Total()*2 >= total {
-			out = append(out, Signal{3, fmt.Sprintf("retry storm: %s %s× in %s (%d%% of failures; %s failed, %s lost, %s retrying)",
-				top.CallablePath, num(top.Total()), shortDur(d.Params.FailureWindow), top.Total()*100/total,
-				num(top.Failed), num(top.Lost), num(top.Retrying))})
-		}
-	}
-
-	// 5. CANCELLING stuck.
-	if d.StuckCancelling > 0 {
-		out = append(out, Signal{5, fmt.Sprintf("CANCELLING stuck: %s, worker gone or silent %s+",
-			plural(d.StuckCancelling, "task"), shortDur(d.Params.StuckAfter))})
-	}
-	return out
+	return fs, sig
 }
 
 // sampleBefore returns the newest sample taken at or before t.
@@ -120,10 +44,22 @@ func sampleBefore(history []sample, t time.Time) (sample, bool) {
 	return sample{}, false
 }
 
-// plural formats a count with a noun: "1 task", "3 tasks".
-func plural(n int64, noun string) string {
-	if n == 1 {
-		return "1 " + noun
+// plural formats a count with a noun: "1 task", "3 tasks", "1,234 tasks".
+func plural(n int64, noun string) string { return recovery.Count(n, noun) }
+
+// signalTitle is "playbook 4 Ray connection loss".
+func signalTitle(f recovery.Finding) string {
+	if f.Playbook == 0 {
+		return "worker " + f.Check // leases: the triage checklist's first step
 	}
-	return num(n) + " " + noun + "s"
+	return fmt.Sprintf("playbook %d %s", f.Playbook, recovery.PlaybookName(f.Playbook))
+}
+
+// nextLine is the signal's next command and how to do it from top.
+func nextLine(f recovery.Finding) string {
+	s := "next: " + f.Command
+	if f.TopKeys != "" {
+		s += " · in top: " + f.TopKeys
+	}
+	return s
 }

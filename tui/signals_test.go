@@ -2,71 +2,32 @@ package tui
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/recovery"
 )
 
-func TestDetectSignals(t *testing.T) {
-	params := store.DashboardParams{LeaseTTL: time.Minute, StuckAfter: 10 * time.Minute, FailureWindow: 5 * time.Minute}
-	calm := func() store.Dashboard {
-		return store.Dashboard{Now: fixedNow, Params: params, Leases: store.LeaseCounts{Live: 2},
-			States: map[store.TaskState]int64{store.StateQueued: 5, store.StateRunning: 4},
-			Queues: []store.QueueActivity{{Name: "default", Queued: 5, Running: 4, OldestQueuedAt: at(10 * time.Second)}}}
+// TestSignalsAreDoctors: top's signals are recovery.Evaluate's on the same snapshot, with the
+// same thresholds — what rayctl doctor reports (issue 11, findings 2 and 6: one definition) —
+// and top adds only how much the queue grew in the last minute.
+func TestSignalsAreDoctors(t *testing.T) {
+	db := newFakeDB()
+	m := New(Options{Source: fakeSource{db}, Clock: func() time.Time { return fixedNow }, RayAddress: "http://ray:8265"})
+	d := db.dash
+	fs, sigs := m.evaluate(d)
+	want := recovery.Evaluate(d, recovery.DefaultThresholds(), recovery.EvalOptions{RayAddress: "http://ray:8265"})
+	if !reflect.DeepEqual(fs, want) {
+		t.Fatalf("findings differ from recovery.Evaluate:\n%+v\n%+v", fs, want)
 	}
-	tests := []struct {
-		name    string
-		edit    func(*store.Dashboard)
-		history []sample
-		want    []int
-	}{
-		{"steady state", func(*store.Dashboard) {}, nil, nil},
-		{"backlog: waiting long, nothing running", func(d *store.Dashboard) {
-			d.States[store.StateRunning], d.Queues[0].Running = 0, 0
-			d.Queues[0].OldestQueuedAt = at(3 * time.Minute)
-		}, nil, []int{1}},
-		{"backlog: queued rising, nothing running", func(d *store.Dashboard) {
-			d.States[store.StateRunning], d.Queues[0].Running = 0, 0
-		}, []sample{{at: fixedNow.Add(-90 * time.Second), queued: 1}}, []int{1}},
-		{"no backlog: queued rising but tasks running", func(*store.Dashboard) {}, []sample{{at: fixedNow.Add(-90 * time.Second), queued: 1}}, nil},
-		{"no backlog: only deferred tasks", func(d *store.Dashboard) {
-			d.States[store.StateRunning], d.Queues[0].Running, d.Queues[0].Deferred = 0, 0, 5
-			d.Queues[0].OldestQueuedAt = nil
-		}, nil, nil},
-		{"backlog: no live worker", func(d *store.Dashboard) {
-			d.States[store.StateRunning], d.Queues[0].Running, d.Leases.Live = 0, 0, 0
-		}, nil, []int{1}},
-		{"running not draining", func(d *store.Dashboard) { d.StaleRunning = 3 }, nil, []int{2}},
-		{"orphaned running", func(d *store.Dashboard) { d.OrphanedRunning = 1 }, nil, []int{2}},
-		{"stale lease", func(d *store.Dashboard) { d.Leases.Stale = 1 }, nil, []int{2}},
-		{"retry storm: one callable dominates", func(d *store.Dashboard) {
-			d.RecentFailures = []store.CallableFailures{{CallablePath: "a", Failed: 6, Retrying: 6}, {CallablePath: "b", Failed: 3}}
-		}, nil, []int{3}},
-		{"no storm: failures spread out", func(d *store.Dashboard) {
-			d.RecentFailures = []store.CallableFailures{{CallablePath: "a", Failed: 10}, {CallablePath: "b", Failed: 9}, {CallablePath: "c", Failed: 8}}
-		}, nil, nil},
-		{"no storm: too few", func(d *store.Dashboard) {
-			d.RecentFailures = []store.CallableFailures{{CallablePath: "a", Failed: 9}}
-		}, nil, nil},
-		{"cancelling stuck", func(d *store.Dashboard) { d.StuckCancelling = 2 }, nil, []int{5}},
+	if !reflect.DeepEqual(sigs, recovery.Signals(want)) {
+		t.Fatalf("signals %+v", sigs)
 	}
-	for _, tt := range tests {
-		d := calm()
-		tt.edit(&d)
-		var got []int
-		for _, s := range detectSignals(d, tt.history, DefaultThresholds()) {
-			got = append(got, s.Playbook)
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%s: playbooks %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	d := calm()
-	d.States[store.StateRunning], d.Queues[0].Running, d.States[store.StateQueued] = 0, 0, 50
-	sigs := detectSignals(d, []sample{{at: fixedNow.Add(-70 * time.Second), queued: 20}, {at: fixedNow.Add(-2 * time.Second), queued: 49}}, DefaultThresholds())
-	if len(sigs) != 1 || sigs[0].Text != "backlog: 50 queued, 0 running, +30 queued in 1m10s, oldest 10s, 2 live workers" {
-		t.Errorf("backlog text: %+v", sigs)
+	m.history = []sample{{at: fixedNow.Add(-70 * time.Second), queued: 1000}, {at: fixedNow.Add(-2 * time.Second), queued: 1200}}
+	_, sigs = m.evaluate(d)
+	if !strings.HasSuffix(sigs[0].Summary, "(queued +204 in 1m10s)") || sigs[0].Playbook != recovery.PlaybookBacklog {
+		t.Fatalf("backlog note: %+v", sigs[0])
 	}
 }
 

@@ -20,17 +20,18 @@ func (m Model) now() time.Time {
 	return m.opts.Clock()
 }
 
-// tasksView: the filter line and a page of tasks, newest first.
+// tasksView: the filter line and a page of tasks, newest first. At 80 columns WORKER and
+// ERROR stay (they say who held a task and why it failed); QUEUE, AGE and ATT go first.
 func (m Model) tasksView() []string {
 	s := m.styles
 	var top string
 	switch {
-	case m.filtering:
+	case m.filtering || m.commanding:
 		top = m.input.View()
 	case m.tasks.filterText != "":
-		top = "filter: " + s.Bold.Render(termtext.Line(m.tasks.filterText)) + s.Dim.Render("  (esc clears, / edits)")
+		top = "filter: " + s.Bold.Render(termtext.Line(m.tasks.filterText)) + s.Dim.Render("  (esc clears, / edits, A marks all)")
 	default:
-		top = s.Dim.Render("all tasks, newest first  (/ filters: state:failed queue:q callable:app.* worker:ID)")
+		top = s.Dim.Render("all tasks, newest first  (/ filters: state:failed queue:q re:REGEX !word; A marks all)")
 	}
 	page := fmt.Sprintf("page %d", len(m.tasks.pages))
 	if m.tasks.hasMore {
@@ -39,14 +40,11 @@ func (m Model) tasksView() []string {
 	top = pad(top, max(0, m.width-len(page)-1)) + " " + page
 	lines := []string{top}
 
-	cols := []column{{"", 2, false}, {"ID", 9, true}, {"STATE", 10, false}, {"QUEUE", 12, false}, {"CALLABLE", 0, false},
-		{"ATT", 3, true}, {"AGE", 6, true}}
-	flex := 4
-	if m.width >= 100 {
-		cols = append(cols, column{"WORKER", 14, false}, column{"ERROR", 24, false})
-	}
-	cols = flexColumns(cols, flex, m.width, 12)
-	lines = append(lines, header(cols, s.TableHeader))
+	cols := []column{{title: "", width: 2}, {title: "ID", width: 7, right: true}, {title: "STATE", width: 10},
+		{title: "QUEUE", width: 12, min: 7, prio: 2}, {title: "CALLABLE", min: 22, width: 32, flex: true}, {title: "ATT", width: 3, right: true, prio: 4},
+		{title: "AGE", width: 5, right: true, prio: 3}, {title: "WORKER", width: 14, min: 8, prio: 1}, {title: "ERROR", width: 40, min: 12, prio: 1}}
+	t := layout(cols, m.width)
+	lines = append(lines, t.header(s.TableHeader))
 	if !m.tasks.loaded {
 		return append(lines, s.Dim.Render("loading…"))
 	}
@@ -54,31 +52,27 @@ func (m Model) tasksView() []string {
 		return append(lines, s.Dim.Render("no task matches"))
 	}
 	now := m.now()
-	for i, t := range m.tasks.rows {
+	for i, tk := range m.tasks.rows {
 		mark := " "
-		if m.tasks.marks[t.ID] {
+		if m.tasks.marks[tk.ID] {
 			mark = "*"
 		}
 		cursor := " "
 		if i == m.tasks.cursor {
 			cursor = ">"
 		}
-		last := t.CreatedAt
-		if t.FinishedAt != nil {
-			last = *t.FinishedAt
-		} else if t.StartedAt != nil {
-			last = *t.StartedAt
+		last := tk.CreatedAt
+		if tk.FinishedAt != nil {
+			last = *tk.FinishedAt
+		} else if tk.StartedAt != nil {
+			last = *tk.StartedAt
 		}
-		cells := []string{cursor + mark, fmt.Sprint(t.ID), string(t.State), t.QueueName, t.CallablePath,
-			fmt.Sprint(t.AttemptNumber), shortDur(now.Sub(last))}
-		if m.width >= 100 {
-			cells = append(cells, deref(t.ClaimedByWorker), oneLine(deref(t.ErrorMessage)))
-		}
-		line := row(cols, cells...)
+		line := t.row(cursor+mark, fmt.Sprint(tk.ID), string(tk.State), tk.QueueName, tk.CallablePath,
+			fmt.Sprint(tk.AttemptNumber), shortDur(now.Sub(last)), deref(tk.ClaimedByWorker), oneLine(deref(tk.ErrorMessage)))
 		switch {
 		case i == m.tasks.cursor:
 			line = s.Cursor.Render(line)
-		case m.tasks.marks[t.ID]:
+		case m.tasks.marks[tk.ID]:
 			line = s.Marked.Render(line)
 		}
 		lines = append(lines, line)
@@ -179,6 +173,7 @@ func (m Model) detailContent(t store.Task) string {
 		block("result", *t.ResultData)
 	case t.ResultReference != nil:
 		block("result ref", *t.ResultReference)
+		kv("", referenceNote(*t.ResultReference))
 	default:
 		kv("result", "-")
 	}
@@ -216,6 +211,19 @@ func terminalSafe(t store.Task) store.Task {
 	return t
 }
 
+// referenceNote says what a result reference means (runbook playbook 6).
+func referenceNote(ref string) string {
+	switch scheme, _, _ := strings.Cut(ref, "://"); scheme {
+	case "oversize":
+		return "digest only: larger than MAX_RESULT_SIZE_BYTES and stored nowhere; get_result() cannot return it"
+	case "resultfs":
+		return "a file under RESULT_STORAGE_FILESYSTEM_PATH: rayctl tasks show ID --result-dir DIR reads it"
+	case "s3", "gs":
+		return "an object in the result store: rayctl tasks show ID reads it with this host's credentials"
+	}
+	return "a reference to the result store"
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -225,7 +233,7 @@ func orDash(s string) string {
 
 func (m Model) detailView() []string {
 	pct := int(m.detail.vp.ScrollPercent() * 100)
-	title := fmt.Sprintf("task %d · esc back · ↑↓ pgup/pgdn scroll · %d%%", m.detail.id, pct)
+	title := fmt.Sprintf("task %d · esc/q back · ↑↓ pgup/pgdn scroll · %d%%", m.detail.id, pct)
 	if !m.opts.ReadOnly {
 		title += " · R requeue · X cancel"
 	}

@@ -3,6 +3,7 @@ package tui
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -117,43 +118,73 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.workers.cursor = min(m.workers.cursor, max(0, len(msg.rows)-1))
 		return m, nil
 
-	case previewMsg:
+	case proposalMsg:
 		m.acting = false
+		verb := strings.ToLower(msg.target.req.Kind.Verb())
 		if msg.err != nil {
-			m.setStatus(fmt.Sprintf("%s: %s", strings.ToLower(msg.kind.verb()), errText(msg.err)))
+			m.setStatus(fmt.Sprintf("%s: %s", verb, errText(msg.err)))
 			return m, nil
 		}
-		if msg.preview.Eligible == 0 {
-			note := msg.preview.Note
-			if note == "" {
-				note = "no task is in a state it applies to"
+		if msg.proposal.Total == 0 {
+			why := "no task is in a state it applies to"
+			if len(msg.proposal.Left) > 0 {
+				why = strings.Join(msg.proposal.Left, "; ")
+			} else if len(msg.proposal.Notes) > 0 {
+				why = strings.Join(msg.proposal.Notes, "; ")
 			}
-			m.setStatus(fmt.Sprintf("nothing to %s in %s: %s", strings.ToLower(msg.kind.verb()), msg.target.label, note))
+			m.setStatus(fmt.Sprintf("nothing to %s in %s: %s", verb, msg.target.req.Label, why))
 			return m, nil
 		}
-		m.confirm = &confirmState{kind: msg.kind, target: msg.target, preview: msg.preview}
+		if msg.target.truncated > 0 {
+			msg.proposal.Notes = append(msg.proposal.Notes, fmt.Sprintf("the group has %s more tasks beyond this batch: repeat after", num(msg.target.truncated)))
+		}
+		m.confirm = &confirmState{target: msg.target, proposal: msg.proposal}
 		m.status = ""
 		return m, nil
 
 	case outcomeMsg:
 		m.acting = false
+		r := msg.proposal.Request
+		verb := strings.ToLower(r.Kind.Verb())
 		if msg.err != nil {
-			m.setStatus(fmt.Sprintf("%s failed: %s", strings.ToLower(msg.kind.verb()), errText(msg.err)))
+			s := fmt.Sprintf("%s failed: %s", verb, errText(msg.err))
+			if msg.outcome.Applied > 0 {
+				s += fmt.Sprintf(" (after %d changed)", msg.outcome.Applied)
+			}
+			m.setStatus(s)
 			return m, m.refreshCmd(false)
 		}
-		verb := map[actionKind]string{actRequeue: "requeued", actCancel: "cancelled"}[msg.kind]
-		s := fmt.Sprintf("%s %d of %s", verb, msg.outcome.Applied, msg.target.label)
+		done := map[ActionKind]string{ActionRequeue: "requeued", ActionCancel: "cancelled", ActionReconcile: "reconciled"}[r.Kind]
+		s := fmt.Sprintf("%s %d of %s", done, msg.outcome.Applied, r.Label)
 		if msg.outcome.Skipped > 0 {
-			s += fmt.Sprintf(", %d skipped", msg.outcome.Skipped)
+			s += fmt.Sprintf(", %d skipped (moved on since the plan)", msg.outcome.Skipped)
 		}
 		if msg.outcome.Detail != "" {
 			s += " (" + msg.outcome.Detail + ")"
 		}
 		m.setStatus(s)
-		for _, id := range msg.target.ids {
+		for _, id := range r.IDs {
 			delete(m.tasks.marks, id)
 		}
 		return m, m.refreshCmd(false)
+
+	case markAllMsg:
+		if msg.seq != m.seq {
+			return m, nil
+		}
+		if msg.err != nil {
+			m.setStatus("mark all: " + errText(msg.err))
+			return m, nil
+		}
+		for _, id := range msg.ids {
+			m.tasks.marks[id] = true
+		}
+		s := fmt.Sprintf("marked %s matching %s", plural(int64(len(msg.ids)), "task"), m.filterDesc())
+		if msg.total > int64(len(msg.ids)) {
+			s = fmt.Sprintf("marked the newest %s of %s matching %s (at most %s at once)", num(int64(len(msg.ids))), num(msg.total), m.filterDesc(), num(markAllMax))
+		}
+		m.setStatus(s)
+		return m, nil
 
 	case tea.KeyMsg:
 		// bubbletea reports runes that arrive together as one message: over a slow SSH link
@@ -224,8 +255,8 @@ func (m *Model) applyDashboard(msg dashboardMsg) {
 	for _, st := range cold { // counted on their own cadence: the change between counts
 		deltas[st] = m.totalsDelta[st]
 	}
-	m.signals = detectSignals(d, m.history, m.opts.Thresholds)
-	m.history = append(m.history, sampleOf(d))
+	m.findings, m.signals = m.evaluate(d)
+	m.history = append(m.history, sample{at: d.Now, queued: d.States[store.StateQueued]})
 	for len(m.history) > 0 && d.Now.Sub(m.history[0].at) > historyKeep {
 		m.history = m.history[1:]
 	}
@@ -234,30 +265,32 @@ func (m *Model) applyDashboard(msg dashboardMsg) {
 }
 
 func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if msg.Type == tea.KeyCtrlC { // quits from anywhere, a dialog or the filter input included
+	if msg.Type == tea.KeyCtrlC { // quits from anywhere, a dialog or an input included
 		return m, tea.Quit
 	}
 	if m.confirm != nil {
 		return m.handleConfirmKey(msg)
 	}
-	if m.filtering {
-		return m.handleFilterKey(msg)
+	if m.filtering || m.commanding {
+		return m.handleInputKey(msg)
 	}
 	k := m.keys
 	switch {
-	case key.Matches(msg, k.Quit):
-		return m, tea.Quit
 	case key.Matches(msg, k.Help):
 		m.showHelp = !m.showHelp
 		return m, nil
+	case key.Matches(msg, k.Command):
+		return m.openInput(true, "")
 	}
 	if m.showHelp {
-		if key.Matches(msg, k.Back) {
+		if key.Matches(msg, k.Back) || key.Matches(msg, k.Quit) {
 			m.showHelp = false
 		}
 		return m, nil
 	}
 	switch {
+	case key.Matches(msg, k.Back), key.Matches(msg, k.Quit):
+		return m.back(key.Matches(msg, k.Quit))
 	case key.Matches(msg, k.Overview):
 		return m.switchView(ViewOverview)
 	case key.Matches(msg, k.Tasks):
@@ -303,7 +336,38 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case ViewWorkers:
 		return m.workersKey(msg)
 	}
+	if key.Matches(msg, k.Requeue) || key.Matches(msg, k.Cancel) || key.Matches(msg, k.Mark) || key.Matches(msg, k.MarkAll) {
+		m.setStatus("select tasks first: 2 (tasks) or 3 (failures); :reconcile and :finalize work from here")
+	}
 	return m, nil
+}
+
+// atTop reports whether the screen is the top level: the overview, nothing open.
+func (m Model) atTop() bool {
+	return m.view == ViewOverview && !m.detail.open && len(m.prev) == 0
+}
+
+// back goes one level back: the task detail to its list, a filter cleared (esc only), a view
+// to the one before it, and from the top level q quits (esc says how to).
+func (m Model) back(quit bool) (tea.Model, tea.Cmd) {
+	switch {
+	case m.view == ViewTasks && m.detail.open:
+		m.detail.open = false
+		return m, m.tasksCmd()
+	case !quit && m.view == ViewTasks && m.tasks.filterText != "":
+		return m.setFilter("")
+	case m.atTop() && quit:
+		return m, tea.Quit
+	case m.atTop():
+		m.setStatus("top level: q or :q quits")
+		return m, nil
+	}
+	v := ViewOverview
+	if n := len(m.prev); n > 0 {
+		v, m.prev = m.prev[n-1], m.prev[:n-1]
+	}
+	m.view, m.detail.open = v, false
+	return m, m.viewCmd()
 }
 
 func (m *Model) stepInterval(faster bool) {
@@ -328,9 +392,23 @@ func (m Model) switchView(v View) (tea.Model, tea.Cmd) {
 	if v == m.view && !m.detail.open {
 		return m, nil
 	}
+	m.goTo(v)
+	return m, m.viewCmd()
+}
+
+// goTo shows view v, remembering the one left (esc and q come back to it).
+func (m *Model) goTo(v View) {
+	if v != m.view {
+		m.prev = append(m.prev, m.view)
+		if len(m.prev) > 20 {
+			m.prev = m.prev[1:]
+		}
+	}
+	if v == ViewOverview {
+		m.prev = nil // the top level
+	}
 	m.view = v
 	m.detail.open = false
-	return m, m.viewCmd()
 }
 
 // moveCursor applies the navigation keys to a cursor over n rows.
@@ -373,16 +451,11 @@ func (m Model) tasksKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.tasks.cursor = 0
 		return m, m.tasksCmd()
 	case key.Matches(msg, k.Filter):
-		m.filtering = true
-		m.input.SetValue(m.tasks.filterText)
-		m.input.CursorEnd()
-		return m, m.input.Focus()
-	case key.Matches(msg, k.Back):
-		if m.tasks.filterText == "" {
-			return m, nil
-		}
-		return m.setFilter("")
+		return m.openInput(false, m.tasks.filterText)
 	case key.Matches(msg, k.Mark):
+		if m.opts.ReadOnly {
+			return m.readOnly("marks are")
+		}
 		if t, ok := m.currentTask(); ok {
 			if m.tasks.marks[t.ID] {
 				delete(m.tasks.marks, t.ID)
@@ -392,7 +465,16 @@ func (m Model) tasksKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.tasks.cursor = min(len(m.tasks.rows)-1, m.tasks.cursor+1)
 		}
 		return m, nil
+	case key.Matches(msg, k.MarkAll):
+		if m.opts.ReadOnly {
+			return m.readOnly("marks are")
+		}
+		m.setStatus("marking every task matching " + m.filterDesc() + "…")
+		return m, m.markAllCmd()
 	case key.Matches(msg, k.ClearMarks):
+		if n := len(m.tasks.marks); n > 0 {
+			m.setStatus(fmt.Sprintf("cleared %s", plural(int64(n), "mark")))
+		}
 		m.tasks.marks = map[int64]bool{}
 		return m, nil
 	case key.Matches(msg, k.Open):
@@ -401,9 +483,9 @@ func (m Model) tasksKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case key.Matches(msg, k.Requeue):
-		return m.startAction(actRequeue, m.taskTarget())
+		return m.startAction(ActionRequeue, m.taskTarget(ActionRequeue))
 	case key.Matches(msg, k.Cancel):
-		return m.startAction(actCancel, m.taskTarget())
+		return m.startAction(ActionCancel, m.taskTarget(ActionCancel))
 	}
 	if c, ok := m.moveCursor(msg, m.tasks.cursor, len(m.tasks.rows), m.pageSize()); ok {
 		m.tasks.cursor = c
@@ -419,30 +501,37 @@ func (m Model) currentTask() (store.Task, bool) {
 }
 
 // taskTarget is the marked tasks, or else the one under the cursor.
-func (m Model) taskTarget() target {
+func (m Model) taskTarget(kind ActionKind) target {
 	if len(m.tasks.marks) > 0 {
 		ids := make([]int64, 0, len(m.tasks.marks))
 		for id := range m.tasks.marks {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
-		label := fmt.Sprintf("%d marked tasks", len(ids))
+		label := fmt.Sprintf("%s marked tasks", num(int64(len(ids))))
 		if len(ids) == 1 {
 			label = fmt.Sprintf("marked task %d", ids[0])
 		}
-		return target{ids: ids, label: label}
+		return target{req: Request{Kind: kind, IDs: ids, Label: label}}
 	}
 	if t, ok := m.currentTask(); ok {
-		return target{ids: []int64{t.ID}, label: fmt.Sprintf("task %d", t.ID)}
+		return target{req: Request{Kind: kind, IDs: []int64{t.ID}, Label: fmt.Sprintf("task %d", t.ID)}}
 	}
-	return target{}
+	return target{req: Request{Kind: kind}}
 }
 
-func (m Model) startAction(kind actionKind, t target) (tea.Model, tea.Cmd) {
+// readOnly says why a write key did nothing.
+func (m Model) readOnly(what string) (tea.Model, tea.Cmd) {
+	m.setStatus(fmt.Sprintf("read-only (--readonly): %s off", what))
+	return m, nil
+}
+
+func (m Model) startAction(kind ActionKind, t target) (tea.Model, tea.Cmd) {
+	t.req.Kind = kind
 	if m.opts.ReadOnly {
-		return m, nil // the keys are disabled; nothing reaches here under --readonly
+		return m.readOnly(strings.ToLower(kind.Verb()) + " is")
 	}
-	if len(t.ids) == 0 && t.group == nil {
+	if len(t.req.IDs) == 0 && len(t.req.States) == 0 && t.group == nil && kind != ActionReconcile {
 		m.setStatus("nothing selected")
 		return m, nil
 	}
@@ -451,12 +540,13 @@ func (m Model) startAction(kind actionKind, t target) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.acting = true
-	m.setStatus(fmt.Sprintf("counting what %s would do…", strings.ToLower(kind.verb())))
-	return m, m.previewCmd(kind, t)
+	m.setStatus(fmt.Sprintf("planning %s…", strings.ToLower(kind.Verb())))
+	return m, m.planCmd(t)
 }
 
 func (m Model) handleConfirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k, c := m.keys, m.confirm
+	verb := strings.ToLower(c.proposal.Request.Kind.Verb())
 	switch {
 	case key.Matches(msg, k.Confirm):
 		return m.runConfirmed()
@@ -465,15 +555,20 @@ func (m Model) handleConfirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.runConfirmed()
 		}
 		m.confirm = nil
-		m.setStatus(strings.ToLower(c.kind.verb()) + ": not confirmed, nothing changed")
+		m.setStatus(verb + ": not confirmed, nothing changed")
 		return m, nil
-	case key.Matches(msg, k.Deny), key.Matches(msg, k.Quit):
+	case key.Matches(msg, k.Deny):
 		m.confirm = nil
-		m.setStatus(strings.ToLower(c.kind.verb()) + ": not confirmed, nothing changed")
+		m.setStatus(verb + ": not confirmed, nothing changed")
 		return m, nil
 	case key.Matches(msg, k.SwitchButton):
 		cc := *c
 		cc.yes = !cc.yes
+		m.confirm = &cc
+		return m, nil
+	case key.Matches(msg, k.ResetAttempts) && c.proposal.Request.Kind == ActionRequeue:
+		cc := *c
+		cc.proposal.Request.ResetAttempts = !cc.proposal.Request.ResetAttempts
 		m.confirm = &cc
 		return m, nil
 	}
@@ -484,24 +579,91 @@ func (m Model) runConfirmed() (tea.Model, tea.Cmd) {
 	c := m.confirm
 	m.confirm = nil
 	m.acting = true
-	m.setStatus(fmt.Sprintf("%s: working on %d tasks…", strings.ToLower(c.kind.verb()), len(c.target.ids)))
-	return m, m.applyCmd(c.kind, c.target)
+	m.setStatus(fmt.Sprintf("%s: working on %s…", strings.ToLower(c.proposal.Request.Kind.Verb()), plural(int64(c.proposal.Total), "task")))
+	return m, m.applyCmd(c.proposal)
 }
 
-func (m Model) handleFilterKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+// openInput opens the filter (/) or command (:) line with text.
+func (m Model) openInput(command bool, text string) (tea.Model, tea.Cmd) {
+	m.filtering, m.commanding = !command, command
+	m.input.Prompt = "/"
+	if command {
+		m.input.Prompt = ":"
+	}
+	m.input.SetValue(text)
+	m.input.CursorEnd()
+	return m, m.input.Focus()
+}
+
+func (m Model) handleInputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch msg.Type {
 	case tea.KeyEnter:
-		m.filtering = false
+		command := m.commanding
+		m.filtering, m.commanding = false, false
 		m.input.Blur()
+		if command {
+			return m.runCommand(m.input.Value())
+		}
 		return m.setFilter(m.input.Value())
 	case tea.KeyEsc:
-		m.filtering = false
+		m.filtering, m.commanding = false, false
 		m.input.Blur()
 		return m, nil
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
+}
+
+// commands are what `:` takes, for the help and the error on a typo.
+var commands = []string{"overview", "tasks [FILTER]", "failures", "workers", "task ID", "reconcile", "finalize", "help", "q"}
+
+// runCommand runs a `:` command: a view (":tasks state=failed" filters it), ":task ID" opens
+// a task, ":reconcile" and ":finalize" plan those fixes, ":q" quits.
+func (m Model) runCommand(line string) (tea.Model, tea.Cmd) {
+	name, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	rest = strings.TrimSpace(rest)
+	switch strings.ToLower(name) {
+	case "":
+		return m, nil
+	case "q", "q!", "quit", "exit":
+		return m, tea.Quit
+	case "overview", "o", "1":
+		return m.switchView(ViewOverview)
+	case "tasks", "t", "2":
+		m.goTo(ViewTasks)
+		return m.setFilter(rest)
+	case "failures", "f", "3":
+		return m.switchView(ViewFailures)
+	case "workers", "w", "4":
+		return m.switchView(ViewWorkers)
+	case "task":
+		id, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || id <= 0 {
+			m.setStatus(fmt.Sprintf(":task needs a task id, e.g. :task 42 (got %q)", rest))
+			return m, nil
+		}
+		m.goTo(ViewTasks)
+		return m.openDetail(id)
+	case "reconcile":
+		return m.startAction(ActionReconcile, target{req: Request{Kind: ActionReconcile, Label: "RUNNING and CANCELLING tasks with a Ray job"}})
+	case "finalize":
+		return m.startAction(ActionCancel, target{req: Request{Kind: ActionCancel, States: []store.TaskState{store.StateCancelling},
+			Label: "CANCELLING tasks whose worker is gone"}})
+	case "help", "h", "?":
+		m.showHelp = true
+		return m, nil
+	}
+	m.setStatus(fmt.Sprintf("unknown command :%s; commands: :%s", name, strings.Join(commands, ", :")))
+	return m, nil
+}
+
+// filterDesc names the tasks view's filter for status lines.
+func (m Model) filterDesc() string {
+	if m.tasks.filterText == "" {
+		return "no filter (every task)"
+	}
+	return "/" + m.tasks.filterText
 }
 
 // setFilter parses and applies a filter to the tasks view and reloads its first page.
@@ -511,6 +673,9 @@ func (m Model) setFilter(text string) (tea.Model, tea.Cmd) {
 		m.setStatus("filter: " + err.Error())
 		return m, nil
 	}
+	if strings.HasPrefix(m.status, "filter: ") {
+		m.status = "" // the last filter's error no longer applies
+	}
 	m.tasks.filterText = strings.TrimSpace(text)
 	m.tasks.filter = f
 	m.tasks.pages = []int64{0}
@@ -519,19 +684,34 @@ func (m Model) setFilter(text string) (tea.Model, tea.Cmd) {
 	return m, m.tasksCmd()
 }
 
-// ParseFilter reads the `/` filter: space-separated qualifiers state:, queue: (comma lists),
-// callable: (a glob), worker:, error:, id: (comma list); any other words are a
-// case-insensitive search over callable, queue, worker, Ray job id and error.
+// ParseFilter reads the `/` filter (and `:tasks`'s): space-separated qualifiers, each
+// KEY:VALUE or KEY=VALUE: state (comma list), queue (comma list), callable (a glob), worker,
+// error, id (comma list), re (a case-insensitive regular expression over callable, queue,
+// worker, Ray job id and error). Other words are a case-insensitive substring search over
+// the same columns. A leading "!" inverts a word or re: ("!timeout", "!re:^app\.").
 func ParseFilter(text string) (store.TaskFilter, error) {
 	var f store.TaskFilter
-	var words []string
+	var words, notWords []string
 	for _, tok := range strings.Fields(text) {
-		k, v, ok := strings.Cut(tok, ":")
-		if !ok || v == "" {
-			words = append(words, tok)
+		neg := strings.HasPrefix(tok, "!") && len(tok) > 1
+		body := strings.TrimPrefix(tok, "!")
+		i := strings.IndexAny(body, ":=")
+		k, v := "", ""
+		if i > 0 {
+			k, v = strings.ToLower(body[:i]), body[i+1:]
+		}
+		if k == "" || v == "" || !slices.Contains([]string{"state", "s", "queue", "q", "callable", "c", "worker", "w", "error", "e", "id", "re", "regex"}, k) {
+			if neg {
+				notWords = append(notWords, body)
+			} else {
+				words = append(words, tok)
+			}
 			continue
 		}
-		switch strings.ToLower(k) {
+		if neg && k != "re" && k != "regex" {
+			return f, fmt.Errorf("! inverts words and re: only (got %q)", tok)
+		}
+		switch k {
 		case "state", "s":
 			for _, s := range strings.Split(v, ",") {
 				st, err := store.ParseState(s)
@@ -556,11 +736,21 @@ func ParseFilter(text string) (store.TaskFilter, error) {
 				}
 				f.IDs = append(f.IDs, id)
 			}
-		default:
-			words = append(words, tok)
+		case "re", "regex":
+			if _, err := regexp.Compile("(?i)" + v); err != nil {
+				return f, fmt.Errorf("re:%s is not a regular expression: %v", v, err)
+			}
+			f.Regex, f.RegexNot = v, neg
 		}
 	}
-	f.Search = strings.Join(words, " ")
+	switch {
+	case len(words) > 0 && len(notWords) > 0:
+		return f, fmt.Errorf("use either words or !words, not both")
+	case len(notWords) > 0:
+		f.Search, f.SearchNot = strings.Join(notWords, " "), true
+	default:
+		f.Search = strings.Join(words, " ")
+	}
 	return f, nil
 }
 
@@ -575,13 +765,10 @@ func (m Model) openDetail(id int64) (tea.Model, tea.Cmd) {
 func (m Model) detailKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.keys
 	switch {
-	case key.Matches(msg, k.Back):
-		m.detail.open = false
-		return m, m.tasksCmd()
 	case key.Matches(msg, k.Requeue):
-		return m.startAction(actRequeue, target{ids: []int64{m.detail.id}, label: fmt.Sprintf("task %d", m.detail.id)})
+		return m.startAction(ActionRequeue, target{req: Request{IDs: []int64{m.detail.id}, Label: fmt.Sprintf("task %d", m.detail.id)}})
 	case key.Matches(msg, k.Cancel):
-		return m.startAction(actCancel, target{ids: []int64{m.detail.id}, label: fmt.Sprintf("task %d", m.detail.id)})
+		return m.startAction(ActionCancel, target{req: Request{IDs: []int64{m.detail.id}, Label: fmt.Sprintf("task %d", m.detail.id)}})
 	case key.Matches(msg, k.Up):
 		m.detail.vp.ScrollUp(1)
 	case key.Matches(msg, k.Down):
@@ -610,18 +797,21 @@ func (m Model) failuresKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if !ok {
 			return m, nil
 		}
-		m.view = ViewTasks
+		m.goTo(ViewTasks)
 		return m.setFilter("state:FAILED,LOST callable:" + g.CallablePath)
 	case key.Matches(msg, k.Requeue):
 		if !ok {
 			return m, nil
 		}
-		return m.startAction(actRequeue, target{
+		return m.startAction(ActionRequeue, target{
 			group: &g, groupP: m.failureParams(),
-			label: fmt.Sprintf("failure group %s / %s", g.CallablePath, g.ExceptionType),
+			req: Request{Label: fmt.Sprintf("failure group %s / %s", g.CallablePath, g.ExceptionType)},
 		})
 	case key.Matches(msg, k.Cancel):
 		m.setStatus("cancel applies to QUEUED and RUNNING tasks; failures are finished (requeue them with R)")
+		return m, nil
+	case key.Matches(msg, k.Mark), key.Matches(msg, k.MarkAll):
+		m.setStatus("marks are for tasks (2); here R requeues the group under the cursor")
 		return m, nil
 	}
 	if c, ok := m.moveCursor(msg, m.failures.cursor, len(m.failures.groups), m.bodyHeight()-4); ok {
@@ -641,7 +831,7 @@ func (m Model) workersKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if key.Matches(msg, m.keys.Open) {
 		if m.workers.cursor < len(m.workers.rows) {
 			w := m.workers.rows[m.workers.cursor]
-			m.view = ViewTasks
+			m.goTo(ViewTasks)
 			return m.setFilter("worker:" + w.WorkerID)
 		}
 		return m, nil

@@ -105,11 +105,18 @@ func TestInitLoadsSnapshotAndSignals(t *testing.T) {
 	for _, s := range h.m.Signals() {
 		playbooks = append(playbooks, s.Playbook)
 	}
-	if want := []int{1, 2, 3, 5}; !reflect.DeepEqual(playbooks, want) {
+	// backlog (fail: no live worker polls default or emails), then the warnings by playbook:
+	// stale lease (the checklist's worker health, no playbook), retry storm (3), orphaned
+	// CANCELLING (5)
+	if want := []int{1, 0, 3, 5}; !reflect.DeepEqual(playbooks, want) {
 		t.Fatalf("signals %v, want playbooks %v: %+v", playbooks, want, h.m.Signals())
 	}
-	if v := h.m.View(); !strings.Contains(v, "!! playbook 1: backlog: 1,204 queued, 0 running") {
-		t.Errorf("banner does not name playbook 1:\n%s", v)
+	// finding 2: the banner names the playbook and the next command
+	v := h.m.View()
+	for _, want := range []string{"!! playbook 1 queue backlog: no live worker polls default (980 runnable)", "next: rayctl inspect-leases"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("banner lacks %q:\n%s", want, v)
+		}
 	}
 }
 
@@ -123,7 +130,7 @@ func TestNavigation(t *testing.T) {
 		t.Fatalf("2: view %v loaded %v", h.m.CurrentView(), h.m.tasks.loaded)
 	}
 	page := h.m.pageSize()
-	if page != 18 || len(h.m.tasks.rows) != page || !h.m.tasks.hasMore || h.m.tasks.rows[0].ID != 1030 {
+	if page != 17 || len(h.m.tasks.rows) != page || !h.m.tasks.hasMore || h.m.tasks.rows[0].ID != 1030 {
 		t.Fatalf("first page: size %d, %d rows, more %v, first %d", page, len(h.m.tasks.rows), h.m.tasks.hasMore, h.m.tasks.rows[0].ID)
 	}
 	h.keys("j", "j", "j", "k")
@@ -139,10 +146,10 @@ func TestNavigation(t *testing.T) {
 		t.Errorf("g: cursor %d", h.m.tasks.cursor)
 	}
 	h.keys("pgdown")
-	if f := h.lastFilter(); f.BeforeID != 1013 || f.Limit != page+1 {
-		t.Errorf("next page asked for %+v, want ids below 1013, limit %d", f, page+1)
+	if f := h.lastFilter(); f.BeforeID != 1014 || f.Limit != page+1 {
+		t.Errorf("next page asked for %+v, want ids below 1014, limit %d", f, page+1)
 	}
-	if got := ids(h.m.tasks.rows); len(got) != 12 || got[0] != 1012 || h.m.tasks.hasMore {
+	if got := ids(h.m.tasks.rows); len(got) != 13 || got[0] != 1013 || h.m.tasks.hasMore {
 		t.Errorf("second page %v more %v", got, h.m.tasks.hasMore)
 	}
 	h.keys("pgdown") // no more pages: stays
@@ -183,14 +190,81 @@ func TestNavigation(t *testing.T) {
 	if h.m.showHelp {
 		t.Error("esc does not close help")
 	}
-	h.keys("q")
+	h.keys("1", "q")
 	if !h.quit {
-		t.Error("q does not quit")
+		t.Error("q does not quit from the overview")
 	}
 	h.quit = false
 	h.keys("3", "R", "ctrl+c")
-	if !h.quit || len(h.db.requeued) != 0 {
-		t.Errorf("ctrl+c in the dialog: quit %v, requeued %v", h.quit, h.db.requeued)
+	if !h.quit || len(h.db.applied) != 0 {
+		t.Errorf("ctrl+c in the dialog: quit %v, applied %v", h.quit, h.db.applied)
+	}
+}
+
+// TestBackALevel (finding 7): esc and q go back a level — the detail to its list, a view to
+// the one before — and q quits only from the top level; esc there says how to quit.
+func TestBackALevel(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys("4", "3", "2", "enter")
+	if !h.m.detail.open {
+		t.Fatal("no detail")
+	}
+	steps := []struct {
+		key    string
+		view   View
+		detail bool
+	}{{"q", ViewTasks, false}, {"q", ViewFailures, false}, {"esc", ViewWorkers, false}, {"q", ViewOverview, false}}
+	for _, st := range steps {
+		h.keys(st.key)
+		if h.quit || h.m.CurrentView() != st.view || h.m.detail.open != st.detail {
+			t.Fatalf("%s: quit %v view %v detail %v, want view %v", st.key, h.quit, h.m.CurrentView(), h.m.detail.open, st.view)
+		}
+	}
+	h.keys("esc")
+	if h.quit || !strings.Contains(h.m.status, "q or :q quits") {
+		t.Fatalf("esc at the top level: quit %v status %q", h.quit, h.m.status)
+	}
+	// esc clears a filter before it leaves the view; q leaves with the filter kept
+	h.keys("2", "/", "state:failed", "enter", "esc")
+	if h.m.CurrentView() != ViewTasks || h.m.tasks.filterText != "" {
+		t.Fatalf("esc with a filter: view %v filter %q", h.m.CurrentView(), h.m.tasks.filterText)
+	}
+	h.keys("q")
+	if h.m.CurrentView() != ViewOverview || h.quit {
+		t.Fatalf("q in tasks: view %v quit %v", h.m.CurrentView(), h.quit)
+	}
+	h.keys("q")
+	if !h.quit {
+		t.Fatal("q at the top level does not quit")
+	}
+}
+
+// TestCommandMode (finding 7): `:` runs commands: views, a filtered tasks view, a task, :q.
+func TestCommandMode(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys(":", "tasks state=failed queue=default", "enter")
+	f := h.lastFilter()
+	if h.m.CurrentView() != ViewTasks || !reflect.DeepEqual(f.States, []store.TaskState{store.StateFailed}) || !reflect.DeepEqual(f.Queues, []string{"default"}) {
+		t.Fatalf(":tasks state=failed: view %v filter %+v", h.m.CurrentView(), f)
+	}
+	if !strings.Contains(h.m.View(), "filter: state=failed queue=default") {
+		t.Errorf("filter line:\n%s", h.m.View())
+	}
+	h.keys(":", "workers", "enter")
+	if h.m.CurrentView() != ViewWorkers {
+		t.Fatalf(":workers: %v", h.m.CurrentView())
+	}
+	h.keys(":", "task 1012", "enter")
+	if !h.m.detail.open || h.m.detail.id != 1012 || h.m.CurrentView() != ViewTasks {
+		t.Fatalf(":task 1012: %+v", h.m.detail)
+	}
+	h.keys(":", "bogus", "enter")
+	if !strings.Contains(h.m.status, "unknown command :bogus; commands: :overview, :tasks [FILTER]") {
+		t.Fatalf("unknown command: %q", h.m.status)
+	}
+	h.keys(":", "q", "enter")
+	if !h.quit {
+		t.Fatal(":q does not quit")
 	}
 }
 
@@ -230,6 +304,13 @@ func TestFilter(t *testing.T) {
 	h.keys("enter")
 	if !strings.Contains(h.m.status, `unknown state "bogus"`) || h.m.tasks.filterText != "state:failed callable:app.tasks.*" {
 		t.Errorf("bad filter: status %q, filter %q", h.m.status, h.m.tasks.filterText)
+	}
+	// finding 4: a valid filter clears the last one's error
+	h.keys("/")
+	h.m.input.SetValue("state:failed")
+	h.keys("enter")
+	if strings.Contains(h.m.View(), "bogus") {
+		t.Errorf("a stale filter error stays:\n%s", h.m.View())
 	}
 	h.keys("esc")
 	if h.m.tasks.filterText != "" || !h.lastFilter().Empty() {
@@ -276,6 +357,13 @@ func TestParseFilter(t *testing.T) {
 		{"id:4,5 charge card", store.TaskFilter{IDs: []int64{4, 5}, Search: "charge card"}, false},
 		{"http://x", store.TaskFilter{Search: "http://x"}, false},
 		{"s:QUEUED q:batch c:x w:y e:z", store.TaskFilter{States: []store.TaskState{store.StateQueued}, Queues: []string{"batch"}, Callable: "x", Worker: "y", ErrorContains: "z"}, false},
+		{"state=failed queue=default", store.TaskFilter{States: []store.TaskState{store.StateFailed}, Queues: []string{"default"}}, false},
+		{"!timeout", store.TaskFilter{Search: "timeout", SearchNot: true}, false},
+		{`re:^app\.(mail|billing)`, store.TaskFilter{Regex: `^app\.(mail|billing)`}, false},
+		{`state:failed !re:charge_card$`, store.TaskFilter{States: []store.TaskState{store.StateFailed}, Regex: "charge_card$", RegexNot: true}, false},
+		{"re:(", store.TaskFilter{}, true},
+		{"!state:failed", store.TaskFilter{}, true},
+		{"a !b", store.TaskFilter{}, true},
 		{"state:nope", store.TaskFilter{}, true},
 		{"id:x", store.TaskFilter{}, true},
 	}
@@ -305,7 +393,7 @@ func TestMarking(t *testing.T) {
 		t.Errorf("marks not shown:\n%s", h.m.View())
 	}
 	h.keys("pgdown", "space") // marks survive paging
-	if len(h.m.Marked()) != 2 || !h.m.Marked()[1012] {
+	if len(h.m.Marked()) != 2 || !h.m.Marked()[1013] {
 		t.Errorf("marks across pages: %v", h.m.Marked())
 	}
 	h.keys("ctrl+\\")
@@ -316,52 +404,138 @@ func TestMarking(t *testing.T) {
 	if len(h.m.Marked()) != 0 {
 		t.Errorf("u left marks %v", h.m.Marked())
 	}
+	// finding 7: select all matching the filter, with the count shown
+	h.keys("/", "state:failed", "enter", "A")
+	var failed int
+	for _, r := range h.db.tasks {
+		if r.State == store.StateFailed {
+			failed++
+		}
+	}
+	if len(h.m.Marked()) != failed || failed <= h.m.pageSize()/3 {
+		t.Fatalf("A marked %d, want every FAILED task (%d)", len(h.m.Marked()), failed)
+	}
+	if want := fmt.Sprintf("marked %d tasks matching /state:failed", failed); h.m.status != want || !strings.Contains(h.m.View(), fmt.Sprintf("%d marked", failed)) {
+		t.Errorf("status %q, want %q", h.m.status, want)
+	}
 }
 
 func TestRequeueNeedsConfirmation(t *testing.T) {
 	h := newHarness(t, false)
-	// 1030 and 1025 are FAILED, 1029 is QUEUED
+	// 1030 and 1025 are FAILED, 1029 SUCCEEDED
 	h.keys("2", "space", "space", "j", "j", "j", "space")
 	if want := map[int64]bool{1030: true, 1029: true, 1025: true}; !reflect.DeepEqual(h.m.Marked(), want) {
 		t.Fatalf("marks %v", h.m.Marked())
 	}
 	h.keys("R")
-	if h.m.confirm == nil || h.m.confirm.preview.Eligible != 2 || h.m.confirm.kind != actRequeue {
+	if h.m.confirm == nil || h.m.confirm.proposal.Total != 2 || h.m.confirm.proposal.Request.Kind != ActionRequeue {
 		t.Fatalf("R opened no dialog with the count: %+v", h.m.confirm)
 	}
-	if v := h.m.View(); !strings.Contains(v, "Requeue 2 tasks?") || !strings.Contains(v, "from 3 marked tasks") {
-		t.Errorf("dialog does not state the count:\n%s", v)
+	// findings 4 and 5: the dialog says exactly what will change, and that attempts are kept
+	v := h.m.View()
+	for _, want := range []string{"Requeue 2 tasks?", "from 3 marked tasks:", "2 FAILED → QUEUED", "left alone: 1 SUCCEEDED",
+		"attempt_number kept, as rayctl requeue (a: reset it to 1)"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("dialog lacks %q:\n%s", want, v)
+		}
 	}
-	if len(h.db.requeued) != 0 {
+	if len(h.db.applied) != 0 {
 		t.Fatal("requeued before confirmation")
 	}
 	h.keys("n")
-	if h.m.confirm != nil || len(h.db.requeued) != 0 || !strings.Contains(h.m.status, "nothing changed") {
-		t.Fatalf("n: dialog %v, requeued %v, status %q", h.m.confirm, h.db.requeued, h.m.status)
+	if h.m.confirm != nil || len(h.db.applied) != 0 || !strings.Contains(h.m.status, "nothing changed") {
+		t.Fatalf("n: dialog %v, applied %v, status %q", h.m.confirm, h.db.applied, h.m.status)
 	}
 	h.keys("R", "enter") // enter presses the focused button, No by default
-	if h.m.confirm != nil || len(h.db.requeued) != 0 {
-		t.Fatalf("enter on No requeued: %v", h.db.requeued)
+	if h.m.confirm != nil || len(h.db.applied) != 0 {
+		t.Fatalf("enter on No applied: %v", h.db.applied)
 	}
 	h.keys("R", "y")
-	if h.m.confirm != nil || len(h.db.requeued) != 1 || !reflect.DeepEqual(h.db.requeued[0], []int64{1025, 1029, 1030}) {
-		t.Fatalf("y: requeued %v", h.db.requeued)
+	if h.m.confirm != nil || len(h.db.applied) != 1 || h.db.applied[0].Request.ResetAttempts {
+		t.Fatalf("y: applied %+v", h.db.applied)
 	}
-	if h.m.status != "requeued 2 of 3 marked tasks, 1 skipped" || len(h.m.Marked()) != 0 {
+	if h.m.status != "requeued 2 of 3 marked tasks" || len(h.m.Marked()) != 0 {
 		t.Errorf("after requeue: status %q marks %v", h.m.status, h.m.Marked())
 	}
-	if h.m.tasks.rows[0].State != store.StateQueued {
-		t.Errorf("the view was not refreshed: task 1030 is %s", h.m.tasks.rows[0].State)
+	if h.m.tasks.rows[0].State != store.StateQueued || h.m.tasks.rows[0].AttemptNumber != 3 {
+		t.Errorf("task 1030 is %s at attempt %d", h.m.tasks.rows[0].State, h.m.tasks.rows[0].AttemptNumber)
 	}
-	// nothing eligible: no dialog, a status line
+	// nothing eligible: no dialog, a status line that says why
 	h.keys("g", "R")
-	if h.m.confirm != nil || !strings.Contains(h.m.status, "nothing to requeue in task 1030") {
+	if h.m.confirm != nil || !strings.Contains(h.m.status, "nothing to requeue in task 1030: 1 QUEUED: not requeueable") {
 		t.Errorf("ineligible: dialog %v status %q", h.m.confirm, h.m.status)
 	}
-	// tab moves the focus to Yes; enter then confirms. Cancel a QUEUED task this way.
-	h.keys("X", "tab", "enter")
-	if len(h.db.canceled) != 1 || !reflect.DeepEqual(h.db.canceled[0], []int64{1030}) {
-		t.Errorf("cancel via tab+enter: %v", h.db.canceled)
+	// tab moves the focus to Yes; enter then confirms. Cancel a QUEUED task this way: the
+	// dialog names the move it makes.
+	h.keys("X")
+	if v := h.m.View(); !strings.Contains(v, "1 QUEUED → CANCELLED") || strings.Contains(v, "RUNNING") {
+		t.Errorf("cancel dialog:\n%s", v)
+	}
+	h.keys("tab", "enter")
+	if len(h.db.applied) != 2 || h.db.applied[1].Request.Kind != ActionCancel || !reflect.DeepEqual(h.db.applied[1].Request.IDs, []int64{1030}) {
+		t.Errorf("cancel via tab+enter: %+v", h.db.applied)
+	}
+}
+
+// TestRequeueResetAttempts (finding 5): the requeue dialog's a resets attempt_number, as
+// --reset-attempts, and says so.
+func TestRequeueResetAttempts(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys("2", "R", "a")
+	if v := h.m.View(); !strings.Contains(v, "attempt_number reset to 1, as --reset-attempts: a full retry budget") {
+		t.Fatalf("a:\n%s", v)
+	}
+	h.keys("y")
+	if len(h.db.applied) != 1 || !h.db.applied[0].Request.ResetAttempts || h.m.tasks.rows[0].AttemptNumber != 1 {
+		t.Fatalf("applied %+v, attempt %d", h.db.applied, h.m.tasks.rows[0].AttemptNumber)
+	}
+}
+
+// TestCancelFinalizesOrphanedCancelling (finding 3): X on a CANCELLING task whose worker is
+// gone finalizes it, and :finalize finalizes every such task, each after a dialog.
+func TestCancelFinalizesOrphanedCancelling(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys(":", "tasks state:cancelling", "enter", "X")
+	if h.m.confirm == nil {
+		t.Fatalf("X on CANCELLING: %q", h.m.status)
+	}
+	if v := h.m.View(); !strings.Contains(v, "Cancel 1 task?") || !strings.Contains(v, "1 CANCELLING → CANCELLED") {
+		t.Errorf("dialog:\n%s", v)
+	}
+	h.keys("n", ":", "finalize", "enter")
+	c := h.m.confirm
+	if c == nil || !reflect.DeepEqual(c.proposal.Request.States, []store.TaskState{store.StateCancelling}) || c.proposal.Total != 1 {
+		t.Fatalf(":finalize: %+v (%q)", c, h.m.status)
+	}
+	h.keys("y")
+	for _, r := range h.db.tasks {
+		if r.State == store.StateCancelling {
+			t.Errorf("task %d still CANCELLING", r.ID)
+		}
+	}
+}
+
+// TestReconcile (finding 3): :reconcile shows the plan's moves and applies that plan after a
+// confirmation; without Ray it says how to get one.
+func TestReconcile(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys(":", "reconcile", "enter")
+	if h.m.confirm != nil || !strings.Contains(h.m.status, "start rayctl top with --ray-address") {
+		t.Fatalf("no Ray: %q", h.m.status)
+	}
+	h.db.reconcile = &Proposal{Request: Request{Kind: ActionReconcile, Label: "RUNNING and CANCELLING tasks with a Ray job"}, Total: 3,
+		Changes: []Change{{From: store.StateRunning, To: store.StateLost, N: 2, Note: "unknown to Ray, owner dead"}, {From: store.StateRunning, To: store.StateSucceeded, N: 1}},
+		Left:    []string{"4 owner_dead"}, Plan: fakePlan{}}
+	h.keys(":", "reconcile", "enter")
+	v := h.m.View()
+	for _, want := range []string{"Apply 3 reconcile actions?", "2 RUNNING → LOST (unknown to Ray, owner dead)", "1 RUNNING → SUCCEEDED", "left alone: 4 owner_dead"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("reconcile dialog lacks %q:\n%s", want, v)
+		}
+	}
+	h.keys("y")
+	if len(h.db.applied) != 1 || h.db.applied[0].Request.Kind != ActionReconcile {
+		t.Fatalf("applied %+v", h.db.applied)
 	}
 }
 
@@ -378,15 +552,15 @@ func TestFailureGroupRequeue(t *testing.T) {
 			want = append(want, r.ID)
 		}
 	}
-	if !reflect.DeepEqual(c.target.ids, want) || c.preview.Eligible != len(want) {
-		t.Fatalf("group resolved to %v (eligible %d), want %v", c.target.ids, c.preview.Eligible, want)
+	if !reflect.DeepEqual(c.target.req.IDs, want) || c.proposal.Total != len(want) {
+		t.Fatalf("group resolved to %v (total %d), want %v", c.target.req.IDs, c.proposal.Total, want)
 	}
 	if v := h.m.View(); !strings.Contains(v, "failure group app.tasks.charge_card / builtins.ValueError") {
 		t.Errorf("dialog does not name the group:\n%s", v)
 	}
 	h.keys("y")
-	if len(h.db.requeued) != 1 || !reflect.DeepEqual(h.db.requeued[0], want) {
-		t.Errorf("requeued %v", h.db.requeued)
+	if len(h.db.applied) != 1 || !reflect.DeepEqual(h.db.applied[0].Request.IDs, want) {
+		t.Errorf("applied %+v", h.db.applied)
 	}
 	h.keys("X")
 	if h.m.confirm != nil || !strings.Contains(h.m.status, "cancel applies to QUEUED and RUNNING") {
@@ -394,24 +568,29 @@ func TestFailureGroupRequeue(t *testing.T) {
 	}
 }
 
+// TestReadOnly (finding 7): under --readonly nothing writes, and every write key says why.
 func TestReadOnly(t *testing.T) {
 	h := newHarness(t, true)
-	h.keys("2", "space", "R", "X")
+	for _, k := range []string{"space", "A", "R", "X"} {
+		h.keys("2", k)
+		if !strings.Contains(h.m.status, "read-only (--readonly)") {
+			t.Errorf("%s under --readonly: status %q", k, h.m.status)
+		}
+	}
 	if h.m.confirm != nil || len(h.m.Marked()) != 0 || h.db.previews != 0 || h.m.acting {
 		t.Fatalf("read-only acted: confirm %v marks %v previews %d", h.m.confirm, h.m.Marked(), h.db.previews)
 	}
-	h.keys("3", "R", "2", "enter", "R", "X")
-	if h.m.confirm != nil || h.db.previews != 0 || len(h.db.requeued)+len(h.db.canceled) != 0 {
-		t.Fatalf("read-only acted in failures or detail view")
+	h.keys("3", "R", "2", "enter", "R", "X", ":", "reconcile", "enter", ":", "finalize", "enter")
+	if h.m.confirm != nil || h.db.previews != 0 || len(h.db.applied) != 0 {
+		t.Fatalf("read-only acted in failures, detail or a command")
 	}
 	h.keys("esc")
-	v := h.m.View()
-	if strings.Contains(v, "requeue") || strings.Contains(v, "cancel") || !strings.Contains(v, "read-only") {
-		t.Errorf("read-only view offers actions:\n%s", v)
+	if v := h.m.View(); !strings.Contains(v, "read-only") || !strings.Contains(v, "(off)") {
+		t.Errorf("read-only view:\n%s", v)
 	}
 	h.keys("?")
-	if v := h.m.View(); strings.Contains(v, "requeue") || strings.Contains(v, "mark") || !strings.Contains(v, "write actions are off") {
-		t.Errorf("read-only help lists actions:\n%s", v)
+	if v := h.m.View(); !strings.Contains(v, "requeue (off)") || !strings.Contains(v, "Read-only (--readonly): requeue, cancel, reconcile, finalize and marks are off.") {
+		t.Errorf("read-only help:\n%s", v)
 	}
 	// without Actions the TUI is read-only whatever the flag says
 	m := New(Options{Source: fakeSource{newFakeDB()}})
@@ -524,8 +703,8 @@ func TestDatabaseTroubleKeepsData(t *testing.T) {
 	}
 	v := h.m.View()
 	if !strings.Contains(v, "database: connection refused · data from 15:04:05 · retrying every 2s") ||
-		!strings.Contains(v, "app.tasks.charge_card") {
-		t.Errorf("status line or data missing:\n%s", v)
+		!strings.Contains(v, "app.tasks.charg") || !strings.Contains(v, "(stale: data from 15:04:05)") {
+		t.Errorf("status line, stale mark or data missing:\n%s", v)
 	}
 	h.db.mu.Lock()
 	h.db.err = nil

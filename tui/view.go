@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
@@ -11,10 +12,9 @@ import (
 	"github.com/rayctl/rayctl/termtext"
 )
 
-// Layout: header, banner, body, status line, key hints. The body gets what is left.
-const chromeLines = 4
-
-func (m Model) bodyHeight() int { return max(3, m.height-chromeLines) }
+// Layout: header, banner (one line, two with a signal: what and the next command), body,
+// status line, key hints. The body gets what is left.
+func (m Model) bodyHeight() int { return max(3, m.height-3-len(m.bannerLines())) }
 
 // View renders the screen: exactly m.height lines, none wider than m.width.
 func (m Model) View() string {
@@ -36,7 +36,7 @@ func (m Model) View() string {
 	if m.confirm != nil {
 		body = m.overlayDialog(body)
 	}
-	lines := []string{m.headerLine(), m.bannerLine()}
+	lines := append([]string{m.headerLine()}, m.bannerLines()...)
 	lines = append(lines, strings.Split(fitLines(body, m.width, m.bodyHeight()), "\n")...)
 	lines = append(lines, m.statusLine(), m.hintLine())
 	return fitLines(lines, m.width, m.height)
@@ -54,6 +54,9 @@ func (m Model) headerLine() string {
 		}
 	}
 	left := s.Header.Render("rayctl top") + " " + strings.Join(tabs, "")
+	if m.width < 90 {
+		left = s.Header.Render("top") + " " + strings.Join(tabs, "")
+	}
 	state := "every " + shortDur(m.interval)
 	if m.paused {
 		state = "PAUSED"
@@ -72,22 +75,27 @@ func (m Model) headerLine() string {
 	return left + strings.Repeat(" ", gap) + right
 }
 
-// bannerLine names the playbook of the first runbook signal, or says all is calm.
-func (m Model) bannerLine() string {
+// bannerLines name the most urgent runbook signal, its playbook and its next command, or say
+// all is calm. Numbers from a snapshot older than the last failed read are marked stale.
+func (m Model) bannerLines() []string {
 	s := m.styles
 	if m.dash == nil {
-		return s.Dim.Render("loading…")
+		return []string{s.Dim.Render("loading…")}
+	}
+	stale := ""
+	if m.dbErr != nil {
+		stale = "(stale: data from " + m.lastOK.Format("15:04:05") + ") "
 	}
 	if len(m.signals) == 0 {
-		return s.Calm.Render("ok: no runbook signal")
+		return []string{s.Calm.Render(stale + "ok: no runbook signal (backlog, stuck, retry storm, Ray, cancelling, results)")}
 	}
 	sig := m.signals[0]
-	text := fmt.Sprintf("!! playbook %d: %s", sig.Playbook, termtext.Line(sig.Text))
+	text := fmt.Sprintf("!! %s%s: %s", stale, signalTitle(sig), termtext.Line(sig.Summary))
 	if n := len(m.signals) - 1; n > 0 {
 		more := fmt.Sprintf(" (+%d more)", n)
 		text = trunc(text, m.width-ansi.StringWidth(more)) + more
 	}
-	return s.Banner.Render(pad(text, m.width))
+	return []string{s.Banner.Render(pad(text, m.width)), s.Bold.Render(pad("   "+termtext.Line(nextLine(sig)), m.width))}
 }
 
 func (m Model) statusLine() string {
@@ -109,7 +117,7 @@ func (m Model) statusLine() string {
 		parts = append(parts, termtext.Line(m.status)) // may name a failure group's callable
 	}
 	if n := len(m.tasks.marks); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d marked", n))
+		parts = append(parts, num(int64(n))+" marked")
 	}
 	if !m.lastOK.IsZero() {
 		parts = append(parts, fmt.Sprintf("updated %s (%dms)", m.lastOK.Format("15:04:05"), m.lastTook.Milliseconds()))
@@ -121,53 +129,99 @@ func (m Model) statusLine() string {
 }
 
 func (m Model) hintLine() string {
-	if m.filtering {
-		return m.styles.Dim.Render("enter apply · esc cancel · state:failed,lost queue:q callable:app.* worker:ID error:text id:1,2")
+	switch {
+	case m.filtering:
+		return m.styles.Dim.Render("enter apply · esc cancel · state:failed queue:q callable:app.* worker:ID error:text id:1,2 re:REGEX !word")
+	case m.commanding:
+		return m.styles.Dim.Render("enter run · esc cancel · :tasks state=failed · :workers · :task ID · :reconcile · :finalize · :q")
+	case m.confirm != nil:
+		h := "y confirm · n/esc cancel · tab switch button · enter press the focused button"
+		if m.confirm.proposal.Request.Kind == ActionRequeue {
+			h = "y confirm · n/esc cancel · a reset attempts on/off · tab switch · enter press"
+		}
+		return m.styles.Dim.Render(h)
 	}
-	if m.confirm != nil {
-		return m.styles.Dim.Render("y confirm · n/esc cancel · tab switch button · enter press the focused button")
-	}
-	return m.help.ShortHelpView(m.keys.hints(m.view, m.detail.open))
+	return m.help.ShortHelpView(m.keys.hints(m.view, m.detail.open, m.atTop()))
 }
 
 func (m Model) helpView() []string {
 	s := m.styles
-	lines := []string{s.Bold.Render("Keys"), ""}
-	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
+	lines := []string{s.Bold.Render("Keys") + "  esc, q: back a level (q quits from the overview); ctrl+c quits"}
+	lines = append(lines, helpColumns(m.keys.FullHelp(), m.width)...)
 	lines = append(lines, "",
-		"Filter (/): state:failed,lost queue:default callable:app.tasks.* worker:ID error:text id:1,2;",
-		"other words search callable, queue, worker, Ray job id and error.",
-		"Banner: the first runbook signal and its playbook; the overview lists them all.")
+		"Filter: state:failed,lost queue:q callable:app.* worker:ID error:text id:1,2 (or =)",
+		"  re:REGEX over callable, queue, worker, job id, error; words search; !word inverts",
+		"Commands: :"+strings.Join(commands, " :"),
+		"~N: SUCCEEDED, CANCELLED counted every 30s; the change row says how long ago")
 	if m.opts.ReadOnly {
-		lines = append(lines, "Read-only (--readonly): write actions are off.")
+		lines = append(lines, "Read-only (--readonly): requeue, cancel, reconcile, finalize and marks are off.")
 	}
-	lines = append(lines, "", s.Dim.Render("esc or ? closes this help"))
+	lines = append(lines, s.Dim.Render("esc or ? closes this help"))
 	return lines
 }
 
-// overlayDialog draws the confirmation dialog over the middle of the body.
+// helpColumns lays the key groups side by side in columns that share the width; a
+// description too long for its column ends in "…".
+func helpColumns(groups [][]key.Binding, width int) []string {
+	colW := max(20, (width-len(groups)+1)/len(groups))
+	var cols [][]string
+	rows := 0
+	for _, g := range groups {
+		var col []string
+		keyW := 0
+		for _, b := range g {
+			keyW = max(keyW, ansi.StringWidth(b.Help().Key))
+		}
+		for _, b := range g {
+			col = append(col, pad(pad(b.Help().Key, keyW)+" "+b.Help().Desc, colW))
+		}
+		cols = append(cols, col)
+		rows = max(rows, len(col))
+	}
+	out := make([]string, rows)
+	for r := range out {
+		var parts []string
+		for _, col := range cols {
+			cell := strings.Repeat(" ", colW)
+			if r < len(col) {
+				cell = col[r]
+			}
+			parts = append(parts, cell)
+		}
+		out[r] = strings.TrimRight(strings.Join(parts, " "), " ")
+	}
+	return out
+}
+
+// overlayDialog draws the confirmation dialog over the middle of the body: what will change,
+// counted by from-state -> to-state from the plan Apply carries out, what is left alone and
+// why, and anything else the write does.
 func (m Model) overlayDialog(body []string) []string {
 	c, s := m.confirm, m.styles
-	width := min(m.width-4, 72)
-	count := c.preview.Eligible
-	noun := "tasks"
-	if count == 1 {
-		noun = "task"
-	}
+	p := c.proposal
+	r := p.Request
+	width := min(m.width-2, 76)
 	var text []string
-	text = append(text, s.Bold.Render(fmt.Sprintf("%s %d %s?", c.kind.verb(), count, noun)))
-	text = append(text, "", "from "+termtext.Line(c.target.label))
-	switch c.kind {
-	case actRequeue:
-		text = append(text, fmt.Sprintf("%d FAILED/LOST/CANCELLED → QUEUED (runs again)", count))
-	case actCancel:
-		text = append(text, fmt.Sprintf("%d QUEUED → CANCELLED, RUNNING → CANCELLING", count))
+	title := fmt.Sprintf("%s %s?", r.Kind.Verb(), plural(int64(p.Total), "task"))
+	if r.Kind == ActionReconcile {
+		title = fmt.Sprintf("Apply %s?", plural(int64(p.Total), "reconcile action"))
 	}
-	if c.preview.Note != "" {
-		text = append(text, termtext.Line(c.preview.Note))
+	text = append(text, s.Bold.Render(title), "from "+termtext.Line(r.Label)+":")
+	for _, ch := range p.Changes {
+		text = append(text, "  "+termtext.Line(countLine(ch)))
 	}
-	if c.target.truncated > 0 {
-		text = append(text, fmt.Sprintf("the group has %s more tasks beyond this batch: repeat after", num(c.target.truncated)))
+	if r.Kind == ActionRequeue {
+		if r.ResetAttempts {
+			text = append(text, "attempt_number reset to 1, as --reset-attempts: a full retry budget")
+		} else {
+			text = append(text, "attempt_number kept, as rayctl requeue (a: reset it to 1)")
+		}
+	}
+	for _, l := range p.Left {
+		text = append(text, "left alone: "+termtext.Line(l))
+	}
+	for _, n := range p.Notes {
+		text = append(text, termtext.Line(n))
 	}
 	no, yes := s.Button.Render("[ No ]"), s.Button.Render("[ Yes ]")
 	if c.yes {
@@ -175,13 +229,21 @@ func (m Model) overlayDialog(body []string) []string {
 	} else {
 		no = s.ActiveButton.Render("[>No<]")
 	}
-	text = append(text, "", no+"   "+yes+"   y confirms, n cancels")
+	keys := "y confirms, n cancels"
+	if r.Kind == ActionRequeue {
+		keys += ", a resets attempts"
+	}
+	h := m.bodyHeight()
+	if max := h - 4; len(text) > max { // keep the buttons on screen
+		cut := len(text) - max + 1
+		text = append(text[:max-1], fmt.Sprintf("… %d more lines", cut))
+	}
+	text = append(text, no+"   "+yes+"   "+keys)
 	for i, l := range text {
 		text[i] = trunc(l, width-4)
 	}
 	box := s.Dialog.Width(width - 2).Render(strings.Join(text, "\n"))
 	boxLines := strings.Split(box, "\n")
-	h := m.bodyHeight()
 	out := make([]string, h)
 	copy(out, body)
 	top := max(0, (h-len(boxLines))/2)

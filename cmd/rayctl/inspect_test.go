@@ -250,8 +250,8 @@ func TestDoctorCommand(t *testing.T) {
 		storetest.Insert(t, s, store.Task{CreatedAt: time.Now().Add(-time.Hour)})
 		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": sc.DSN}}, "doctor").expect(t, exitUnhealthy)
 		r.oneLine(t, "doctor: unhealthy: backlog")
-		if !strings.Contains(r.stdout, "FAIL  backlog     1 runnable, 0 deferred, 0 running; oldest runnable waited 1h0m0s, and no live worker") ||
-			!strings.Contains(r.stdout, "next: start or restart workers") {
+		if !strings.Contains(r.stdout, "FAIL  backlog     playbook 1 (queue backlog): 1 runnable, 0 deferred, 0 running; 0 live workers; oldest runnable waited 1h, and no live worker") ||
+			!strings.Contains(r.stdout, "start or restart workers") || !strings.Contains(r.stdout, "next: rayctl inspect-leases") {
 			t.Fatalf("doctor:\n%s", r.stdout)
 		}
 	})

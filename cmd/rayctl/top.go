@@ -15,44 +15,56 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rayctl/rayctl/recovery"
-	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/tui"
 )
 
 func (e env) topCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "top",
-		Usage: "live dashboard for incidents: states, queues, failures, workers; requeue and cancel with confirmation",
+		Usage: "live dashboard for incidents: runbook signals with their next command, states, queues, failures, workers; fixes with confirmation",
 		Description: "Views: 1 overview (counts, queues, workers, runbook signals), 2 tasks (/ filter, space marks,\n" +
-			"enter details), 3 failures (FAILED and LOST by callable and exception type), 4 workers (leases).\n" +
-			"R requeues and X cancels the selected or marked tasks or a failure group, after a confirmation\n" +
-			"that states the count. ? lists every key; q quits. Needs a terminal (80x24 or larger).",
-		Flags: append([]cli.Flag{
+			"A marks all matching, enter details), 3 failures (FAILED and LOST by callable and exception type),\n" +
+			"4 workers (leases, queues, last claim). The banner names the most urgent runbook signal, its\n" +
+			"playbook and its next command (the definitions rayctl doctor checks). R requeues, X cancels\n" +
+			"(finalizing CANCELLING tasks whose worker is gone); :reconcile compares RUNNING and CANCELLING\n" +
+			"tasks with Ray and :finalize finalizes orphaned CANCELLING ones, each after a dialog that\n" +
+			"counts what will change by from-state -> to-state. : runs commands (:tasks state=failed,\n" +
+			":workers, :task ID, :q). esc and q go back a level; q quits from the overview. ? lists every\n" +
+			"key. Needs a terminal (80x24 or larger).\n\n" + signalHelp,
+		Flags: append(append(append([]cli.Flag{
 			&cli.DurationFlag{Name: "refresh", Value: tui.DefaultRefresh, Usage: fmt.Sprintf("refresh interval (at least %s; + and - change it, p pauses)", tui.MinRefresh)},
-			&cli.BoolFlag{Name: "readonly", Usage: "no write actions: requeue, cancel and marks are off"},
-			&cli.DurationFlag{Name: "lease-ttl", Value: 60 * time.Second, Usage: "a lease without a heartbeat for this long is stale (WORKER_LEASE_SECONDS)"},
-			&cli.DurationFlag{Name: "stuck-after", Value: store.DefaultStuckAfter, Usage: "RUNNING or CANCELLING tasks without a heartbeat for this long are stale"},
+			&cli.BoolFlag{Name: "readonly", Usage: "no write actions: requeue, cancel, reconcile, finalize and marks are off"},
 			&cli.StringFlag{Name: "log-file", Value: defaultTopLog(), Usage: "where rayctl top logs while it runs (actions, database trouble); \"\" for none"},
-		}, rayFlags()...),
+		}, signalFlags()...), rayFlags()...), policyFlags()...),
 		Action: func(c *cli.Context) error {
-			o := topOptions{refresh: c.Duration("refresh"), readOnly: c.Bool("readonly"), leaseTTL: c.Duration("lease-ttl"),
-				stuckAfter: c.Duration("stuck-after"), logFile: c.String("log-file")}
+			o := topOptions{refresh: c.Duration("refresh"), readOnly: c.Bool("readonly"), logFile: c.String("log-file")}
 			if o.refresh < tui.MinRefresh {
 				return usageErrorf("top: invalid --refresh %s (want at least %s)", o.refresh, tui.MinRefresh)
 			}
-			if o.leaseTTL <= 0 || o.stuckAfter <= 0 {
-				return usageErrorf("top: --lease-ttl and --stuck-after must be more than 0")
+			th, err := signalThresholds(c, "top")
+			if err != nil {
+				return err
 			}
+			o.thresholds = th
+			o.reconcile = recovery.ReconcileOptions{LeaseTTL: th.LeaseTTL, Clock: e.clock}
+			if o.reconcile.Policy, o.reconcile.Results, err = e.policy(c, "top"); err != nil {
+				return err
+			}
+			defer resultstore.Close(o.reconcile.Results.Backend)
 			if !e.stdoutIsTTY() || !e.stdinIsTTY() {
-				return usageErrorf("top: needs a terminal on stdin and stdout (for scripts use rayctl stats -o json)")
+				return usageErrorf("top: needs a terminal on stdin and stdout (for scripts use rayctl stats -o json, rayctl doctor)")
 			}
 			if !strings.EqualFold(e.rayAddress(c), "auto") || c.IsSet("ray-address") {
 				ray, err := e.rayClient(c, "top")
 				if err != nil {
 					return err
 				}
-				defer ray.close()
-				o.ray = ray
+				if ray != nil {
+					defer ray.close()
+					o.ray = ray
+					o.reconcile.Address = ray.address
+				}
 			}
 			return e.withDB(c, func(r *runCtx) error { return top(r, o) })
 		},
@@ -60,10 +72,12 @@ func (e env) topCommand() *cli.Command {
 }
 
 type topOptions struct {
-	refresh, leaseTTL, stuckAfter time.Duration
-	readOnly                      bool
-	logFile                       string
-	ray                           *rayConn // requeue ends tasks' old Ray jobs first; nil: not checked
+	refresh    time.Duration
+	thresholds recovery.Thresholds
+	readOnly   bool
+	logFile    string
+	ray        *rayConn // requeue ends tasks' old Ray jobs first, reconcile asks it; nil: no Ray address
+	reconcile  recovery.ReconcileOptions
 }
 
 func defaultTopLog() string {
@@ -98,8 +112,8 @@ func top(r *runCtx, o topOptions) error {
 		Source:     r.store,
 		ReadOnly:   o.readOnly,
 		Refresh:    o.refresh,
-		LeaseTTL:   o.leaseTTL,
-		StuckAfter: o.stuckAfter,
+		Thresholds: o.thresholds,
+		RayAddress: o.reconcile.Address,
 		Color:      !r.o.noColor,
 		Title:      title,
 		Logger:     logger,
@@ -109,7 +123,7 @@ func top(r *runCtx, o topOptions) error {
 		if o.ray != nil {
 			ray = o.ray.client
 		}
-		opts.Actions = newTopActions(r.store, r.env.actor(), ray)
+		opts.Actions = newTopActions(r.store, r.env.actor(), ray, o.reconcile)
 	}
 	p := tea.NewProgram(tui.New(opts), tea.WithAltScreen(), tea.WithContext(r.ctx),
 		tea.WithInput(r.env.stdin), tea.WithOutput(r.env.term))

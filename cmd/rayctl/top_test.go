@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/tui"
 )
 
 func TestTopNeedsATerminal(t *testing.T) {
@@ -30,41 +32,101 @@ func TestTopNeedsATerminal(t *testing.T) {
 	}
 }
 
-// TestTopActions: the TUI writes through recovery, like rayctl requeue and cancel.
+// topPlan plans a TUI request and fails the test on an error.
+func topPlan(t *testing.T, a tui.Actions, r tui.Request) tui.Proposal {
+	t.Helper()
+	p, err := a.Plan(context.Background(), r)
+	if err != nil {
+		t.Fatalf("plan %+v: %v", r, err)
+	}
+	return p
+}
+
+// TestTopActions: the TUI writes through recovery, with the CLI's semantics: the dialog's
+// counts are the plan's moves by from-state -> to-state, Apply carries out that plan, a
+// requeue keeps attempt_number unless asked (issue 11, findings 3, 4 and 5), and cancel
+// finalizes CANCELLING rows whose worker is gone.
 func TestTopActions(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
 	ctx := context.Background()
 	failed := storetest.Insert(t, s, store.Task{State: store.StateFailed, AttemptNumber: 3, ErrorMessage: storetest.Ptr("boom")})
-	lost := storetest.Insert(t, s, store.Task{State: store.StateLost, ErrorMessage: storetest.Ptr(store.LostMessage)})
+	lost := storetest.Insert(t, s, store.Task{State: store.StateLost, AttemptNumber: 2, ErrorMessage: storetest.Ptr(store.LostMessage)})
 	queued := storetest.Insert(t, s, store.Task{})
 	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w1"), StartedAt: storetest.Ago(time.Second)})
 	done := storetest.Insert(t, s, store.Task{State: store.StateSucceeded})
-	a := newTopActions(s, "ops@host", nil)
+	orphan := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), StartedAt: storetest.Ago(time.Hour)})
+	a := newTopActions(s, "ops@host", nil, recovery.ReconcileOptions{LeaseTTL: time.Minute})
 	all := []int64{failed.ID, lost.ID, queued.ID, running.ID, done.ID, 999999}
 
-	p, err := a.PreviewRequeue(ctx, all)
-	if err != nil || p.Chosen != 6 || p.Eligible != 2 || p.Note != "3 in other states will be left alone; 1 no longer exist" {
-		t.Fatalf("requeue preview %+v %v", p, err)
+	p := topPlan(t, a, tui.Request{Kind: tui.ActionRequeue, IDs: all, Label: "6 marked tasks"})
+	wantChanges := []tui.Change{{From: store.StateFailed, To: store.StateQueued, N: 1}, {From: store.StateLost, To: store.StateQueued, N: 1}}
+	wantLeft := []string{"1 task QUEUED: it is queued already",
+		"1 task RUNNING: a worker owns it: cancel it, or reconcile it with Ray (a stuck one becomes LOST, then requeue it)",
+		"1 task SUCCEEDED: it succeeded (requeue takes FAILED, LOST and CANCELLED)", "1 task no longer exist"}
+	if p.Total != 2 || !reflect.DeepEqual(p.Changes, wantChanges) || !reflect.DeepEqual(p.Left, wantLeft) {
+		t.Fatalf("requeue plan %+v", p)
 	}
 	if got, _ := s.GetTask(ctx, failed.ID); got.State != store.StateFailed {
-		t.Fatal("the preview wrote")
+		t.Fatal("the plan wrote")
 	}
-	o, err := a.Requeue(ctx, all)
-	if err != nil || o.Applied != 2 || o.Skipped != 4 {
+	o, err := a.Apply(ctx, p)
+	if err != nil || o.Applied != 2 || o.Skipped != 0 || o.Detail != "2 QUEUED" {
 		t.Fatalf("requeue %+v %v", o, err)
 	}
 	got, _ := s.GetTask(ctx, failed.ID)
-	if got.State != store.StateQueued || got.AttemptNumber != 1 || got.ErrorMessage != nil {
-		t.Fatalf("requeued row %+v", got)
+	if got.State != store.StateQueued || got.AttemptNumber != 3 || got.ErrorMessage != nil {
+		t.Fatalf("requeued row %+v (attempt_number must be kept, as rayctl requeue)", got)
 	}
-	p, err = a.PreviewCancel(ctx, []int64{queued.ID, running.ID, done.ID})
-	if err != nil || p.Eligible != 2 {
-		t.Fatalf("cancel preview %+v %v", p, err)
+	// reset attempts, as --reset-attempts
+	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, lost.ID); err != nil {
+		t.Fatal(err)
 	}
-	o, err = a.Cancel(ctx, []int64{queued.ID, running.ID, done.ID})
-	if err != nil || o.Applied != 2 || o.Skipped != 1 || o.Detail != "1 CANCELLED, 1 CANCELLING" {
+	p = topPlan(t, a, tui.Request{Kind: tui.ActionRequeue, IDs: []int64{lost.ID}, ResetAttempts: true})
+	if _, err := a.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetTask(ctx, lost.ID); got.AttemptNumber != 1 {
+		t.Fatalf("reset attempts: %d", got.AttemptNumber)
+	}
+
+	// cancel: the moves of what was chosen, the orphaned CANCELLING row finalized
+	p = topPlan(t, a, tui.Request{Kind: tui.ActionCancel, IDs: []int64{queued.ID, running.ID, done.ID, orphan.ID}})
+	wantChanges = []tui.Change{{From: store.StateQueued, To: store.StateCancelled, N: 1},
+		{From: store.StateRunning, To: store.StateCancelling, N: 1, Note: "its worker stops it and finalizes CANCELLED"},
+		{From: store.StateCancelling, To: store.StateCancelled, N: 1, Note: "its worker is gone"}}
+	if p.Total != 3 || !reflect.DeepEqual(p.Changes, wantChanges) || !reflect.DeepEqual(p.Left, []string{"1 task SUCCEEDED: it is finished already"}) {
+		t.Fatalf("cancel plan %+v", p)
+	}
+	// a row that moves on between the dialog and the confirmation is skipped, not overwritten
+	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'SUCCEEDED' WHERE id = $1`, running.ID); err != nil {
+		t.Fatal(err)
+	}
+	o, err = a.Apply(ctx, p)
+	if err != nil || o.Applied != 2 || o.Skipped != 1 || o.Detail != "2 CANCELLED" {
 		t.Fatalf("cancel %+v %v", o, err)
+	}
+	if got, _ := s.GetTask(ctx, running.ID); got.State != store.StateSucceeded {
+		t.Fatalf("a row that moved on was overwritten: %s", got.State)
+	}
+	// :finalize: every CANCELLING row whose owner is gone, none whose owner is live
+	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", QueueName: "*"}); err != nil {
+		t.Fatal(err)
+	}
+	kept := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("alive"), StartedAt: storetest.Ago(time.Minute)})
+	gone := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), StartedAt: storetest.Ago(time.Hour)})
+	p = topPlan(t, a, tui.Request{Kind: tui.ActionCancel, States: []store.TaskState{store.StateCancelling}})
+	if p.Total != 1 || p.Changes[0].From != store.StateCancelling {
+		t.Fatalf("finalize plan %+v", p)
+	}
+	if _, err := a.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.GetTask(ctx, gone.ID); g.State != store.StateCancelled {
+		t.Fatalf("orphan %s", g.State)
+	}
+	if k, _ := s.GetTask(ctx, kept.ID); k.State != store.StateCancelling {
+		t.Fatalf("a live owner's row was finalized: %s", k.State)
 	}
 	// more ids than one batch, and the audit trail records who did it
 	many := make([]store.NewTask, recovery.DefaultBatch+7)
@@ -75,20 +137,24 @@ func TestTopActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err = a.Cancel(ctx, ids)
-	if err != nil || o.Applied != len(ids) {
+	p = topPlan(t, a, tui.Request{Kind: tui.ActionCancel, IDs: ids})
+	if o, err := a.Apply(ctx, p); err != nil || o.Applied != len(ids) || p.Changes[0].N != len(ids) {
 		t.Fatalf("batched cancel %+v %v", o, err)
 	}
 	entries, err := s.ListAudit(ctx, store.AuditFilter{})
-	if err != nil || len(entries) != 3 || entries[0].Actor != "ops@host" || entries[0].Reason == nil || *entries[0].Reason != "rayctl top" {
+	if err != nil || len(entries) != 5 || entries[0].Actor != "ops@host" || entries[0].Reason == nil || *entries[0].Reason != "rayctl top" {
 		t.Fatalf("audit %+v %v", entries, err)
 	}
 	// an empty selection changes nothing (it must never mean "every FAILED row")
-	if p, err := a.PreviewRequeue(ctx, nil); err != nil || p.Eligible != 0 {
-		t.Fatalf("empty preview %+v %v", p, err)
+	if p := topPlan(t, a, tui.Request{Kind: tui.ActionRequeue}); p.Total != 0 || p.Plan != nil {
+		t.Fatalf("empty plan %+v", p)
 	}
-	if o, err := a.Requeue(ctx, nil); err != nil || o.Applied != 0 {
-		t.Fatalf("empty requeue %+v %v", o, err)
+	if o, err := a.Apply(ctx, tui.Proposal{}); err != nil || o.Applied != 0 {
+		t.Fatalf("empty apply %+v %v", o, err)
+	}
+	// reconcile without Ray says how to get one
+	if _, err := a.Plan(ctx, tui.Request{Kind: tui.ActionReconcile}); err == nil || !strings.Contains(err.Error(), "--ray-address") {
+		t.Fatalf("reconcile without Ray: %v", err)
 	}
 }
 
@@ -184,10 +250,13 @@ func TestTopInTerminal(t *testing.T) {
 	keys("y")
 	waitFor(fmt.Sprintf("requeued 1 of task %d", victim.ID))
 	got, err := s.GetTask(ctx, victim.ID)
-	if err != nil || got.State != store.StateQueued || got.ErrorMessage != nil || got.AttemptNumber != 1 {
+	if err != nil || got.State != store.StateQueued || got.ErrorMessage != nil || got.AttemptNumber != 3 {
 		t.Fatalf("task after requeue: %+v %v", got, err)
 	}
-	keys("q")
+	keys("q") // back a level, to the view before (workers); q quits only from the overview
+	waitFor("[4 Workers]")
+	typeText(":q")
+	keys("Enter")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		b, err := os.ReadFile(exitFile)
@@ -215,7 +284,7 @@ func TestTopInTerminal(t *testing.T) {
 
 // TestTopActionsRayJobs: the TUI's requeue handles tasks' old Ray jobs as rayctl requeue does:
 // with a Ray address the job is stopped and confirmed over first; without one the
-// confirmation says nobody checks it.
+// confirmation says nobody checks it. Its reconcile is rayctl reconcile-jobs --apply.
 func TestTopActionsRayJobs(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
@@ -223,23 +292,39 @@ func TestTopActionsRayJobs(t *testing.T) {
 	fake := raytest.New(t)
 	row := storetest.Insert(t, s, store.Task{State: store.StateFailed, RayJobID: storetest.Ptr("raysubmit_old")})
 	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_old", Status: raytest.Running})
-	if p, err := newTopActions(s, "ops@host", nil).PreviewRequeue(ctx, []int64{row.ID}); err != nil ||
-		p.Note != "1 name Ray jobs nobody checks (no Ray address): one still running would run on" {
-		t.Fatalf("preview without Ray %+v %v", p, err)
+	r := tui.Request{Kind: tui.ActionRequeue, IDs: []int64{row.ID}}
+	if p := topPlan(t, newTopActions(s, "ops@host", nil, recovery.ReconcileOptions{}), r); !reflect.DeepEqual(p.Notes,
+		[]string{"1 Ray job nobody checks (no --ray-address): one still running would run on"}) {
+		t.Fatalf("plan without Ray %+v", p)
 	}
 	c, err := rayjobs.New(rayjobs.Options{Address: fake.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	a := newTopActions(s, "ops@host", c)
-	if p, err := a.PreviewRequeue(ctx, []int64{row.ID}); err != nil || p.Note != "1 Ray jobs are stopped and confirmed over first" {
-		t.Fatalf("preview with Ray %+v %v", p, err)
+	a := newTopActions(s, "ops@host", c, recovery.ReconcileOptions{Address: fake.URL})
+	p := topPlan(t, a, r)
+	if !reflect.DeepEqual(p.Notes, []string{"1 old Ray job: stopped in Ray and confirmed over first (a task whose job is not is left as it is)"}) {
+		t.Fatalf("plan with Ray %+v", p)
 	}
-	if o, err := a.Requeue(ctx, []int64{row.ID}); err != nil || o.Applied != 1 {
+	if o, err := a.Apply(ctx, p); err != nil || o.Applied != 1 {
 		t.Fatalf("requeue %+v %v", o, err)
 	}
 	if j, _ := fake.Job("raysubmit_old"); j.Status != raytest.Stopped {
 		t.Fatalf("job %+v", j)
+	}
+	// reconcile: a RUNNING row of a dead owner whose job Ray never heard of becomes LOST
+	gone := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("gone"), StartedAt: storetest.Ago(time.Hour),
+		LastHeartbeatAt: storetest.Ago(time.Hour), RayJobID: storetest.Ptr("raysubmit_forgotten")})
+	p = topPlan(t, a, tui.Request{Kind: tui.ActionReconcile})
+	if p.Total != 1 || len(p.Changes) != 1 || p.Changes[0].From != store.StateRunning || p.Changes[0].N != 1 ||
+		p.Changes[0].Note != "unknown to Ray, owner dead" {
+		t.Fatalf("reconcile plan %+v", p)
+	}
+	if o, err := a.Apply(ctx, p); err != nil || o.Applied != 1 {
+		t.Fatalf("reconcile %+v %v", o, err)
+	}
+	if got, _ := s.GetTask(ctx, gone.ID); got.State == store.StateRunning {
+		t.Fatalf("reconciled row still RUNNING")
 	}
 }

@@ -142,7 +142,8 @@ func Evaluate(d store.Dashboard, th Thresholds, o EvalOptions) []Finding {
 	return []Finding{e.leases(), e.backlog(), e.stuck(), e.cancelling(), e.failures(), e.workers(), e.references()}
 }
 
-// Signals are the findings that are not ok, failures first, then by playbook.
+// Signals are the findings that are not ok, failures first, then by playbook; among
+// failures a stalled worker (playbook 4) comes before the backlog it causes.
 func Signals(fs []Finding) []Finding {
 	var out []Finding
 	for _, f := range fs {
@@ -154,9 +155,17 @@ func Signals(fs []Finding) []Finding {
 		if (out[i].Status == StatusFail) != (out[j].Status == StatusFail) {
 			return out[i].Status == StatusFail
 		}
-		return out[i].Playbook < out[j].Playbook
+		return rank(out[i]) < rank(out[j])
 	})
 	return out
+}
+
+// rank orders signals of one status: by playbook, a stalled worker first.
+func rank(f Finding) int {
+	if f.Check == "workers" {
+		return 0
+	}
+	return 2 * (f.Playbook + 1)
 }
 
 type evaluation struct {

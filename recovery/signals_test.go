@@ -187,15 +187,17 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-// TestSignalsOrder: failures before warnings, then by playbook; ok findings are no signal.
+// TestSignalsOrder: failures before warnings, then by playbook, a stalled worker before the
+// backlog it causes; ok findings are no signal.
 func TestSignalsOrder(t *testing.T) {
 	fs := []recovery.Finding{{Check: "a", Status: recovery.StatusWarn, Playbook: 2}, {Check: "b", Status: recovery.StatusOK},
-		{Check: "c", Status: recovery.StatusFail, Playbook: 4}, {Check: "d", Status: recovery.StatusWarn, Playbook: 1}, {Check: "e", Status: recovery.StatusFail, Playbook: 1}}
+		{Check: "c", Status: recovery.StatusFail, Playbook: 3}, {Check: "d", Status: recovery.StatusWarn, Playbook: 1}, {Check: "e", Status: recovery.StatusFail, Playbook: 1},
+		{Check: "workers", Status: recovery.StatusFail, Playbook: 4}}
 	var got []string
 	for _, f := range recovery.Signals(fs) {
 		got = append(got, f.Check)
 	}
-	if strings.Join(got, ",") != "e,c,d,a" {
+	if strings.Join(got, ",") != "workers,e,c,d,a" {
 		t.Fatalf("order %v", got)
 	}
 }

@@ -427,13 +427,11 @@ func (e evaluation) workers() Finding {
 		if waiting == 0 && w.Running == 0 {
 			continue
 		}
-		name := w.Lease.WorkerID
+		where := w.Lease.Host()
 		if m := w.Lease.Mode(); m != "" {
-			name += " (" + w.Lease.Host() + ", rayworker " + m + ")"
-		} else {
-			name += " (" + w.Lease.Host() + ")"
+			where += ", rayworker " + m
 		}
-		stalled = append(stalled, name)
+		stalled = append(stalled, w.Lease.WorkerID)
 		f.Workers = append(f.Workers, w.Lease.WorkerID)
 		var why []string
 		if waiting > 0 {
@@ -442,7 +440,7 @@ func (e evaluation) workers() Finding {
 		if w.Running > 0 {
 			why = append(why, fmt.Sprintf("none of its %s RUNNING has been heartbeated", Thousands(w.Running)))
 		}
-		detail = append(detail, fmt.Sprintf("%s: live, claimed and finished nothing for %s+; %s", name, Age(e.th.StallAfter), strings.Join(why, "; ")))
+		detail = append(detail, fmt.Sprintf("%s: live, no claim or finish for %s+; %s (%s)", w.Lease.WorkerID, Age(e.th.StallAfter), strings.Join(why, "; "), where))
 	}
 	if len(stalled) == 0 {
 		f.Summary, f.Playbook = fmt.Sprintf("%s claiming or idle", Count(int64(len(e.live)), "live worker")), playbookNone
@@ -452,7 +450,7 @@ func (e evaluation) workers() Finding {
 	if len(stalled) == 1 {
 		f.Summary = "worker " + detail[0]
 	} else {
-		f.Summary = fmt.Sprintf("%d live workers claimed and finished nothing for %s+: %s", len(stalled), Age(e.th.StallAfter), strings.Join(stalled, ", "))
+		f.Summary = fmt.Sprintf("%d live workers with no claim or finish for %s+: %s", len(stalled), Age(e.th.StallAfter), strings.Join(stalled, ", "))
 		f.Details = append(f.Details, detail...)
 	}
 	f.Details = append(f.Details, "their runner or Ray is not ready: Ray down or unreachable, a wrong RAY_ADDRESS, a refused token (rayworker's /readyz and log say which)",

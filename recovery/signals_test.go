@@ -53,7 +53,7 @@ func TestEvaluate(t *testing.T) {
 				Queues: []store.QueueActivity{backlog("default", 180, 3*time.Minute)}, Leases: store.LeaseCounts{Live: 1},
 				Workers: []store.WorkerActivity{{Lease: lease("w1", "default", time.Hour), Live: true, Running: 4}}},
 			check: "workers", status: recovery.StatusFail, playbook: recovery.PlaybookRayLoss,
-			summary: []string{"worker w1 (h1, rayworker rayjob): live, claimed and finished nothing for 2m+", "its queues (default) have 180 runnable", "none of its 4 RUNNING has been heartbeated"},
+			summary: []string{"worker w1: live, no claim or finish for 2m+; its queues (default) have 180 runnable; none of its 4 RUNNING has been heartbeated (h1, rayworker rayjob)"},
 			command: "rayctl doctor --ray-address http://ray:8265",
 		},
 		{

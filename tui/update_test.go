@@ -799,3 +799,85 @@ func assertFits(t *testing.T, view string, width, height int) {
 		}
 	}
 }
+
+// TestLayoutKeepsDiagnosingColumns (finding 8): at 80x24 every view keeps the columns that
+// diagnose its playbooks, drops others by priority and says so with "…"; at 60x18 too.
+func TestLayoutKeepsDiagnosingColumns(t *testing.T) {
+	h := newHarness(t, false)
+	header := func(view string, line int) string {
+		t.Helper()
+		lines := strings.Split(h.m.View(), "\n")
+		for _, l := range lines {
+			if lipglossWidth(l) > h.m.width {
+				t.Fatalf("%s: a line wider than %d: %q", view, h.m.width, l)
+			}
+		}
+		return lines[line]
+	}
+	checks := []struct {
+		key, view string
+		line      int // the table header's line on screen
+		want      []string
+		dropped   bool
+	}{
+		{"1", "overview", 7, []string{"QUEUE", "QUEUED", "DEFERRED", "RUN", "CANCELLING", "FAILED", "LOST", "OLDEST"}, false},
+		{"2", "tasks", 4, []string{"ID", "STATE", "QUEUE", "CALLABLE", "WORKER", "ERROR"}, true},
+		{"3", "failures", 4, []string{"COUNT", "LOST", "CALLABLE", "EXCEPTION", "LATEST"}, true},
+		{"4", "workers", 4, []string{"WORKER", "STATUS", "QUEUES", "CLAIMED", "BEAT"}, true},
+	}
+	for _, c := range checks {
+		h.keys(c.key)
+		hd := header(c.view, c.line)
+		for _, w := range c.want {
+			if !strings.Contains(hd, w) {
+				t.Errorf("80x24 %s header %q lacks %s", c.view, hd, w)
+			}
+		}
+		if strings.HasSuffix(strings.TrimSpace(hd), "…") != c.dropped {
+			t.Errorf("80x24 %s header %q: dropped columns marked %v, want %v", c.view, hd, !c.dropped, c.dropped)
+		}
+	}
+	// 60x18: the overview drops the sparkline, LAST and CANCELLING, keeps LOST, and says so
+	h.send(tea.WindowSizeMsg{Width: 60, Height: 18})
+	h.keys("1")
+	hd := header("overview", 7)
+	if !strings.Contains(hd, "LOST") || strings.Contains(hd, "CANCELLING") || !strings.HasSuffix(strings.TrimSpace(hd), "…") {
+		t.Errorf("60x18 overview header %q", hd)
+	}
+	// a line cut at the edge ends in "…"
+	if v := h.m.View(); !strings.Contains(strings.Split(v, "\n")[1], "…") {
+		t.Errorf("the cut banner has no ellipsis:\n%s", v)
+	}
+}
+
+// TestStaleTotalsMarked (finding 4): SUCCEEDED and CANCELLED, counted every 30 s, are marked
+// "~" with their age once older than a refresh, instead of passing for current.
+func TestStaleTotalsMarked(t *testing.T) {
+	now := fixedNow
+	db := newFakeDB()
+	m := New(Options{Source: fakeSource{db}, Actions: fakeActions{db}, Clock: func() time.Time { return now }})
+	m.tickFn = func(time.Duration, int) tea.Cmd { return nil }
+	h := &harness{t: t, m: m, db: db}
+	h.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+	h.run(h.m.Init())
+	if v := h.m.View(); strings.Contains(v, "~90,112") {
+		t.Fatalf("fresh totals marked stale:\n%s", v)
+	}
+	now = now.Add(12 * time.Second)
+	h.send(tickMsg{gen: h.m.tickGen}) // a refresh without totals
+	v := h.m.View()
+	if !strings.Contains(v, "~90,112") || !strings.Contains(v, "12s ago") {
+		t.Fatalf("stale totals not marked:\n%s", v)
+	}
+}
+
+// TestDialogThousands (finding 4): counts read the same everywhere: "Requeue 3,755 tasks?".
+func TestDialogThousands(t *testing.T) {
+	h := newHarness(t, false)
+	h.m.confirm = &confirmState{proposal: Proposal{Request: Request{Kind: ActionRequeue, Label: "3,755 marked tasks"}, Total: 3755,
+		Changes: []Change{{From: store.StateFailed, To: store.StateQueued, N: 3755}}}}
+	v := h.m.View()
+	if !strings.Contains(v, "Requeue 3,755 tasks?") || !strings.Contains(v, "3,755 FAILED → QUEUED") {
+		t.Fatalf("dialog:\n%s", v)
+	}
+}

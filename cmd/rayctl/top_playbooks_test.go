@@ -283,7 +283,7 @@ func TestTopPlaybooks(t *testing.T) {
 			storetest.Insert(t, s, store.Task{QueueName: "default", CreatedAt: time.Now().Add(-time.Duration(150+i) * time.Second)})
 		}
 		tt := startTop(t, sc.DSN, 120, 40, "--ray-address", "http://ray-head:8265")
-		tt.waitFor("!! playbook 4 Ray connection loss: worker w-cut-off: live, no claim or finish for 2m+; its queues (default) have 3 runnable",
+		tt.waitFor("!! playbook 4 Ray connection loss: worker w-cut-off: live, no claim or finish for 2m+; its queues (default) have 3",
 			"next: rayctl doctor --ray-address http://ray-head:8265")
 		tt.keys("4")
 		tt.waitFor("!!stalled", "w-cut-off")

@@ -256,11 +256,10 @@ func (e evaluation) leases() Finding {
 
 // queueLoad is a queue's runnable backlog.
 type queueLoad struct {
-	name            string
-	runnable        int64
-	oldest          *time.Time
-	recentRetries   int64
-	doneLastMinutes int64
+	name          string
+	runnable      int64
+	oldest        *time.Time
+	recentRetries int64
 }
 
 func (e evaluation) queues() (loads []queueLoad, runnable, deferred int64, oldest *time.Time) {
@@ -271,12 +270,8 @@ func (e evaluation) queues() (loads []queueLoad, runnable, deferred int64, oldes
 		if q.OldestQueuedAt != nil && (oldest == nil || q.OldestQueuedAt.Before(*oldest)) {
 			oldest = q.OldestQueuedAt
 		}
-		var done int64
-		for _, n := range q.Done {
-			done += n
-		}
 		if r > 0 {
-			loads = append(loads, queueLoad{name: q.Name, runnable: r, oldest: q.OldestQueuedAt, recentRetries: q.RecentRetries, doneLastMinutes: done})
+			loads = append(loads, queueLoad{name: q.Name, runnable: r, oldest: q.OldestQueuedAt, recentRetries: q.RecentRetries})
 		}
 	}
 	return loads, runnable, deferred, oldest

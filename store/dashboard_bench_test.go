@@ -108,10 +108,13 @@ func explainAll(b *testing.B, pool *pgxpool.Pool) {
 		args []any
 	}{
 		{"dashboard 1: moving states per queue", dashHotSQL, []any{hotStates}},
-		{"dashboard 2: QUEUED per queue and callable", dashQueuedSQL, []any{p.FailureWindow.Seconds()}},
+		{"dashboard 2: QUEUED per queue and callable", dashQueuedSQL, []any{p.StallAfter.Seconds()}},
 		{"dashboard 3: throughput per queue and minute", dashThroughputSQL, []any{(window + p.HeartbeatSlack).Seconds(), window.Seconds()}},
 		{"dashboard 4: recent failures per callable", dashFailuresSQL, []any{(p.FailureWindow + p.HeartbeatSlack).Seconds(), p.FailureWindow.Seconds()}},
-		{"dashboard 5: stale and orphaned work", dashStuckSQL, []any{p.LeaseTTL.Seconds(), p.StuckAfter.Seconds()}},
+		{"dashboard 5: stale and orphaned work", dashStuckSQL, []any{p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.StallAfter.Seconds()}},
+		{"dashboard 5b: active workers' claims, finishes and task heartbeats", dashWorkersSQL,
+			[]any{p.LeaseTTL.Seconds(), p.StallAfter.Seconds(), (p.StallAfter + p.HeartbeatSlack).Seconds()}},
+		{"dashboard 5c: results stored by reference", dashReferencesSQL, []any{(p.ResultWindow + p.HeartbeatSlack).Seconds(), p.ResultWindow.Seconds()}},
 		{"dashboard 6: leases", dashLeasesSQL, []any{p.LeaseTTL.Seconds()}},
 		{"dashboard 7 (every 30 s): SUCCEEDED and CANCELLED totals", dashTotalsSQL, nil},
 		{"workers view", workersSQL, []any{time.Minute.Seconds(), 500}},

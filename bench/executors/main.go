@@ -414,8 +414,8 @@ type peakSampler struct {
 	root   int
 	max    int64 // sum of RSS (counts shared pages once per process)
 	maxPSS int64 // sum of PSS (shared pages split among the processes sharing them)
-	quit chan struct{}
-	done chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
 }
 
 func (p *peakSampler) run() {

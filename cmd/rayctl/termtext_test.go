@@ -55,7 +55,7 @@ func TestTextOutputShowsTaskDataInsteadOfObeyingIt(t *testing.T) {
 	failed := storetest.Insert(t, s, store.Task{State: store.StateFailed, QueueName: osc0Queue, CallablePath: c1Callable,
 		ArgsJSON: `["\u001b]0;args\u0007"]`, KwargsJSON: `{"k": "\u001b[2J"}`, ErrorMessage: storetest.Ptr(clearError),
 		ErrorTraceback: storetest.Ptr(escTraceTab), ClaimedByWorker: storetest.Ptr(bidiWorker), FinishedAt: storetest.Ago(time.Minute),
-		ResultData: storetest.Ptr(`"\u001b[2J"`)})
+		LastHeartbeatAt: storetest.Ago(time.Minute), ResultData: storetest.Ptr(`"\u001b[2J"`)})
 	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, QueueName: osc0Queue, CallablePath: c1Callable,
 		ClaimedByWorker: storetest.Ptr(bidiWorker), StartedAt: storetest.Ago(20 * time.Minute), LastHeartbeatAt: storetest.Ago(20 * time.Minute),
 		RayJobID: storetest.Ptr("raysubmit_\x1b]0;job\x07"), RayAddress: storetest.Ptr(fake.URL)})

@@ -208,6 +208,7 @@ const markAllMax = 10000
 // markAllCmd reads the ids of every task the current filter matches.
 func (m *Model) markAllCmd() tea.Cmd {
 	m.seq++
+	m.tasks.markSeq = m.seq // a refresh meanwhile does not supersede it; a new filter does
 	seq, src := m.seq, m.opts.Source
 	f := m.tasks.filter
 	f.BeforeID, f.Limit = 0, markAllMax

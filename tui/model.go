@@ -137,6 +137,7 @@ type tasksState struct {
 	marks      map[int64]bool
 	loaded     bool
 	seq        int
+	markSeq    int // the mark-all read in flight
 }
 
 type detailState struct {

@@ -169,7 +169,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refreshCmd(false)
 
 	case markAllMsg:
-		if msg.seq != m.seq {
+		if msg.seq != m.tasks.markSeq {
 			return m, nil
 		}
 		if msg.err != nil {
@@ -678,6 +678,7 @@ func (m Model) setFilter(text string) (tea.Model, tea.Cmd) {
 	}
 	m.tasks.filterText = strings.TrimSpace(text)
 	m.tasks.filter = f
+	m.tasks.markSeq = 0 // a mark-all of the old filter no longer applies
 	m.tasks.pages = []int64{0}
 	m.tasks.cursor = 0
 	m.tasks.loaded = false

@@ -881,3 +881,31 @@ func TestDialogThousands(t *testing.T) {
 		t.Fatalf("dialog:\n%s", v)
 	}
 }
+
+// TestMarkAllSurvivesARefresh: a refresh while select-all reads does not drop its answer;
+// a new filter does (the marks would be the old filter's).
+func TestMarkAllSurvivesARefresh(t *testing.T) {
+	h := newHarness(t, false)
+	h.keys("2", "/", "state:failed", "enter")
+	m, cmd := h.m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'A'}})
+	h.m = m.(Model)
+	h.send(tickMsg{gen: h.m.tickGen}) // a refresh lands before the ids do
+	h.run(cmd)
+	if len(h.m.Marked()) == 0 {
+		t.Fatal("the refresh dropped the mark-all")
+	}
+	h.keys("u")
+	if len(h.m.Marked()) != 0 {
+		t.Fatalf("u left %d marks", len(h.m.Marked()))
+	}
+	m, cmd = h.m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'A'}})
+	h.m = m.(Model)
+	h.keys(":", "tasks state:queued", "enter")
+	if h.m.tasks.filterText != "state:queued" {
+		t.Fatalf("filter %q, filtering %v, input %q, status %q", h.m.tasks.filterText, h.m.filtering, h.m.input.Value(), h.m.status)
+	}
+	h.run(cmd)
+	if len(h.m.Marked()) != 0 {
+		t.Fatalf("marks of the old filter applied after the filter changed: %d (%q, filter %q)", len(h.m.Marked()), h.m.status, h.m.tasks.filterText)
+	}
+}

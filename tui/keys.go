@@ -45,12 +45,12 @@ func DefaultKeyMap(readOnly bool) KeyMap {
 		PrevView: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
 		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Quit:     key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "back; quits at top")),
+		Quit:     key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "back")),
 		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command")),
 
 		Filter:     key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Mark:       key.NewBinding(key.WithKeys(" "), key.WithHelp("space", off("mark"))),
-		MarkAll:    key.NewBinding(key.WithKeys("ctrl+a", "A"), key.WithHelp("A/ctrl+a", off("mark all matching"))),
+		MarkAll:    key.NewBinding(key.WithKeys("ctrl+a", "A"), key.WithHelp("A", off("mark all matching"))),
 		ClearMarks: key.NewBinding(key.WithKeys("ctrl+\\", "u"), key.WithHelp("u/ctrl+\\", "clear marks")),
 		Window:     key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "window")),
 		Requeue:    key.NewBinding(key.WithKeys("R"), key.WithHelp("R", off("requeue"))),
@@ -93,7 +93,7 @@ func (k KeyMap) hints(v View, detail, top bool) []key.Binding {
 	case v == ViewTasks && detail:
 		return []key.Binding{k.Help, k.Back, k.Requeue, k.Cancel, quit}
 	case v == ViewTasks:
-		return []key.Binding{k.Help, k.Filter, k.Mark, k.MarkAll, k.Requeue, k.Cancel, k.Command, quit}
+		return []key.Binding{k.Help, k.Filter, k.Mark, k.Requeue, k.Cancel, k.Command, quit}
 	case v == ViewFailures:
 		return []key.Binding{k.Help, k.Open, k.Window, k.Requeue, k.Command, quit}
 	case v == ViewWorkers:

@@ -13,10 +13,21 @@
 # throwaway database.
 #
 # DEMO_SECONDS=N DEMO_NO_TUI=1 runs for N seconds without the TUI and prints `rayctl stats`
-# instead (a smoke test of the demo itself). DEMO_CHAOS=0 keeps both workers healthy.
+# instead (a smoke test of the demo itself; it may be piped). Without it, stdin and stdout must
+# be a terminal (exit 2 otherwise, before anything starts). However the demo ends (q, Ctrl-C,
+# an error), the workers and the throwaway database are stopped. DEMO_CHAOS=0 keeps both
+# workers healthy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+
+# rayctl top draws on a terminal: with stdout or stdin not one (`make demo | tee log`), say so
+# before anything starts, instead of starting a database and workers only for top to refuse.
+if [ -z "${DEMO_NO_TUI:-}" ] && ! { [ -t 0 ] && [ -t 1 ]; }; then
+  echo "demo: rayctl top needs a terminal on stdin and stdout; run \`make demo\` without a pipe or" >&2
+  echo "demo: redirection, or DEMO_NO_TUI=1 DEMO_SECONDS=60 make demo | tee log for a run without top" >&2
+  exit 2
+fi
 
 if [ -z "${DATABASE_URL:-}" ]; then
   exec scripts/pg.sh run "$0" "$@"

@@ -55,11 +55,13 @@ func (e env) tasksCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "Result references are explained: oversize:// is a digest only (the result was not stored),\n" +
 					"resultfs:// names a file under RESULT_STORAGE_FILESYSTEM_PATH (resolved and checked when\n" +
-					"--result-dir or RESULT_STORAGE_FILESYSTEM_PATH is set), s3:// and gs:// name objects.\n" +
+					"--result-dir, $" + resultstore.FilesystemPath.Env + " (rayworker's name) or\n" +
+					"$" + resultstore.FilesystemPathDjangoEnv + " (django-ray's) is set, in that order), s3:// and gs:// name objects.\n" +
 					objectHelp + "\n\n" +
 					"EXIT CODES:\n   0  shown\n   1  error\n   2  usage error\n   3  no task has that id",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "result-dir", Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $RESULT_STORAGE_FILESYSTEM_PATH)"},
+					&cli.StringFlag{Name: "result-dir", Aliases: []string{resultstore.FilesystemPath.Flag}, Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $" +
+						resultstore.FilesystemPath.Env + ", else $" + resultstore.FilesystemPathDjangoEnv + ")"},
 					&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "an owner lease without a heartbeat for this long is stale"},
 					&cli.StringFlag{Name: resultstore.S3Region.Flag, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + resultstore.S3Region.Env + ", else the AWS configuration's)"},
 					&cli.StringFlag{Name: resultstore.S3EndpointURL.Flag, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + resultstore.S3EndpointURL.Env + ")"},
@@ -74,10 +76,7 @@ func (e env) tasksCommand() *cli.Command {
 					if err != nil || id <= 0 {
 						return usageErrorf("tasks show: invalid task ID %q (want the row id, a positive integer)", c.Args().First())
 					}
-					opts := recovery.DetailOptions{LeaseTTL: c.Duration("lease-ttl"), ResultDir: c.String("result-dir")}
-					if opts.ResultDir == "" {
-						opts.ResultDir = e.getenv("RESULT_STORAGE_FILESYSTEM_PATH")
-					}
+					opts := recovery.DetailOptions{LeaseTTL: c.Duration("lease-ttl"), ResultDir: e.resultDir(c)}
 					if opts.LeaseTTL <= 0 {
 						return usageErrorf("tasks show: invalid --lease-ttl %s (want more than 0)", opts.LeaseTTL)
 					}
@@ -120,6 +119,21 @@ func (e env) tasksCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// resultDir is RESULT_STORAGE_FILESYSTEM_PATH for reading results: --result-dir, else the
+// workers' $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH, else django-ray's own
+// $RESULT_STORAGE_FILESYSTEM_PATH; "" when none is set.
+func (e env) resultDir(c *cli.Context) string {
+	if d := strings.TrimSpace(c.String("result-dir")); d != "" {
+		return d
+	}
+	for _, name := range []string{resultstore.FilesystemPath.Env, resultstore.FilesystemPathDjangoEnv} {
+		if d := strings.TrimSpace(e.getenv(name)); d != "" {
+			return d
+		}
+	}
+	return ""
 }
 
 func taskFilterFlags() []cli.Flag {

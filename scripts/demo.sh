@@ -4,7 +4,7 @@
 #   scripts/demo.sh                 # PostgreSQL: DATABASE_URL, else a throwaway one (scripts/pg.sh)
 #   RAY_ADDRESS=http://127.0.0.1:8265 scripts/demo.sh   # run the tasks as Ray Jobs instead
 #
-# It builds bin/rayctl and bin/rayworker, runs `rayctl migrate up`, starts two
+# It builds bin/rayctl and bin/rayworker, runs `rayctl migrate up --audit`, starts two
 # `rayworker --sync --entrypoint "python3 scripts/demo_tasks.py"` workers (the bundled demo tasks
 # speak django-ray's entrypoint contract, so no Django is needed), enqueues sample tasks (fast,
 # slow, failing, on several queues) in the background, and opens `rayctl top`. After a minute
@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bin/rayctl migrate up >&2
+bin/rayctl migrate up --audit >&2   # with the optional audit trail: rayctl audit ls shows what requeue/cancel did
 
 # --- the worker (issue: rayworker is built on its own branch; detect what is there) --------
 entrypoint="python3 $root/scripts/demo_tasks.py"

@@ -36,8 +36,9 @@ SAFETY:
    writing; when stdin is not a terminal, or with -o json/jsonl, it refuses without --yes.
    --dry-run prints the plan and writes nothing. Rows are changed in transactions of
    --batch rows, each row only if it is still in the state it was selected in: rows that
-   changed meanwhile are skipped and counted. Every run is recorded in the rayctl_audit
-   table (with --reason; see rayctl audit ls) when migration 0002 is applied.`
+   changed meanwhile are skipped and counted. When the optional audit tables exist (rayctl
+   migrate up --audit), every run that writes is recorded there (with --reason; see rayctl
+   audit ls); without them nothing is recorded, the summary says so, and --reason is refused.`
 
 func selectionFlags(a recovery.Action) []cli.Flag {
 	eligible, defaults := a.States()
@@ -447,7 +448,7 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 	case out.AuditID != nil:
 		fmt.Fprintf(w, "audit: entry %d (rayctl audit show %d)\n", *out.AuditID, *out.AuditID)
 	case out.Batches > 0:
-		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (rayctl migrate up creates it)")
+		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (the audit trail is optional: rayctl migrate up --audit enables it)")
 	}
 	if p.Remaining() > 0 {
 		fmt.Fprintf(w, "%d more match: run the command again to continue\n", p.Remaining())

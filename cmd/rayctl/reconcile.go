@@ -326,7 +326,7 @@ func printReconcileOutcome(w io.Writer, todo []recovery.JobEntry, out recovery.R
 	if out.AuditID != nil {
 		fmt.Fprintf(w, "audit: entry %d (rayctl audit show %d)\n", *out.AuditID, *out.AuditID)
 	} else if len(out.Results) > 0 {
-		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (rayctl migrate up creates it)")
+		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (the audit trail is optional: rayctl migrate up --audit enables it)")
 	}
 	return nil
 }

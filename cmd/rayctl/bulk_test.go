@@ -412,7 +412,7 @@ func TestBulkBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	rayctlWith(t, runOpts{vars: vars}, "requeue", "--state", "FAILED", "--yes", "--reason", "x").
-		expect(t, exitFailed).oneLine(t, "--reason cannot be recorded: the rayctl_audit table does not exist (run `rayctl migrate up`)")
+		expect(t, exitFailed).oneLine(t, "--reason cannot be recorded: the rayctl_audit table does not exist (the audit trail is optional: `rayctl migrate up --audit` creates it)")
 	if snapshot(t, sc.Pool) != before {
 		t.Fatal("--reason refusal wrote")
 	}

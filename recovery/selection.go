@@ -163,6 +163,10 @@ func stateOrder(s store.TaskState) int {
 	return slices.Index(store.AllStates, s)
 }
 
+// Filter is the store filter the selection stands for (without the limit and, for cancel's
+// CANCELLING rows, without the owner condition): what tasks ls would list for it.
+func (s Selection) Filter() store.TaskFilter { return s.filter() }
+
 // filter is the store filter the selection stands for (without the limit).
 func (s Selection) filter() store.TaskFilter {
 	return store.TaskFilter{

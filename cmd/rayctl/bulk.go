@@ -213,6 +213,9 @@ type bulkReport struct {
 	// RayJobsChecked: the plan's Ray jobs (plan.ray_jobs) were confirmed over before their
 	// rows changed (outcome.ray_jobs_ended / ray_jobs_not_ended); false: nobody checked them.
 	RayJobsChecked bool `json:"ray_jobs_checked"`
+	// Hints: when nothing matched, the --queue, --callable and --worker values no task has,
+	// with the existing names near them (a typo's likely fix).
+	Hints []recovery.NameHint `json:"hints,omitempty"`
 }
 
 // verbs for people: requeue -> "Requeue"/"requeued".
@@ -259,7 +262,21 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		printRayJobsNote(r.stdout, p, f.ray)
 	}
 	if len(p.Targets) == 0 {
-		return finish(&exitError{code: exitNoMatch, msg: fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)})
+		msg := fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)
+		if len(p.MissingIDs)+len(p.Unmatched) == 0 {
+			hints, err := recovery.NameHints(r.ctx, r.store, p.Selection.Filter())
+			if err != nil {
+				return finish(err)
+			}
+			rep.Hints = hints
+			if !r.o.json() {
+				printHints(r.stdout, hints)
+			}
+			if len(hints) > 0 {
+				msg += "; " + hintSummary(hints)
+			}
+		}
+		return finish(&exitError{code: exitNoMatch, msg: msg})
 	}
 	if f.reason != "" && !p.Audited {
 		return finish(fmt.Errorf("%s: --reason cannot be recorded: %v; nothing changed", name, store.ErrNoAudit))
@@ -534,4 +551,29 @@ func printStops(w io.Writer, stops []recovery.StopResult) {
 			fmt.Fprintf(w, "stop %s (task %d): %s\n", s.RayJobID, s.ID, s.Note)
 		}
 	}
+}
+
+// printHints says, for each filter value no task has, which existing names are near it.
+func printHints(w io.Writer, hints []recovery.NameHint) {
+	for _, h := range hints {
+		if h.Glob != "" {
+			fmt.Fprintf(w, "hint: no task has --%s %s; it is a module of %s: --%s '%s' selects them all\n", h.Flag, h.Value,
+				joinStrings(h.Near, 3), h.Flag, h.Glob)
+			continue
+		}
+		fmt.Fprintf(w, "hint: no task has --%s %s; near names that exist: %s\n", h.Flag, h.Value, strings.Join(h.Near, ", "))
+	}
+}
+
+// hintSummary is the hints in a clause for the one-line error: "did you mean --queue payments?".
+func hintSummary(hints []recovery.NameHint) string {
+	parts := make([]string, 0, len(hints))
+	for _, h := range hints {
+		if h.Glob != "" {
+			parts = append(parts, fmt.Sprintf("--%s '%s'", h.Flag, h.Glob))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("--%s %s", h.Flag, h.Near[0]))
+	}
+	return "did you mean " + strings.Join(parts, " and ") + "?"
 }

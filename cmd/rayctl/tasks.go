@@ -185,8 +185,7 @@ func tasksLs(r *runCtx, opts recovery.ListOptions) error {
 		return nil
 	}
 	if len(page.Tasks) == 0 {
-		_, err := fmt.Fprintln(r.stdout, "no tasks match")
-		return err
+		return noTasks(r, opts.Filter)
 	}
 	now, err := r.store.Now(r.ctx)
 	if err != nil {
@@ -223,8 +222,7 @@ func tasksCount(r *runCtx, f store.TaskFilter, by store.GroupBy, limit int) erro
 		return nil
 	}
 	if len(groups) == 0 {
-		_, err := fmt.Fprintln(r.stdout, "no tasks match")
-		return err
+		return noTasks(r, f)
 	}
 	tw := table(r.stdout)
 	fmt.Fprintf(tw, "%s\tTASKS\n", strings.ToUpper(string(by)))
@@ -232,6 +230,19 @@ func tasksCount(r *runCtx, f store.TaskFilter, by store.GroupBy, limit int) erro
 		fmt.Fprintf(tw, "%s\t%d\n", dash(clip(g.Key, 100)), g.Count)
 	}
 	return tw.Flush()
+}
+
+// noTasks says that nothing matched f, with the near names of values no task has.
+func noTasks(r *runCtx, f store.TaskFilter) error {
+	if _, err := fmt.Fprintln(r.stdout, "no tasks match"); err != nil {
+		return err
+	}
+	hints, err := recovery.NameHints(r.ctx, r.store, f)
+	if err != nil {
+		return err
+	}
+	printHints(r.stdout, hints)
+	return nil
 }
 
 // maxInline is how much of a JSON payload tasks show prints in text mode.

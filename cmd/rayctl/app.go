@@ -59,6 +59,9 @@ type env struct {
 	hooks recovery.Hooks
 	// args is the command line as given, to quote flags in errors as they were typed.
 	args []string
+	// paceNow and paceSleep pace requeue/cancel --rps (nil: the real clock and timer).
+	paceNow   func() time.Time
+	paceSleep func(context.Context, time.Duration) error
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

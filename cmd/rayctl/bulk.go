@@ -28,8 +28,11 @@ const selectionHelp = `SELECTION:
    A filter is required. --limit caps the rows (default 100, at most 10000), oldest (lowest
    id) first; run again for the rest. Filters combine with AND; --state, --queue and --id
    may be repeated (or comma-separated). --callable takes a dotted path or a glob (* and ?).
-   --older-than is the time since the task's last activity (finished, started or created):
-   90s, 10m, 2h, 3d. Every value is passed to PostgreSQL as a parameter.
+   --older-than and --newer-than measure the time since the task's last activity (finished,
+   started or created): 90s, 10m, 2h, 3d. --exception is the failure's exception type as the
+   retry policy saw it (see rayctl tasks count --by exception). Every value is passed to
+   PostgreSQL as a parameter. When nothing matches, the --queue, --callable and --worker
+   values no task has are reported with the names near them that exist.
 
 SAFETY:
    The matching count and a sample are printed first. On a terminal rayctl asks before
@@ -53,11 +56,15 @@ func selectionFlags(a recovery.Action) []cli.Flag {
 		&cli.StringSliceFlag{Name: "state", Usage: fmt.Sprintf("only tasks in this state: %s (default %s)", names(eligible), strings.ReplaceAll(names(defaults), "|", " and "))},
 		&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "only tasks in this queue"},
 		&cli.StringFlag{Name: "callable", Usage: "only tasks of this callable path, or glob (app.tasks.*)"},
+		&cli.StringFlag{Name: "exception", Usage: exceptionUsage},
 		&cli.StringFlag{Name: "error-contains", Usage: "only tasks whose error_message contains this text (any case)"},
 		&cli.StringFlag{Name: "older-than", Usage: "only tasks idle longer than this (90s, 10m, 2h, 3d)"},
+		&cli.StringFlag{Name: "newer-than", Usage: "only tasks active within this (15m: the failures of the last quarter hour)"},
+		&cli.StringFlag{Name: "worker", Usage: "only tasks claimed by this worker id (claimed_by_worker)"},
 		&cli.Int64SliceFlag{Name: "id", Usage: "only these row ids"},
 		&cli.IntFlag{Name: "limit", Value: recovery.DefaultLimit, Usage: fmt.Sprintf("at most this many tasks, oldest first (1..%d)", recovery.MaxLimit)},
 		&cli.IntFlag{Name: "batch", Value: recovery.DefaultBatch, Usage: fmt.Sprintf("rows per transaction (1..%d)", recovery.MaxBatch)},
+		&cli.Float64Flag{Name: "rps", Usage: "at most this many rows per second, on average: the batches are spaced out (default: no limit)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and write nothing"},
 		&cli.StringFlag{Name: "reason", Usage: "why, recorded in the audit trail (rayctl audit ls)"},
 	}
@@ -118,6 +125,7 @@ func (e env) cancelCommand() *cli.Command {
 type bulkFlags struct {
 	sel           recovery.Selection
 	batch         int
+	rps           float64 // rows per second at most; 0: no limit
 	dryRun        bool
 	reason        string
 	resetAttempts bool
@@ -141,9 +149,19 @@ func parseBulkFlags(c *cli.Context, a recovery.Action) (bulkFlags, error) {
 	if err != nil {
 		return f, err
 	}
+	newer, err := durationFlag(c, "newer-than")
+	if err != nil {
+		return f, err
+	}
 	f.sel = recovery.Selection{
 		States: states, Queues: c.StringSlice("queue"), Callable: c.String("callable"),
-		ErrorContains: c.String("error-contains"), OlderThan: older, IDs: c.Int64Slice("id"), Limit: c.Int("limit"),
+		ErrorContains: c.String("error-contains"), OlderThan: older, NewerThan: newer, Worker: c.String("worker"),
+		Exception: strings.TrimSpace(c.String("exception")), IDs: c.Int64Slice("id"), Limit: c.Int("limit"),
+	}
+	if c.IsSet("rps") {
+		if f.rps = c.Float64("rps"); !(f.rps > 0) || f.rps > 1e6 {
+			return f, usageErrorf("%s: invalid --rps %v (want a rate of rows per second above 0)", name, c.Float64("rps"))
+		}
 	}
 	if c.IsSet("limit") && c.Int("limit") == 0 {
 		return f, usageErrorf("%s: invalid --limit 0 (want 1..%d)", name, recovery.MaxLimit)
@@ -300,7 +318,8 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
 		}
 	}
-	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks}
+	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
+		RowsPerSecond: f.rps, Now: r.env.paceNow, Sleep: r.env.paceSleep}
 	if f.ray != nil {
 		opts.Ray = f.ray.client
 	}
@@ -577,3 +596,7 @@ func hintSummary(hints []recovery.NameHint) string {
 	}
 	return "did you mean " + strings.Join(parts, " and ") + "?"
 }
+
+// exceptionUsage describes --exception.
+const exceptionUsage = "only tasks whose failure has this exception type, as the retry policy saw it: " +
+	"builtins.ValueError (or ValueError), myapp.errors.*, TaskLost, TaskTimedOut, RayJobFailed, ... (rayctl tasks count --by exception lists them)"

@@ -28,6 +28,9 @@ type runOpts struct {
 	hooks recovery.Hooks
 	ctx   context.Context
 	clock func() time.Time
+	// paceNow and paceSleep replace the clock and the wait of --rps.
+	paceNow   func() time.Time
+	paceSleep func(context.Context, time.Duration) error
 }
 
 // rayctlWith runs the app in-process with buffers, a fake terminal answer and hooks.
@@ -42,6 +45,8 @@ func rayctlWith(t *testing.T, o runOpts, args ...string) result {
 		stdinIsTTY: func() bool { return o.tty },
 		hooks:      o.hooks,
 		clock:      o.clock,
+		paceNow:    o.paceNow,
+		paceSleep:  o.paceSleep,
 	}
 	ctx := o.ctx
 	if ctx == nil {

@@ -25,8 +25,12 @@ func (e env) tasksCommand() *cli.Command {
 				Name:  "ls",
 				Usage: "list tasks, newest first, one page at a time",
 				Description: "Filters combine with AND; --state, --queue and --id may be repeated. AGE is the time since\n" +
-					"the task's last activity (finished, started or created), by the database clock. Pages are\n" +
+					"the task's last activity (finished, started or created), by the database clock; RUN AFTER is\n" +
+					"when a deferred or retried task may run (\"in 2m\"), \"-\" when it may run now. Pages are\n" +
 					"keyset-paged: the footer prints the --before value of the next page.\n\n" +
+					"Examples:\n" +
+					"   rayctl tasks ls --state FAILED --exception builtins.ValueError --newer-than 15m\n" +
+					"   rayctl tasks ls --result-ref --state SUCCEEDED      (results stored by reference, not inline)\n\n" +
 					"EXIT CODES:\n   0  listed (also when nothing matches)\n   1  error\n   2  usage error",
 				Flags: append(taskFilterFlags(),
 					&cli.IntFlag{Name: "limit", Value: recovery.DefaultListLimit, Usage: fmt.Sprintf("tasks per page (1..%d)", recovery.MaxLimit)},
@@ -88,13 +92,20 @@ func (e env) tasksCommand() *cli.Command {
 			},
 			{
 				Name:  "count",
-				Usage: "count tasks per callable, queue, state, worker or error (find what dominates)",
-				Description: "Example (retry storm triage):\n" +
+				Usage: "count tasks per callable, queue, state, worker, exception or error (find what dominates)",
+				Description: "--by exception groups failures by exception type as the retry policy saw it, one row per\n" +
+					"type however its messages vary (--by error groups by the message's first line): derived as\n" +
+					"django-ray's get_result does (the text before ':' on the traceback's last line, builtins.\n" +
+					"prefixed without a dot), and for the failures workers record themselves by their messages:\n" +
+					"TaskLost, TaskTimedOut, RayJobFailed, RayConnectionError, InvalidTask, UnstorableOutcome.\n" +
+					"Tasks without an error count under \"-\".\n\n" +
+					"Example (retry storm triage):\n" +
 					"   rayctl tasks count --by callable --state FAILED --state LOST --newer-than 15m\n" +
-					"   rayctl tasks count --by error --callable app.tasks.charge --state FAILED\n\n" +
+					"   rayctl tasks count --by exception --callable app.tasks.charge --state FAILED\n" +
+					"   rayctl requeue --exception TaskLost --newer-than 1h --dry-run\n\n" +
 					"EXIT CODES:\n   0  counted\n   1  error\n   2  usage error",
 				Flags: append(taskFilterFlags(),
-					&cli.StringFlag{Name: "by", Value: "callable", Usage: "group by callable, queue, state, worker or error (first line)"},
+					&cli.StringFlag{Name: "by", Value: "callable", Usage: "group by callable, queue, state, worker, exception (type, as the retry policy saw it) or error (first line)"},
 					&cli.IntFlag{Name: "limit", Value: 20, Usage: "at most this many groups, largest first (1..10000)"}),
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
@@ -106,9 +117,9 @@ func (e env) tasksCommand() *cli.Command {
 					}
 					by := store.GroupBy(c.String("by"))
 					switch by {
-					case store.ByCallable, store.ByQueue, store.ByState, store.ByWorker, store.ByError:
+					case store.ByCallable, store.ByQueue, store.ByState, store.ByWorker, store.ByError, store.ByException:
 					default:
-						return usageErrorf("tasks count: invalid --by %q (want callable, queue, state, worker or error)", by)
+						return usageErrorf("tasks count: invalid --by %q (want callable, queue, state, worker, exception or error)", by)
 					}
 					limit := c.Int("limit")
 					if limit < 1 || limit > recovery.MaxLimit {
@@ -147,6 +158,8 @@ func taskFilterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker", Usage: "only tasks claimed by this worker id"},
 		&cli.StringFlag{Name: "task-id", Usage: "only the task with this Django task id (uuid)"},
 		&cli.StringFlag{Name: "search", Usage: "text in callable, queue, worker, Ray job id or error"},
+		&cli.StringFlag{Name: "exception", Usage: exceptionUsage},
+		&cli.BoolFlag{Name: "result-ref", Aliases: []string{"has-reference"}, Usage: "only tasks whose result is stored by reference (oversize://, resultfs://, s3://, gs://), not inline"},
 		&cli.Int64SliceFlag{Name: "id", Usage: "only these row ids"},
 	}
 }
@@ -165,6 +178,7 @@ func parseTaskFilter(c *cli.Context, cmd string) (store.TaskFilter, error) {
 	}
 	f.Queues, f.Callable, f.ErrorContains = c.StringSlice("queue"), c.String("callable"), c.String("error-contains")
 	f.Worker, f.TaskID, f.Search, f.IDs = c.String("worker"), c.String("task-id"), c.String("search"), c.Int64Slice("id")
+	f.Exception, f.ResultReference = strings.TrimSpace(c.String("exception")), c.Bool("result-ref")
 	return f, nil
 }
 

@@ -80,7 +80,7 @@ type Selection struct {
 	// retry policy saw it): exact, a name without a dot also as builtins.<name>, or a glob.
 	Exception string
 	IDs       []int64 // row ids
-	Limit         int               // at most this many rows, oldest (lowest id) first; 0 = DefaultLimit
+	Limit     int     // at most this many rows, oldest (lowest id) first; 0 = DefaultLimit
 	// LeaseTTL decides which CANCELLING rows cancel may finalize (owner without a live
 	// lease); 0 = DefaultLeaseTTL.
 	LeaseTTL time.Duration

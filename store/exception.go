@@ -25,7 +25,7 @@ var timedOutRe = regexp.MustCompile(`^Task timed out after [0-9]+ seconds$`)
 // rayJobFailedPrefixes start the messages recorded for a runner failure (RayJobFailed):
 // django-ray 0.2.0's default, Ray's own messages for a FAILED job, and rayworker's.
 var rayJobFailedPrefixes = []string{
-	"Ray job ", // "Ray job failed" (0.2.0), "Ray job X SUCCEEDED, but ...", "Ray job X stayed PENDING ..."
+	"Ray job ",                                                                   // "Ray job failed" (0.2.0), "Ray job X SUCCEEDED, but ...", "Ray job X stayed PENDING ..."
 	"Job entrypoint command failed", "Job supervisor actor", "Job failed due to", // Ray's
 	"entrypoint exited with status", "entrypoint was killed by signal", "could not run the entrypoint: ",
 	"could not start the task: ", "the entrypoint's ",

@@ -245,11 +245,11 @@ const (
 // groupExpr maps a GroupBy to its SQL expression; only these fixed strings reach the SQL.
 var groupExpr = map[GroupBy]string{
 	ByException: exceptionTypeSQL,
-	ByCallable: "callable_path",
-	ByQueue:    "queue_name",
-	ByState:    "state",
-	ByWorker:   "COALESCE(claimed_by_worker, '')",
-	ByError:    "COALESCE(left(split_part(error_message, E'\\n', 1), 200), '')",
+	ByCallable:  "callable_path",
+	ByQueue:     "queue_name",
+	ByState:     "state",
+	ByWorker:    "COALESCE(claimed_by_worker, '')",
+	ByError:     "COALESCE(left(split_part(error_message, E'\\n', 1), 200), '')",
 }
 
 // GroupCount is one group of CountBy.

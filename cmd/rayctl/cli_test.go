@@ -228,7 +228,7 @@ func TestEnqueueCommand(t *testing.T) {
 		{[]string{"enqueue", "app.f", "--count", "0"}, "invalid --count 0"},
 		{[]string{"enqueue"}, "want exactly one CALLABLE"},
 		{[]string{"enqueue", "a.f", "b.g"}, "want exactly one CALLABLE"},
-		{[]string{"enqueue", "app.f", "--timeout", "abc"}, "invalid value"},
+		{[]string{"enqueue", "app.f", "--timeout", "abc"}, `invalid --timeout "abc": want a whole number`},
 	}
 	for _, b := range bad {
 		r := rayctl(t, vars, "", b.args...)
@@ -295,7 +295,7 @@ func TestBadInput(t *testing.T) {
 		{"no tables", map[string]string{"DATABASE_URL": empty.DSN}, []string{"stats"}, exitFailed, "run `rayctl migrate up`"},
 		{"no tables, enqueue", map[string]string{"DATABASE_URL": empty.DSN}, []string{"enqueue", "a.b"}, exitFailed, "run `rayctl migrate up`"},
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{"unknown flag", nil, []string{"stats", "--frob"}, exitUsage, "flag provided but not defined: -frob"},
+		{"unknown flag", nil, []string{"stats", "--frob"}, exitUsage, "stats: unknown flag --frob"},
 		{"unknown subcommand", nil, []string{"migrate", "sideways"}, exitUsage, `unknown subcommand "sideways"`},
 		{"bad output format", nil, []string{"stats", "-o", "yaml"}, exitUsage, `invalid --output "yaml"`},
 		{"bad lease ttl", nil, []string{"stats", "--lease-ttl", "-1s"}, exitUsage, "invalid --lease-ttl"},

@@ -59,6 +59,8 @@ type env struct {
 	hooks recovery.Hooks
 	// args is the command line as given, to quote flags in errors as they were typed.
 	args []string
+	// out is stdout, which notices when its reader goes away (a closed pipe).
+	out *outWriter
 	// paceNow and paceSleep pace requeue/cancel --rps (nil: the real clock and timer).
 	paceNow   func() time.Time
 	paceSleep func(context.Context, time.Duration) error
@@ -89,7 +91,8 @@ func (e env) run(ctx context.Context, args []string) int {
 	if e.term == nil {
 		e.term = e.stdout
 	}
-	e.text = termtext.NewWriter(e.stdout)
+	e.out = &outWriter{w: e.stdout}
+	e.text = termtext.NewWriter(e.out)
 	e.stdout, e.stderr = e.text, termtext.NewWriter(e.stderr)
 	e.args = args
 	app := e.newApp()

@@ -271,6 +271,11 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 				return werr
 			}
 		}
+		if out := rep.Outcome; out != nil && r.env.out.closed() {
+			// the summary went nowhere: say on stderr what was done
+			fmt.Fprintf(r.stderr, "rayctl: %s: %v; the change completed: %s %d of %d, skipped %d\n", name, errOutputClosed, done,
+				out.Changed, len(p.Targets), out.Skipped)
+		}
 		return err
 	}
 	if !r.o.json() {
@@ -306,6 +311,10 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		return finish(nil)
 	}
 	n := plural(int64(len(p.Targets)), "task")
+	if r.env.out.closed() {
+		// nobody reads the plan: write nothing to the database either
+		return &exitError{code: exitDeclined, msg: fmt.Sprintf("%s: %v before the change started; nothing changed (%s selected)", name, errOutputClosed, n)}
+	}
 	if !r.o.yes {
 		switch {
 		case r.o.json():
@@ -320,6 +329,18 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 	}
 	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
 		RowsPerSecond: f.rps, Now: r.env.paceNow, Sleep: r.env.paceSleep}
+	// A closed stdout stops the run before its next batch, as Ctrl-C does: a change nobody
+	// can watch any more does not go on. What committed stays, and is summarized on stderr.
+	before := opts.Hooks.BeforeBatch
+	opts.Hooks.BeforeBatch = func(ctx context.Context, n int, ids []int64) error {
+		if r.env.out.closed() {
+			return errOutputClosed
+		}
+		if before != nil {
+			return before(ctx, n, ids)
+		}
+		return nil
+	}
 	if f.ray != nil {
 		opts.Ray = f.ray.client
 	}
@@ -333,6 +354,14 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return err
 		}
 		printStops(r.stdout, rep.Stops)
+	}
+	if errors.Is(applyErr, errOutputClosed) {
+		code, what := exitPartial, fmt.Sprintf("stopped before batch %d of %d", out.Batches+1, (len(p.Targets)+f.batch-1)/f.batch)
+		if out.Changed+out.Skipped == 0 {
+			code, what = exitDeclined, "stopped before the first batch"
+		}
+		return &exitError{code: code, msg: fmt.Sprintf("%s: %v; %s: %s %d, skipped %d, %d not reached (run the command again for the rest)",
+			name, errOutputClosed, what, done, out.Changed, out.Skipped, int64(len(p.Targets))-out.Changed-out.Skipped)}
 	}
 	if err := bulkExit(name, done, p, out, applyErr); err != nil {
 		return finish(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"reflect"
 	"strconv"
@@ -28,6 +29,8 @@ type runOpts struct {
 	hooks recovery.Hooks
 	ctx   context.Context
 	clock func() time.Time
+	// stdout, when set, replaces the stdout buffer (the result's stdout is then empty).
+	stdout io.Writer
 	// paceNow and paceSleep replace the clock and the wait of --rps.
 	paceNow   func() time.Time
 	paceSleep func(context.Context, time.Duration) error
@@ -39,8 +42,12 @@ func rayctlWith(t *testing.T, o runOpts, args ...string) result {
 	appMu.Lock()
 	defer appMu.Unlock()
 	var out, errb bytes.Buffer
+	var stdout io.Writer = &out
+	if o.stdout != nil {
+		stdout = o.stdout
+	}
 	e := env{
-		stdin: strings.NewReader(o.stdin), stdout: &out, stderr: &errb,
+		stdin: strings.NewReader(o.stdin), stdout: stdout, stderr: &errb,
 		getenv:     func(k string) string { return o.vars[k] },
 		stdinIsTTY: func() bool { return o.tty },
 		hooks:      o.hooks,

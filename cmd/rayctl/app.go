@@ -35,8 +35,10 @@ const exitCodesHelp = `EXIT CODES:
    1  error (database unreachable, bad data, ...)
    2  usage error (unknown flag or command, invalid value)
    3  nothing matched the filter
-   4  declined at the confirmation prompt, or refused without --yes
-   5  partial: some rows were skipped or failed
+   4  declined at the confirmation prompt, refused without --yes, or stdout was
+      closed before a change started; nothing written
+   5  partial: some rows were skipped or failed, or the run was interrupted (Ctrl-C,
+      or stdout closed during a change: it stops before its next batch)
    6  unhealthy: doctor or migrate validate found a problem`
 
 // env is the process environment, injectable for tests.

@@ -20,9 +20,12 @@ const bulkExitCodes = `EXIT CODES:
    1  error (database unreachable, ...); nothing more was written
    2  usage error: unknown state, bad limit or duration, no filter, ...; nothing was written
    3  nothing matched the filter
-   4  declined at the prompt, or refused without --yes; nothing was written
+   4  declined at the prompt, refused without --yes, or stdout was closed before the
+      change started (a reader such as head exited); nothing was written
    5  partial: rows changed after selection were skipped, named --id tasks were missing
-      or not eligible, or the run was interrupted (the summary says which)`
+      or not eligible, or the run was interrupted: Ctrl-C, SIGTERM, or stdout closed
+      during the change (it stops before its next batch; the summary, on stderr then,
+      says which)`
 
 const selectionHelp = `SELECTION:
    A filter is required. --limit caps the rows (default 100, at most 10000), oldest (lowest

@@ -82,9 +82,15 @@ func hint(flag, value string, names []string, dotted bool) (NameHint, bool) {
 		if len(under) > 0 {
 			h.Glob = prefix + "*"
 			sort.Strings(under)
-			h.Near = append(under[:min(len(under), maxNear)], h.Near...)
-			h.Near = slices.Compact(h.Near)
-			h.Near = h.Near[:min(len(h.Near), maxNear)]
+			seen := map[string]bool{}
+			var near []string
+			for _, n := range append(under, h.Near...) {
+				if !seen[n] && len(near) < maxNear {
+					seen[n] = true
+					near = append(near, n)
+				}
+			}
+			h.Near = near
 		}
 	}
 	return h, len(h.Near) > 0

@@ -16,7 +16,7 @@ func TestNear(t *testing.T) {
 		{"payment", false, []string{"payments"}},
 		{"Default", false, []string{"default"}},
 		{"high_priority", false, []string{"high-priority"}},
-		{"emials", false, []string{"emails"}},                                        // a swap of neighbours is one edit
+		{"emials", false, []string{"emails"}},                                           // a swap of neighbours is one edit
 		{"app.task.charge", true, []string{"app.tasks.charge", "billing.tasks.charge"}}, // a typo, then the same last part
 		{"charge", true, []string{"app.tasks.charge", "billing.tasks.charge"}},
 		{"zzzz", false, nil},

@@ -395,7 +395,7 @@ func (e evaluation) failures() Finding {
 	top := byTotal[0]
 	f.Status = StatusWarn
 	f.Summary += fmt.Sprintf(", most from %s (%s, %d%%): retry storm", top.CallablePath, Thousands(top.Total()), top.Total()*100/total)
-	f.Command = fmt.Sprintf("rayctl tasks count --by error --state FAILED --state LOST --newer-than %s --callable %s", window, top.CallablePath)
+	f.Command = fmt.Sprintf("rayctl tasks count --by exception --state FAILED --state LOST --newer-than %s --callable %s", window, top.CallablePath)
 	f.TopKeys = "3 (failures; R requeues a group)"
 	return f
 }

@@ -123,7 +123,7 @@ func TestEvaluate(t *testing.T) {
 			d:     store.Dashboard{RecentFailures: []store.CallableFailures{{CallablePath: "app.charge", Failed: 9, Lost: 3, Retrying: 40}, {CallablePath: "app.mail", Failed: 4}}},
 			check: "failures", status: recovery.StatusWarn, playbook: recovery.PlaybookRetryStorm,
 			summary: []string{"16 FAILED or LOST in the last 5m, most from app.charge (12, 75%): retry storm"},
-			command: "rayctl tasks count --by error --state FAILED --state LOST --newer-than 5m --callable app.charge",
+			command: "rayctl tasks count --by exception --state FAILED --state LOST --newer-than 5m --callable app.charge",
 		},
 		{
 			name:  "retries alone are no storm in the window",

@@ -246,7 +246,7 @@ func TestTopPlaybooks(t *testing.T) {
 		other := fails(s, "app.mail", 1)
 		tt := startTop(t, sc.DSN, 120, 40)
 		tt.waitFor("!! playbook 3 retry storm: 13 FAILED or LOST in the last 5m, most from app.charge (12, 92%): retry storm",
-			"next: rayctl tasks count --by error --state FAILED --state LOST --newer-than 5m --callable app.charge")
+			"next: rayctl tasks count --by exception --state FAILED --state LOST --newer-than 5m --callable app.charge")
 		tt.keys("3")
 		tt.waitFor("app.charge", "builtins.ValueError")
 		tt.keys("R")

@@ -1,7 +1,10 @@
 # rayctl / rayworker. `make help` lists the targets.
 .DEFAULT_GOAL := help
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE ?= $(shell git log -1 --format=%cI 2>/dev/null)
+# the same -X paths as .goreleaser.yaml (deploy/release_test.go builds with that file's flags)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 .PHONY: help build test lint bench bench-top bench-ray demo
 

@@ -7,10 +7,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rayctl/rayctl/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags "-X main.version=... -X
+// main.commit=... -X main.date=..." (goreleaser, make build). Unset, build falls back to what
+// the Go toolchain recorded (go install ...@vX.Y.Z, a build in a git checkout).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+// build identifies this binary: `version`, the configuration log and the User-Agent use it.
+var build = buildinfo.Resolve(version, commit, date)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -68,7 +68,7 @@ func (e env) newApp() *cli.App {
 	app := &cli.App{
 		Name:    "rayworker",
 		Usage:   "run django-ray tasks: claim them from PostgreSQL, execute them, record their outcomes",
-		Version: version,
+		Version: build.String(),
 		Description: "A drop-in replacement for django-ray 0.2.0's `manage.py django_ray_worker` over the same tables.\n" +
 			"Every flag can also be set by the environment variable named in its help; a flag wins over\n" +
 			"its variable. Invalid values are refused at start.\n\n" + exitCodesHelp,

@@ -26,7 +26,7 @@ func (e env) rayClient(o options) (*rayjobs.Client, error) {
 	if err != nil {
 		return nil, usageErrorf("Ray auth token: %v", err)
 	}
-	client, err := rayjobs.New(rayjobs.Options{Address: o.ray.address, Token: token, CAFile: o.ray.caFile, UserAgent: "rayworker/" + version})
+	client, err := rayjobs.New(rayjobs.Options{Address: o.ray.address, Token: token, CAFile: o.ray.caFile, UserAgent: "rayworker/" + build.Version})
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}

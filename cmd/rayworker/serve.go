@@ -120,7 +120,7 @@ func (e env) serve(ctx context.Context, o options) error {
 		attrs = append(attrs, "ray_address", o.ray.address, "ray_address_from", o.ray.addressSource, "runtime_env_keys", mapKeys(o.ray.runtimeEnv),
 			"runtime_env_vars", len(o.runner.Env), "ray_pending_timeout", o.ray.pendingTimeout.String())
 	}
-	log.Info("configuration", append(attrs, "version", version)...)
+	log.Info("configuration", append(attrs, "version", build.Version, "commit", build.Commit)...)
 	if err := w.Run(ctx); err != nil {
 		// The worker never ran (no lease, metrics address in use): stop what the runner
 		// started (executors, a Ray driver) before exiting.

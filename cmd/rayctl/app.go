@@ -134,6 +134,7 @@ func (e env) newApp() *cli.App {
 			e.metricsCommand(),
 			e.auditCommand(),
 			e.completionCommand(),
+			e.manCommand(),
 			e.topCommand(),
 			e.versionCommand(),
 		},

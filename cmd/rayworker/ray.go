@@ -58,7 +58,7 @@ func (e env) rayRunner(ctx context.Context, o options, client *rayjobs.Client, l
 	}
 
 	r, err := rayrunner.New(rayrunner.Config{Client: client, Entrypoint: o.entryText, RuntimeEnv: o.ray.runtimeEnv,
-		PendingTimeout: o.ray.pendingTimeout, Logger: log})
+		Resources: o.ray.resources, PendingTimeout: o.ray.pendingTimeout, Logger: log})
 	if err != nil {
 		stop()
 		return nil, nop, err

@@ -125,6 +125,8 @@ func (e env) serve(ctx context.Context, o options) error {
 		}
 	}
 	log.Info("configuration", append(attrs, "version", build.Version, "commit", build.Commit)...)
+	stopNotify := notifySystemd(ctx, e.getenv, w.Handler(), log)
+	defer stopNotify()
 	if err := w.Run(ctx); err != nil {
 		// The worker never ran (no lease, metrics address in use): stop what the runner
 		// started (executors, a Ray driver) before exiting.

@@ -89,6 +89,7 @@ const (
 	DefaultSessionCheck      = 30 * time.Second
 	DefaultRefusedRetry      = time.Minute
 	DefaultEvictAfter        = 2 * time.Minute
+	DefaultFailedLogsTimeout = 5 * time.Second
 
 	// AdoptPrefix is the submission id prefix django-ray 0.2.0 workers adopt, and this one.
 	AdoptPrefix = "raysubmit_"
@@ -137,6 +138,10 @@ type Config struct {
 	// EvictAfter drops jobs the worker has stopped asking about (a dead worker's job another
 	// worker adopted first).
 	EvictAfter time.Duration
+	// FailedLogsTimeout bounds the log read of a FAILED job (its message carries the log's
+	// tail; a dead node's logs cannot be served and the read would hang until the client's
+	// LogsTimeout). Default DefaultFailedLogsTimeout.
+	FailedLogsTimeout time.Duration
 
 	Logger *slog.Logger
 }
@@ -166,6 +171,7 @@ func (c *Config) setDefaults() {
 	def(&c.SessionCheck, DefaultSessionCheck)
 	def(&c.RefusedRetry, DefaultRefusedRetry)
 	def(&c.EvictAfter, DefaultEvictAfter)
+	def(&c.FailedLogsTimeout, DefaultFailedLogsTimeout)
 	if c.MaxPollInterval < c.MinPollInterval {
 		c.MaxPollInterval = c.MinPollInterval
 	}

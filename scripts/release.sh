@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Release tooling (the opt-in release tier: RAYCTL_RELEASE=1 scripts/test.sh).
+#
+#   scripts/release.sh tools      install goreleaser and cyclonedx-gomod into .cache/bin
+#   scripts/release.sh check      goreleaser check (validates .goreleaser.yaml)
+#   scripts/release.sh snapshot   goreleaser release --snapshot --clean (nothing published),
+#                                 then the multi-platform image layouts dist/images/{rayctl,rayworker}
+#   scripts/release.sh release    the same for a tagged release (publishes: needs GITHUB_TOKEN)
+#
+# The tools come from the Go module proxy at pinned versions and are built with this
+# machine's Go (no prebuilt downloads). The container images are built without a Docker
+# daemon (deploy/cmd/ociimage, run by the builds' post hooks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+GORELEASER_VERSION=v2.14.0
+CYCLONEDX_GOMOD_VERSION=v1.10.0
+bin=$root/.cache/bin
+export PATH="$bin:$PATH"
+
+tools() {
+  mkdir -p "$bin"
+  if ! "$bin/goreleaser" --version 2>/dev/null | grep -q "GitVersion: *${GORELEASER_VERSION}$"; then
+    echo "release.sh: building goreleaser $GORELEASER_VERSION (a few minutes the first time)" >&2
+    GOBIN=$bin GOFLAGS= go install "github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION"
+  fi
+  if ! "$bin/cyclonedx-gomod" version 2>/dev/null | grep -q "${CYCLONEDX_GOMOD_VERSION#v}"; then
+    echo "release.sh: building cyclonedx-gomod $CYCLONEDX_GOMOD_VERSION" >&2
+    GOBIN=$bin GOFLAGS= go install "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$CYCLONEDX_GOMOD_VERSION"
+  fi
+}
+
+images() {
+  go build -C deploy -o "$bin/ociimage" ./cmd/ociimage
+  for name in rayctl rayworker; do
+    "$bin/ociimage" index -name "$name" -out dist/images
+  done
+}
+
+cmd=${1:-}
+case "$cmd" in
+  tools) tools ;;
+  check) tools; goreleaser check ;;
+  snapshot) tools; goreleaser release --snapshot --clean; images ;;
+  release) tools; goreleaser release --clean; images ;;
+  *) echo "usage: scripts/release.sh tools|check|snapshot|release" >&2; exit 2 ;;
+esac

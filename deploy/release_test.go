@@ -141,3 +141,33 @@ func TestImageDefinitionsAgree(t *testing.T) {
 	}
 	// the overlays' command is checked against imageBinaryPath in TestOverlays
 }
+
+// TestReleaseTargetsCompile: every OS and architecture .goreleaser.yaml releases compiles
+// (a Linux-only syscall constant once broke the darwin build of rayworker). The host's own
+// target is built by binaries(); the others are cross-compiled here, one per OS and one per
+// architecture, so a cold CI cache pays for two.
+func TestReleaseTargetsCompile(t *testing.T) {
+	g := goreleaserConfig(t)
+	targets := map[string]bool{}
+	for _, b := range g.Builds {
+		for _, goos := range b.Goos {
+			for _, arch := range b.Goarch {
+				targets[goos+"/"+arch] = true
+			}
+		}
+	}
+	for _, want := range []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64"} {
+		if !targets[want] {
+			t.Errorf(".goreleaser.yaml does not release %s", want)
+		}
+	}
+	for _, target := range []string{"darwin/arm64", "linux/arm64"} {
+		goos, arch, _ := strings.Cut(target, "/")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", t.TempDir(), "./cmd/rayctl", "./cmd/rayworker")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("GOOS=%s GOARCH=%s go build: %v\n%s", goos, arch, err, out)
+		}
+	}
+}

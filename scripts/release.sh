@@ -3,8 +3,9 @@
 #
 #   scripts/release.sh tools      install goreleaser and cyclonedx-gomod into .cache/bin
 #   scripts/release.sh check      goreleaser check (validates .goreleaser.yaml)
-#   scripts/release.sh snapshot   goreleaser release --snapshot --clean (nothing published),
-#                                 then the multi-platform image layouts dist/images/{rayctl,rayworker}
+#   scripts/release.sh snapshot   goreleaser release --snapshot --clean (nothing published) of
+#                                 the committed HEAD, then the multi-platform image layouts
+#                                 dist/images/{rayctl,rayworker}
 #   scripts/release.sh release    the same for a tagged release (publishes: needs GITHUB_TOKEN)
 #
 # The tools come from the Go module proxy at pinned versions and are built with this
@@ -37,11 +38,26 @@ images() {
   done
 }
 
+# in_clone ARGS...: run goreleaser in a fresh clone of this repository, so a release is built
+# from what is committed, and goreleaser finds a remote (it reads commit and date from git and
+# gives up on both without one: a worktree or a repository with no remote), then move its
+# dist/ here.
+in_clone() {
+  local tmp
+  tmp=$(mktemp -d /tmp/rayctl-release.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp'" RETURN
+  git clone --quiet "$root" "$tmp/src"
+  (cd "$tmp/src" && goreleaser "$@")
+  rm -rf "$root/dist"
+  mv "$tmp/src/dist" "$root/dist"
+}
+
 cmd=${1:-}
 case "$cmd" in
   tools) tools ;;
   check) tools; goreleaser check ;;
-  snapshot) tools; goreleaser release --snapshot --clean; images ;;
-  release) tools; goreleaser release --clean; images ;;
+  snapshot) tools; in_clone release --snapshot --clean; images ;;
+  release) tools; in_clone release --clean; images ;;
   *) echo "usage: scripts/release.sh tools|check|snapshot|release" >&2; exit 2 ;;
 esac

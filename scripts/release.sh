@@ -35,6 +35,8 @@ images() {
   go build -C deploy -o "$bin/ociimage" ./cmd/ociimage
   for name in rayctl rayworker; do
     "$bin/ociimage" index -name "$name" -out dist/images
+    # the multi-platform index is made after goreleaser's checksums: add it, in their format
+    (cd dist && sha256sum "images/$name/index.json") >>dist/checksums.txt
   done
 }
 

@@ -57,15 +57,25 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// snapshotVersion is the version goreleaser gave the snapshot (from the package names).
+// snapshotVersion is the version goreleaser gave the snapshot (from the archive names; the
+// packages spell it their own way: 1.2.3~SNAPSHOT-abc for deb, 1.2.3~SNAPSHOT_abc-1 for rpm).
 func snapshotVersion(t *testing.T, dist string) string {
 	t.Helper()
-	debs, _ := filepath.Glob(filepath.Join(dist, "rayworker_*_amd64.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("want one rayworker amd64 .deb in dist/, have %v", debs)
+	archives, _ := filepath.Glob(filepath.Join(dist, "rayctl_*_linux_amd64.tar.gz"))
+	if len(archives) != 1 {
+		t.Fatalf("want one linux amd64 archive in dist/, have %v", archives)
 	}
-	m := regexp.MustCompile(`rayworker_(.+)_amd64\.deb$`).FindStringSubmatch(debs[0])
-	return m[1]
+	return regexp.MustCompile(`rayctl_(.+)_linux_amd64\.tar\.gz$`).FindStringSubmatch(archives[0])[1]
+}
+
+// one returns the single file matching pattern in dist/.
+func one(t *testing.T, dist, pattern string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dist, pattern))
+	if len(m) != 1 {
+		t.Fatalf("want one dist/%s, have %v", pattern, m)
+	}
+	return filepath.Base(m[0])
 }
 
 // TestReleaseSnapshotArtifacts: the snapshot holds every archive, package, SBOM and image,
@@ -78,7 +88,8 @@ func TestReleaseSnapshotArtifacts(t *testing.T) {
 		want = append(want, "rayctl_"+v+"_"+osarch+".tar.gz")
 	}
 	for _, pkg := range []string{"rayctl", "rayworker"} {
-		want = append(want, pkg+"_"+v+"_amd64.deb", pkg+"_"+v+"_arm64.deb", pkg+"-"+v+"-1.x86_64.rpm", pkg+"-"+v+"-1.aarch64.rpm")
+		want = append(want, one(t, dist, pkg+"_*_amd64.deb"), one(t, dist, pkg+"_*_arm64.deb"),
+			one(t, dist, pkg+"-*.x86_64.rpm"), one(t, dist, pkg+"-*.aarch64.rpm"))
 		for _, osarch := range []string{"linux_amd64", "linux_arm64", "darwin_amd64", "darwin_arm64"} {
 			want = append(want, pkg+"_"+v+"_"+osarch+".cdx.json")
 		}
@@ -117,7 +128,7 @@ func TestReleaseDebInstalls(t *testing.T) {
 		}
 	}
 	for _, pkg := range []string{"rayctl", "rayworker"} {
-		deb := filepath.Join(dist, pkg+"_"+v+"_amd64.deb")
+		deb := filepath.Join(dist, one(t, dist, pkg+"_*_amd64.deb"))
 		if out, err := exec.Command(dpkg, "-x", deb, root).CombinedOutput(); err != nil {
 			t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
 		}

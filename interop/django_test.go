@@ -257,6 +257,17 @@ type djangoResult struct {
 	ResultDataIsPython *bool           `json:"result_data_is_python_json"`
 	ReferenceIsPython  *bool           `json:"reference_is_python_reference"`
 	Errors             []djangoError   `json:"errors"`
+	// s3:// and gs:// results: the stored object, and the one django-ray's own backend writes
+	// for the same value
+	Object       *djangoObject `json:"object"`
+	PythonObject *djangoObject `json:"python_object"`
+}
+
+type djangoObject struct {
+	Key         string `json:"key"`
+	ContentType string `json:"content_type"`
+	SHA256      string `json:"sha256"`
+	Bytes       int    `json:"bytes"`
 }
 
 type djangoError struct {

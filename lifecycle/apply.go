@@ -118,7 +118,7 @@ func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transi
 	g := task.Guard()
 	switch o.Kind {
 	case Succeeded:
-		tr.Stored = a.Results.Place(o.Result)
+		tr.Stored = a.Results.Place(ctx, o.Result)
 		applied, err = a.Store.Succeed(ctx, g, tr.Stored.Row)
 	case Failed:
 		info := store.ErrorInfo{Message: o.Failure.Message}

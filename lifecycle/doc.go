@@ -12,8 +12,9 @@
 //   - Policy is the retry policy: MAX_TASK_ATTEMPTS, backoff min(base*2^attempt, 3600 s), and
 //     the denylist of exception types.
 //   - Results stores a successful result inline up to MAX_RESULT_SIZE_BYTES, else as an
-//     oversize:// digest or a resultfs:// file reference; a storage error falls back to the
-//     digest reference and the task still succeeds.
+//     oversize:// digest or a resultfs:// file reference (or s3:// / gs://, through the
+//     Backends package resultstore adds); a storage error falls back to the digest reference
+//     and the task still succeeds.
 //   - Applier.Apply takes the row as the caller read it plus an Outcome and performs the one
 //     guarded store transition (Succeed, Retry, Fail, MarkLost, MarkTimedOut, MarkCancelled,
 //     FinalizeCancel). It reports what it did as a Transition. A row that moved on meanwhile

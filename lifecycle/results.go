@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,11 +19,12 @@ const DefaultMaxInline = 1 << 20
 
 // Backend stores result text too large to keep inline and returns its reference.
 type Backend interface {
-	// Name is the RESULT_STORAGE_BACKEND value: "digest", "filesystem".
+	// Name is the RESULT_STORAGE_BACKEND value: "digest", "filesystem", "s3", "gcs".
 	Name() string
 	// Store persists text (Python json.dumps of the value) and returns the reference that
-	// goes into result_reference.
-	Store(text []byte) (string, error)
+	// goes into result_reference. ctx bounds a backend that writes over the network
+	// (resultstore's s3 and gcs).
+	Store(ctx context.Context, text []byte) (string, error)
 }
 
 // DigestReference is django-ray's digest-only reference: oversize://sha256/<hex>?bytes=<n>.
@@ -53,7 +55,7 @@ type DigestBackend struct{}
 func (DigestBackend) Name() string { return "digest" }
 
 // Store implements Backend.
-func (DigestBackend) Store(text []byte) (string, error) {
+func (DigestBackend) Store(_ context.Context, text []byte) (string, error) {
 	return DigestReference(digestOf(text), int64(len(text))), nil
 }
 
@@ -67,7 +69,7 @@ type FilesystemBackend struct{ Root string }
 func (FilesystemBackend) Name() string { return "filesystem" }
 
 // Store implements Backend.
-func (b FilesystemBackend) Store(text []byte) (string, error) {
+func (b FilesystemBackend) Store(_ context.Context, text []byte) (string, error) {
 	if b.Root == "" {
 		return "", errors.New("result storage path is not set")
 	}
@@ -127,7 +129,7 @@ type Stored struct {
 // Place returns the columns for r: result_data when it fits MaxInline (result_reference
 // then NULL, clearing a stale one), else a reference from the backend, falling back to the
 // digest reference on a storage error (the task still succeeds, as in django-ray).
-func (rs Results) Place(r Result) Stored {
+func (rs Results) Place(ctx context.Context, r Result) Stored {
 	size := r.Size()
 	if r.JSON != nil && size <= rs.MaxInline {
 		data := string(r.JSON)
@@ -148,7 +150,7 @@ func (rs Results) Place(r Result) Stored {
 		}
 	} else {
 		var err error
-		ref, err = backend.Store(r.JSON)
+		ref, err = backend.Store(ctx, r.JSON)
 		if err != nil {
 			fallback = err
 			ref = DigestReference(digestOf(r.JSON), size)

@@ -371,11 +371,18 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 }
 
 // Health checks GET /api/gcs_healthz: the dashboard answers and its GCS is alive. It sends no
-// token (the endpoint is exempt), so it works before auth is sorted out.
+// token (the endpoint is exempt), so it works before auth is sorted out. Ray answers
+// "success"; any other 200 answer (a proxy's login page) is ErrBadResponse.
 func (c *Client) Health(ctx context.Context) error {
 	return c.call(ctx, "health", "", http.MethodGet, "/api/gcs_healthz", nil, c.opts.RequestTimeout, func(body io.Reader) error {
-		_, err := io.Copy(io.Discard, io.LimitReader(body, 4096))
-		return err
+		b, err := io.ReadAll(io.LimitReader(body, 4096))
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(b, []byte("success")) {
+			return fmt.Errorf("%w: the health check answered %q, not Ray's \"success\"", errBadBody, trimMessage(b, 80))
+		}
+		return nil
 	})
 }
 

@@ -363,6 +363,14 @@ func TestErrorMapping(t *testing.T) {
 			want: rayjobs.ErrUnavailable, status: 503, retryable: true,
 		},
 		{
+			name: "health 200 that is not Ray's answer",
+			setup: func(s *raytest.Server) {
+				s.Inject(raytest.Health, raytest.Fault{Status: 200, Body: "<html>Sign in</html>"})
+			},
+			call: func(ctx context.Context, c *rayjobs.Client) error { return c.Health(ctx) },
+			want: rayjobs.ErrBadResponse, status: 200,
+		},
+		{
 			name: "400 rejected",
 			setup: func(s *raytest.Server) {
 				s.Inject(raytest.Stop, raytest.Fault{Status: 400, Body: "Can only stop submission type jobs"})

@@ -76,6 +76,11 @@ type Plan struct {
 	Unmatched  []store.TaskRef
 	// Audited says the audit tables exist, so Apply will record the action.
 	Audited bool
+	// RayJobs are the targets whose rows name a Ray Jobs submission that may still run and
+	// that the action moves away from it: every requeue target, and the CANCELLING rows a
+	// cancel finalizes. With ApplyOptions.Ray each job is confirmed ended (stopped first)
+	// before its row changes; without it nobody checks them, and the caller must say so.
+	RayJobs []JobRef
 }
 
 // Remaining is how many matching rows the limit left out.
@@ -95,13 +100,15 @@ type PlanJSON struct {
 	Unmatched  []store.TaskRef  `json:"unmatched"`
 	Audited    bool             `json:"audited"`
 	ByState    map[string]int64 `json:"selected_by_state"`
+	RayJobs    []JobRef         `json:"ray_jobs"`
 }
 
 // MarshalJSON writes PlanJSON.
 func (p Plan) MarshalJSON() ([]byte, error) {
 	j := PlanJSON{Action: p.Action, Selection: p.Selection.JSON(), PlannedAt: p.PlannedAt, Matched: p.Matched,
 		Selected: len(p.Targets), Remaining: p.Remaining(), IDs: make([]int64, len(p.Targets)), Sample: nonNil(p.Sample),
-		MissingIDs: nonNil(p.MissingIDs), Unmatched: nonNil(p.Unmatched), Audited: p.Audited, ByState: map[string]int64{}}
+		MissingIDs: nonNil(p.MissingIDs), Unmatched: nonNil(p.Unmatched), Audited: p.Audited, ByState: map[string]int64{},
+		RayJobs: nonNil(p.RayJobs)}
 	for i, t := range p.Targets {
 		j.IDs[i] = t.ID
 		j.ByState[string(t.State)]++
@@ -190,10 +197,35 @@ func PlanAction(ctx context.Context, s *store.Store, a Action, sel Selection, op
 			p.Sample = append(p.Sample, Summarize(t))
 		}
 	}
+	if p.RayJobs, err = movedJobs(ctx, s, a, p.Targets); err != nil {
+		return p, err
+	}
 	if p.Audited, err = s.AuditAvailable(ctx); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// movedJobs are the Ray jobs of the targets that action a moves away from their job (see
+// Plan.RayJobs), in target order.
+func movedJobs(ctx context.Context, s *store.Store, a Action, targets []store.TaskRef) ([]JobRef, error) {
+	var ids []int64
+	for _, t := range targets {
+		if a == ActionRequeue || t.State == store.StateCancelling {
+			ids = append(ids, t.ID)
+		}
+	}
+	jobs, err := s.RayJobIDs(ctx, ids, store.RaySubmissionPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []JobRef
+	for _, id := range ids {
+		if job, ok := jobs[id]; ok {
+			out = append(out, JobRef{ID: id, RayJobID: job})
+		}
+	}
+	return out, nil
 }
 
 // ApplyOptions tune Apply.
@@ -206,6 +238,13 @@ type ApplyOptions struct {
 	Reason        string // recorded in the audit trail; needs the audit tables
 	Actor         string // who ran it (user@host), for the audit trail
 	Hooks         Hooks
+	// Ray, when set, is asked to end the jobs of Plan.RayJobs before their rows change
+	// (EndJobs: stop, then wait for a terminal state): a requeued or finalized row must not
+	// have its old job run on beside whatever runs next. A row whose job cannot be confirmed
+	// ended is left as it is (Outcome.NotEnded). Nil leaves the jobs unchecked.
+	Ray RayJobs
+	// EndWait bounds the wait for each stopped job (0: DefaultEndWait).
+	EndWait time.Duration
 }
 
 // Hooks let callers watch or (in tests) interfere with Apply between transactions.
@@ -240,7 +279,12 @@ type Outcome struct {
 	// django-ray 0.2.0 worker does not stop them when it finalizes, so these may still run.
 	UnstoppedJobs []string
 	// Jobs pairs those Ray jobs with their tasks, in the order changed (for StopJobs).
-	Jobs         []JobRef
+	Jobs []JobRef
+	// Ended are the jobs of Plan.RayJobs confirmed over before their rows changed (with
+	// ApplyOptions.Ray); NotEnded those that could not be, whose rows were left unchanged
+	// (counted as skipped).
+	Ended        []StopResult
+	NotEnded     []StopResult
 	Batches      int
 	LongestBatch time.Duration // the longest transaction
 	Elapsed      time.Duration
@@ -265,6 +309,8 @@ type OutcomeJSON struct {
 	SkippedIDs          []int64          `json:"skipped_ids"`
 	UnstoppedJobs       []string         `json:"unstopped_ray_jobs"`
 	Jobs                []JobRef         `json:"ray_jobs"`
+	Ended               []StopResult     `json:"ray_jobs_ended"`
+	NotEnded            []StopResult     `json:"ray_jobs_not_ended"`
 	Batches             int              `json:"batches"`
 	LongestBatchSeconds float64          `json:"longest_batch_seconds"`
 	ElapsedSeconds      float64          `json:"elapsed_seconds"`
@@ -276,7 +322,8 @@ type OutcomeJSON struct {
 // MarshalJSON writes OutcomeJSON.
 func (o Outcome) MarshalJSON() ([]byte, error) {
 	j := OutcomeJSON{Changed: o.Changed, Skipped: o.Skipped, ToStates: map[string]int64{}, ChangedIDs: nonNil(o.ChangedIDs),
-		SkippedIDs: nonNil(o.SkippedIDs), UnstoppedJobs: nonNil(o.UnstoppedJobs), Jobs: nonNil(o.Jobs), Batches: o.Batches,
+		SkippedIDs: nonNil(o.SkippedIDs), UnstoppedJobs: nonNil(o.UnstoppedJobs), Jobs: nonNil(o.Jobs),
+		Ended: nonNil(o.Ended), NotEnded: nonNil(o.NotEnded), Batches: o.Batches,
 		LongestBatchSeconds: o.LongestBatch.Seconds(), ElapsedSeconds: o.Elapsed.Seconds(), RowsPerSecond: o.RowsPerSecond(),
 		AuditID: o.AuditID, Interrupted: o.Interrupted}
 	for st, n := range o.ToStates {
@@ -343,13 +390,17 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 				return err
 			}
 		}
+		ended := map[int64]bool{}
+		if opts.Ray != nil {
+			chunk, ended = endBatchJobs(ctx, p, chunk, opts, out)
+		}
 		t0 := time.Now()
 		var changes []store.AuditChange
 		var unstopped []JobRef
 		err := pgx.BeginFunc(ctx, s.DB(), func(tx pgx.Tx) error {
 			var err error
 			ts := store.New(tx)
-			changes, unstopped, err = applyBatch(ctx, ts, p, chunk, opts)
+			changes, unstopped, err = applyBatch(ctx, ts, p, chunk, opts, ended)
 			if err != nil || out.AuditID == nil {
 				return err
 			}
@@ -389,9 +440,47 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 	return nil
 }
 
+// endBatchJobs confirms the Ray jobs of a batch's rows ended (EndJobs) before the batch's
+// transaction; it returns the rows that may change (those without a job to end, and those
+// whose job ended) and the ids whose jobs ended. Rows whose job did not are left out.
+func endBatchJobs(ctx context.Context, p Plan, chunk []store.TaskRef, opts ApplyOptions, out *Outcome) ([]store.TaskRef, map[int64]bool) {
+	inChunk := make(map[int64]bool, len(chunk))
+	for _, r := range chunk {
+		inChunk[r.ID] = true
+	}
+	var jobs []JobRef
+	for _, j := range p.RayJobs {
+		if inChunk[j.ID] {
+			jobs = append(jobs, j)
+		}
+	}
+	ended := map[int64]bool{}
+	if len(jobs) == 0 {
+		return chunk, ended
+	}
+	blocked := map[int64]bool{}
+	for _, r := range EndJobs(ctx, opts.Ray, jobs, opts.EndWait, 0) {
+		if r.Ended {
+			ended[r.ID] = true
+			out.Ended = append(out.Ended, r)
+		} else {
+			blocked[r.ID] = true
+			out.NotEnded = append(out.NotEnded, r)
+		}
+	}
+	kept := make([]store.TaskRef, 0, len(chunk))
+	for _, r := range chunk {
+		if !blocked[r.ID] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, ended
+}
+
 // applyBatch changes one batch inside a transaction: rows grouped by the state they were
-// seen in, each group conditional on still being in that state.
-func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.TaskRef, opts ApplyOptions) ([]store.AuditChange, []JobRef, error) {
+// seen in, each group conditional on still being in that state. ended names rows whose Ray
+// job was confirmed over beforehand (not reported as unstopped).
+func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.TaskRef, opts ApplyOptions, ended map[int64]bool) ([]store.AuditChange, []JobRef, error) {
 	groups := map[store.TaskState][]int64{}
 	for _, r := range chunk {
 		groups[r.State] = append(groups[r.State], r.ID)
@@ -419,7 +508,7 @@ func applyBatch(ctx context.Context, ts *store.Store, p Plan, chunk []store.Task
 			}
 			for _, f := range applied {
 				changes = append(changes, store.AuditChange{ID: f.ID, From: st, To: store.StateCancelled})
-				if f.RayJobID != nil {
+				if f.RayJobID != nil && !ended[f.ID] {
 					unstopped = append(unstopped, JobRef{ID: f.ID, RayJobID: *f.RayJobID})
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -367,5 +368,93 @@ func TestApplyInterrupted(t *testing.T) {
 	}
 	if _, err := recovery.Apply(context.Background(), s, p, recovery.ApplyOptions{Batch: 10001}); !errors.Is(err, recovery.ErrBadSelection) {
 		t.Fatalf("huge batch: %v", err)
+	}
+}
+
+// TestRequeueEndsRayJobsFirst: with Ray, a requeue stops each selected row's Ray job and waits
+// until Ray reports it over (or does not know it) before the row is requeued; a row whose job
+// cannot be confirmed over is left as it is and reported. Without Ray the plan lists the jobs
+// nobody checked.
+func TestRequeueEndsRayJobsFirst(t *testing.T) {
+	t.Parallel()
+	s, _ := storetest.New(t)
+	ctx := context.Background()
+	fake := raytest.New(t, raytest.WithStopAfter(2)) // a stop takes effect a little later, as in Ray
+	stuck := raytest.New(t, raytest.WithStopAfter(1_000_000))
+	withJob := func(job string) store.Task {
+		return failedRow(t, s, func(r *store.Task) { r.RayJobID = storetest.Ptr(job) })
+	}
+	running := withJob("raysubmit_running")
+	ended := withJob("raysubmit_ended")
+	unknown := withJob("raysubmit_unknown")
+	plain := failedRow(t, s, func(r *store.Task) { r.RayJobID = nil })
+	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_running", Status: raytest.Running})
+	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_ended", Status: raytest.Succeeded})
+
+	p, err := recovery.PlanAction(ctx, s, recovery.ActionRequeue, recovery.Selection{States: []store.TaskState{store.StateFailed}}, recovery.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []recovery.JobRef{{ID: running.ID, RayJobID: "raysubmit_running"}, {ID: ended.ID, RayJobID: "raysubmit_ended"}, {ID: unknown.ID, RayJobID: "raysubmit_unknown"}}
+	if !reflect.DeepEqual(p.RayJobs, want) {
+		t.Fatalf("plan's Ray jobs %+v", p.RayJobs)
+	}
+	out, err := recovery.Apply(ctx, s, p, recovery.ApplyOptions{Ray: rayClient(t, fake.URL)})
+	if err != nil || out.Changed != 4 || len(out.Ended) != 3 || len(out.NotEnded) != 0 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if j, _ := fake.Job("raysubmit_running"); j.Status != raytest.Stopped || j.StopRequests != 1 {
+		t.Fatalf("the running job was not stopped before the requeue: %+v", j)
+	}
+	for _, id := range []int64{running.ID, ended.ID, unknown.ID, plain.ID} {
+		if got, _ := s.GetTask(ctx, id); got.State != store.StateQueued {
+			t.Fatalf("%d: %+v", id, got)
+		}
+	}
+
+	// a job that does not stop keeps its row FAILED
+	stubborn := withJob("raysubmit_stubborn")
+	stuck.AddJob(raytest.Job{SubmissionID: "raysubmit_stubborn", Status: raytest.Running})
+	p, _ = recovery.PlanAction(ctx, s, recovery.ActionRequeue, recovery.Selection{IDs: []int64{stubborn.ID}}, recovery.PlanOptions{})
+	out, err = recovery.Apply(ctx, s, p, recovery.ApplyOptions{Ray: rayClient(t, stuck.URL), EndWait: 300 * time.Millisecond})
+	if err != nil || out.Changed != 0 || out.Skipped != 1 || len(out.NotEnded) != 1 || !strings.Contains(out.NotEnded[0].Error, "still RUNNING") {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if got, _ := s.GetTask(ctx, stubborn.ID); got.State != store.StateFailed {
+		t.Fatalf("requeued beside its running job: %+v", got)
+	}
+	// and Ray down keeps it FAILED too
+	stuck.SetOutage(raytest.Refused)
+	out, err = recovery.Apply(ctx, s, p, recovery.ApplyOptions{Ray: rayClient(t, stuck.URL)})
+	if err != nil || out.Changed != 0 || len(out.NotEnded) != 1 || !strings.HasPrefix(out.NotEnded[0].Error, "stop:") {
+		t.Fatalf("%+v %v", out, err)
+	}
+	stuck.SetOutage(raytest.NoOutage)
+}
+
+// TestCancelFinalizationEndsRayJobsFirst: with Ray, a dead worker's CANCELLING row is
+// finalized only once its job is confirmed over.
+func TestCancelFinalizationEndsRayJobsFirst(t *testing.T) {
+	t.Parallel()
+	s, _ := storetest.New(t)
+	ctx := context.Background()
+	fake := raytest.New(t, raytest.WithStopAfter(1_000_000))
+	row := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), RayJobID: storetest.Ptr("raysubmit_c")})
+	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_c", Status: raytest.Running})
+	p, _ := recovery.PlanAction(ctx, s, recovery.ActionCancel, recovery.Selection{States: []store.TaskState{store.StateCancelling}}, recovery.PlanOptions{})
+	if !reflect.DeepEqual(p.RayJobs, []recovery.JobRef{{ID: row.ID, RayJobID: "raysubmit_c"}}) {
+		t.Fatalf("plan %+v", p.RayJobs)
+	}
+	out, err := recovery.Apply(ctx, s, p, recovery.ApplyOptions{Ray: rayClient(t, fake.URL), EndWait: 300 * time.Millisecond})
+	if err != nil || out.Changed != 0 || len(out.NotEnded) != 1 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	fake.Set(t, "raysubmit_c", raytest.Stopped, "", "")
+	out, err = recovery.Apply(ctx, s, p, recovery.ApplyOptions{Ray: rayClient(t, fake.URL)})
+	if err != nil || out.Changed != 1 || len(out.Ended) != 1 || len(out.UnstoppedJobs) != 0 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if got, _ := s.GetTask(ctx, row.ID); got.State != store.StateCancelled {
+		t.Fatalf("%+v", got)
 	}
 }

@@ -916,6 +916,20 @@ func applyEntry(ctx context.Context, s *store.Store, ray RayJobs, p ReconcilePla
 		if err != nil || !ok {
 			return res, err
 		}
+		if e.Action == ActStopFinalize {
+			// The owner is dead: finalize only once the job is confirmed over, so a requeue of
+			// the CANCELLED row can never run beside it.
+			r := endJob(ctx, ray, JobRef{ID: e.Task.ID, RayJobID: e.JobID()}, DefaultEndWait)
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			res.Stopped = &r.Stopped
+			if !r.Ended {
+				res.Error = r.Error
+				return res, nil
+			}
+			return res, write(lifecycle.Outcome{Kind: lifecycle.Cancelled})
+		}
 		stopped, err := ray.Stop(ctx, e.JobID())
 		if err != nil {
 			if ctx.Err() != nil {
@@ -925,9 +939,6 @@ func applyEntry(ctx context.Context, s *store.Store, ray RayJobs, p ReconcilePla
 			return res, nil
 		}
 		res.Stopped = &stopped
-		if e.Action == ActStopFinalize {
-			return res, write(lifecycle.Outcome{Kind: lifecycle.Cancelled})
-		}
 		res.Applied = true
 		if auditID == nil {
 			return res, nil

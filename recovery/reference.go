@@ -35,6 +35,11 @@ type Reference struct {
 	Path       string `json:"path,omitempty"`
 	FileExists *bool  `json:"file_exists,omitempty"`
 	FileBytes  *int64 `json:"file_bytes,omitempty"`
+	// Object is the s3:// or gs:// object as rayctl read it (TaskDetail with an
+	// ObjectReader), and FetchError why it could not (no credentials, access denied, no such
+	// object, ...).
+	Object     *ResultObject `json:"object,omitempty"`
+	FetchError string        `json:"fetch_error,omitempty"`
 	// Explanation says what the reference means, in one sentence for people.
 	Explanation string `json:"explanation"`
 }
@@ -49,7 +54,7 @@ func ParseReference(ref, resultDir string) (Reference, error) {
 	}
 	r.Scheme = scheme
 	body, rawQuery := rest, ""
-	if i := strings.LastIndex(rest, "?"); i >= 0 {
+	if i := strings.Index(rest, "?"); i >= 0 { // the first, as Python's urlparse
 		body, rawQuery = rest[:i], rest[i+1:]
 	}
 	q, err := url.ParseQuery(rawQuery)
@@ -99,11 +104,17 @@ func ParseReference(ref, resultDir string) (Reference, error) {
 		}
 	case "s3", "gs":
 		bucket, key, _ := strings.Cut(body, "/")
+		key = strings.TrimLeft(key, "/") // as django-ray's parsed.path.lstrip("/")
 		if bucket == "" || key == "" {
 			return r, fmt.Errorf("result reference %q: want %s://<bucket>/<key>", ref, scheme)
 		}
+		for _, seg := range strings.Split(key, "/") {
+			if seg == ".." {
+				return r, fmt.Errorf("result reference %q: unsafe key %q: a .. segment is refused (django-ray refuses it too)", ref, key)
+			}
+		}
 		service := map[string]string{"s3": "S3", "gs": "GCS"}[scheme]
-		r.Retrievable, r.Bucket, r.Key, r.Location = true, bucket, key, scheme+"://"+body
+		r.Retrievable, r.Bucket, r.Key, r.Location = true, bucket, key, scheme+"://"+bucket+"/"+key
 		r.Explanation = fmt.Sprintf("%s object %s (%s); get_result() reads it with the configured %s bucket settings and credentials",
 			service, r.Location, size, service)
 	default:

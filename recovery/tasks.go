@@ -106,6 +106,10 @@ type DetailOptions struct {
 	// ResultDir is RESULT_STORAGE_FILESYSTEM_PATH, if known: resultfs:// references are then
 	// resolved to a path and checked on disk.
 	ResultDir string
+	// Objects reads s3:// and gs:// results (at most FetchLimit bytes, DefaultFetchLimit when
+	// 0); nil: they are only explained.
+	Objects    ObjectReader
+	FetchLimit int64
 }
 
 // TaskDetail reads one task (store.ErrNotFound if there is none) with its timeline, where
@@ -143,6 +147,9 @@ func TaskDetail(ctx context.Context, s *store.Store, id int64, opts DetailOption
 		if err != nil {
 			d.Result.ReferenceError = err.Error()
 		} else {
+			if opts.Objects != nil && (ref.Scheme == "s3" || ref.Scheme == "gs") {
+				fetchObject(ctx, opts.Objects, &ref, opts.FetchLimit)
+			}
 			d.Result.Reference = &ref
 		}
 	default:

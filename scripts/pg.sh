@@ -3,6 +3,8 @@
 #
 #   scripts/pg.sh start [DIR]   init + start a cluster, print `export DATABASE_URL=...` lines
 #   scripts/pg.sh stop DIR      stop it and delete DIR
+#   scripts/pg.sh down DIR      stop the server (fast shutdown: clients are cut off), keep DIR
+#   scripts/pg.sh up DIR        start it again after down, same port and settings
 #   scripts/pg.sh run CMD...    if DATABASE_URL is unset, start one, run CMD with it, stop it
 #
 # PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user on a
@@ -49,13 +51,31 @@ start() {
   as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; return 1; }
+  echo "$port" >"$dir/port"
+  serve "$bin" "$dir" "$port" || return 1
+  echo "export DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable'"
+  echo "export RAYCTL_PG_DIR='$dir'"
+}
+
+serve() {
+  local bin=$1 dir=$2 port=$3
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
         -c max_connections=300 -c shared_buffers=256MB" start >/dev/null ||
     { cat "$dir/server.log" >&2; return 1; }
-  echo "export DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable'"
-  echo "export RAYCTL_PG_DIR='$dir'"
+}
+
+down() {
+  local dir=${1:?usage: pg.sh down DIR} bin
+  bin=$(find_bin)
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+}
+
+up() {
+  local dir=${1:?usage: pg.sh up DIR} bin
+  bin=$(find_bin)
+  serve "$bin" "$dir" "$(cat "$dir/port")"
 }
 
 stop() {
@@ -83,6 +103,8 @@ shift || true
 case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
+  down) down "$@" ;;
+  up) up "$@" ;;
   run) run "$@" ;;
-  *) echo "usage: scripts/pg.sh start [DIR] | stop DIR | run CMD..." >&2; exit 2 ;;
+  *) echo "usage: scripts/pg.sh start [DIR] | stop DIR | down DIR | up DIR | run CMD..." >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 # Python virtualenv for the real-Ray test tier (and the Django interop tier).
 #
 #   eval "$(scripts/pyenv.sh)"     create or refresh .venv, print `export RAYCTL_PYTHON=...`
+#   scripts/pyenv.sh --which-python print the interpreter it would use (scripts/toolsenv.sh)
 #
 # django-ray 0.2.0 needs Python >= 3.12. The interpreter is RAYCTL_PYTHON_BIN if set, else a
 # 3.12.x (else the newest 3.12+) under $PYENV_ROOT/versions, ~/.pyenv/versions or
@@ -46,6 +47,10 @@ find_python() {
 }
 
 py=$(find_python)
+if [ "${1:-}" = --which-python ]; then
+  echo "$py"
+  exit 0
+fi
 pyver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
 want="$(sha256sum "$req" | cut -d' ' -f1) python-$pyver"
 stamp=$venv/.rayctl-requirements.stamp

@@ -11,6 +11,12 @@
 # or fail under CI=true).
 # The Django interop tier (interop/) needs the same venv but no Ray: a full run always makes
 # it (RAYCTL_DJANGO=0 skips it; RAYCTL_DJANGO=1 makes it for a partial run too).
+# The object-storage tests (resultstore/, and the s3/gcs parts of cmd/rayctl and interop/) need
+# an S3 server (scripts/s3.sh: moto, from the tools venv of scripts/toolsenv.sh) and a GCS
+# server (scripts/gcs.sh: fake-gcs-server): a full run starts both (RAYCTL_CLOUD=0 skips them;
+# RAYCTL_CLOUD=1 starts them for a partial run too). No test may ask a cloud metadata service:
+# AWS_EC2_METADATA_DISABLED is set here, and the GCS tests that use Google's credential chain
+# point GCE_METADATA_HOST at a closed local port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,17 +41,23 @@ fi
 
 ray=${RAYCTL_RAY:-}
 django=${RAYCTL_DJANGO:-}
+cloud=${RAYCTL_CLOUD:-}
 if [ $# -eq 0 ]; then
   set -- ./...
   ray=${ray:-1}
   django=${django:-1}
+  cloud=${cloud:-1}
 fi
+export AWS_EC2_METADATA_DISABLED=true
 if [ "$django" = 1 ] && [ -z "${RAYCTL_PYTHON:-}" ]; then
   venv_env=$(scripts/pyenv.sh) # fails the run with pip's or pyenv.sh's own error
   eval "$venv_env"
   export RAYCTL_PYTHONPATH=${RAYCTL_PYTHONPATH:-$(pwd)/python}
 fi
 wrap=(scripts/pg.sh run)
+if [ "$cloud" = 1 ]; then
+  wrap+=(scripts/s3.sh run scripts/gcs.sh run)
+fi
 if [ "$ray" = 1 ]; then
   if [ -n "${RAY_ADDRESS:-}" ]; then
     echo "test.sh: using the Ray at RAY_ADDRESS=$RAY_ADDRESS" >&2

@@ -29,6 +29,11 @@ type ClaimParams struct {
 // so a manually requeued task never collides with its old job.
 const JobIDFormat = "raysubmit_t<id>_a<attempt>_<hex µs>"
 
+// RaySubmissionPrefix starts every Ray Jobs submission id django-ray 0.2.0 and rayworker
+// record in ray_job_id (Ray's own default ids start with it too). A row carrying one may have
+// a Ray job running for it.
+const RaySubmissionPrefix = "raysubmit_"
+
 const jobIDSQL = `'raysubmit_t' || t.id || '_a' || t.attempt_number || '_' || to_hex((extract(epoch FROM now()) * 1000000)::bigint)`
 
 // Claim moves up to p.Limit QUEUED rows to RUNNING for p.WorkerID in one statement, in

@@ -251,6 +251,7 @@ func TestSweepQueries(t *testing.T) {
 	cancelMine := mk(storetest.Ptr("me"), func(r *store.Task) { r.State = store.StateCancelling })
 	cancelDead := mk(storetest.Ptr("dead"), func(r *store.Task) { r.State = store.StateCancelling })
 	mk(storetest.Ptr("live"), func(r *store.Task) { r.State = store.StateCancelling })
+	deadLocal := mk(storetest.Ptr("dead"), func(r *store.Task) { r.RayJobID = nil })
 
 	p := store.SweepParams{Self: "me", LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute}
 	ids := func(ts []store.Task, err error) []int64 {
@@ -263,7 +264,7 @@ func TestSweepQueries(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := ids(s.StuckTasks(ctx, p)), []int64{mineStuck.ID, deadStuck.ID, noOwner.ID}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(s.StuckTasks(ctx, p)), []int64{mineStuck.ID, deadStuck.ID, noOwner.ID, deadLocal.ID}; !reflect.DeepEqual(got, want) {
 		t.Errorf("stuck %v, want %v (live %d and fresh %d excluded)", got, want, liveStuck.ID, fresh.ID)
 	}
 	if got, want := ids(s.TimedOutTasks(ctx, p)), []int64{timedOut.ID}; !reflect.DeepEqual(got, want) {
@@ -278,6 +279,31 @@ func TestSweepQueries(t *testing.T) {
 	if got, want := ids(s.OwnedTasks(ctx, "me")), []int64{mineStuck.ID, cancelMine.ID}; !reflect.DeepEqual(got, want) {
 		t.Errorf("owned %v, want %v", got, want)
 	}
+
+	// OnlyOwn: a worker that has not watched the database for a lease TTL sweeps its own rows
+	own := p
+	own.OnlyOwn = true
+	if got, want := ids(s.StuckTasks(ctx, own)), []int64{mineStuck.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("only own: stuck %v, want %v", got, want)
+	}
+	if got := ids(s.TimedOutTasks(ctx, own)); len(got) != 0 {
+		t.Errorf("only own: timed out %v", got)
+	}
+	if got, want := ids(s.CancellingTasks(ctx, own)), []int64{cancelMine.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("only own: cancelling %v, want %v", got, want)
+	}
+	// SkipJobPrefix: a worker without Ray leaves other workers' Ray job rows alone
+	noRay := p
+	noRay.SkipJobPrefix = "raysubmit_"
+	if got, want := ids(s.StuckTasks(ctx, noRay)), []int64{mineStuck.ID, deadLocal.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without Ray: stuck %v, want %v", got, want)
+	}
+	if got := ids(s.TimedOutTasks(ctx, noRay)); len(got) != 0 {
+		t.Errorf("without Ray: timed out %v", got)
+	}
+	if got, want := ids(s.CancellingTasks(ctx, noRay)), []int64{cancelMine.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without Ray: cancelling %v, want %v", got, want)
+	}
 }
 
 func TestMissingSchemaIsClear(t *testing.T) {
@@ -291,5 +317,57 @@ func TestMissingSchemaIsClear(t *testing.T) {
 	_, err = s.Enqueue(context.Background(), store.NewTask{CallablePath: "a.b"})
 	if !errors.Is(err, store.ErrNoSchema) {
 		t.Fatalf("enqueue on an empty database: %v", err)
+	}
+}
+
+// TestStampUnseen: RUNNING rows without a heartbeat or start time, or with one far in the
+// future, get a first-seen heartbeat so the stuck sweep can judge them later; live workers'
+// rows and rows with a usable time are left alone.
+func TestStampUnseen(t *testing.T) {
+	t.Parallel()
+	s, _ := storetest.New(t)
+	ctx := context.Background()
+	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "live", Hostname: "h", QueueName: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	bare := func(owner *string) store.Task {
+		return runningRow(t, s, func(r *store.Task) { r.ClaimedByWorker, r.StartedAt, r.LastHeartbeatAt = owner, nil, nil })
+	}
+	nobody, dead, live := bare(nil), bare(storetest.Ptr("dead")), bare(storetest.Ptr("live"))
+	future, infinite, usable := runningRow(t, s, func(r *store.Task) { r.LastHeartbeatAt = storetest.Ptr(time.Now().Add(48 * time.Hour)) }),
+		runningRow(t, s, nil), runningRow(t, s, nil)
+	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = 'infinity' WHERE id = $1`, infinite.ID); err != nil {
+		t.Fatal(err)
+	}
+	p := store.SweepParams{Self: "me", LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute}
+	if n, err := s.StampUnseen(ctx, p); err != nil || n != 4 {
+		t.Fatalf("stamped %d, %v; want 4", n, err)
+	}
+	before := storetest.Ago(0)
+	for _, r := range []store.Task{nobody, dead, future, infinite} {
+		var hb time.Time
+		if err := s.DB().QueryRow(ctx, `SELECT last_heartbeat_at FROM django_ray_raytaskexecution WHERE id = $1`, r.ID).Scan(&hb); err != nil {
+			t.Fatal(err)
+		}
+		if hb.After(*before) {
+			t.Errorf("row %d: heartbeat %v is not the sweep's now", r.ID, hb)
+		}
+	}
+	for _, r := range []store.Task{live, usable} {
+		if got, _ := s.GetTask(ctx, r.ID); !reflect.DeepEqual(got.LastHeartbeatAt, r.LastHeartbeatAt) {
+			t.Errorf("row %d touched: %v", r.ID, got.LastHeartbeatAt)
+		}
+	}
+	// stamped rows are stuck StuckAfter later, like any other
+	p.StuckAfter = 0
+	stuck, err := s.StuckTasks(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stuck) < 4 {
+		t.Fatalf("%d stuck after stamping", len(stuck))
+	}
+	if n, _ := s.StampUnseen(ctx, store.SweepParams{Self: "me", LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute}); n != 0 {
+		t.Fatalf("stamped again: %d", n)
 	}
 }

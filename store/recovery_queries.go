@@ -81,6 +81,30 @@ func (s *Store) collectRefs(ctx context.Context, sql string, args ...any) ([]Tas
 	return out, translate(rows.Err())
 }
 
+// RayJobIDs returns, for the rows among ids whose ray_job_id starts with prefix, that id (in
+// row id order): the rows that may have a Ray job still running for them.
+func (s *Store) RayJobIDs(ctx context.Context, ids []int64, prefix string) (map[int64]string, error) {
+	out := map[int64]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.Query(ctx, `SELECT id, ray_job_id FROM django_ray_raytaskexecution
+		WHERE id = ANY($1) AND ray_job_id LIKE $2 ORDER BY id`, ids, escapeLike(prefix)+"%")
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var job string
+		if err := rows.Scan(&id, &job); err != nil {
+			return nil, translate(err)
+		}
+		out[id] = job
+	}
+	return out, translate(rows.Err())
+}
+
 // Finalized is a CANCELLING row FinalizeOrphanedCancels moved to CANCELLED.
 type Finalized struct {
 	ID       int64   `json:"id"`

@@ -11,6 +11,14 @@ type SweepParams struct {
 	LeaseTTL   time.Duration // WORKER_LEASE_SECONDS
 	StuckAfter time.Duration // STUCK_TASK_TIMEOUT_SECONDS
 	Limit      int           // rows per query; 0 means 1000
+	// OnlyOwn restricts StuckTasks, TimedOutTasks and CancellingTasks to this worker's own
+	// rows: a worker that has not yet watched the database for a lease TTL (after its start
+	// or an outage that cut it off) cannot tell a dead worker from one that was cut off too.
+	OnlyOwn bool
+	// SkipJobPrefix, when set, leaves out other workers' rows whose ray_job_id starts with
+	// it: a worker that cannot reach Ray must not move a row away from a Ray job that may
+	// still run (a worker that can will stop or adopt it; rayctl reconcile-jobs shows it).
+	SkipJobPrefix string
 }
 
 func (p SweepParams) limit() int {
@@ -23,14 +31,53 @@ func (p SweepParams) limit() int {
 // ownerNotLiveOrSelf is ownerNotLiveSQL for the sweep queries ($1 self, $2 ttl seconds).
 var ownerNotLiveOrSelf = ownerNotLiveSQL("$1", "$2")
 
+// owners is the sweep queries' owner condition over the placeholders of this worker's id,
+// the lease TTL in seconds and the SkipJobPrefix LIKE pattern (empty for none): this worker's
+// rows, and unless OnlyOwn, rows of nobody or of workers without a live lease (minus Ray job
+// rows when SkipJobPrefix is set).
+func (p SweepParams) owners(self, ttl, pattern string) string {
+	if p.OnlyOwn { // every placeholder still appears, typed, so PostgreSQL can infer them
+		return `(claimed_by_worker = ` + self + ` AND ` + ttl + `::float8 IS NOT NULL AND ` + pattern + `::text IS NOT NULL)`
+	}
+	return `(claimed_by_worker = ` + self + ` OR (` + ownerNotLiveSQL(self, ttl) + `
+		AND (` + pattern + ` = '' OR ray_job_id IS NULL OR ray_job_id NOT LIKE ` + pattern + `)))`
+}
+
+func (p SweepParams) skipPattern() string {
+	if p.SkipJobPrefix == "" {
+		return ""
+	}
+	return escapeLike(p.SkipJobPrefix) + "%"
+}
+
 // StuckTasks returns RUNNING rows whose heartbeat (or start) is older than StuckAfter and
 // whose owner is this worker, nobody, or a worker without a live lease: the candidates for
 // MarkLost. Rows of live other workers are theirs to watch.
 func (s *Store) StuckTasks(ctx context.Context, p SweepParams) ([]Task, error) {
 	return collectTasks(s.db.Query(ctx, `SELECT `+taskColumns+` FROM django_ray_raytaskexecution
 		WHERE state = 'RUNNING' AND COALESCE(last_heartbeat_at, started_at) < now() - make_interval(secs => $3)
-		  AND `+ownerNotLiveOrSelf+`
-		ORDER BY id LIMIT $4`, p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.limit()))
+		  AND `+p.owners("$1", "$2", "$5")+`
+		ORDER BY id LIMIT $4`, p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.limit(), p.skipPattern()))
+}
+
+// StampUnseen gives the RUNNING rows the sweep could never judge — no last_heartbeat_at and no
+// started_at (a manual UPDATE, a crashed writer), or an activity time in the future by more
+// than StuckAfter (a bad clock, 'infinity') — a heartbeat of now(): the time a sweep first
+// saw them. From then on the usual rule applies: nobody heartbeats them, so StuckAfter later
+// they are stuck and recovered like any other row, instead of staying RUNNING for ever. Only
+// rows the sweep may judge (p's owner scope) are stamped, never a live worker's. It returns
+// how many rows it stamped.
+func (s *Store) StampUnseen(ctx context.Context, p SweepParams) (int64, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now()
+		WHERE state = 'RUNNING' AND `+p.owners("$1", "$2", "$4")+`
+		  AND (COALESCE(last_heartbeat_at, started_at) IS NULL
+		    OR NOT isfinite(COALESCE(last_heartbeat_at, started_at))
+		    OR COALESCE(last_heartbeat_at, started_at) > now() + make_interval(secs => $3))`,
+		p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.skipPattern())
+	if err != nil {
+		return 0, translate(err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // TimedOutTasks returns RUNNING rows past their timeout_seconds whose owner is this worker,
@@ -39,8 +86,8 @@ func (s *Store) TimedOutTasks(ctx context.Context, p SweepParams) ([]Task, error
 	return collectTasks(s.db.Query(ctx, `SELECT `+taskColumns+` FROM django_ray_raytaskexecution
 		WHERE state = 'RUNNING' AND timeout_seconds IS NOT NULL
 		  AND started_at < now() - make_interval(secs => timeout_seconds)
-		  AND `+ownerNotLiveOrSelf+`
-		ORDER BY id LIMIT $3`, p.Self, p.LeaseTTL.Seconds(), p.limit()))
+		  AND `+p.owners("$1", "$2", "$4")+`
+		ORDER BY id LIMIT $3`, p.Self, p.LeaseTTL.Seconds(), p.limit(), p.skipPattern()))
 }
 
 // OrphanedJobs returns RUNNING rows with a Ray job id starting with prefix whose owner is
@@ -57,8 +104,8 @@ func (s *Store) OrphanedJobs(ctx context.Context, p SweepParams, prefix string) 
 // stay stuck there forever; here anyone may finalize them.
 func (s *Store) CancellingTasks(ctx context.Context, p SweepParams) ([]Task, error) {
 	return collectTasks(s.db.Query(ctx, `SELECT `+taskColumns+` FROM django_ray_raytaskexecution
-		WHERE state = 'CANCELLING' AND `+ownerNotLiveOrSelf+`
-		ORDER BY id LIMIT $3`, p.Self, p.LeaseTTL.Seconds(), p.limit()))
+		WHERE state = 'CANCELLING' AND `+p.owners("$1", "$2", "$4")+`
+		ORDER BY id LIMIT $3`, p.Self, p.LeaseTTL.Seconds(), p.limit(), p.skipPattern()))
 }
 
 // OwnedTasks returns the worker's RUNNING and CANCELLING rows (used at start-up and by

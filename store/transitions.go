@@ -120,7 +120,9 @@ type LostParams struct {
 // MarkLost moves a RUNNING row whose heartbeat (or, without one, its start) is older than
 // StuckAfter to LOST, or straight back to QUEUED when p.RetryDelay is set, in one statement.
 // It applies only if the row is still as the guard saw it, still stale, and its owner is this
-// worker, nobody, or a worker without a live lease.
+// worker, nobody, or a worker without a live lease. last_heartbeat_at is kept, as django-ray
+// 0.2.0 keeps it: on a re-queued row it marks "lost, not claimed since" (a claim sets it, a
+// hand-back clears it), which Reclaim relies on.
 func (s *Store) MarkLost(ctx context.Context, g Guard, p LostParams) (bool, error) {
 	retry := p.RetryDelay != nil
 	var delay float64
@@ -133,7 +135,6 @@ func (s *Store) MarkLost(ctx context.Context, g Guard, p LostParams) (bool, erro
 		    run_after = CASE WHEN $9 THEN now() + make_interval(secs => $10) ELSE run_after END,
 		    finished_at = CASE WHEN $9 THEN NULL ELSE now() END,
 		    started_at = CASE WHEN $9 THEN NULL ELSE started_at END,
-		    last_heartbeat_at = CASE WHEN $9 THEN NULL ELSE last_heartbeat_at END,
 		    claimed_by_worker = CASE WHEN $9 THEN NULL ELSE claimed_by_worker END,
 		    error_message = '`+LostMessage+`', error_traceback = NULL
 		WHERE `+guardSQL+`
@@ -149,6 +150,46 @@ func ownerNotLiveSQL(self, ttl string) string {
 		SELECT 1 FROM django_ray_taskworkerlease l
 		WHERE l.worker_id = django_ray_raytaskexecution.claimed_by_worker AND l.is_active
 		  AND l.last_heartbeat_at >= now() - make_interval(secs => ` + ttl + `)))`
+}
+
+// Reclaim gives a row back to the claim that was running it when the row was marked LOST
+// only because that claim's worker could not reach the database for longer than the stuck
+// timeout (an outage): claim is the row exactly as that worker claimed it. The row becomes
+// RUNNING under the claim again — state, attempt_number, started_at, claimed_by_worker,
+// ray_job_id, run_after and error columns as claimed, a fresh heartbeat, no finished_at — so
+// the worker can go on running it, or record the outcome it holds, instead of the task
+// running a second time. It applies only while nobody else has taken the row since:
+//
+//   - LOST (no retry): still the same claim (owner, start, job id), attempt unchanged, with
+//     MarkLost's message and no traceback (a requeue clears them);
+//   - QUEUED (MarkLost's retry): attempt_number one higher, no owner, no start, the same
+//     ray_job_id, MarkLost's message, no traceback, and a heartbeat kept by MarkLost — a
+//     claim sets owner and start and a hand-back (Release) clears the heartbeat, a failure's
+//     retry raises the attempt again and writes another message, a cancel or requeue changes
+//     the state or clears the message.
+//
+// Claims lock rows (FOR UPDATE SKIP LOCKED) and every other writer is one guarded UPDATE, so
+// Reclaim and a concurrent claim cannot both apply: whichever commits first wins, the other
+// re-reads the row and does not match.
+func (s *Store) Reclaim(ctx context.Context, claim Task) (bool, error) {
+	if claim.State != StateRunning || claim.ClaimedByWorker == nil || claim.StartedAt == nil {
+		return false, fmt.Errorf("%w: Reclaim needs the row as its worker claimed it (RUNNING, owner, start)", ErrInvalid)
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'RUNNING', attempt_number = $2, started_at = $3, claimed_by_worker = $4,
+		    last_heartbeat_at = now(), finished_at = NULL, run_after = $6,
+		    error_message = $7, error_traceback = $8
+		WHERE id = $1 AND ray_job_id IS NOT DISTINCT FROM $5
+		  AND error_message = '`+LostMessage+`' AND error_traceback IS NULL
+		  AND ((state = 'LOST' AND attempt_number = $2 AND claimed_by_worker = $4 AND started_at = $3)
+		    OR (state = 'QUEUED' AND attempt_number = $2 + 1 AND claimed_by_worker IS NULL AND started_at IS NULL
+		        AND last_heartbeat_at IS NOT NULL))`,
+		claim.ID, claim.AttemptNumber, claim.StartedAt, claim.ClaimedByWorker, claim.RayJobID, claim.RunAfter,
+		claim.ErrorMessage, claim.ErrorTraceback)
+	if err != nil {
+		return false, translate(err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // MarkTimedOut moves a RUNNING row that has run longer than its timeout_seconds to terminal

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -383,5 +384,102 @@ func TestRequeue(t *testing.T) {
 	}
 	if r, _ := s.GetTask(ctx, running.ID); r.State != store.StateRunning {
 		t.Fatalf("RUNNING row was requeued")
+	}
+}
+
+// TestReclaim: the worker that held a claim when its row was marked LOST (an outage cut it
+// off) gets the row back exactly as it claimed it, unless anyone has taken the row since.
+func TestReclaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	retryNow, retryLater := 0*time.Second, time.Hour
+	lost := func(s *store.Store, task store.Task, retry *time.Duration) {
+		t.Helper()
+		if ok, err := s.MarkLost(ctx, task.Guard(), store.LostParams{Self: "sweeper", StuckAfter: time.Second, LeaseTTL: time.Minute, RetryDelay: retry}); err != nil || !ok {
+			t.Fatalf("mark lost: %v %v", ok, err)
+		}
+	}
+	claim := func(s *store.Store) store.Task {
+		t.Helper()
+		got, err := s.Claim(ctx, store.ClaimParams{WorkerID: "w2", Limit: 1, AssignJobIDs: true})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("claim: %v %v", got, err)
+		}
+		return got[0]
+	}
+	cases := []struct {
+		name    string
+		then    func(s *store.Store, task store.Task)
+		applied bool
+	}{
+		{"lost and re-queued", func(s *store.Store, task store.Task) { lost(s, task, &retryLater) }, true},
+		{"lost, retries exhausted", func(s *store.Store, task store.Task) { lost(s, task, nil) }, true},
+		{"still running", func(*store.Store, store.Task) {}, false},
+		{"re-queued and claimed", func(s *store.Store, task store.Task) { lost(s, task, &retryNow); claim(s) }, false},
+		{"re-queued, claimed and handed back", func(s *store.Store, task store.Task) {
+			lost(s, task, &retryNow)
+			if ok, err := s.Release(ctx, claim(s).Guard()); err != nil || !ok {
+				t.Fatalf("release: %v %v", ok, err)
+			}
+		}, false},
+		{"re-queued, claimed, failed and re-queued", func(s *store.Store, task store.Task) {
+			lost(s, task, &retryNow)
+			if ok, err := s.Retry(ctx, claim(s).Guard(), time.Hour, store.ErrorInfo{Message: store.LostMessage}); err != nil || !ok {
+				t.Fatalf("retry: %v %v", ok, err)
+			}
+		}, false},
+		{"re-queued and cancelled", func(s *store.Store, task store.Task) {
+			lost(s, task, &retryLater)
+			if _, err := s.RequestCancel(ctx, []int64{task.ID}, []store.TaskState{store.StateQueued}); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"lost and requeued by an operator", func(s *store.Store, task store.Task) {
+			lost(s, task, nil)
+			if _, err := s.Requeue(ctx, []int64{task.ID}, []store.TaskState{store.StateLost}, store.RequeueOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"succeeded", func(s *store.Store, task store.Task) {
+			if ok, err := s.Succeed(ctx, task.Guard(), store.Result{Data: storetest.Ptr("1")}); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := storetest.New(t)
+			task := runningRow(t, s, func(r *store.Task) { r.RunAfter = storetest.Ago(time.Hour) })
+			tc.then(s, task)
+			before, _ := s.GetTask(ctx, task.ID)
+			ok, err := s.Reclaim(ctx, task)
+			if err != nil || ok != tc.applied {
+				t.Fatalf("applied=%v err=%v, want %v", ok, err, tc.applied)
+			}
+			after, _ := s.GetTask(ctx, task.ID)
+			if !tc.applied {
+				if !reflect.DeepEqual(before, after) {
+					t.Fatalf("row changed:\n%+v\n%+v", before, after)
+				}
+				return
+			}
+			// exactly the claim again, with a fresh heartbeat
+			if after.LastHeartbeatAt == nil || !after.LastHeartbeatAt.After(*task.LastHeartbeatAt) {
+				t.Fatalf("heartbeat %v", after.LastHeartbeatAt)
+			}
+			after.LastHeartbeatAt = task.LastHeartbeatAt
+			if !reflect.DeepEqual(after, task) {
+				t.Fatalf("reclaimed row\n%+v\nwant the claim\n%+v", after, task)
+			}
+			// and the claim's outcome applies
+			if ok, err := s.Succeed(ctx, task.Guard(), store.Result{Data: storetest.Ptr("1")}); err != nil || !ok {
+				t.Fatalf("succeed after reclaim: %v %v", ok, err)
+			}
+		})
+	}
+	s, _ := storetest.New(t)
+	if _, err := s.Reclaim(ctx, store.Task{ID: 1, State: store.StateQueued}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a row that is not a claim: %v", err)
 	}
 }

@@ -32,6 +32,12 @@ Callables (callable_path "tests.tasks.<name>"):
                                "<own pid> <child pid>" to pidfile, sleeps
   orphan(pidfile)              starts a child `sleep 300`, writes its pid, returns at once
   ignore_term(seconds, pidfile) ignores SIGTERM, writes its pid, sleeps
+  exec_once(dir, key, seconds=0, ignore_term=False)
+                               records one execution of task <key> in <dir>/runs.log:
+                               "start <key> <pid>", sleeps, "end <key> <pid>"; holds an
+                               exclusive flock on <dir>/<key>.lock while it lives, and writes
+                               "overlap <key> <pid>" first if another execution of <key>
+                               still holds it (the kernel drops the lock when a run dies)
 A callable_path that is not a dotted identifier is rejected: usage error, exit 2 (like a
 payload the real entrypoint cannot parse). An unknown callable is a ModuleNotFoundError result.
 """
@@ -177,6 +183,28 @@ def ignore_term(seconds, pidfile):
     os.rename(pidfile + ".tmp", pidfile)
     time.sleep(seconds)
     return "survived"
+
+
+def _record(dir, line):
+    with open(os.path.join(dir, "runs.log"), "a") as f:  # one small O_APPEND write: atomic
+        f.write(f"{line} {time.time():.6f}\n")
+
+
+def exec_once(dir, key, seconds=0.0, ignore_term=False):
+    import fcntl
+    import signal
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.makedirs(dir, exist_ok=True)
+    lock = os.open(os.path.join(dir, key + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _record(dir, f"overlap {key} {os.getpid()}")
+    _record(dir, f"start {key} {os.getpid()}")
+    time.sleep(seconds)
+    _record(dir, f"end {key} {os.getpid()}")
+    return key
 
 
 def _emit(envelope):

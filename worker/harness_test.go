@@ -14,6 +14,7 @@ import (
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/procrunner"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
@@ -21,6 +22,7 @@ import (
 // TestMain checks no test leaves a goroutine behind. storetest keeps one admin pool for the
 // whole test binary (its health-check goroutine is expected); the worker creates no pools.
 func TestMain(m *testing.M) {
+	procgroup.Main() // the process runner re-executes this binary as its supervisor
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }
 

@@ -10,8 +10,25 @@ import (
 	"github.com/rayctl/rayctl/store"
 )
 
-func (w *Worker) sweepParams() store.SweepParams {
-	return store.SweepParams{Self: w.cfg.WorkerID, LeaseTTL: w.cfg.LeaseTTL, StuckAfter: w.cfg.StuckAfter, Limit: 1000}
+// sweepParams scope the sweeps: only this worker's rows until it has watched the database for
+// a lease TTL (after its start, or an outage that cut it off: watchedLongEnough), and never
+// other workers' rows that carry a Ray job: moving such a row away (LOST, timed out) without
+// stopping its job would let the job run on beside a retry, unseen by reconcile-jobs. A
+// runner that can adopt takes them over instead (adopt: the same job goes on, or its end is
+// recorded, or a timeout stops it first); a runner without Ray leaves them to one that can.
+func (w *Worker) sweepParams(now time.Time) store.SweepParams {
+	return store.SweepParams{Self: w.cfg.WorkerID, LeaseTTL: w.cfg.LeaseTTL, StuckAfter: w.cfg.StuckAfter, Limit: 1000,
+		OnlyOwn: !w.watchedLongEnough(now), SkipJobPrefix: store.RaySubmissionPrefix}
+}
+
+// rayJob reports whether a row carries a Ray Jobs submission id (its job may still run).
+func rayJob(t store.Task) bool {
+	return t.RayJobID != nil && strings.HasPrefix(*t.RayJobID, store.RaySubmissionPrefix)
+}
+
+// canStop reports whether this worker's runner can see (stop, poll) a row's Ray job.
+func (w *Worker) canStop(t store.Task) bool {
+	return w.caps.AdoptPrefix != "" && t.RayJobID != nil && strings.HasPrefix(*t.RayJobID, w.caps.AdoptPrefix)
 }
 
 func (w *Worker) owns(t store.Task) bool {
@@ -53,35 +70,19 @@ func (w *Worker) abandon(dbctx context.Context, e *execution) {
 	}
 }
 
-// checkTimeouts ends this worker's executions that ran past timeout_seconds: FAILED (never
-// retried), then the work is stopped. The database's clock decides; if it disagrees by a
-// little the check is repeated shortly.
+// checkTimeouts stops this worker's executions that ran past timeout_seconds. Their rows stay
+// RUNNING (and heartbeated) until the runner confirms the work stopped; finish then records
+// them FAILED as timed out (never retried). Recording first would let an operator's requeue
+// start the task again while the first run is still alive.
 func (w *Worker) checkTimeouts(dbctx context.Context, now time.Time) {
 	for _, e := range w.inflight {
-		if e.deadline.IsZero() || e.abandoned || e.cancelling || e.handBack || now.Before(e.deadline) {
+		if e.deadline.IsZero() || e.abandoned || e.cancelling || e.handBack || e.timingOut || e.pending != nil || now.Before(e.deadline) {
 			continue
 		}
-		var tr lifecycle.Transition
-		err := w.withTimeout(dbctx, func(c context.Context) error {
-			var err error
-			tr, err = w.applier.Apply(c, e.task, lifecycle.Outcome{Kind: lifecycle.TimedOut})
-			return err
-		})
-		switch {
-		case err != nil:
-			w.dbError("timeout", err)
-			e.deadline = now.Add(time.Second)
-		case tr.Applied:
-			w.m.recovered.WithLabelValues("timed_out").Inc()
-			w.logTransition(e.task, tr, now.Sub(e.started))
-			w.abandon(dbctx, e)
-		case tr.Current == store.StateRunning:
-			e.deadline = now.Add(200 * time.Millisecond) // not yet by the database's clock
-		case tr.Current == store.StateCancelling:
-			e.deadline = time.Time{} // the cancellation check takes it from here
-		default:
-			w.log.Warn("task moved on while running; stopping it", taskAttrs(e.task, "state", tr.Current)...)
-			w.abandon(dbctx, e)
+		e.timingOut = true
+		w.log.Warn("task timed out; stopping it", taskAttrs(e.task, "timeout_seconds", *e.task.TimeoutSeconds)...)
+		if err := w.runner.Cancel(dbctx, e.task); err != nil {
+			w.log.Warn("could not stop a task", append(taskAttrs(e.task), "error", err)...)
 		}
 	}
 }
@@ -89,12 +90,18 @@ func (w *Worker) checkTimeouts(dbctx context.Context, now time.Time) {
 // checkCancellations stops this worker's executions whose rows went CANCELLING (they are
 // finalized CANCELLED when the runner reports them stopped), and finalizes CANCELLING rows
 // nobody runs: this worker's untracked ones and those of dead workers (django-ray 0.2.0
-// leaves the latter CANCELLING forever).
+// leaves the latter CANCELLING forever). A dead worker's row with a Ray job is finalized only
+// once the runner confirms the job ended (stopping it first); a worker whose runner cannot
+// see Ray jobs leaves such rows to one that can.
 func (w *Worker) checkCancellations(dbctx context.Context) {
+	p := w.sweepParams(w.cfg.Clock())
+	if w.caps.AdoptPrefix != "" {
+		p.SkipJobPrefix = "" // this runner stops them (stopDeadJob)
+	}
 	var rows []store.Task
 	err := w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
-		rows, err = w.store.CancellingTasks(c, w.sweepParams())
+		rows, err = w.store.CancellingTasks(c, p)
 		return err
 	})
 	if err != nil {
@@ -102,6 +109,15 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 		return
 	}
 	w.dbFine()
+	seen := make(map[int64]bool, len(rows))
+	for _, row := range rows {
+		seen[row.ID] = true
+	}
+	for id := range w.stopAsked {
+		if !seen[id] {
+			delete(w.stopAsked, id) // finalized, by this worker or another
+		}
+	}
 	for _, row := range rows {
 		e := w.inflight[row.ID]
 		if e != nil && w.owns(row) && sameClaim(e.task, row) {
@@ -114,15 +130,38 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 			}
 			continue
 		}
-		if !w.owns(row) && w.caps.AdoptPrefix != "" && row.RayJobID != nil && strings.HasPrefix(*row.RayJobID, w.caps.AdoptPrefix) {
-			// A dead worker's job may still run: stop it before finalizing.
-			if err := w.runner.Cancel(dbctx, row); err != nil {
-				w.log.Warn("could not stop a dead worker's cancelled job", append(taskAttrs(row), "error", err)...)
-				continue
+		if !w.owns(row) && rayJob(row) {
+			if !w.canStop(row) || !w.stopDeadJob(dbctx, row) {
+				continue // not confirmed ended yet: asked again at the next check
 			}
+			w.runner.Forget(row)
 		}
 		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "cancelled")
 	}
+}
+
+// stopDeadJob asks the runner about a dead worker's CANCELLING row's job and reports whether
+// the job has ended (confirmed by the runner: stopped, or finished first). While it has not,
+// it asks the runner to stop it.
+func (w *Worker) stopDeadJob(dbctx context.Context, row store.Task) bool {
+	st, err := w.runner.Poll(dbctx, []store.Task{row})
+	if err != nil || len(st) != 1 {
+		w.log.Warn("runner could not report on a dead worker's cancelled job", append(taskAttrs(row, "ray_job_id", deref(row.RayJobID)), "error", err)...)
+		return false
+	}
+	if st[0].Phase == Done {
+		return true
+	}
+	if !w.stopAsked[row.ID] {
+		w.log.Info("stopping a dead worker's cancelled job; the task is finalized once the job has ended",
+			taskAttrs(row, "ray_job_id", deref(row.RayJobID))...)
+	}
+	if err := w.runner.Cancel(dbctx, row); err != nil {
+		w.log.Warn("could not stop a dead worker's cancelled job", append(taskAttrs(row, "ray_job_id", deref(row.RayJobID)), "error", err)...)
+		return false
+	}
+	w.stopAsked[row.ID] = true
+	return false
 }
 
 func sameClaim(a, b store.Task) bool {
@@ -189,6 +228,9 @@ func (w *Worker) reconcileOwned(dbctx context.Context, ids []int64) {
 		if ok && w.owns(row) && sameClaim(e.task, row) && (row.State == store.StateRunning || row.State == store.StateCancelling) {
 			continue
 		}
+		if ok && (row.State == store.StateQueued || row.State == store.StateLost) && w.reclaim(dbctx, e) {
+			continue // marked LOST during an outage of this worker's database access: ours again
+		}
 		state := store.TaskState("deleted")
 		if ok {
 			state = row.State
@@ -227,9 +269,20 @@ func (w *Worker) renewLease(dbctx context.Context) {
 // sweep is the maintenance pass: expire other workers' stale leases, fail timed-out rows of
 // dead workers, mark stuck rows (this worker's or dead workers') LOST and retry them, and,
 // for a runner that can adopt, take over dead workers' running jobs.
+//
+// Until this worker has reached the database without a break for a lease TTL (after its start
+// or an outage that cut it off), it touches no other worker's lease or row: an outage that
+// cut it off probably cut the others off too, and they need up to a heartbeat interval after
+// it ends to heartbeat again. Expiring their leases and marking their rows LOST at once would
+// throw away results they hold and run their tasks a second time.
 func (w *Worker) sweep(dbctx context.Context) {
+	now := w.cfg.Clock()
+	p := w.sweepParams(now)
 	var expired []string
 	err := w.withTimeout(dbctx, func(c context.Context) error {
+		if p.OnlyOwn {
+			return nil
+		}
 		var err error
 		expired, err = w.store.ExpireLeases(c, w.cfg.LeaseTTL)
 		return err
@@ -248,10 +301,13 @@ func (w *Worker) sweep(dbctx context.Context) {
 		w.log.Warn("expired the lease of a worker without a heartbeat", "expired_worker_id", id, "lease_ttl", w.cfg.LeaseTTL.String())
 	}
 
-	p := w.sweepParams()
 	var timedOut, stuck []store.Task
+	var unseen int64
 	err = w.withTimeout(dbctx, func(c context.Context) error {
 		var err error
+		if unseen, err = w.store.StampUnseen(c, p); err != nil {
+			return err
+		}
 		if timedOut, err = w.store.TimedOutTasks(c, p); err != nil {
 			return err
 		}
@@ -263,49 +319,36 @@ func (w *Worker) sweep(dbctx context.Context) {
 		return
 	}
 	w.dbFine()
+	if unseen > 0 {
+		w.log.Warn("RUNNING tasks without a usable heartbeat or start time seen for the first time; recovered after the stuck timeout unless someone heartbeats them",
+			"tasks", unseen, "stuck_after", w.cfg.StuckAfter.String())
+	}
 	for _, row := range timedOut {
 		if w.inflight[row.ID] != nil {
-			continue // checkTimeouts ends this worker's own, and stops them
+			continue // checkTimeouts stops this worker's own, and ends them once stopped
 		}
-		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out") {
-			w.stopOrphan(dbctx, row, "timed out")
-		}
+		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.TimedOut}, "timed_out")
 	}
 	for _, row := range stuck {
-		e := w.inflight[row.ID]
-		if e != nil && e.abandoned {
+		if w.inflight[row.ID] != nil {
+			// This worker runs it: the runner cannot tell its state now (the row is not
+			// heartbeated while Unknown). Marking it LOST would retry a task whose work may
+			// still run; the worker waits for the runner instead (see Runner).
 			continue
 		}
-		if w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost") {
-			if e != nil {
-				w.abandon(dbctx, e)
-			} else {
-				w.stopOrphan(dbctx, row, "lost")
-			}
-		}
+		w.apply(dbctx, row, lifecycle.Outcome{Kind: lifecycle.Lost}, "lost")
 	}
-	if w.caps.AdoptPrefix != "" {
-		w.adopt(dbctx)
-	}
-}
-
-// stopOrphan asks the runner to stop the job of a dead worker's row that a sweep just ended
-// (timed out, or LOST and retried): a detached job may still be running, and must not go on
-// beside the retry. Best effort: the row's outcome is already written.
-func (w *Worker) stopOrphan(dbctx context.Context, row store.Task, why string) {
-	if w.owns(row) || w.caps.AdoptPrefix == "" || row.RayJobID == nil || !strings.HasPrefix(*row.RayJobID, w.caps.AdoptPrefix) {
-		return
-	}
-	if err := w.runner.Cancel(dbctx, row); err != nil {
-		w.log.Warn("could not stop the job of a dead worker's task", append(taskAttrs(row, "reason", why, "ray_job_id", *row.RayJobID), "error", err)...)
+	if w.caps.AdoptPrefix != "" && !p.OnlyOwn {
+		w.adopt(dbctx, p)
 	}
 }
 
 // adopt takes over RUNNING rows of dead workers whose jobs this runner can see: a job still
 // running is adopted (store.Adopt, django-ray's compare-and-set) and monitored like the
-// worker's own; a job that ended is finished without adoption, as django-ray does.
-func (w *Worker) adopt(dbctx context.Context) {
-	p := w.sweepParams()
+// worker's own — past its timeout, checkTimeouts then stops it and records the timeout once
+// it has stopped; a job that ended is finished without adoption, as django-ray does. This is
+// also how such rows are recovered when stale: never marked LOST while their job may run.
+func (w *Worker) adopt(dbctx context.Context, p store.SweepParams) {
 	p.Limit = w.cfg.Concurrency
 	var orphans []store.Task
 	err := w.withTimeout(dbctx, func(c context.Context) error {
@@ -408,17 +451,16 @@ func (w *Worker) release(dbctx context.Context, e *execution) bool {
 	return true
 }
 
-// releaseRemaining ends what did not stop within StopWait: rows are released (or a
-// cancelled one finalized) anyway, so the queue does not wait for stuck-task recovery.
+// releaseRemaining gives up on what the runner did not confirm stopped within StopWait (a
+// process in uninterruptible sleep) or could not be recorded: the rows are left as they are,
+// RUNNING or CANCELLING under this worker's lease, which is deactivated next, and other
+// workers recover them (stuck-task recovery, cancel finalization). Handing them back to the
+// queue now could start a task again beside a run that is still alive.
 func (w *Worker) releaseRemaining(dbctx context.Context) {
 	for _, e := range w.inflight {
-		switch {
-		case e.abandoned:
-		case e.cancelling:
-			w.apply(dbctx, e.task, lifecycle.Outcome{Kind: lifecycle.Cancelled}, "")
-		default:
-			w.log.Warn("task not stopped or not recorded by the end of the shutdown; handing it back", taskAttrs(e.task)...)
-			w.release(dbctx, e)
+		if !e.abandoned {
+			w.log.Warn("task not confirmed stopped (or not recorded) by the end of the shutdown; left for recovery by other workers",
+				taskAttrs(e.task, "state", e.task.State)...)
 		}
 		w.forget(e)
 	}

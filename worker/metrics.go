@@ -25,7 +25,7 @@ type metrics struct {
 	dbErrors      *prometheus.CounterVec // op
 	leaseRenewed  prometheus.Counter
 	leasesExpired prometheus.Counter
-	recovered     *prometheus.CounterVec // kind: lost, timed_out, cancelled, adopted
+	recovered     *prometheus.CounterVec // kind: lost, timed_out, cancelled, adopted, reclaimed
 	fallbacks     prometheus.Counter
 }
 
@@ -58,7 +58,7 @@ func newMetrics(s *store.Store, leaseTTL, statsTTL, dbTimeout time.Duration, clo
 		leasesExpired: prometheus.NewCounter(prometheus.CounterOpts{Name: "rayworker_leases_expired_total",
 			Help: "Other workers' leases this worker deactivated for a stale heartbeat."}),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rayworker_tasks_recovered_total",
-			Help: "Tasks of this or dead workers ended by the sweeps: lost, timed_out, cancelled (CANCELLING finalized); adopted: dead workers' running jobs taken over."},
+			Help: "Tasks of this or dead workers ended by the sweeps: lost, timed_out, cancelled (CANCELLING finalized); adopted: dead workers' running jobs taken over; reclaimed: this worker's tasks marked LOST while it could not reach the database, taken back."},
 			[]string{"kind"}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "rayworker_result_storage_fallbacks_total",
 			Help: "Oversized results stored as a digest reference because the configured backend failed."}),

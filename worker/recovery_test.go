@@ -297,3 +297,68 @@ func TestProbesBeforeStartAndConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepWaitsALeaseTTLAfterStart: a worker that just started (or just got the database
+// back) has not watched it long enough to tell a dead worker from one that was cut off too:
+// other workers' rows are left alone until it has reached the database for a lease TTL.
+func TestSweepWaitsALeaseTTLAfterStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stale := storetest.Insert(t, e.s, store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1]", State: store.StateRunning,
+		ClaimedByWorker: storetest.Ptr("vanished"), AttemptNumber: 3, StartedAt: storetest.Ago(2 * time.Hour), LastHeartbeatAt: storetest.Ago(time.Hour)})
+	started := time.Now()
+	h := e.start(nil, nil)
+	got := waitState(t, e.s, stale.ID, store.StateLost)
+	if got.FinishedAt == nil || got.FinishedAt.Sub(started) < 1900*time.Millisecond { // LeaseTTL 2 s, same host's clock
+		t.Fatalf("marked LOST %v after the worker started, before it had watched the database for a lease TTL", got.FinishedAt.Sub(started))
+	}
+	h.waitLines(1, `"msg":"task lost"`)
+}
+
+// TestBareRunningRowRecovered: a RUNNING row with no owner, no started_at and no heartbeat
+// (which 0.2.0's rule never finds stuck) is stamped when a sweep first sees it and recovered
+// once nobody has heartbeated it for the stuck timeout.
+func TestBareRunningRowRecovered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bare := storetest.Insert(t, e.s, store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1, 2]", State: store.StateRunning})
+	h := e.start(func(c *worker.Config) { c.StuckAfter = time.Second }, nil)
+	got := waitState(t, e.s, bare.ID, store.StateSucceeded)
+	if got.AttemptNumber != 2 || str(got.ResultData) != "3" {
+		t.Fatalf("%+v", got)
+	}
+	h.waitLines(1, `"msg":"RUNNING tasks without a usable heartbeat or start time seen for the first time`)
+	h.waitLines(1, `"msg":"task lost, retry scheduled"`)
+}
+
+// TestWorkerWithoutRayLeavesRayJobsAlone: a worker whose runner cannot see Ray jobs (--sync)
+// recovers a dead worker's stale row without a job, but leaves the dead worker's rows that
+// carry a Ray job — stuck, timed out, or CANCELLING — for a worker that can stop the job
+// (they stay visible to rayctl reconcile-jobs).
+func TestWorkerWithoutRayLeavesRayJobsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dead := storetest.Ptr("dead-worker")
+	row := func(state store.TaskState, job *string, mod func(*store.Task)) store.Task {
+		r := store.Task{CallablePath: "tests.tasks.add", ArgsJSON: "[1]", State: state, ClaimedByWorker: dead, RayJobID: job,
+			AttemptNumber: 3, StartedAt: storetest.Ago(2 * time.Hour), LastHeartbeatAt: storetest.Ago(time.Hour)}
+		if mod != nil {
+			mod(&r)
+		}
+		return storetest.Insert(t, e.s, r)
+	}
+	local := row(store.StateRunning, nil, nil)
+	stuckJob := row(store.StateRunning, storetest.Ptr("raysubmit_stuck"), nil)
+	timedOutJob := row(store.StateRunning, storetest.Ptr("raysubmit_timed_out"), func(r *store.Task) { r.TimeoutSeconds = storetest.Ptr(int32(5)) })
+	cancellingJob := row(store.StateCancelling, storetest.Ptr("raysubmit_cancelling"), nil)
+	cancellingLocal := row(store.StateCancelling, nil, nil)
+	h := e.start(func(c *worker.Config) { c.StuckAfter = time.Second }, nil)
+	waitState(t, e.s, local.ID, store.StateLost)
+	waitState(t, e.s, cancellingLocal.ID, store.StateCancelled)
+	h.waitLines(1, `"msg":"task lost"`)
+	for _, r := range []store.Task{stuckJob, timedOutJob, cancellingJob} {
+		if got := workertest.Row(t, e.s, r.ID); got.State != r.State || str(got.ClaimedByWorker) != "dead-worker" {
+			t.Errorf("a Ray job's row was moved by a worker without Ray: %+v", got)
+		}
+	}
+}

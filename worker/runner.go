@@ -30,10 +30,21 @@ import (
 //     process exited) so completions are recorded without polling latency. Sends must not
 //     block: a channel with a buffer of 1, dropping when full, is enough.
 //   - Cancel asks an execution to stop (kill the process group, stop the Ray job) and returns
-//     once that was requested; Poll then reports Done with a Cancelled outcome, or with the
-//     outcome the execution reached first. Cancelling an unknown or finished execution is
-//     not an error. The loop uses it for CANCELLING rows, timeouts, rows found LOST, and at
-//     shutdown.
+//     once that was requested. After Cancel, Poll reports Done only once the execution is
+//     confirmed stopped — the process group and everything it started are gone (package
+//     procgroup gives that), the Ray job is in a terminal state — with a Cancelled outcome,
+//     or with the outcome the execution reached first. Until then it reports Running (or
+//     Unknown while it cannot tell). The loop records a timed-out, cancelled, lost or
+//     handed-back attempt only on that Done, and keeps the row RUNNING (heartbeated) until
+//     then, so nothing — a retry, an operator's requeue — can start the task again while the
+//     first run may still be alive. A runner that reports Done early breaks that guarantee.
+//     Cancelling an unknown or finished execution is not an error. The loop uses it for
+//     CANCELLING rows, timeouts, rows that moved on, and at shutdown.
+//   - Unknown must be temporary. The loop never gives up on an execution it tracks: while
+//     Poll says Unknown the row is not heartbeated (it shows as stuck) but neither marked
+//     LOST nor stopped by its owner; when the runner knows again the row is heartbeated or
+//     ended. A runner that can never learn an execution's fate (its driver and handles are
+//     gone) reports Done with a Failed outcome (ExceptionType lifecycle.ExcTaskLost).
 //   - Output returns at most max bytes from the end of an execution's output or logs.
 //   - Forget drops what the runner holds for a task after the loop recorded its outcome (or
 //     gave it up); the runner must still make sure anything it started stops eventually.
@@ -100,8 +111,9 @@ type Phase int
 // The phases Poll reports.
 const (
 	// Unknown: the runner cannot tell (not started by it, status unavailable). The loop
-	// keeps waiting but stops heartbeating the task, so a task that stays unknown ages into
-	// stuck-task recovery (TaskLost), as django-ray 0.2.0 lets an UNKNOWN Ray job age.
+	// keeps waiting but stops heartbeating the task, so a task that stays unknown shows as
+	// stuck; its owner does not mark it LOST (it would be retried while its work may still
+	// run). Other workers recover it only if its owner dies.
 	Unknown Phase = iota
 	// Running: pending or running.
 	Running

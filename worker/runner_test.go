@@ -21,6 +21,9 @@ import (
 // that outlive the worker. Its jobs are driven by the test.
 type fakeRunner struct {
 	caps worker.Capabilities
+	// slowStop: Cancel records the request but the job goes on until the test ends it (a Ray
+	// job takes a while to stop).
+	slowStop bool
 
 	mu        sync.Mutex
 	jobs      map[string]worker.Status // by ray_job_id
@@ -69,7 +72,7 @@ func (f *fakeRunner) Cancel(_ context.Context, t store.Task) error {
 	defer f.mu.Unlock()
 	if t.RayJobID != nil {
 		f.cancelled = append(f.cancelled, *t.RayJobID)
-		if st, ok := f.jobs[*t.RayJobID]; ok && st.Phase != worker.Done {
+		if st, ok := f.jobs[*t.RayJobID]; ok && st.Phase != worker.Done && !f.slowStop {
 			f.jobs[*t.RayJobID] = worker.Status{Phase: worker.Done, Outcome: lifecycle.Outcome{Kind: lifecycle.Cancelled}}
 		}
 	}
@@ -195,4 +198,38 @@ func TestStartErrorsOfAnyRunner(t *testing.T) {
 	if str(got.ErrorMessage) != "could not start the task: no submission id assigned at claim" || got.AttemptNumber != 1 {
 		t.Fatalf("%+v", got)
 	}
+}
+
+// TestDeadWorkersRayRows: a worker that can see Ray jobs never moves a dead worker's row away
+// from a job that may still run: a stale RUNNING row whose job runs is adopted (not LOST), and
+// a CANCELLING row is finalized only once the runner confirms its job ended after the stop.
+func TestDeadWorkersRayRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := newFake(rayJobCaps)
+	f.slowStop = true
+	dead := storetest.Ptr("dead-worker")
+	stale := storetest.Insert(t, e.s, store.Task{State: store.StateRunning, ClaimedByWorker: dead,
+		RayJobID: storetest.Ptr("raysubmit_stale"), StartedAt: storetest.Ago(2 * time.Hour), LastHeartbeatAt: storetest.Ago(time.Hour)})
+	cancelling := storetest.Insert(t, e.s, store.Task{State: store.StateCancelling, ClaimedByWorker: dead,
+		RayJobID: storetest.Ptr("raysubmit_slow_stop"), StartedAt: storetest.Ago(time.Minute)})
+	f.set("raysubmit_stale", worker.Status{Phase: worker.Running})
+	f.set("raysubmit_slow_stop", worker.Status{Phase: worker.Running})
+	h := e.startWith(func(c *worker.Config) { c.StuckAfter = time.Second }, f)
+
+	workertest.Eventually(t, 30*time.Second, "the stop of the cancelled row's job and the stale row's adoption", func() bool {
+		return f.wasCancelled("raysubmit_slow_stop") && str(workertest.Row(t, e.s, stale.ID).ClaimedByWorker) == h.w.ID()
+	})
+	if got := workertest.Row(t, e.s, cancelling.ID); got.State != store.StateCancelling {
+		t.Fatalf("finalized before its job ended: %+v", got)
+	}
+	if got := workertest.Row(t, e.s, stale.ID); got.State != store.StateRunning || got.AttemptNumber != 1 {
+		t.Fatalf("stale row: %+v", got)
+	}
+	f.set("raysubmit_slow_stop", worker.Status{Phase: worker.Done, Outcome: lifecycle.Outcome{Kind: lifecycle.Cancelled}})
+	waitState(t, e.s, cancelling.ID, store.StateCancelled)
+	if f.wasCancelled("raysubmit_stale") {
+		t.Fatal("the adopted job was stopped")
+	}
+	h.waitLines(1, `"msg":"stopping a dead worker's cancelled job`)
 }

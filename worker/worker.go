@@ -36,6 +36,12 @@ type Worker struct {
 	dbErrLog  map[string]time.Time
 	heldBy    string    // why the runner holds claims (its ReadinessReporter error); "" when not
 	heldUntil time.Time // when to ask the runner again
+	// dbSince is when this worker's view of the database last began (its start, or the
+	// first call that worked after one that could not reach it); zero while unreachable.
+	// Other workers' rows are swept only once it is a lease TTL old (see sweep).
+	dbSince time.Time
+	// stopAsked: dead workers' CANCELLING rows whose jobs this worker asked to stop.
+	stopAsked map[int64]bool
 
 	// shared with the HTTP handlers
 	leaseOK   atomic.Bool
@@ -52,17 +58,22 @@ type execution struct {
 	deadline time.Time  // zero: no timeout_seconds
 	// cancelling: the row went CANCELLING and Cancel was called; the outcome finalizes it.
 	cancelling bool
-	// abandoned: the row already moved on (timed out, found LOST); the runner was told to
-	// stop and its outcome is dropped.
+	// abandoned: the row already moved on without this worker (finished or re-queued by
+	// someone else); the runner was told to stop and its outcome is dropped.
 	abandoned bool
+	// timingOut: the execution ran past timeout_seconds and the runner was told to stop it.
+	// The row stays RUNNING (heartbeated) until the runner confirms the stop; then it is
+	// FAILED as timed out (or SUCCEEDED, if the run completed first).
+	timingOut bool
 	// handBack: stopped at shutdown; unless it succeeded first, its row is released.
 	handBack bool
 	// unknown: the runner's last Poll could not tell this execution's state (a Ray job whose
-	// status is unavailable). Its row is not heartbeated until the runner knows again, so
-	// an execution that stays unknown ages into stuck-task recovery.
+	// status is unavailable). Its row is not heartbeated until the runner knows again (it
+	// shows as stuck), but this worker never marks it LOST: it waits for the runner.
 	unknown bool
-	// pending is an outcome the runner never held (the attempt could not start) that could
-	// not be written yet; it is written on the next poll.
+	// pending is an outcome to write on the next poll: one the runner never held (the
+	// attempt could not start) and the database did not take, or a timeout of a stopped
+	// execution that the database's clock does not see yet.
 	pending *lifecycle.Outcome
 }
 
@@ -86,9 +97,10 @@ func New(cfg Config, s *store.Store, r Runner) (*Worker, error) {
 		cfg: cfg, store: s, runner: r, caps: r.Capabilities(), log: cfg.Logger,
 		applier: &lifecycle.Applier{Store: s, Policy: cfg.Policy, Results: cfg.Results, WorkerID: cfg.WorkerID,
 			LeaseTTL: cfg.LeaseTTL, StuckAfter: cfg.StuckAfter},
-		m:        newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
-		inflight: map[int64]*execution{},
-		dbErrLog: map[string]time.Time{},
+		m:         newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
+		inflight:  map[int64]*execution{},
+		dbErrLog:  map[string]time.Time{},
+		stopAsked: map[int64]bool{},
 	}
 	w.m.concurrency.Set(float64(cfg.Concurrency))
 	if c, ok := r.(prometheus.Collector); ok {
@@ -127,6 +139,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.leaseOK.Store(true)
 	w.dbOK.Store(true)
+	w.dbSince = w.cfg.Clock()
 	w.tick()
 
 	var srv *http.Server
@@ -224,10 +237,14 @@ func (w *Worker) withTimeout(ctx context.Context, f func(context.Context) error)
 	return f(c)
 }
 
-// dbError records a failed database call and logs it at most every 10 s per operation.
+// dbError records a failed database call and logs it at most every 10 s per operation. A
+// call that could not reach the database ends this worker's continuous view of it.
 func (w *Worker) dbError(op string, err error) {
 	w.m.dbErrors.WithLabelValues(op).Inc()
 	w.dbOK.Store(false)
+	if store.Unreachable(err) {
+		w.dbSince = time.Time{}
+	}
 	now := w.cfg.Clock()
 	if last, ok := w.dbErrLog[op]; ok && now.Sub(last) < 10*time.Second {
 		return
@@ -236,7 +253,21 @@ func (w *Worker) dbError(op string, err error) {
 	w.log.Error("database call failed", "op", op, "error", err)
 }
 
-func (w *Worker) dbFine() { w.dbOK.Store(true) }
+func (w *Worker) dbFine() {
+	w.dbOK.Store(true)
+	if w.dbSince.IsZero() {
+		w.dbSince = w.cfg.Clock()
+		w.log.Info("database reachable again; other workers' tasks are left alone for a lease TTL, since they may have been cut off too",
+			"lease_ttl", w.cfg.LeaseTTL.String())
+	}
+}
+
+// watchedLongEnough reports whether this worker has reached the database without a break
+// for a lease TTL. Until then it cannot tell a dead worker from one that was cut off with it
+// and has not heartbeated again yet: it sweeps only its own rows.
+func (w *Worker) watchedLongEnough(now time.Time) bool {
+	return !w.dbSince.IsZero() && now.Sub(w.dbSince) >= w.cfg.LeaseTTL
+}
 
 // loop is the worker's single goroutine. It returns when a shutdown has run its course.
 func (w *Worker) loop(ctx, dbctx context.Context) {
@@ -466,8 +497,8 @@ func (w *Worker) pollInflight(dbctx context.Context) {
 	tasks := make([]store.Task, 0, len(w.inflight))
 	for _, e := range w.inflight {
 		if e.pending != nil {
-			if w.end(dbctx, e, *e.pending) {
-				delete(w.inflight, e.task.ID)
+			if o := *e.pending; w.end(dbctx, e, o) {
+				w.forget(e)
 			}
 			continue
 		}
@@ -526,7 +557,8 @@ func (w *Worker) recordJobID(dbctx context.Context, e *execution, id string) boo
 	return true
 }
 
-// finish records an execution's outcome and stops tracking it.
+// finish records an execution's outcome and stops tracking it. The runner has confirmed the
+// execution stopped (see Runner), so whatever is recorded here no longer runs.
 func (w *Worker) finish(dbctx context.Context, e *execution, o lifecycle.Outcome) {
 	switch {
 	case e.abandoned:
@@ -537,6 +569,8 @@ func (w *Worker) finish(dbctx context.Context, e *execution, o lifecycle.Outcome
 			w.forget(e)
 		}
 		return
+	case e.timingOut && e.task.State == store.StateRunning && o.Kind != lifecycle.Succeeded:
+		o = lifecycle.Outcome{Kind: lifecycle.TimedOut}
 	}
 	if w.end(dbctx, e, o) {
 		w.forget(e)
@@ -564,8 +598,70 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 		return false
 	}
 	w.dbFine()
+	if !tr.Applied && (tr.Current == store.StateQueued || tr.Current == store.StateLost) && w.reclaim(dbctx, e) {
+		// The row was marked LOST only because this worker could not reach the database:
+		// it is ours again, so the outcome in hand is recorded instead of the task running
+		// a second time.
+		err = w.withTimeout(dbctx, func(c context.Context) error {
+			var err error
+			tr, err = w.applier.Apply(c, task, o)
+			return err
+		})
+		if err != nil {
+			w.dbError("complete", err)
+			w.retryPoll = true
+			return false
+		}
+	}
+	if !tr.Applied && o.Kind == lifecycle.TimedOut && tr.Current == store.StateRunning && w.stillOurs(dbctx, e) {
+		// The database's clock does not see the deadline passed yet: the work is stopped,
+		// so keep the outcome and write it shortly.
+		e.pending = &o
+		w.retryPoll = true
+		return false
+	}
+	if tr.Applied && tr.Outcome == lifecycle.TimedOut {
+		w.m.recovered.WithLabelValues("timed_out").Inc()
+	}
 	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
 	return true
+}
+
+// reclaim takes back the row of an execution this worker still holds when the row was marked
+// LOST (and perhaps re-queued) only because this worker could not reach the database for
+// longer than the stuck timeout, and nobody has claimed it since (store.Reclaim). It reports
+// whether the row is RUNNING under the execution's claim again.
+func (w *Worker) reclaim(dbctx context.Context, e *execution) bool {
+	if e.abandoned || e.handBack || e.task.State != store.StateRunning || !w.owns(e.task) {
+		return false
+	}
+	var applied bool
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		applied, err = w.store.Reclaim(c, e.task)
+		return err
+	})
+	if err != nil {
+		w.dbError("reclaim", err)
+		return false
+	}
+	if applied {
+		w.m.recovered.WithLabelValues("reclaimed").Inc()
+		w.log.Warn("task taken back: it was marked LOST while this worker could not reach the database, and nobody claimed it since",
+			taskAttrs(e.task, "state", store.StateRunning)...)
+	}
+	return applied
+}
+
+// stillOurs reads the row back: is it still RUNNING under this execution's claim?
+func (w *Worker) stillOurs(dbctx context.Context, e *execution) bool {
+	var cur store.Task
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		cur, err = w.store.GetTask(c, e.task.ID)
+		return err
+	})
+	return err == nil && cur.State == store.StateRunning && w.owns(cur) && sameClaim(e.task, cur)
 }
 
 // outcomeLabel names what a transition wrote, for metrics.

@@ -150,6 +150,39 @@ func TestTimeoutIsTerminalAndKillsTheProcess(t *testing.T) {
 	}
 }
 
+// TestTimeoutRecordedOnceStopped: a timed-out task whose process ignores SIGTERM stays
+// RUNNING until the SIGKILL after the kill grace has ended it, so the row is never FAILED (and
+// requeueable) while the process is alive.
+func TestTimeoutRecordedOnceStopped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.start(nil, func(c *procrunner.Config) { c.KillGrace = 2 * time.Second })
+	pidfile := filepath.Join(h.dir, "pid")
+	task := enqueue(t, e.s, store.NewTask{CallablePath: "ignore_term", ArgsJSON: fmt.Sprintf(`[60, %q]`, pidfile), TimeoutSeconds: storetest.Ptr(int32(1))})
+	pid := workertest.ReadPIDs(t, pidfile)[0]
+	sawStopping := false
+	workertest.Eventually(t, 60*time.Second, "the timeout to be recorded", func() bool {
+		got := workertest.Row(t, e.s, task.ID)
+		alive := workertest.Alive(pid) // read after the row: alive now means alive when the row was read
+		switch {
+		case got.State == store.StateRunning:
+			if len(h.logs.Lines(`"msg":"task timed out; stopping it"`)) > 0 && alive {
+				sawStopping = true
+			}
+			return false
+		case got.State != store.StateFailed || str(got.ErrorMessage) != "Task timed out after 1 seconds":
+			t.Fatalf("%+v", got)
+		case alive:
+			t.Fatalf("the row is FAILED while its process %d still runs", pid)
+		}
+		return true
+	})
+	if !sawStopping {
+		t.Fatal("never saw the row RUNNING while its timed-out process was being stopped")
+	}
+	h.waitLines(1, `"msg":"task timed out"`, `"state":"FAILED"`)
+}
+
 // waitIdle waits until the worker has nothing in flight (per its metrics).
 func waitIdle(t *testing.T, h *running) {
 	t.Helper()

@@ -21,8 +21,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -203,7 +206,17 @@ func runOne(c config) (result, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(time.Duration(1000+400*min(c.concurrency, 10)) * time.Millisecond)
+	if c.worker == "rayworker" {
+		// every executor (or the Ray driver) ready: its start is not what is measured
+		want := c.concurrency
+		if c.mode == "core" {
+			want = 1
+		}
+		if err := waitExecutors(logf.Name(), want, deadline); err != nil {
+			return res, err
+		}
+	}
+	time.Sleep(time.Second)
 
 	callable, args := "rayctl_testapp.tasks.add", "[1, 2]"
 	if c.task == "sleep50" {
@@ -253,7 +266,8 @@ func workerCommand(c config, dsn string) *exec.Cmd {
 		cmd = exec.Command(*python, filepath.Join(*pythonPath, "manage.py"), "django_ray_worker", "--cluster", *gcs, "--concurrency", conc)
 	default:
 		runtimeEnv := fmt.Sprintf(`{"env_vars": {"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": %q}}`, *pythonPath)
-		args := []string{"--concurrency", conc, "--python", *python, "--ray-runtime-env", runtimeEnv, "--log-format", "json"}
+		args := []string{"--concurrency", conc, "--python", *python, "--ray-runtime-env", runtimeEnv, "--log-format", "json",
+			"--metrics-addr", "127.0.0.1:0"}
 		if c.mode == "sync" {
 			args = append([]string{"--sync"}, args...)
 		} else {
@@ -264,6 +278,40 @@ func workerCommand(c config, dsn string) *exec.Cmd {
 	cmd.Dir = *pythonPath
 	cmd.Env = env
 	return cmd
+}
+
+// waitExecutors reads the worker's metrics address from its JSON log and waits until
+// rayworker_executors{state="idle"} reaches want.
+func waitExecutors(logPath string, want int, deadline time.Time) error {
+	var addr string
+	for addr == "" {
+		b, _ := os.ReadFile(logPath)
+		for _, line := range strings.Split(string(b), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "worker started" {
+				addr, _ = m["metrics_addr"].(string)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no metrics address in the worker's log:\n%s", tail(string(b), 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantLine := fmt.Sprintf(`rayworker_executors{state="idle"} %d`, want)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), wantLine+"\n") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the executors did not all become ready (want %q)", wantLine)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // latency enqueues tasks one at a time, each after the previous succeeded, and returns the

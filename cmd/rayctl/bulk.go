@@ -71,12 +71,18 @@ func (e env) requeueCommand() *cli.Command {
 			"run_after (the task runs now) and result_data/result_reference (no stale result). args,\n" +
 			"kwargs, queue and attempt_number are kept; --reset-attempts sets attempt_number to 1, so the\n" +
 			"task gets MAX_TASK_ATTEMPTS tries again. RUNNING tasks are refused: a worker owns them.\n\n" +
+			"A task whose row names a Ray job (ray_job_id raysubmit_...) may still have that job running (a\n" +
+			"django-ray 0.2.0 worker fails timed-out and LOST tasks without stopping their jobs). With a Ray\n" +
+			"address (--ray-address or $RAY_ADDRESS) rayctl stops each such job and waits until Ray reports\n" +
+			"it over before requeueing its task; a task whose job cannot be confirmed over is left as it is\n" +
+			"and reported (exit 5). Without one, rayctl warns that it did not check them.\n\n" +
 			"Examples:\n" +
 			"   rayctl requeue --state FAILED --queue default --dry-run\n" +
 			"   rayctl requeue --state FAILED --callable 'billing.tasks.*' --error-contains Timeout --limit 500 --batch 100 --reason INC-42\n" +
-			"   rayctl requeue --id 17 --id 18 --state CANCELLED --yes\n\n" + selectionHelp + "\n\n" + bulkExitCodes,
-		Flags: append(selectionFlags(recovery.ActionRequeue),
+			"   rayctl requeue --id 17 --id 18 --state CANCELLED --yes\n\n" + selectionHelp + "\n\n" + rayConnHelp + "\n\n" + bulkExitCodes,
+		Flags: append(append(selectionFlags(recovery.ActionRequeue),
 			&cli.BoolFlag{Name: "reset-attempts", Usage: "set attempt_number back to 1 (a full retry budget)"}),
+			rayFlags()...),
 		Action: func(c *cli.Context) error { return e.bulkAction(c, recovery.ActionRequeue) },
 	}
 }
@@ -92,7 +98,8 @@ func (e env) cancelCommand() *cli.Command {
 			"them, after the rows changed, best effort: each job's answer is reported (stopped, already\n" +
 			"ended, unknown to Ray, or the error); a failed stop makes the exit code 5. With --state\n" +
 			"CANCELLING, CANCELLING tasks whose owner has no live lease (none within --lease-ttl) are\n" +
-			"finalized to CANCELLED, since no django-ray 0.2.0 worker ever will; --stop stops their jobs too.\n" +
+			"finalized to CANCELLED, since no django-ray 0.2.0 worker ever will; with --stop each one's job\n" +
+			"is stopped and confirmed over first (a task whose job is not is left CANCELLING and reported).\n" +
 			"--stop checks that Ray answers before anything is written.\n\n" +
 			"Examples:\n" +
 			"   rayctl cancel --queue reports --state QUEUED --dry-run\n" +
@@ -114,6 +121,9 @@ type bulkFlags struct {
 	reason        string
 	resetAttempts bool
 	stop          *rayConn // cancel --stop: the Ray to stop jobs on
+	// ray: the Ray whose jobs are confirmed over before their rows move on (requeue with a
+	// Ray address; cancel --stop, for finalized CANCELLING rows). Nil: not checked.
+	ray *rayConn
 }
 
 func parseBulkFlags(c *cli.Context, a recovery.Action) (bulkFlags, error) {
@@ -178,6 +188,15 @@ func (e env) bulkAction(c *cli.Context, a recovery.Action) error {
 			return usageErrorf("cancel: --stop needs a Ray address: set --ray-address or RAY_ADDRESS (the dashboard, http://HOST:8265)")
 		}
 		defer f.stop.close()
+		f.ray = f.stop
+	}
+	// requeue: a Ray address, when there is one, is used to end the tasks' old jobs first.
+	// $RAY_ADDRESS=auto (django-ray's default) names no Jobs API: the jobs go unchecked.
+	if a == recovery.ActionRequeue && (c.IsSet("ray-address") || !strings.EqualFold(e.rayAddress(c), "auto")) {
+		if f.ray, err = e.rayClient(c, "requeue"); err != nil {
+			return err
+		}
+		defer f.ray.close()
 	}
 	return e.withDB(c, func(r *runCtx) error { return bulk(r, a, f) })
 }
@@ -190,6 +209,9 @@ type bulkReport struct {
 	Outcome *recovery.Outcome `json:"outcome"`
 	// Stops is Ray's answer per job (cancel --stop); null without --stop.
 	Stops []recovery.StopResult `json:"stops"`
+	// RayJobsChecked: the plan's Ray jobs (plan.ray_jobs) were confirmed over before their
+	// rows changed (outcome.ray_jobs_ended / ray_jobs_not_ended); false: nobody checked them.
+	RayJobsChecked bool `json:"ray_jobs_checked"`
 }
 
 // verbs for people: requeue -> "Requeue"/"requeued".
@@ -213,7 +235,14 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 	if err != nil {
 		return selectionErr(name, err)
 	}
-	rep := bulkReport{DryRun: f.dryRun, Plan: p}
+	if f.ray != nil && f.stop == nil && len(p.RayJobs) > 0 && !f.dryRun {
+		// Ray must answer before anything is written, or every such row would be skipped.
+		if _, err := f.ray.client.Version(r.ctx); err != nil {
+			return rayDown(name, fmt.Errorf("%s a Ray job to stop first, but Ray at %s does not answer: %v",
+				namePhrase(len(p.RayJobs), "selected "), f.ray.address, err))
+		}
+	}
+	rep := bulkReport{DryRun: f.dryRun, Plan: p, RayJobsChecked: f.ray != nil && len(p.RayJobs) > 0}
 	finish := func(err error) error {
 		if r.o.json() {
 			if werr := writeJSON(r.stdout, r.o, rep); werr != nil {
@@ -226,6 +255,7 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		if err := printPlan(r.stdout, p); err != nil {
 			return err
 		}
+		printRayJobsNote(r.stdout, p, f.ray)
 	}
 	if len(p.Targets) == 0 {
 		return finish(&exitError{code: exitNoMatch, msg: fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)})
@@ -252,9 +282,11 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
 		}
 	}
-	out, applyErr := recovery.Apply(r.ctx, r.store, p, recovery.ApplyOptions{
-		Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
-	})
+	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks}
+	if f.ray != nil {
+		opts.Ray = f.ray.client
+	}
+	out, applyErr := recovery.Apply(r.ctx, r.store, p, opts)
 	rep.Applied, rep.Outcome = out.Batches > 0, &out
 	if f.stop != nil {
 		rep.Stops = recovery.StopJobs(r.ctx, f.stop.client, out.Jobs, 0)
@@ -319,6 +351,9 @@ func bulkExit(name, done string, p recovery.Plan, out recovery.Outcome, err erro
 		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: stopped after %s %d: %v", name, done, out.Changed, err)}
 	case err != nil:
 		return fmt.Errorf("%s: %w", name, err)
+	case len(out.NotEnded) > 0:
+		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: %s %d; %s left unchanged: their Ray jobs could not be confirmed over", name, done, out.Changed,
+			plural(int64(len(out.NotEnded)), "task"))}
 	case out.Skipped > 0:
 		return &exitError{code: exitPartial, msg: fmt.Sprintf("%s: %s %d, skipped %d that changed after selection", name, done, out.Changed, out.Skipped)}
 	case len(p.MissingIDs)+len(p.Unmatched) > 0:
@@ -375,10 +410,30 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 		}
 		line += " (" + strings.Join(parts, ", ") + ")"
 	}
-	if out.Skipped > 0 {
-		line += fmt.Sprintf("; skipped %d that changed after selection: %s", out.Skipped, joinIDs(out.SkippedIDs, 10))
+	notEnded := map[int64]bool{}
+	for _, n := range out.NotEnded {
+		notEnded[n.ID] = true
+	}
+	var moved []int64
+	for _, id := range out.SkippedIDs {
+		if !notEnded[id] {
+			moved = append(moved, id)
+		}
+	}
+	if len(moved) > 0 {
+		line += fmt.Sprintf("; skipped %d that changed after selection: %s", len(moved), joinIDs(moved, 10))
 	}
 	fmt.Fprintln(w, line)
+	if n := len(out.Ended); n > 0 {
+		fmt.Fprintf(w, "%s confirmed over (stopped first where still running) before their tasks changed\n", plural(int64(n), "Ray job"))
+	}
+	for i, n := range out.NotEnded {
+		if i == 20 {
+			fmt.Fprintf(w, "... and %d more left unchanged (-o json lists all)\n", len(out.NotEnded)-20)
+			break
+		}
+		fmt.Fprintf(w, "left unchanged: task %d, Ray job %s not confirmed over: %s\n", n.ID, n.RayJobID, n.Error)
+	}
 	fmt.Fprintf(w, "%s of up to %d rows, longest transaction %s, %.0f rows/s\n", plural(int64(out.Batches), "batch"), batch,
 		out.LongestBatch.Round(time.Microsecond), out.RowsPerSecond())
 	if out.ToStates[store.StateCancelling] > 0 {
@@ -433,6 +488,37 @@ func statesList(ss []store.TaskState) string {
 		out[i] = string(s)
 	}
 	return strings.Join(out, ", ")
+}
+
+// printRayJobsNote says what happens to the Ray jobs of the rows the action moves away from
+// them: confirmed over first (with a Ray address), or not checked, which is a warning.
+func printRayJobsNote(w io.Writer, p recovery.Plan, ray *rayConn) {
+	n := len(p.RayJobs)
+	if n == 0 {
+		return
+	}
+	if ray != nil {
+		fmt.Fprintf(w, "%s a Ray job: each job is stopped and confirmed over at %s before its task changes\n", namePhrase(n, ""), ray.address)
+		return
+	}
+	ids := make([]string, 0, n)
+	for _, j := range p.RayJobs {
+		ids = append(ids, j.RayJobID)
+	}
+	fix := "give --ray-address or set RAY_ADDRESS to stop them first"
+	if p.Action == recovery.ActionCancel {
+		fix = "add --stop (with a Ray address) to stop them first"
+	}
+	fmt.Fprintf(w, "warning: %s a Ray job that rayctl did not check (%s); one still running would run on beside whatever runs next: %s\n",
+		namePhrase(n, "selected "), fix, joinStrings(ids, 10))
+}
+
+// namePhrase is "1 <adj>task names" or "N <adj>tasks name".
+func namePhrase(n int, adj string) string {
+	if n == 1 {
+		return "1 " + adj + "task names"
+	}
+	return fmt.Sprintf("%d %stasks name", n, adj)
 }
 
 // printStops reports Ray's answer for each job cancel --stop asked to stop.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -561,5 +562,44 @@ func TestPromptInterrupted(t *testing.T) {
 	}
 	if snapshot(t, sc.Pool) != before {
 		t.Fatal("an interrupted prompt wrote")
+	}
+}
+
+// TestRequeueRayJobs: with a Ray address, requeue stops a task's old Ray job and waits until
+// Ray reports it over before requeueing the task; Ray down refuses before writing; without a
+// Ray address the plan warns that nobody checked the jobs. (A job that cannot be confirmed
+// over keeps its task unchanged: recovery's TestRequeueEndsRayJobsFirst.)
+func TestRequeueRayJobs(t *testing.T) {
+	t.Parallel()
+	s, sc := storetest.New(t)
+	fake := raytest.New(t)
+	row := dirtyFailed(t, s, "default", store.StateFailed) // names raysubmit_old
+	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_old", Status: raytest.Running})
+	vars := map[string]string{"DATABASE_URL": sc.DSN, "USER": "oncall", "RAY_ADDRESS": "auto"}
+
+	r := rayctlWith(t, runOpts{vars: vars}, "requeue", "--id", itoa(row.ID), "--dry-run").expect(t, exitOK)
+	if !strings.Contains(r.stdout, "warning: 1 selected task names a Ray job that rayctl did not check (give --ray-address or set RAY_ADDRESS to stop them first)") {
+		t.Fatalf("no warning:\n%s", r.stdout)
+	}
+	dead := "http://127.0.0.1:1"
+	rayctlWith(t, runOpts{vars: vars}, "requeue", "--id", itoa(row.ID), "--ray-address", dead, "--yes").expect(t, exitFailed).
+		oneLine(t, "requeue: 1 selected task names a Ray job to stop first, but Ray at "+dead+" does not answer")
+	if got := states(t, s, row.ID); got[0] != store.StateFailed {
+		t.Fatalf("changed with Ray down: %v", got)
+	}
+
+	vars["RAY_ADDRESS"] = fake.URL
+	r = rayctlWith(t, runOpts{vars: vars}, "requeue", "--id", itoa(row.ID), "--yes").expect(t, exitOK)
+	for _, want := range []string{"1 task names a Ray job: each job is stopped and confirmed over at " + fake.URL, "requeued 1 of 1",
+		"1 Ray job confirmed over (stopped first where still running) before their tasks changed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if j, _ := fake.Job("raysubmit_old"); j.Status != raytest.Stopped || j.StopRequests != 1 {
+		t.Fatalf("job %+v", j)
+	}
+	if got := states(t, s, row.ID); got[0] != store.StateQueued {
+		t.Fatalf("%v", got)
 	}
 }

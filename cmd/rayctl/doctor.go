@@ -10,12 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/resultstore"
 )
 
 func (e env) doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "health checks: database, schema, clock skew, leases, backlog, stuck tasks, failures, Ray",
+		Usage: "health checks: database, schema, clock skew, leases, backlog, stuck tasks, failures, Ray, result storage",
 		Description: "The runbook's triage checklist in one command. Checks, in order:\n" +
 			"   database    reachable, server version\n" +
 			"   schema      migrations applied, no drift from django-ray 0.2.0 (as migrate validate)\n" +
@@ -30,6 +31,9 @@ func (e env) doctorCommand() *cli.Command {
 			"               health check passes, and the auth mode: none (Ray asks for no token), token\n" +
 			"               required and accepted, or token sent but not required (probed once more\n" +
 			"               without it); a dead Ray or a refused token fails the check\n" +
+			"   results     with --result-storage-backend s3 or gcs (or the workers' DJANGO_RAY_RESULT_STORAGE_*\n" +
+			"               variables): the bucket is reachable and writable; a probe object is written\n" +
+			"               under the prefix, read back and removed\n" +
 			"Each prints ok, warn, fail or skip, with the next command to run.\n\n" +
 			"EXIT CODES:\n   0  no check failed (warnings allowed, unless --strict)\n   2  usage error\n" +
 			"   6  unhealthy: a check failed (an unreachable database or Ray is a failed check)\n\n" + rayConnHelp,
@@ -41,7 +45,7 @@ func (e env) doctorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "failure-window", Value: 5 * time.Minute, Usage: "window for the failure-burst check"},
 			&cli.Int64Flag{Name: "max-failures", Value: 10, Usage: "more FAILED or LOST tasks than this within the window warns"},
 			&cli.BoolFlag{Name: "strict", Usage: "warnings are unhealthy too (exit 6)"},
-		}, rayFlags()...),
+		}, append(rayFlags(), resultFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("doctor: unexpected argument %q", c.Args().First())
@@ -77,7 +81,12 @@ func (e env) doctorCommand() *cli.Command {
 				}
 				check = recovery.RayCheck{Address: rc.address, Prober: p}
 			}
-			cfg.Checks = []recovery.Check{check}
+			backend, err := e.resultBackend(c, "doctor")
+			if err != nil {
+				return err
+			}
+			defer resultstore.Close(backend)
+			cfg.Checks = []recovery.Check{check, storageCheck(backend)}
 			cfg.Connect = func(ctx context.Context) (*pgxpool.Pool, error) { return e.open(ctx, o) }
 			return doctor(c.Context, e, o, cfg, c.Bool("strict"))
 		},

@@ -10,6 +10,7 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/resultstore"
 )
 
 const rayConnHelp = `RAY:
@@ -117,7 +118,7 @@ var policySettings = []policySetting{
 	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "60", "RETRY_BACKOFF_SECONDS: retry delay base, min(N * 2^attempt, 3600) s (0..3600)"},
 	{"retry-exception-denylist", "DJANGO_RAY_RETRY_EXCEPTION_DENYLIST", "", "RETRY_EXCEPTION_DENYLIST: exception types never retried, comma-separated"},
 	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "1048576", "MAX_RESULT_SIZE_BYTES: larger results are stored as a reference (1024..104857600)"},
-	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest", "RESULT_STORAGE_BACKEND: digest or filesystem"},
+	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest", "RESULT_STORAGE_BACKEND: " + resultstore.Backends},
 	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "", "RESULT_STORAGE_FILESYSTEM_PATH: the shared directory of the filesystem backend"},
 }
 
@@ -130,7 +131,7 @@ func policyFlags() []cli.Flag {
 		}
 		out = append(out, &cli.StringFlag{Name: s.name, Usage: u})
 	}
-	return out
+	return append(out, cloudFlags()...)
 }
 
 // policy resolves the workers' retry policy and result settings from flags and environment.
@@ -178,24 +179,8 @@ func (e env) policy(c *cli.Context, cmd string) (lifecycle.Policy, lifecycle.Res
 		return p, r, err
 	}
 	r.MaxInline = n
-	backend, src := val(policySettings[4])
-	path, _ := val(policySettings[5])
-	switch strings.ToLower(strings.TrimSpace(backend)) {
-	case "digest":
-		r.Backend = lifecycle.DigestBackend{}
-	case "filesystem":
-		if strings.TrimSpace(path) == "" {
-			return p, r, usageErrorf("%s: the filesystem result backend needs --result-storage-filesystem-path (or $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH): the workers' shared directory", cmd)
-		}
-		r.Backend = lifecycle.FilesystemBackend{Root: path}
-	default:
-		from := ""
-		if strings.HasPrefix(src, "$") {
-			from = " (from " + src + ")"
-		}
-		return p, r, usageErrorf("%s: invalid --result-storage-backend %q%s: want digest or filesystem", cmd, backend, from)
-	}
-	return p, r, nil
+	r.Backend, err = e.resultBackend(c, cmd)
+	return p, r, err
 }
 
 // rayDown is the one-line error for a Ray that cannot be asked.

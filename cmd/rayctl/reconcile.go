@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -96,6 +97,7 @@ func (e env) reconcileCommand() *cli.Command {
 			if ro.Policy, ro.Results, err = e.policy(c, cmd); err != nil {
 				return err
 			}
+			defer resultstore.Close(ro.Results.Backend)
 			if _, err := e.opts(c); err != nil {
 				return err
 			}

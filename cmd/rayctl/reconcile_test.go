@@ -407,7 +407,11 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 		{"huge limit", st.vars, []string{"--limit", "20000"}, exitUsage, "invalid --limit 20000"},
 		{"bad attempts", with("DJANGO_RAY_MAX_TASK_ATTEMPTS", "many"), nil, exitUsage, `invalid --max-task-attempts "many" (from $DJANGO_RAY_MAX_TASK_ATTEMPTS)`},
 		{"filesystem without path", st.vars, []string{"--result-storage-backend", "filesystem"}, exitUsage, "needs --result-storage-filesystem-path"},
-		{"bad backend", st.vars, []string{"--result-storage-backend", "s3"}, exitUsage, `invalid --result-storage-backend "s3"`},
+		{"bad backend", st.vars, []string{"--result-storage-backend", "ftp"}, exitUsage, `invalid --result-storage-backend "ftp": want one of digest, filesystem, s3, gcs`},
+		{"s3 without bucket", with("DJANGO_RAY_RESULT_STORAGE_BACKEND", "s3"), nil, exitUsage, `needs --result-storage-s3-bucket (or $DJANGO_RAY_RESULT_STORAGE_S3_BUCKET)`},
+		{"s3 prefix with ..", with("DJANGO_RAY_RESULT_STORAGE_BACKEND", "s3", "DJANGO_RAY_RESULT_STORAGE_S3_BUCKET", "b", "DJANGO_RAY_RESULT_STORAGE_S3_PREFIX", "../up"), nil, exitUsage,
+			`reconcile-jobs: invalid --result-storage-s3-prefix "../up": a .. segment is refused (django-ray refuses such keys) (from $DJANGO_RAY_RESULT_STORAGE_S3_PREFIX)`},
+		{"gcs without bucket", st.vars, []string{"--result-storage-backend", "gcs"}, exitUsage, `needs --result-storage-gcs-bucket`},
 		{"argument", st.vars, []string{"17"}, exitUsage, `unexpected argument "17"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -494,17 +498,26 @@ func TestCancelStop(t *testing.T) {
 		t.Fatalf("states %v", got)
 	}
 
-	// the JSON report carries each job's answer; orphaned CANCELLING rows' jobs are stopped too
+	// the JSON report carries each job's answer; orphaned CANCELLING rows' jobs are stopped
+	// too, and confirmed over before the rows are finalized
 	if _, err := sc.Pool.Exec(ctx, `UPDATE django_ray_raytaskexecution SET claimed_by_worker = 'gone' WHERE id = $1`, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	fake.Set(t, "raysubmit_b", raytest.Running, "", "")
 	r = rayctlWith(t, runOpts{vars: vars}, "cancel", "--state", "CANCELLING", "--id", itoa(b.ID), "--stop", "--yes", "-o", "json").expect(t, exitOK)
 	var rep struct {
-		Stops []recovery.StopResult `json:"stops"`
+		Stops   []recovery.StopResult `json:"stops"`
+		Checked bool                  `json:"ray_jobs_checked"`
+		Outcome struct {
+			Ended []recovery.StopResult `json:"ray_jobs_ended"`
+		} `json:"outcome"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Stops) != 1 || !rep.Stops[0].Stopped || rep.Stops[0].ID != b.ID {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Stops) != 0 || !rep.Checked || len(rep.Outcome.Ended) != 1 ||
+		!rep.Outcome.Ended[0].Stopped || !rep.Outcome.Ended[0].Ended || rep.Outcome.Ended[0].ID != b.ID {
 		t.Fatalf("stops %s %v", r.stdout, err)
+	}
+	if got := states(t, s, b.ID); got[0] != store.StateCancelled {
+		t.Fatalf("%v", got)
 	}
 	// without --stop no stop is sent
 	n := fake.Count(raytest.Stop)
@@ -554,8 +567,14 @@ func TestDoctorRayCheck(t *testing.T) {
 			r := rayctlWith(t, runOpts{vars: vars}, "doctor", "-o", "jsonl").expect(t, code)
 			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 			var ray recovery.CheckResult
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ray); err != nil || ray.Name != "ray" {
-				t.Fatalf("last check %q: %v", lines[len(lines)-1], err)
+			for _, l := range lines {
+				var c recovery.CheckResult
+				if err := json.Unmarshal([]byte(l), &c); err != nil {
+					t.Fatalf("check %q: %v", l, err)
+				}
+				if c.Name == "ray" {
+					ray = c
+				}
 			}
 			if string(ray.Status) != c.status || !strings.Contains(ray.Summary, c.want) || strings.Contains(ray.Summary, "\n") {
 				t.Fatalf("ray check %+v, want %s containing %q", ray, c.status, c.want)

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -54,11 +55,16 @@ func (e env) tasksCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "Result references are explained: oversize:// is a digest only (the result was not stored),\n" +
 					"resultfs:// names a file under RESULT_STORAGE_FILESYSTEM_PATH (resolved and checked when\n" +
-					"--result-dir or RESULT_STORAGE_FILESYSTEM_PATH is set), s3:// and gs:// name objects.\n\n" +
+					"--result-dir or RESULT_STORAGE_FILESYSTEM_PATH is set), s3:// and gs:// name objects.\n" +
+					objectHelp + "\n\n" +
 					"EXIT CODES:\n   0  shown\n   1  error\n   2  usage error\n   3  no task has that id",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "result-dir", Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $RESULT_STORAGE_FILESYSTEM_PATH)"},
 					&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "an owner lease without a heartbeat for this long is stale"},
+					&cli.StringFlag{Name: resultstore.S3Region.Flag, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + resultstore.S3Region.Env + ", else the AWS configuration's)"},
+					&cli.StringFlag{Name: resultstore.S3EndpointURL.Flag, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + resultstore.S3EndpointURL.Env + ")"},
+					&cli.Int64Flag{Name: "fetch-bytes", Value: recovery.DefaultFetchLimit, Usage: fmt.Sprintf("read at most this much of an s3:// or gs:// result (1..%d)", recovery.MaxFetchLimit)},
+					&cli.BoolFlag{Name: "no-fetch", Usage: "explain s3:// and gs:// references without reading them"},
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
@@ -74,6 +80,9 @@ func (e env) tasksCommand() *cli.Command {
 					}
 					if opts.LeaseTTL <= 0 {
 						return usageErrorf("tasks show: invalid --lease-ttl %s (want more than 0)", opts.LeaseTTL)
+					}
+					if err := e.objectOptions(c, &opts); err != nil {
+						return err
 					}
 					return e.withDB(c, func(r *runCtx) error { return tasksShow(r, id, opts) })
 				},
@@ -276,6 +285,7 @@ func tasksShow(r *runCtx, id int64, opts recovery.DetailOptions) error {
 				}
 				fmt.Fprintf(w, "  on this machine: %s (%s)\n", ref.Path, state)
 			}
+			writeObject(w, ref)
 		} else {
 			fmt.Fprintf(w, "  not understood: %s\n", d.Result.ReferenceError)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/tui"
 )
@@ -26,13 +27,13 @@ func (e env) topCommand() *cli.Command {
 			"enter details), 3 failures (FAILED and LOST by callable and exception type), 4 workers (leases).\n" +
 			"R requeues and X cancels the selected or marked tasks or a failure group, after a confirmation\n" +
 			"that states the count. ? lists every key; q quits. Needs a terminal (80x24 or larger).",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "refresh", Value: tui.DefaultRefresh, Usage: fmt.Sprintf("refresh interval (at least %s; + and - change it, p pauses)", tui.MinRefresh)},
 			&cli.BoolFlag{Name: "readonly", Usage: "no write actions: requeue, cancel and marks are off"},
 			&cli.DurationFlag{Name: "lease-ttl", Value: 60 * time.Second, Usage: "a lease without a heartbeat for this long is stale (WORKER_LEASE_SECONDS)"},
 			&cli.DurationFlag{Name: "stuck-after", Value: store.DefaultStuckAfter, Usage: "RUNNING or CANCELLING tasks without a heartbeat for this long are stale"},
 			&cli.StringFlag{Name: "log-file", Value: defaultTopLog(), Usage: "where rayctl top logs while it runs (actions, database trouble); \"\" for none"},
-		},
+		}, rayFlags()...),
 		Action: func(c *cli.Context) error {
 			o := topOptions{refresh: c.Duration("refresh"), readOnly: c.Bool("readonly"), leaseTTL: c.Duration("lease-ttl"),
 				stuckAfter: c.Duration("stuck-after"), logFile: c.String("log-file")}
@@ -45,6 +46,14 @@ func (e env) topCommand() *cli.Command {
 			if !e.stdoutIsTTY() || !e.stdinIsTTY() {
 				return usageErrorf("top: needs a terminal on stdin and stdout (for scripts use rayctl stats -o json)")
 			}
+			if !strings.EqualFold(e.rayAddress(c), "auto") || c.IsSet("ray-address") {
+				ray, err := e.rayClient(c, "top")
+				if err != nil {
+					return err
+				}
+				defer ray.close()
+				o.ray = ray
+			}
 			return e.withDB(c, func(r *runCtx) error { return top(r, o) })
 		},
 	}
@@ -54,6 +63,7 @@ type topOptions struct {
 	refresh, leaseTTL, stuckAfter time.Duration
 	readOnly                      bool
 	logFile                       string
+	ray                           *rayConn // requeue ends tasks' old Ray jobs first; nil: not checked
 }
 
 func defaultTopLog() string {
@@ -95,7 +105,11 @@ func top(r *runCtx, o topOptions) error {
 		Logger:     logger,
 	}
 	if !o.readOnly {
-		opts.Actions = newTopActions(r.store, r.env.actor())
+		var ray recovery.RayJobs
+		if o.ray != nil {
+			ray = o.ray.client
+		}
+		opts.Actions = newTopActions(r.store, r.env.actor(), ray)
 	}
 	p := tea.NewProgram(tui.New(opts), tea.WithAltScreen(), tea.WithContext(r.ctx),
 		tea.WithInput(r.env.stdin), tea.WithOutput(r.stdout))

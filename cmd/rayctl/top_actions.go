@@ -12,13 +12,19 @@ import (
 )
 
 // topActions implements tui.Actions with the recovery package: the same plan-then-apply,
-// batched, state-conditional writes (and audit trail) as `rayctl requeue` and `rayctl cancel`.
+// batched, state-conditional writes (and audit trail) as `rayctl requeue` and `rayctl cancel`,
+// and the same handling of tasks' Ray jobs: with a Ray address a requeue confirms each old job
+// over (stopping it first) before its task changes; without one the confirmation says the
+// jobs go unchecked.
 type topActions struct {
 	s     *store.Store
 	actor string
+	ray   recovery.RayJobs // nil: no Ray address
 }
 
-func newTopActions(s *store.Store, actor string) tui.Actions { return topActions{s: s, actor: actor} }
+func newTopActions(s *store.Store, actor string, ray recovery.RayJobs) tui.Actions {
+	return topActions{s: s, actor: actor, ray: ray}
+}
 
 // The TUI acts on rows an operator chose, so it takes every state the action accepts except
 // finalizing orphaned CANCELLING rows, which is a deliberate `rayctl cancel --state
@@ -49,6 +55,11 @@ func (a topActions) preview(ctx context.Context, act recovery.Action, ids []int6
 	if n := len(plan.MissingIDs); n > 0 {
 		notes = append(notes, fmt.Sprintf("%d no longer exist", n))
 	}
+	if n := len(plan.RayJobs); n > 0 && a.ray != nil {
+		notes = append(notes, fmt.Sprintf("%d Ray jobs are stopped and confirmed over first", n))
+	} else if n > 0 {
+		notes = append(notes, fmt.Sprintf("%d name Ray jobs nobody checks (no Ray address): one still running would run on", n))
+	}
 	p.Note = strings.Join(notes, "; ")
 	return p, nil
 }
@@ -62,7 +73,7 @@ func (a topActions) apply(ctx context.Context, act recovery.Action, ids []int64,
 	if err != nil {
 		return o, err
 	}
-	opts := recovery.ApplyOptions{ResetAttempts: resetAttempts, Actor: a.actor}
+	opts := recovery.ApplyOptions{ResetAttempts: resetAttempts, Actor: a.actor, Ray: a.ray}
 	if plan.Audited {
 		opts.Reason = "rayctl top"
 	}
@@ -74,6 +85,9 @@ func (a topActions) apply(ctx context.Context, act recovery.Action, ids []int64,
 		parts = append(parts, fmt.Sprintf("%d %s", n, st))
 	}
 	sort.Strings(parts)
+	if n := len(res.NotEnded); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d left unchanged: Ray job not confirmed over", n))
+	}
 	o.Detail = strings.Join(parts, ", ")
 	return o, err
 }

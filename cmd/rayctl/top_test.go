@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -38,7 +40,7 @@ func TestTopActions(t *testing.T) {
 	queued := storetest.Insert(t, s, store.Task{})
 	running := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w1"), StartedAt: storetest.Ago(time.Second)})
 	done := storetest.Insert(t, s, store.Task{State: store.StateSucceeded})
-	a := newTopActions(s, "ops@host")
+	a := newTopActions(s, "ops@host", nil)
 	all := []int64{failed.ID, lost.ID, queued.ID, running.ID, done.ID, 999999}
 
 	p, err := a.PreviewRequeue(ctx, all)
@@ -208,5 +210,36 @@ func TestTopInTerminal(t *testing.T) {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestTopActionsRayJobs: the TUI's requeue handles tasks' old Ray jobs as rayctl requeue does:
+// with a Ray address the job is stopped and confirmed over first; without one the
+// confirmation says nobody checks it.
+func TestTopActionsRayJobs(t *testing.T) {
+	t.Parallel()
+	s, _ := storetest.New(t)
+	ctx := context.Background()
+	fake := raytest.New(t)
+	row := storetest.Insert(t, s, store.Task{State: store.StateFailed, RayJobID: storetest.Ptr("raysubmit_old")})
+	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_old", Status: raytest.Running})
+	if p, err := newTopActions(s, "ops@host", nil).PreviewRequeue(ctx, []int64{row.ID}); err != nil ||
+		p.Note != "1 name Ray jobs nobody checks (no Ray address): one still running would run on" {
+		t.Fatalf("preview without Ray %+v %v", p, err)
+	}
+	c, err := rayjobs.New(rayjobs.Options{Address: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := newTopActions(s, "ops@host", c)
+	if p, err := a.PreviewRequeue(ctx, []int64{row.ID}); err != nil || p.Note != "1 Ray jobs are stopped and confirmed over first" {
+		t.Fatalf("preview with Ray %+v %v", p, err)
+	}
+	if o, err := a.Requeue(ctx, []int64{row.ID}); err != nil || o.Applied != 1 {
+		t.Fatalf("requeue %+v %v", o, err)
+	}
+	if j, _ := fake.Job("raysubmit_old"); j.Status != raytest.Stopped {
+		t.Fatalf("job %+v", j)
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store/storetest"
+	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/rayrunner"
 )
 
@@ -68,8 +70,20 @@ func TestRefusedAtStart(t *testing.T) {
 		{"heartbeat vs stuck", nil, []string{"--sync", "--worker-lease-seconds", "600", "--worker-heartbeat-seconds", "40", "--stuck-task-timeout-seconds", "30"},
 			`invalid --worker-heartbeat-seconds 40: want less than --stuck-task-timeout-seconds (30)`},
 		{"result size", nil, []string{"--sync", "--max-result-size-bytes", "1023"}, `invalid --max-result-size-bytes "1023": want an integer in 1024..104857600`},
-		{"backend unknown", nil, []string{"--sync", "--result-storage-backend", "ftp"}, `invalid --result-storage-backend "ftp": want digest, filesystem`},
-		{"backend s3", nil, []string{"--sync", "--result-storage-backend", "s3"}, `invalid --result-storage-backend "s3": the s3 backend is not available in this build`},
+		{"backend unknown", nil, []string{"--sync", "--result-storage-backend", "ftp"}, `invalid --result-storage-backend "ftp": want one of digest, filesystem, s3, gcs`},
+		{"backend unknown from env", map[string]string{"DJANGO_RAY_RESULT_STORAGE_BACKEND": "azure"}, []string{"--sync"},
+			`invalid --result-storage-backend "azure": want one of digest, filesystem, s3, gcs (from $DJANGO_RAY_RESULT_STORAGE_BACKEND)`},
+		{"s3 without bucket", nil, []string{"--sync", "--result-storage-backend", "s3"}, `--result-storage-backend s3 needs --result-storage-s3-bucket (or $DJANGO_RAY_RESULT_STORAGE_S3_BUCKET)`},
+		{"gcs without bucket", map[string]string{"DJANGO_RAY_RESULT_STORAGE_BACKEND": "GCS"}, []string{"--sync"}, `--result-storage-backend gcs needs --result-storage-gcs-bucket (or $DJANGO_RAY_RESULT_STORAGE_GCS_BUCKET)`},
+		{"s3 prefix with ..", map[string]string{"DJANGO_RAY_RESULT_STORAGE_S3_PREFIX": "results/../other"}, []string{"--sync", "--result-storage-backend", "s3", "--result-storage-s3-bucket", "b"},
+			`invalid --result-storage-s3-prefix "results/../other": a .. segment is refused (django-ray refuses such keys) (from $DJANGO_RAY_RESULT_STORAGE_S3_PREFIX)`},
+		{"gcs prefix with ?", nil, []string{"--sync", "--result-storage-backend", "gcs", "--result-storage-gcs-bucket", "b", "--result-storage-gcs-prefix", "a?b"},
+			`invalid --result-storage-gcs-prefix "a?b": a ? or # would cut the reference short`},
+		{"s3 bucket with slash", nil, []string{"--sync", "--result-storage-backend", "s3", "--result-storage-s3-bucket", "b/c"}, `invalid --result-storage-s3-bucket "b/c": want a bucket name`},
+		{"s3 endpoint not a URL", nil, []string{"--sync", "--result-storage-backend", "s3", "--result-storage-s3-bucket", "b", "--result-storage-s3-endpoint-url", "minio:9000"},
+			`invalid --result-storage-s3-endpoint-url "minio:9000": want http(s)://HOST[:PORT]`},
+		{"s3 endpoint with credentials", nil, []string{"--sync", "--result-storage-backend", "s3", "--result-storage-s3-bucket", "b", "--result-storage-s3-endpoint-url", "http://admin:hunter2secret@minio:9000"},
+			`invalid --result-storage-s3-endpoint-url "http://%5BREDACTED%5D@minio:9000": credentials in the URL are not used`},
 		{"filesystem without path", nil, []string{"--sync", "--result-storage-backend", "filesystem"}, `--result-storage-backend filesystem needs --result-storage-filesystem-path`},
 		{"runtime env not JSON", nil, []string{"--sync", "--ray-runtime-env", "{nope"}, `invalid --ray-runtime-env: want a JSON object`},
 		{"runtime env array", map[string]string{"DJANGO_RAY_RAY_RUNTIME_ENV": "[]"}, []string{"--sync"}, `invalid --ray-runtime-env (from $DJANGO_RAY_RAY_RUNTIME_ENV): want a JSON object`},
@@ -191,6 +205,19 @@ func TestResolve(t *testing.T) {
 			fs, ok := o.cfg.Results.Backend.(lifecycle.FilesystemBackend)
 			return ok && fs.Root == "/srv/results"
 		}},
+		{"s3 storage with django-ray's defaults", map[string]string{"DJANGO_RAY_RESULT_STORAGE_BACKEND": "s3", "DJANGO_RAY_RESULT_STORAGE_S3_BUCKET": "results-bucket"}, nil, func(o options) bool {
+			b, ok := o.cfg.Results.Backend.(*resultstore.Bucket)
+			return ok && b.Name() == "s3" && b.Location() == "s3://results-bucket/django-ray/results/"
+		}},
+		{"s3 storage settings", map[string]string{"DJANGO_RAY_RESULT_STORAGE_S3_PREFIX": "env/prefix"}, []string{"--result-storage-backend", "s3", "--result-storage-s3-bucket", "b1x",
+			"--result-storage-s3-prefix", "/flag/prefix/", "--result-storage-s3-region", "eu-west-1", "--result-storage-s3-endpoint-url", "http://127.0.0.1:9000"}, func(o options) bool {
+			b, ok := o.cfg.Results.Backend.(*resultstore.Bucket)
+			return ok && b.Location() == "s3://b1x/flag/prefix/"
+		}},
+		{"an empty prefix flag means no prefix", nil, []string{"--result-storage-backend", "s3", "--result-storage-s3-bucket", "b1x", "--result-storage-s3-prefix", ""}, func(o options) bool {
+			b, ok := o.cfg.Results.Backend.(*resultstore.Bucket)
+			return ok && b.Location() == "s3://b1x/"
+		}},
 		{"runtime env", nil, []string{"--ray-runtime-env", `{"env_vars": {"DJANGO_SETTINGS_MODULE": "app.settings"}, "working_dir": "."}`}, func(o options) bool {
 			return o.runner.Env["DJANGO_SETTINGS_MODULE"] == "app.settings" && reflect.DeepEqual(o.ignored, []string{"working_dir"})
 		}},
@@ -303,5 +330,6 @@ func TestReadmeConfigurationTable(t *testing.T) {
 // TestMain checks the in-process runs leave no goroutine behind (storetest's shared admin
 // pool is expected).
 func TestMain(m *testing.M) {
+	procgroup.Main() // in-process workers re-execute this binary as procgroup's supervisor
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
 }

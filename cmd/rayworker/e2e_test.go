@@ -369,3 +369,33 @@ func TestBinaryVersionAndDeadDatabase(t *testing.T) {
 		t.Fatalf("exit %v: %q", err, out)
 	}
 }
+
+// TestBinaryKill9KillsTaskChildren: kill -9 of rayworker kills its tasks' whole process
+// groups, the entrypoint's own children included (a parent-death signal reaches only the
+// entrypoint itself; procgroup's supervisor reaches the rest).
+func TestBinaryKill9KillsTaskChildren(t *testing.T) {
+	t.Parallel()
+	s, dsn := migratedDSN(t)
+	dir := t.TempDir()
+	p := startWorker(t, dsn)
+	p.workerID()
+	pidfile := filepath.Join(dir, "pids")
+	enqueueE2E(t, s, "spawn_sleep", fmt.Sprintf(`[300, %q]`, pidfile))
+	pids := workertest.ReadPIDs(t, pidfile) // the entrypoint and its child, same process group
+	if len(pids) != 2 {
+		t.Fatalf("pids %v", pids)
+	}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if workertest.Alive(pid) && (bytes.Contains(cmdline, []byte("sleep")) || bytes.Contains(cmdline, []byte("contract_entrypoint.py"))) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.exitCode(10 * time.Second)
+	workertest.WaitGone(t, 30*time.Second, pids...)
+}

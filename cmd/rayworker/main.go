@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/rayctl/rayctl/internal/buildinfo"
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // version, commit and date are set at build time with -ldflags "-X main.version=... -X
@@ -25,6 +26,7 @@ var (
 var build = buildinfo.Resolve(version, commit, date)
 
 func main() {
+	procgroup.Main() // when re-executed as a task's supervisor, this runs it and exits
 	termCtx, stopTerm := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	intCtx, stopInt := signal.NotifyContext(context.Background(), os.Interrupt)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -408,3 +408,25 @@ func TestPoolStartErrors(t *testing.T) {
 		t.Fatalf("the task was touched: %s attempt %d", r.State, r.AttemptNumber)
 	}
 }
+
+// TestPoolKill9: kill -9 of the worker takes its executors with it, and what their tasks
+// started: nothing it ran keeps running beside a retry elsewhere.
+func TestPoolKill9(t *testing.T) {
+	t.Parallel()
+	s, dsn := migratedDSN(t)
+	dir := t.TempDir()
+	p := startPool(t, dsn, "--concurrency", "2")
+	p.workerID()
+	pidfile := filepath.Join(dir, "child.pid")
+	enqueueApp(t, s, "fork_child", fmt.Sprintf("[%q, 600]", pidfile), "{}", 0)
+	child := workertest.ReadPIDs(t, pidfile)[0]
+	executors := executorPids(t, p.cmd.Process.Pid)
+	if len(executors) == 0 {
+		t.Fatal("no executor processes")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.exitCode(10 * time.Second)
+	workertest.WaitGone(t, 15*time.Second, append(executors, child)...)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rayctl/rayctl/rayjobs"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procrunner"
@@ -93,6 +94,7 @@ func (e env) serve(ctx context.Context, o options) error {
 	}
 	cfg := o.cfg
 	cfg.Logger = log
+	defer resultstore.Close(cfg.Results.Backend)
 	w, err := worker.New(cfg, store.New(pool), runner)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -113,7 +115,7 @@ func (e env) serve(ctx context.Context, o options) error {
 	attrs = append(attrs,
 		"max_task_attempts", cfg.Policy.MaxAttempts, "retry_backoff", cfg.Policy.Backoff.String(), "denylist", cfg.Policy.Denylist,
 		"stuck_after", cfg.StuckAfter.String(), "lease_ttl", cfg.LeaseTTL.String(), "heartbeat", cfg.HeartbeatInterval.String(),
-		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", cfg.Results.Backend.Name())
+		"max_result_size_bytes", cfg.Results.MaxInline, "result_storage", resultstore.Describe(cfg.Results.Backend))
 	if o.mode == "sync" || o.exec.runner == runnerRayCore {
 		attrs = append(attrs, "runtime_env_vars", len(o.runner.Env))
 	} else {
@@ -125,6 +127,18 @@ func (e env) serve(ctx context.Context, o options) error {
 		}
 	}
 	log.Info("configuration", append(attrs, "version", build.Version, "commit", build.Commit)...)
+	if b, ok := cfg.Results.Backend.(*resultstore.Bucket); ok {
+		// a missing credential is worth knowing now, not at the first oversized result
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		src, err := b.Credentials(cctx)
+		cancel()
+		if err != nil {
+			log.Warn("result storage has no usable credentials yet; results over max_result_size_bytes get digest references until it has",
+				"result_storage", b.Location(), "error", err)
+		} else {
+			log.Info("result storage credentials", "result_storage", b.Location(), "credentials", src)
+		}
+	}
 	stopNotify := notifySystemd(ctx, e.getenv, w.Handler(), log)
 	defer stopNotify()
 	if err := w.Run(ctx); err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/lifecycle"
+	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procrunner"
 	"github.com/rayctl/rayctl/worker/rayrunner"
@@ -60,12 +63,23 @@ var settings = []setting{
 	{"worker-lease-seconds", "DJANGO_RAY_WORKER_LEASE_SECONDS", "N", "60", "2..86400, more than the heartbeat", "a worker without a lease heartbeat this long is dead"},
 	{"worker-heartbeat-seconds", "DJANGO_RAY_WORKER_HEARTBEAT_SECONDS", "N", "15", "1..3600, less than the lease and the stuck timeout", "lease and task heartbeats, and maintenance sweeps, every N s"},
 	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "N", "1048576", "1024..104857600", "larger results are stored as a reference"},
-	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "B", "digest", "digest, filesystem", "where results too large to inline go"},
+	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "B", "digest", resultstore.Backends, "where results too large to inline go"},
 	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "DIR", "", "a directory (required for filesystem)", "root of the filesystem result store"},
+	// RESULT_STORAGE_S3_* and _GCS_*: defined once in resultstore, shared with rayctl
+	cloudSetting(resultstore.S3Bucket),
+	cloudSetting(resultstore.S3Prefix),
+	cloudSetting(resultstore.S3Region),
+	cloudSetting(resultstore.S3EndpointURL),
+	cloudSetting(resultstore.GCSBucket),
+	cloudSetting(resultstore.GCSPrefix),
 	{"ray-runtime-env", "DJANGO_RAY_RAY_RUNTIME_ENV", "JSON", "{}", `a JSON object; "env_vars" maps names to strings`, "Ray runtime_env of every job; with --sync only its env_vars are used, set for each task"},
 	{"metrics-addr", "DJANGO_RAY_METRICS_ADDR", "HOST:PORT", "", "host:port (empty: off)", "serve /metrics, /healthz and /readyz"},
 	{"log-format", "DJANGO_RAY_LOG_FORMAT", "F", "text", "text, json", "log format (stderr)"},
 	{"shutdown-timeout", "DJANGO_RAY_SHUTDOWN_TIMEOUT", "D", "30s", "0s..1h (a duration, or seconds)", "on SIGTERM/SIGINT, time for running tasks to finish before they are handed back"},
+}
+
+func cloudSetting(s resultstore.Setting) setting {
+	return setting{name: s.Flag, env: s.Env, arg: s.Arg, def: s.Default, accepts: s.Accepts, usage: s.Usage}
 }
 
 func settingFlags() []cli.Flag {
@@ -339,26 +353,8 @@ func resolve(c *cli.Context, getenv func(string) string) (options, error) {
 		return o, err
 	}
 	cfg.Results.MaxInline = maxInline
-	backend := "digest"
-	if v, src, ok := r.raw("result-storage-backend"); ok {
-		backend = strings.ToLower(strings.TrimSpace(v))
-		switch backend {
-		case "digest", "filesystem":
-		case "s3", "gcs":
-			return o, usageErrorf("invalid --result-storage-backend %q%s: the %s backend is not available in this build; want digest or filesystem", v, fromEnv(src), backend)
-		default:
-			return o, r.bad("result-storage-backend", v, src)
-		}
-	}
-	path := r.str("result-storage-filesystem-path")
-	switch backend {
-	case "digest":
-		cfg.Results.Backend = lifecycle.DigestBackend{}
-	case "filesystem":
-		if strings.TrimSpace(path) == "" {
-			return o, usageErrorf("--result-storage-backend filesystem needs --result-storage-filesystem-path (or $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH)")
-		}
-		cfg.Results.Backend = lifecycle.FilesystemBackend{Root: path}
+	if cfg.Results.Backend, err = r.resultBackend(c.Context); err != nil {
+		return o, err
 	}
 
 	if v, src, ok := r.raw("ray-runtime-env"); ok {
@@ -408,6 +404,35 @@ func resolve(c *cli.Context, getenv func(string) string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// resultBackend resolves RESULT_STORAGE_BACKEND and its companion settings (the cloud ones
+// with django-ray's defaults) and opens the backend, which contacts nothing yet.
+func (r resolver) resultBackend(ctx context.Context) (lifecycle.Backend, error) {
+	str := func(s resultstore.Setting) string {
+		if v, _, ok := r.raw(s.Flag); ok {
+			return v
+		}
+		return s.Default
+	}
+	rc := resultstore.Config{
+		Backend:        r.str("result-storage-backend"),
+		FilesystemPath: r.str("result-storage-filesystem-path"),
+		S3: resultstore.S3Config{Bucket: strings.TrimSpace(str(resultstore.S3Bucket)), Prefix: str(resultstore.S3Prefix),
+			Region: strings.TrimSpace(str(resultstore.S3Region)), EndpointURL: strings.TrimSpace(str(resultstore.S3EndpointURL))},
+		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(resultstore.GCSBucket)), Prefix: str(resultstore.GCSPrefix),
+			Emulator: strings.TrimSpace(r.getenv("STORAGE_EMULATOR_HOST"))},
+	}
+	b, err := resultstore.Open(ctx, rc)
+	var ce *resultstore.ConfigError
+	if errors.As(err, &ce) {
+		_, src, _ := r.raw(ce.Flag)
+		return nil, usageErrorf("%s%s", ce.Msg, fromEnv(src))
+	}
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return b, nil
 }
 
 // execOptions resolves which runner the mode uses (django-ray 0.2.0: --sync runs in-process,

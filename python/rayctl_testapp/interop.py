@@ -102,8 +102,55 @@ def results(ids: list[str]) -> dict:
                     item["reference_is_python_reference"] = (
                         FilesystemResultStorage(root).store(serialized_result=text) == row.result_reference
                     )
+                if row.result_reference and row.result_reference.startswith(("s3://", "gs://")):
+                    item.update(_object_checks(row.result_reference, text))
         out[task_id] = item
     return out
+
+
+def _object_checks(reference: str, text: str) -> dict:
+    """For an s3:// or gs:// reference: whether it is the one django-ray would write for text,
+    and the stored object's metadata next to that of the object django-ray's own backend writes
+    for the same text (under the prefix "python-check")."""
+    from django_ray.conf.settings import get_settings
+    from django_ray.result_storage import GCSResultStorage, S3ResultStorage, _build_object_key
+
+    cfg = get_settings()
+    scheme, rest = reference.split("://", 1)
+    bucket = rest.split("/", 1)[0]
+    payload = text.encode("utf-8")
+    digest = hashlib.sha256(payload).hexdigest()
+    if scheme == "s3":
+        prefix = cfg.get("RESULT_STORAGE_S3_PREFIX", "django-ray/results")
+        python_backend = S3ResultStorage(
+            bucket=bucket,
+            prefix="python-check",
+            endpoint_url=cfg.get("RESULT_STORAGE_S3_ENDPOINT_URL"),
+            region_name=cfg.get("RESULT_STORAGE_S3_REGION"),
+        )
+    else:
+        prefix = cfg.get("RESULT_STORAGE_GCS_PREFIX", "django-ray/results")
+        python_backend = GCSResultStorage(bucket=bucket, prefix="python-check")
+    expected = f"{scheme}://{bucket}/{_build_object_key(prefix, digest)}?bytes={len(payload)}"
+
+    def meta(ref: str) -> dict:
+        key = ref.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]
+        if scheme == "s3":
+            obj = python_backend.client.get_object(Bucket=bucket, Key=key)
+            body = obj["Body"].read()
+            content_type = obj["ContentType"]
+        else:
+            blob = python_backend.client.bucket(bucket).get_blob(key)
+            body = blob.download_as_bytes()
+            content_type = blob.content_type
+        return {"key": key, "content_type": content_type, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+
+    python_ref = python_backend.store(serialized_result=text)
+    return {
+        "reference_is_python_reference": reference == expected,
+        "object": meta(reference),
+        "python_object": meta(python_ref),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ whose search_path parameter selects the test's schema).
 Result storage follows django-ray's own settings, read from the environment variables rayworker
 also reads, so Django and the Go worker share one configuration:
 DJANGO_RAY_RESULT_STORAGE_BACKEND, DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH,
-DJANGO_RAY_MAX_RESULT_SIZE_BYTES."""
+DJANGO_RAY_MAX_RESULT_SIZE_BYTES, and DJANGO_RAY_RESULT_STORAGE_S3_* / _GCS_* (unset ones get
+django-ray's defaults)."""
 
 import os
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -52,4 +53,10 @@ DJANGO_RAY = {
     "RESULT_STORAGE_BACKEND": os.environ.get("DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest"),
     "RESULT_STORAGE_FILESYSTEM_PATH": os.environ.get("DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH") or None,
     "MAX_RESULT_SIZE_BYTES": int(os.environ.get("DJANGO_RAY_MAX_RESULT_SIZE_BYTES", str(1024 * 1024))),
+    "RESULT_STORAGE_S3_BUCKET": os.environ.get("DJANGO_RAY_RESULT_STORAGE_S3_BUCKET") or None,
+    "RESULT_STORAGE_S3_PREFIX": os.environ.get("DJANGO_RAY_RESULT_STORAGE_S3_PREFIX", "django-ray/results"),
+    "RESULT_STORAGE_S3_REGION": os.environ.get("DJANGO_RAY_RESULT_STORAGE_S3_REGION") or None,
+    "RESULT_STORAGE_S3_ENDPOINT_URL": os.environ.get("DJANGO_RAY_RESULT_STORAGE_S3_ENDPOINT_URL") or None,
+    "RESULT_STORAGE_GCS_BUCKET": os.environ.get("DJANGO_RAY_RESULT_STORAGE_GCS_BUCKET") or None,
+    "RESULT_STORAGE_GCS_PREFIX": os.environ.get("DJANGO_RAY_RESULT_STORAGE_GCS_PREFIX", "django-ray/results"),
 }

@@ -200,7 +200,12 @@ type Server struct {
 	submissions []Submission
 	session     int
 	down        bool
+	outage      Outage
 	conns       int
+
+	exec      *executor    // WithExecutor: jobs run as local processes
+	listener  net.Listener // the listener serving since a Refused outage ended, if any
+	refusedMu sync.Mutex   // serializes SetOutage's listener changes
 }
 
 func (s *Server) connState(_ net.Conn, st http.ConnState) {
@@ -293,11 +298,20 @@ func (s *Server) CAFile(t testing.TB) string {
 	return p
 }
 
-// Close stops the server, releasing hanging requests first.
+// Close stops the server, releasing hanging requests first, and kills the processes of an
+// executor (WithExecutor).
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.refusedMu.Lock()
+		if s.listener != nil {
+			s.listener.Close()
+		}
+		s.refusedMu.Unlock()
 		s.ts.Close()
+		if s.exec != nil {
+			s.exec.close()
+		}
 	})
 }
 
@@ -323,11 +337,82 @@ func (s *Server) SetDown(down bool) {
 	s.down = down
 }
 
+// Outage is a way the whole Jobs API can be out, for SetOutage.
+type Outage int
+
+// The outages. Every one applies to every endpoint, the health check included; jobs run by an
+// executor keep running through all of them, as on a real cluster whose dashboard is out.
+const (
+	NoOutage Outage = iota
+	// Refused: nothing listens; connections are refused.
+	Refused
+	// Dropped: connections are accepted and closed without an answer (SetDown).
+	Dropped
+	// Error500: every request is answered 500 with a text/plain traceback.
+	Error500
+	// Hang: every request is held until the client gives up.
+	Hang
+	// Garbage: every request is answered 200 with an HTML page (a proxy's login page).
+	Garbage
+)
+
+func (o Outage) String() string {
+	return [...]string{"none", "refused", "dropped", "500", "hang", "garbage"}[o]
+}
+
+// GarbageBody is what a Garbage outage answers.
+const GarbageBody = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form action=\"/login\">Please sign in</form></body></html>\n"
+
+// SetOutage puts the whole API into outage o, or ends it (NoOutage). A Refused outage closes
+// the listener and drops open connections; ending it listens on the same address again.
+func (s *Server) SetOutage(o Outage) {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	s.mu.Lock()
+	was := s.outage
+	s.outage = o
+	s.mu.Unlock()
+	switch {
+	case o == Refused && was != Refused:
+		if s.listener != nil {
+			s.listener.Close()
+			s.listener = nil
+		} else {
+			s.ts.Listener.Close()
+		}
+		s.ts.CloseClientConnections()
+	case o != Refused && was == Refused:
+		addr := s.ts.Listener.Addr().String()
+		var ln net.Listener
+		var err error
+		for range 100 { // the port was ours a moment ago; the kernel may need a moment
+			if ln, err = net.Listen("tcp", addr); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("raytest: cannot listen on %s again: %v", addr, err))
+		}
+		if s.ts.TLS != nil {
+			ln = tls.NewListener(ln, s.ts.TLS)
+		}
+		s.listener = ln
+		go func() { _ = s.ts.Config.Serve(ln) }()
+	}
+	if o == Dropped || o == Error500 || o == Garbage || o == Hang {
+		s.ts.CloseClientConnections() // no request sneaks through on a kept-alive connection
+	}
+}
+
 // Restart forgets every job and starts a new session, as a head restart without GCS fault
-// tolerance does. Requests, counts and faults are kept.
+// tolerance does; an executor's processes are killed. Requests, counts and faults are kept.
 func (s *Server) Restart() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.exec != nil {
+		s.exec.killAll()
+	}
 	s.jobs = map[string]*Job{}
 	s.order = nil
 	s.session++
@@ -458,7 +543,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counts[ep]++
 	s.requests = append(s.requests, Request{Endpoint: ep, Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
-	down := s.down
+	down, outage := s.down, s.outage
 	var fault *Fault
 	if fs := s.faults[ep]; len(fs) > 0 {
 		f := fs[0]
@@ -471,8 +556,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	if down {
+	switch {
+	case down || outage == Dropped || outage == Refused:
 		drop(w)
+		return
+	case outage == Error500:
+		text(w, http.StatusInternalServerError, traceback("RuntimeError", "The Ray dashboard is unavailable (raytest outage)"))
+		return
+	case outage == Garbage:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, GarbageBody)
+		return
+	case outage == Hang:
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
 		return
 	}
 	if fault != nil {
@@ -729,6 +828,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte) {
 	if s.lifecycle != nil {
 		j.steps = s.lifecycle(sub)
 	}
+	if s.exec != nil {
+		s.exec.start(s, j)
+	}
 	s.jobs[id] = j
 	s.order = append(s.order, id)
 	s.mu.Unlock()
@@ -806,7 +908,9 @@ func (s *Server) stop(w http.ResponseWriter, id string) {
 	}
 	j.StopRequests++
 	stopped := !terminal(j.Status)
-	if stopped {
+	if stopped && s.exec != nil && s.exec.stop(j.SubmissionID) {
+		// the process is being stopped: STOPPED once it has exited, as in Ray
+	} else if stopped {
 		if s.stopAfter > 0 {
 			j.steps = []Step{{After: s.stopAfter, Status: Stopped}}
 			j.stepSeen = 0

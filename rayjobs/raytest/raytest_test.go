@@ -2,10 +2,14 @@ package raytest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -113,5 +117,111 @@ func TestFakeCountsAndFaultsExpire(t *testing.T) {
 	}
 	if n := srv.Count(raytest.Get); n != 3 {
 		t.Errorf("count %d", n)
+	}
+}
+
+// waitStatus polls GET /api/jobs/{id} until the job's status is want.
+func waitStatus(t *testing.T, srv *raytest.Server, id, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := do(t, "GET", srv.URL+"/api/jobs/"+id, "", nil)
+		var d map[string]any
+		if code == 200 && json.Unmarshal([]byte(body), &d) == nil && d["status"] == want {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %d %s, want status %s", id, code, body, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExecutor: with WithExecutor the fake runs entrypoints: RUNNING while the process runs,
+// SUCCEEDED or FAILED with its output as the log and its exit code, STOPPED after a stop,
+// with the runtime_env's env_vars; jobs keep running through an outage.
+func TestExecutor(t *testing.T) {
+	t.Parallel()
+	srv := raytest.New(t, raytest.WithExecutor("FROM_TEST=t"))
+	submit := func(id, entrypoint string) {
+		body := fmt.Sprintf(`{"entrypoint": %q, "submission_id": %q, "runtime_env": {"env_vars": {"GREETING": "hello"}}}`, entrypoint, id)
+		if code, out := do(t, "POST", srv.URL+"/api/jobs/", body, nil); code != 200 {
+			t.Fatalf("submit: %d %s", code, out)
+		}
+	}
+	dir := t.TempDir()
+	release := filepath.Join(dir, "release")
+	submit("raysubmit_ok", fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.02; done; echo "$GREETING $FROM_TEST"`, release))
+	submit("raysubmit_fail", "echo broken >&2; exit 3")
+	submit("raysubmit_stop", "sleep 300")
+	waitStatus(t, srv, "raysubmit_ok", raytest.Running)
+	srv.SetOutage(raytest.Garbage)
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for srv.Running() > 1 { // the ok job finishes during the outage; the sleep goes on
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.SetOutage(raytest.NoOutage)
+	d := waitStatus(t, srv, "raysubmit_ok", raytest.Succeeded)
+	if d["driver_exit_code"] != 0.0 {
+		t.Fatalf("%v", d)
+	}
+	if _, body := do(t, "GET", srv.URL+"/api/jobs/raysubmit_ok/logs", "", nil); body != `{"logs": "hello t\n"}` {
+		t.Fatalf("logs %s", body)
+	}
+	if d := waitStatus(t, srv, "raysubmit_fail", raytest.Failed); d["driver_exit_code"] != 3.0 || !strings.Contains(d["message"].(string), "exit code 3") {
+		t.Fatalf("%v", d)
+	}
+	if code, body := do(t, "POST", srv.URL+"/api/jobs/raysubmit_stop/stop", "", nil); code != 200 || !strings.Contains(body, "true") {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	waitStatus(t, srv, "raysubmit_stop", raytest.Stopped)
+	if n := srv.Running(); n != 0 {
+		t.Fatalf("%d still running", n)
+	}
+}
+
+// TestOutages: each outage applies to every endpoint, the health check included, and ends.
+func TestOutages(t *testing.T) {
+	t.Parallel()
+	srv := raytest.New(t)
+	client := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) (int, string, error) {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	for _, o := range []raytest.Outage{raytest.Refused, raytest.Dropped, raytest.Error500, raytest.Hang, raytest.Garbage} {
+		srv.SetOutage(o)
+		for _, path := range []string{"/api/gcs_healthz", "/api/version", "/api/jobs/", "/api/jobs/raysubmit_x/logs"} {
+			code, body, err := get(path)
+			switch o {
+			case raytest.Refused:
+				if err == nil || !strings.Contains(err.Error(), "refused") {
+					t.Errorf("%s %s: %d %v", o, path, code, err)
+				}
+			case raytest.Dropped, raytest.Hang:
+				if err == nil {
+					t.Errorf("%s %s: answered %d", o, path, code)
+				}
+			case raytest.Error500:
+				if err != nil || code != 500 {
+					t.Errorf("%s %s: %d %v", o, path, code, err)
+				}
+			case raytest.Garbage:
+				if err != nil || code != 200 || body != raytest.GarbageBody {
+					t.Errorf("%s %s: %d %q %v", o, path, code, body, err)
+				}
+			}
+		}
+		srv.SetOutage(raytest.NoOutage)
+		if code, body, err := get("/api/gcs_healthz"); err != nil || code != 200 || body != "success" {
+			t.Fatalf("after %s: %d %q %v", o, code, body, err)
+		}
 	}
 }

@@ -19,12 +19,18 @@ import (
 	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/procrunner"
 	"github.com/rayctl/rayctl/worker/pyexec"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain lets this test binary act as procgroup's supervisor: the process runner the
+// outcomes are compared with re-executes it.
+func TestMain(m *testing.M) {
+	procgroup.Main()
+	goleak.VerifyTestMain(m)
+}
 
 var nextID atomic.Int64
 

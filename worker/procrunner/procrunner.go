@@ -3,30 +3,34 @@
 // and its last-line result contract, so no Ray is needed and the same entrypoint that runs as
 // a Ray Job runs here.
 //
-// Each process runs in its own process group with the runtime environment's env_vars added to
-// the worker's environment. Its output is captured with bounded memory: stdout keeps at most
+// Each process runs in its own process group (package procgroup: on Linux under a small
+// supervisor that kills the group and every descendant when the worker dies, even by kill -9)
+// with the runtime environment's env_vars added to the worker's environment. Its output is captured with bounded memory: stdout keeps at most
 // MaxStdout bytes from its end (enough for the result line; a task printing gigabytes costs
 // no more), with the digest of the whole stream computed as it passes in case django-ray's
 // rule for a non-JSON last line needs it; stderr keeps its last 64 KiB. Cancel, the loop's
 // timeouts and shutdown stop the whole process group: SIGTERM, then SIGKILL after KillGrace.
-// When the entrypoint's main process exits, anything it left running in its group is killed.
+// When the entrypoint's main process exits, anything it left running in its group (or started
+// outside it) is killed. Poll reports an execution Done only once all of that is gone, so an
+// outcome the worker records is never that of a process still running.
+//
+// A binary using this runner must call procgroup.Main first in main (and test binaries in
+// TestMain).
 package procrunner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // Defaults for Config.
@@ -34,8 +38,9 @@ const (
 	DefaultMaxStdout = 32 << 20
 	DefaultMaxStderr = 64 << 10
 	DefaultKillGrace = 3 * time.Second
-	// pipeDrain bounds the wait for output after the process group was killed: a process
-	// that escaped the group (setsid) may hold the pipe open; its output is then abandoned.
+	// pipeDrain bounds the wait for output after the process group is gone: a process that
+	// escaped the supervisor (only possible outside Linux) may hold the pipe open; its output
+	// is then abandoned.
 	pipeDrain = 2 * time.Second
 )
 
@@ -91,14 +96,13 @@ func New(cfg Config) (*Runner, error) {
 
 type proc struct {
 	task   store.Task
-	cmd    *exec.Cmd
+	group  *procgroup.Group
 	stdout *tail
 	stderr *tail
 	done   chan struct{}
 
 	mu        sync.Mutex
 	cancelled bool
-	killTimer *time.Timer
 	outcome   lifecycle.Outcome // set before done is closed
 }
 
@@ -135,22 +139,20 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		}}
 	}
 	argv := append(append([]string(nil), r.cfg.Entrypoint...), lifecycle.PayloadFlag, payload)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = r.cfg.Dir
-	cmd.SysProcAttr = sysProcAttr()
+	cmd := procgroup.Cmd{Path: argv[0], Args: argv, Dir: r.cfg.Dir}
 	if len(r.cfg.Env) > 0 {
 		keys := make([]string, 0, len(r.cfg.Env))
 		for k := range r.cfg.Env {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		env := cmd.Environ()
+		env := os.Environ()
 		for _, k := range keys {
 			env = append(env, k+"="+r.cfg.Env[k]) // exec keeps the last value of a duplicate
 		}
 		cmd.Env = env
 	}
-	p := &proc{task: task, cmd: cmd, stdout: newTail(r.cfg.MaxStdout, true), stderr: newTail(r.cfg.MaxStderr, false), done: make(chan struct{})}
+	p := &proc{task: task, stdout: newTail(r.cfg.MaxStdout, true), stderr: newTail(r.cfg.MaxStderr, false), done: make(chan struct{})}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -163,7 +165,7 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		return startFailure(err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
+	p.group, err = procgroup.Start(cmd)
 	outW.Close() // the child holds its own copies
 	errW.Close()
 	if err != nil {
@@ -183,7 +185,7 @@ func startFailure(err error) error {
 	return &lifecycle.FailureError{Failure: lifecycle.Interpret(lifecycle.RunOutput{Err: err}).Failure}
 }
 
-// reap copies the output, waits for the process, kills what is left of its group, and
+// reap copies the output, waits until the process group and every descendant are gone, and
 // records the outcome.
 func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	defer r.wg.Done()
@@ -192,9 +194,7 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	go func() { defer copies.Done(); _, _ = io.Copy(p.stdout, outR) }()
 	go func() { defer copies.Done(); _, _ = io.Copy(p.stderr, errR) }()
 
-	waitErr := p.cmd.Wait()
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGKILL) // stragglers left in the group
+	exit, waitErr := p.group.Wait()
 	drained := make(chan struct{})
 	go func() { copies.Wait(); close(drained) }()
 	select {
@@ -211,25 +211,18 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	run.Stdout, run.StdoutTruncated = p.stdout.bytes()
 	run.StdoutDigest = p.stdout.wholeDigest()
 	run.Stderr, _ = p.stderr.bytes()
-	var exitErr *exec.ExitError
 	switch {
-	case waitErr == nil:
-	case errors.As(waitErr, &exitErr):
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			run.Signal = fmt.Sprintf("%d (%s)", int(ws.Signal()), ws.Signal())
-			run.ExitCode = -1
-		} else {
-			run.ExitCode = exitErr.ExitCode()
-		}
-	default:
+	case waitErr != nil:
 		run.Err = waitErr
+	case exit.Signaled():
+		run.Signal = fmt.Sprintf("%d (%s)", int(exit.Signal), exit.Signal)
+		run.ExitCode = -1
+	default:
+		run.ExitCode = exit.Code
 	}
 	outcome := lifecycle.Interpret(run)
 
 	p.mu.Lock()
-	if p.killTimer != nil {
-		p.killTimer.Stop()
-	}
 	if p.cancelled && outcome.Kind != lifecycle.Succeeded {
 		// Stopped on request. A run that completed successfully before the signal landed
 		// keeps its result (the caller decides whether a cancellation still wins).
@@ -269,6 +262,7 @@ func (r *Runner) Poll(_ context.Context, tasks []store.Task) ([]worker.Status, e
 }
 
 // Cancel implements worker.Runner: SIGTERM to the process group now, SIGKILL after KillGrace.
+// Poll reports the execution Done once the group and its descendants are gone.
 func (r *Runner) Cancel(_ context.Context, task store.Task) error {
 	p := r.get(task.ID)
 	if p == nil {
@@ -290,15 +284,7 @@ func (r *Runner) stop(p *proc) {
 		return
 	}
 	p.cancelled = true
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	p.killTimer = time.AfterFunc(r.cfg.KillGrace, func() {
-		select {
-		case <-p.done:
-		default:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-	})
+	_ = p.group.Stop(r.cfg.KillGrace)
 }
 
 // Output implements worker.Runner: the last max bytes of the task's stdout.

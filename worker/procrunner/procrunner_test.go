@@ -21,10 +21,15 @@ import (
 	"github.com/rayctl/rayctl/pyjson"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
+	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain lets this test binary act as procgroup's supervisor (the runner re-executes it).
+func TestMain(m *testing.M) {
+	procgroup.Main()
+	goleak.VerifyTestMain(m)
+}
 
 var nextID int64
 

@@ -4,8 +4,9 @@
 // runner (worker/poolrunner) drives several of them in "pool" mode; the Ray Core runner
 // (worker/raycore) drives one in "ray_core" mode, where it is a Ray driver.
 //
-// An executor runs `<python> -c <program> <mode>` in a process group of its own, dies with
-// the worker (parent-death signal), and talks over a Unix socket passed as file descriptor 3:
+// An executor runs `<python> -c <program> <mode>` under worker/procgroup: in a process group
+// of its own that dies with the worker, even after kill -9, with everything its tasks started.
+// It talks over a Unix socket passed as file descriptor 3:
 // frames of a JSON header and a byte payload, with file descriptors (a task's stdout and
 // stderr pipes) passed alongside (SCM_RIGHTS). Its own stdout and stderr, outside tasks, are
 // diagnostics: kept (the last 16 KiB) for start errors and handed line by line to Config.Log.
@@ -32,6 +33,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
 // Program is the executor's Python source.
@@ -104,7 +107,7 @@ func (e *StartError) Error() string { return e.Msg }
 // Executor is one running executor process.
 type Executor struct {
 	cfg   Config
-	cmd   *exec.Cmd
+	g     *procgroup.Group
 	conn  *net.UnixConn
 	pgid  int
 	ready Message
@@ -115,6 +118,7 @@ type Executor struct {
 	diag *ring
 
 	mu       sync.Mutex
+	exit     procgroup.Exit
 	waitErr  error
 	readErr  error
 	isReady  bool
@@ -185,11 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	conn := fc.(*net.UnixConn)
 
-	cmd := exec.Command(cfg.Python, "-c", Program, cfg.Mode)
-	cmd.Dir = cfg.Dir
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3
-	env := cmd.Environ()
+	env := os.Environ()
 	keys := make([]string, 0, len(cfg.Env))
 	for k := range cfg.Env {
 		keys = append(keys, k)
@@ -199,31 +199,34 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 		env = append(env, k+"="+cfg.Env[k]) // exec keeps the last value of a duplicate
 	}
 	env = append(env, "RAYWORKER_EXECUTOR="+string(settings))
-	cmd.Env = env
 	diagR, diagW, err := os.Pipe()
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("executor output pipe: %w", err)
 	}
-	cmd.Stdout, cmd.Stderr = diagW, diagW
-	if err := cmd.Start(); err != nil {
+	// procgroup: the executor's process group, and everything its tasks start, die with the
+	// worker even after kill -9; Wait returns only once all of it is gone.
+	g, err := procgroup.Start(procgroup.Cmd{Path: cfg.Python, Args: []string{cfg.Python, "-c", Program, cfg.Mode},
+		Env: env, Dir: cfg.Dir, Stdout: diagW, Stderr: diagW, ExtraFiles: []*os.File{theirs}}) // fd 3
+	diagW.Close() // the executor holds its own copies
+	if err != nil {
 		conn.Close()
 		diagR.Close()
-		diagW.Close()
+		if errors.Is(err, procgroup.ErrNoMain) {
+			return nil, err
+		}
 		return nil, &StartError{Msg: fmt.Sprintf("cannot run python interpreter %s: %v", cfg.Python, unwrapExecErr(err))}
 	}
-	diagW.Close()
-	e := &Executor{cfg: cfg, cmd: cmd, conn: conn, pgid: cmd.Process.Pid, msgs: make(chan Message, 64),
+	e := &Executor{cfg: cfg, g: g, conn: conn, pgid: g.Pid(), msgs: make(chan Message, 64),
 		done: make(chan struct{}), diag: &ring{max: diagTail}, killed: make(chan struct{})}
 	diagDone := make(chan struct{})
 	go e.copyDiagnostics(diagR, diagDone)
 	go func() {
-		err := cmd.Wait()
-		<-diagDone // the reaped process's output is complete (or abandoned)
+		exit, err := g.Wait() // the executor, its group and every descendant are gone
+		<-diagDone            // and its output is complete
 		e.mu.Lock()
-		e.waitErr = err
+		e.exit, e.waitErr = exit, err
 		e.mu.Unlock()
-		_ = syscall.Kill(-e.pgid, syscall.SIGKILL) // anything the executor left in its group
 		close(e.done)
 		_ = conn.Close()
 	}()
@@ -291,26 +294,19 @@ func (e *Executor) Pid() int { return e.pgid }
 // ends (the executor exited or was killed).
 func (e *Executor) Messages() <-chan Message { return e.msgs }
 
-// Done is closed once the executor process has exited and been reaped (and anything it left
-// in its process group was killed).
+// Done is closed once the executor process, its process group and every process its tasks
+// started are gone (procgroup's confirmation).
 func (e *Executor) Done() <-chan struct{} { return e.done }
 
-// ExitStatus reports how the process ended; valid after Done.
+// ExitStatus reports how the process ended; valid after Done. err is set when the end could
+// not be observed (the supervisor was killed); code and signal are then the best known.
 func (e *Executor) ExitStatus() (code int, signal string, err error) {
 	e.mu.Lock()
-	werr := e.waitErr
-	e.mu.Unlock()
-	if werr == nil {
-		return 0, "", nil
+	defer e.mu.Unlock()
+	if e.exit.Signaled() {
+		return -1, fmt.Sprintf("%d (%s)", int(e.exit.Signal), e.exit.Signal), e.waitErr
 	}
-	var exitErr *exec.ExitError
-	if errors.As(werr, &exitErr) {
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1, fmt.Sprintf("%d (%s)", int(ws.Signal()), ws.Signal()), nil
-		}
-		return exitErr.ExitCode(), "", nil
-	}
-	return 0, "", werr
+	return e.exit.Code, "", e.waitErr
 }
 
 // Diagnostics returns the last output the executor printed outside tasks.
@@ -457,17 +453,10 @@ func (e *Executor) Kill(grace time.Duration) {
 	e.killOnce.Do(func() {
 		close(e.killed)
 		if grace <= 0 {
-			_ = syscall.Kill(-e.pgid, syscall.SIGKILL)
+			_ = e.g.Kill()
 			return
 		}
-		_ = syscall.Kill(-e.pgid, syscall.SIGTERM)
-		go func() {
-			select {
-			case <-e.done:
-			case <-time.After(grace):
-				_ = syscall.Kill(-e.pgid, syscall.SIGKILL)
-			}
-		}()
+		_ = e.g.Stop(grace)
 	})
 }
 

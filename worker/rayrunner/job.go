@@ -62,8 +62,13 @@ type job struct {
 	stopAt    time.Time // next stop attempt not before (after a failed one)
 
 	terminal *rayjobs.JobDetails // Ray's final answer; logs are read next
-	logTries int
+	logTries int                 // failed log reads that counted (the API answered otherwise)
 	logsAt   time.Time
+	// logErr is the last log read's error, not yet judged: it counts as a try only once a
+	// health check that started after logFailedAt (the read's start) found the API up.
+	logErr       error
+	logFailedAt  time.Time
+	logFirstFail time.Time // the first counted failure, for LogPatience
 
 	done    bool
 	outcome lifecycle.Outcome

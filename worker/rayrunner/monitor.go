@@ -152,6 +152,12 @@ func (r *Runner) step(now time.Time) time.Duration {
 			if r.closing {
 				continue
 			}
+			if j.logErr != nil {
+				if retryAt := r.logRetry(j, now); !retryAt.IsZero() {
+					at(retryAt)
+				}
+				continue
+			}
 			if now.Before(j.logsAt) {
 				at(j.logsAt)
 			} else if tryAcquire(r.getSem) {
@@ -332,13 +338,13 @@ func (r *Runner) closingErr(err error) bool {
 	return err != nil && r.ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
-// noteErr reacts to a failed call: unavailable -> check health now; refused -> config error.
-// Called with mu held.
+// noteErr reacts to a failed call: unavailable, or an answer that is not Ray's (a proxy's
+// login page) -> check health now; refused -> config error. Called with mu held.
 func (r *Runner) noteErr(err error) {
 	switch {
 	case errors.Is(err, rayjobs.ErrUnauthorized), errors.Is(err, rayjobs.ErrCertificate):
 		r.refuse(err, time.Now())
-	case errors.Is(err, rayjobs.ErrUnavailable):
+	case errors.Is(err, rayjobs.ErrUnavailable), errors.Is(err, rayjobs.ErrBadResponse):
 		if r.conn.state == connUp {
 			r.conn.probeNow = true
 		}
@@ -591,6 +597,7 @@ func (r *Runner) startLogs(j *job) {
 	}
 	r.launch(func() {
 		defer func() { <-r.getSem }()
+		t := time.Now()
 		ctx := r.ctx
 		if limit > 0 {
 			var cancel context.CancelFunc
@@ -600,12 +607,18 @@ func (r *Runner) startLogs(j *job) {
 		logs, err := r.logsOf(ctx, j.id)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.applyLogs(j, logs, err)
+		r.applyLogs(j, logs, err, t)
 	})
 }
 
-// applyLogs ends a job Ray finished, from its log tail. Called with mu held.
-func (r *Runner) applyLogs(j *job, logs rayjobs.Logs, err error) {
+// applyLogs ends a job Ray finished, from its log tail. A log that cannot be read is never
+// a reason to record a job that SUCCEEDED as failed while the API itself is in trouble:
+// whatever the error (unreachable, 5xx, a hang, an answer that is not Ray's), the read is
+// tried again, and a try counts only once a health check that started after it found the
+// API answering (logRetry). Only a log that stays unreadable while the API answers — after
+// logAttempts counted tries and LogPatience — fails the attempt (its node is gone,
+// ray#65402). Called with mu held.
+func (r *Runner) applyLogs(j *job, logs rayjobs.Logs, err error, started time.Time) {
 	j.busy = false
 	if r.closingErr(err) || j.done {
 		return
@@ -628,20 +641,47 @@ func (r *Runner) applyLogs(j *job, logs rayjobs.Logs, err error) {
 	case errors.Is(err, rayjobs.ErrNotFound):
 		r.m.lost.Inc()
 		r.finish(j, lostOutcome(j.id, "when its logs were read after it SUCCEEDED"))
-	case errors.Is(err, rayjobs.ErrUnavailable):
-		// 500/503 from /logs can mean the driver's node is gone; the API may be fine.
-		j.logTries++
-		r.noteErr(err)
-		if j.logTries >= logAttempts {
-			r.finish(j, lifecycle.RunnerFailure(fmt.Sprintf("Ray job %s SUCCEEDED, but its logs (which hold the result) could not be read after %d tries: %v",
-				j.id, j.logTries, err), nil))
-			return
-		}
-		j.logsAt = time.Now().Add(backoff(j.logTries))
 	default:
+		// 500/503 from /logs can mean the driver's node is gone; any error can also mean the
+		// API is out. A health check tells the two apart (logRetry).
+		j.logErr, j.logFailedAt = err, started
 		r.noteErr(err)
-		r.finish(j, lifecycle.RunnerFailure(fmt.Sprintf("Ray job %s SUCCEEDED, but its logs (which hold the result) could not be read: %v", j.id, err), nil))
+		r.conn.probeNow = true
 	}
+}
+
+// logRetry decides about a job whose last log read failed, once the connection state is
+// known: a health check that started after the failed read found the API answering, so the
+// failure counts as a try (and after logAttempts of them and LogPatience, the attempt
+// fails); until then it waits (the health check runs now). A read that failed before an
+// outage was noticed is the outage's: it is repeated without counting. It returns when the next read may start (zero: decided, or waiting for the
+// health check). Called with mu held.
+func (r *Runner) logRetry(j *job, now time.Time) time.Time {
+	if !r.conn.checkedAt.After(j.logFailedAt) {
+		if !r.conn.probing {
+			r.conn.probeNow = true
+		}
+		return time.Time{}
+	}
+	if r.conn.since.After(j.logFailedAt) {
+		// The API was out since the read failed: the failure was the outage's. Read again,
+		// without counting a try.
+		j.logErr, j.logFailedAt, j.logsAt = nil, time.Time{}, now
+		return now
+	}
+	j.logTries++
+	if j.logFirstFail.IsZero() {
+		j.logFirstFail = j.logFailedAt
+	}
+	err := j.logErr
+	j.logErr, j.logFailedAt = nil, time.Time{}
+	if j.logTries >= logAttempts && now.Sub(j.logFirstFail) >= r.cfg.LogPatience {
+		r.finish(j, lifecycle.RunnerFailure(fmt.Sprintf("Ray job %s SUCCEEDED, but its logs (which hold the result) could not be read in %d tries over %s while the Jobs API answered otherwise: %v",
+			j.id, j.logTries, now.Sub(j.logFirstFail).Round(time.Second), err), nil))
+		return time.Time{}
+	}
+	j.logsAt = now.Add(min(backoff(j.logTries), r.cfg.MaxPollInterval))
+	return j.logsAt
 }
 
 // startRound observes the watched jobs: one list, or a GET each, whichever costs the
@@ -810,7 +850,9 @@ func (r *Runner) probeDone(started time.Time, v rayjobs.VersionInfo, err error) 
 		}
 		c.backoff = 0
 		c.nextProbe = now.Add(r.cfg.SessionCheck)
-	case errors.Is(err, rayjobs.ErrUnavailable):
+	case errors.Is(err, rayjobs.ErrUnavailable), errors.Is(err, rayjobs.ErrBadResponse):
+		// Unreachable, or answering with something that is not Ray (a proxy's login page on
+		// every endpoint): an outage either way, reported the same way, and over by itself.
 		if c.state != connDown {
 			r.m.outages.Inc()
 			r.log.Warn("Ray Jobs API unreachable; holding claims, submissions and polls until it answers again (tasks' heartbeats pause)",
@@ -818,7 +860,7 @@ func (r *Runner) probeDone(started time.Time, v rayjobs.VersionInfo, err error) 
 			c.state, c.since = connDown, now
 		}
 		c.err = err
-		c.backoff = min(max(2*c.backoff, time.Second), 30*time.Second)
+		c.backoff = min(max(2*c.backoff, time.Second), outageProbeMax)
 		c.nextProbe = now.Add(jitter(c.backoff))
 	default:
 		r.refuse(err, now)

@@ -52,9 +52,11 @@
 //
 // A request that finds the API unavailable triggers a health check (GET /api/gcs_healthz,
 // then /api/version); if it fails the runner is in an outage: one log line and one metric
-// increment, no requests but health checks (backoff 1 s to 30 s, jittered), Ready fails so the
-// worker claims nothing, and every job reports Unknown (not heartbeated, so a long outage ages
-// into stuck-task recovery as in 0.2.0; never a false FAILED). Recovery needs no restart.
+// increment, no requests but health checks (backoff 1 s to 10 s, jittered), Ready fails so the
+// worker claims nothing, and every job reports Unknown (not heartbeated, shown as stuck, but
+// never a false FAILED and never re-run: the worker waits for the API). Recovery needs no
+// restart. An API that answers 200 with something that is not Ray's (a proxy's login page) is
+// an outage too: the health check wants Ray's "success" and the version its JSON.
 // HTTP 401/403 (or an untrusted TLS certificate) is a configuration error: logged once, counted,
 // Ready fails with the reason, and only one check a minute is made until it is fixed.
 package rayrunner
@@ -90,14 +92,18 @@ const (
 	DefaultRefusedRetry      = time.Minute
 	DefaultEvictAfter        = 2 * time.Minute
 	DefaultFailedLogsTimeout = 5 * time.Second
+	DefaultLogPatience       = 2 * time.Minute
 
 	// AdoptPrefix is the submission id prefix django-ray 0.2.0 workers adopt, and this one.
 	AdoptPrefix = "raysubmit_"
-	// logAttempts: a SUCCEEDED job whose logs cannot be read after this many tries (while the
-	// API is otherwise reachable) fails the attempt.
+	// logAttempts: a SUCCEEDED job whose logs cannot be read after this many tries (counted
+	// only while the API otherwise answers) and Config.LogPatience fails the attempt.
 	logAttempts = 5
 	// pollBudget bounds how long Poll waits for the first look at jobs it did not know.
 	pollBudget = 5 * time.Second
+	// outageProbeMax caps the backoff of health checks during an outage: one cheap GET every
+	// ~10 s at most, so work resumes within ~10 s of the API answering again.
+	outageProbeMax = 10 * time.Second
 )
 
 // Config configures a Runner.
@@ -142,6 +148,10 @@ type Config struct {
 	// tail; a dead node's logs cannot be served and the read would hang until the client's
 	// LogsTimeout). Default DefaultFailedLogsTimeout.
 	FailedLogsTimeout time.Duration
+	// LogPatience: a job that ended whose log cannot be read while the Jobs API otherwise
+	// answers (its node is gone) fails the attempt only after this long and five tries.
+	// While the API as a whole is out, no time or try counts. Default DefaultLogPatience.
+	LogPatience time.Duration
 
 	Logger *slog.Logger
 }
@@ -172,6 +182,7 @@ func (c *Config) setDefaults() {
 	def(&c.RefusedRetry, DefaultRefusedRetry)
 	def(&c.EvictAfter, DefaultEvictAfter)
 	def(&c.FailedLogsTimeout, DefaultFailedLogsTimeout)
+	def(&c.LogPatience, DefaultLogPatience)
 	if c.MaxPollInterval < c.MinPollInterval {
 		c.MaxPollInterval = c.MinPollInterval
 	}

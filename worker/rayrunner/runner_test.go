@@ -738,6 +738,108 @@ func TestStartRefusesRows(t *testing.T) {
 	}
 }
 
+// TestLogReadFaultsWhileAPIAnswers: a SUCCEEDED job whose log read fails while the rest of
+// the API answers (the node is gone, or a proxy answers /logs with a login page) is not
+// failed at the first error, nor after five: only after five tries and LogPatience. An
+// error of any kind counts alike.
+func TestLogReadFaultsWhileAPIAnswers(t *testing.T) {
+	t.Parallel()
+	faults := map[string]raytest.Fault{
+		"garbage 200": {Status: 200, Body: raytest.GarbageBody},
+		"500":         {Status: 500, Body: "Traceback (most recent call last):\nConnectionError: node gone"},
+		"dropped":     {Drop: true},
+		"hang":        {Hang: true},
+	}
+	for name, f := range faults {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := raytest.New(t)
+			e := newRunner(t, srv, func(o *rayjobs.Options) { o.LogsTimeout = 200 * time.Millisecond },
+				func(c *rayrunner.Config) { c.LogPatience = time.Hour })
+			e.waitReady()
+			tk := task(11, "myapp.tasks.x", "[]", "{}")
+			e.start(tk)
+			e.waitJob(*tk.RayJobID)
+			srv.Inject(raytest.Logs, f)
+			srv.Set(t, *tk.RayJobID, raytest.Succeeded, "", envelope("3")+"\n")
+			workertest.Eventually(t, 60*time.Second, "seven failed log reads", func() bool {
+				if st := e.poll(tk)[0]; st.Phase == worker.Done {
+					t.Fatalf("ended after %d log reads: %+v", srv.Count(raytest.Logs), st.Outcome)
+				}
+				return srv.Count(raytest.Logs) >= 7
+			})
+			if err := e.r.Ready(); err != nil {
+				t.Fatalf("a /logs-only fault made the runner not ready: %v", err)
+			}
+			srv.ClearFaults()
+			if got := resultOf(t, e.waitPhase(tk, worker.Done, 30*time.Second)); got != "3" {
+				t.Fatal(got)
+			}
+		})
+	}
+	t.Run("node gone for good", func(t *testing.T) {
+		t.Parallel()
+		srv := raytest.New(t)
+		e := newRunner(t, srv, nil, func(c *rayrunner.Config) { c.LogPatience = 300 * time.Millisecond })
+		e.waitReady()
+		tk := task(12, "myapp.tasks.x", "[]", "{}")
+		e.start(tk)
+		e.waitJob(*tk.RayJobID)
+		srv.Inject(raytest.Logs, raytest.Fault{Status: 500, Body: "Traceback (most recent call last):\nConnectionError: node gone"})
+		srv.Set(t, *tk.RayJobID, raytest.Succeeded, "", envelope("3")+"\n")
+		st := e.waitPhase(tk, worker.Done, 30*time.Second)
+		if o := st.Outcome; o.Kind != lifecycle.Failed || o.Failure.ExceptionType != lifecycle.ExcRunnerFailed ||
+			!strings.Contains(o.Failure.Message, "could not be read in 5 tries") {
+			t.Fatalf("%+v", o)
+		}
+	})
+}
+
+// TestWholeAPIOutageOfEachKind: while the whole Jobs API is out — connections refused or
+// dropped, 500s, hanging, or 200s with a login page — a job that SUCCEEDED meanwhile is never
+// reported as anything but not known yet, the runner reports itself not ready (the worker
+// holds claims, /readyz fails, rayworker_ray_api_up is 0), and when the API is back the job's
+// real outcome is reported.
+func TestWholeAPIOutageOfEachKind(t *testing.T) {
+	t.Parallel()
+	for _, o := range []raytest.Outage{raytest.Refused, raytest.Dropped, raytest.Error500, raytest.Hang, raytest.Garbage} {
+		t.Run(o.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := raytest.New(t)
+			e := newRunner(t, srv, func(o *rayjobs.Options) {
+				o.RequestTimeout, o.ListTimeout, o.LogsTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+			}, func(c *rayrunner.Config) { c.LogPatience = time.Millisecond })
+			e.waitReady()
+			tk := task(13, "myapp.tasks.x", "[]", "{}")
+			e.start(tk)
+			e.waitJob(*tk.RayJobID)
+			srv.Set(t, *tk.RayJobID, raytest.Succeeded, "", envelope("7")+"\n")
+			srv.SetOutage(o) // before the runner reads the log, or while it does
+			failedChecks := func() float64 {
+				return metric(t, e.r, "rayworker_ray_requests_total", map[string]string{"endpoint": "health", "result": "unavailable"}) +
+					metric(t, e.r, "rayworker_ray_requests_total", map[string]string{"endpoint": "health", "result": "error"})
+			}
+			workertest.Eventually(t, 60*time.Second, "the outage noticed and two failed health checks", func() bool {
+				if st := e.poll(tk)[0]; st.Phase == worker.Done {
+					t.Fatalf("ended during the outage: %+v", st.Outcome)
+				}
+				return e.r.Ready() != nil && failedChecks() >= 2
+			})
+			if n := metric(t, e.r, "rayworker_ray_api_up", nil); n != 0 {
+				t.Fatalf("rayworker_ray_api_up %v during the outage", n)
+			}
+			if st := e.poll(tk)[0]; st.Phase == worker.Done {
+				t.Fatalf("ended during the outage: %+v", st.Outcome)
+			}
+			srv.SetOutage(raytest.NoOutage)
+			if got := resultOf(t, e.waitPhase(tk, worker.Done, 60*time.Second)); got != "7" {
+				t.Fatal(got)
+			}
+			e.waitReady()
+		})
+	}
+}
+
 // TestFailedJobLogsBounded: a FAILED job whose logs cannot be served (its node died: the
 // dashboard's request to the node's agent hangs) ends its attempt after FailedLogsTimeout,
 // from Ray's message, not after the client's whole LogsTimeout.

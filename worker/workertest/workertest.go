@@ -212,3 +212,88 @@ func WaitState(t testing.TB, s *store.Store, id int64, within time.Duration, sta
 	})
 	return task
 }
+
+// Runs is what the contract entrypoint's exec_once recorded of one task's executions.
+type Runs struct {
+	Starts, Ends, Overlaps int
+}
+
+// ReadRuns reads dir/runs.log (written by exec_once) into runs per task key.
+func ReadRuns(t testing.TB, dir string) map[string]Runs {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "runs.log"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	out := map[string]Runs{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		r := out[f[1]]
+		switch f[0] {
+		case "start":
+			r.Starts++
+		case "end":
+			r.Ends++
+		case "overlap":
+			r.Overlaps++
+		}
+		out[f[1]] = r
+	}
+	return out
+}
+
+// Postgres is a private PostgreSQL server for one test (scripts/pg.sh), which the test may
+// stop and start again: a real database outage and restart.
+type Postgres struct {
+	DSN string
+	dir string
+}
+
+// PrivatePostgres starts a throwaway server for the test and removes it when the test ends.
+// Without PostgreSQL's server binaries the test is skipped (it fails under CI=true).
+func PrivatePostgres(t testing.TB) *Postgres {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rayctl-pg-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(RepoRoot(), "scripts", "pg.sh")
+	out, err := exec.Command(script, "start", dir).CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pg.sh start: %v\n%s", err, out)
+		}
+		t.Skipf("cannot start a private PostgreSQL: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	p := &Postgres{dir: dir}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "export DATABASE_URL="); ok {
+			p.DSN = strings.Trim(v, "'")
+		}
+	}
+	if p.DSN == "" {
+		t.Fatalf("pg.sh start printed no DATABASE_URL:\n%s", out)
+	}
+	return p
+}
+
+// Down stops the server (fast shutdown: every client is cut off).
+func (p *Postgres) Down(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(filepath.Join(RepoRoot(), "scripts", "pg.sh"), "down", p.dir).CombinedOutput(); err != nil {
+		t.Fatalf("pg.sh down: %v\n%s", err, out)
+	}
+}
+
+// Up starts the server again on the same port.
+func (p *Postgres) Up(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(filepath.Join(RepoRoot(), "scripts", "pg.sh"), "up", p.dir).CombinedOutput(); err != nil {
+		t.Fatalf("pg.sh up: %v\n%s", err, out)
+	}
+}

@@ -4,13 +4,6 @@ package pyexec
 
 import "syscall"
 
-// sysProcAttr puts the entrypoint in its own process group, so a kill reaches everything it
-// started. Outside Linux there is no parent-death signal: if the worker is killed with -9,
-// its running entrypoints finish on their own.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}
-
 // controlSocketpair makes the executor's control socket pair. Without SOCK_CLOEXEC (macOS)
 // the flag is set right after, under ForkLock, so no concurrent fork inherits the fds.
 func controlSocketpair() ([2]int, error) {

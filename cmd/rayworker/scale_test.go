@@ -451,8 +451,15 @@ func TestScaleOut(t *testing.T) {
 	killed := ray.killNode2(t)
 	killedNode := time.Now()
 	t.Logf("SCALE killed node 2 (%d processes) while it ran %d drivers", killed, len(onNode2))
+	requeued := map[int64]time.Duration{} // when rayworker recorded the failed attempt (the row left the dead job)
 	workertest.Eventually(t, 5*time.Minute, "the lost node's tasks to run again", func() bool {
 		cur := rows(t, s, ids)
+		for id, job := range onNode2 {
+			r := cur[id]
+			if _, ok := requeued[id]; !ok && (r.RayJobID == nil || *r.RayJobID != job || r.State != store.StateRunning) {
+				requeued[id] = time.Since(killedNode)
+			}
+		}
 		for id, job := range onNode2 {
 			r := cur[id]
 			if r.State != store.StateSucceeded && (r.RayJobID == nil || *r.RayJobID == job || r.State != store.StateRunning) {
@@ -461,6 +468,9 @@ func TestScaleOut(t *testing.T) {
 		}
 		return true
 	})
+	for id := range onNode2 {
+		t.Logf("SCALE task %d (%s): its failed attempt recorded %s after the node loss", id, ids[id], requeued[id].Round(10*time.Millisecond))
+	}
 	nodeRecovery := time.Since(killedNode)
 	// how much of that is Ray noticing (the dead jobs' end time) and how much rayworker
 	var rayNoticed time.Duration

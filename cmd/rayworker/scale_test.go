@@ -468,8 +468,10 @@ func TestScaleOut(t *testing.T) {
 		}
 		return true
 	})
+	var backInQueue time.Duration
 	for id := range onNode2 {
-		t.Logf("SCALE task %d (%s): its failed attempt recorded %s after the node loss", id, ids[id], requeued[id].Round(10*time.Millisecond))
+		backInQueue = max(backInQueue, requeued[id])
+		t.Logf("SCALE task %d (%s): its failed attempt recorded (back in the queue) %s after the node loss", id, ids[id], requeued[id].Round(10*time.Millisecond))
 	}
 	nodeRecovery := time.Since(killedNode)
 	// how much of that is Ray noticing (the dead jobs' end time) and how much rayworker
@@ -531,6 +533,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	t.Logf("SCALE exactly once: %d tasks, each ended once and SUCCEEDED through one Ray job; the %d whose run died with node 2 ran once more, on the head",
 		len(all), len(restarted))
-	t.Logf("SCALE summary: tasks/s 1=%.2f 2=%.2f 3=%.2f; replica loss recovered in %s, node loss in %s (Ray's detection %s)",
-		rates[1], rates[2], rates[3], replicaRecovery.Round(10*time.Millisecond), nodeRecovery.Round(10*time.Millisecond), rayNoticed.Round(10*time.Millisecond))
+	t.Logf("SCALE summary: tasks/s 1=%.2f 2=%.2f 3=%.2f; replica loss recovered in %s; node loss: Ray's detection %s, back in the queue %s, running again %s",
+		rates[1], rates[2], rates[3], replicaRecovery.Round(10*time.Millisecond), rayNoticed.Round(10*time.Millisecond),
+		backInQueue.Round(10*time.Millisecond), nodeRecovery.Round(10*time.Millisecond))
 }

@@ -460,14 +460,6 @@ func TestMixedFleet(t *testing.T) {
 	sc := storetest.EmptySchema(t)
 	ctx := context.Background()
 	d.run(t, sc.DSN, nil, "manage.py", "migrate", "django_ray")
-	const n = 24
-	script := `import json, django; django.setup()
-from rayctl_testapp import tasks
-print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(n) + `)]))`
-	var ids []string
-	if err := json.Unmarshal([]byte(d.run(t, sc.DSN, nil, "-c", script)), &ids); err != nil || len(ids) != n {
-		t.Fatalf("enqueue: %v %v", ids, err)
-	}
 	start := func(name string, args ...string) (*exec.Cmd, *workertest.LogBuffer) {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir, cmd.Env = d.dir, d.env(sc.DSN)
@@ -488,6 +480,20 @@ print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(
 	}
 	_, pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
 	_, golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
+	// both registered before any work exists, so they compete for it (the pool alone can run
+	// all of it before Django's worker has started)
+	workertest.Eventually(t, 2*time.Minute, "both workers' leases", func() bool {
+		var leases int
+		return sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_taskworkerlease WHERE is_active`).Scan(&leases) == nil && leases == 2
+	})
+	const n = 24
+	script := `import json, django; django.setup()
+from rayctl_testapp import tasks
+print(json.dumps([tasks.add.enqueue(i, 1000).id for i in range(` + strconv.Itoa(n) + `)]))`
+	var ids []string
+	if err := json.Unmarshal([]byte(d.run(t, sc.DSN, nil, "-c", script)), &ids); err != nil || len(ids) != n {
+		t.Fatalf("enqueue: %v %v", ids, err)
+	}
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

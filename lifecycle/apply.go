@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rayctl/rayctl/store"
@@ -45,7 +46,22 @@ type Transition struct {
 	ExceptionType string
 
 	Stored Stored // where a result went, for Succeeded
+
+	// Refused is PostgreSQL's refusal of the outcome's own write (store.ErrInvalid: a value
+	// it cannot hold, which writing again would not change). The attempt was then ended
+	// with the UnstorableOutcome failure instead (To FAILED, ErrorMessage saying so).
+	Refused error
 }
+
+// ExcUnstorable is the exception type of the failure that ends an attempt whose outcome
+// PostgreSQL refused to store (see Apply). It is never retried.
+const ExcUnstorable = "UnstorableOutcome"
+
+// ErrUnstorable: neither the outcome nor the failure that replaces it could be written;
+// PostgreSQL refuses both for what they are. It wraps store.ErrInvalid. The row is left as
+// it was (RUNNING, unless it moved on) for stuck-task recovery; the caller must still free
+// the attempt's slot, since writing again would be refused again.
+var ErrUnstorable = fmt.Errorf("the attempt's outcome cannot be stored: %w", store.ErrInvalid)
 
 // Predict returns the transition Apply would make for task and o, without writing anything
 // or storing a result: To, RetryDelay, NoRetry, ErrorMessage and ExceptionType as Apply
@@ -105,8 +121,15 @@ func (a *Applier) Predict(task store.Task, o Outcome) Transition {
 //
 // A row read in CANCELLING is finalized CANCELLED whatever the outcome. If the write does not
 // apply because the row was cancelled meanwhile by the same claim, the row is finalized
-// CANCELLED (CancelWon). Any other row that moved on is left alone (Applied false). An error
-// means the database could not be reached; nothing was written and the caller may retry.
+// CANCELLED (CancelWon). Any other row that moved on is left alone (Applied false).
+//
+// Every value is stored through store.StorableText, so what a task prints is stored. If
+// PostgreSQL still refuses the write for what it holds (store.ErrInvalid), writing it again
+// cannot help: the attempt ends FAILED with an UnstorableOutcome failure naming the refusal
+// (never retried; Transition.Refused holds it), so the row does not stay RUNNING and its
+// slot is freed. If even that is refused, Apply returns an error wrapping ErrUnstorable.
+// Any other error means the database could not be reached; nothing was written and the
+// caller may retry.
 func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transition, error) {
 	tr := a.Predict(task, o)
 	if task.State == store.StateCancelling {
@@ -144,6 +167,15 @@ func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transi
 	default:
 		return tr, fmt.Errorf("lifecycle: unknown outcome kind %d", o.Kind)
 	}
+	if errors.Is(err, store.ErrInvalid) {
+		// PostgreSQL refused the outcome itself, not the connection: end the attempt with a
+		// failure that says so, which holds nothing the task wrote.
+		tr = unstorable(tr, err)
+		applied, err = a.Store.Fail(ctx, g, store.ErrorInfo{Message: tr.ErrorMessage})
+		if errors.Is(err, store.ErrInvalid) {
+			err = fmt.Errorf("%w (%v; then %v)", ErrUnstorable, tr.Refused, err)
+		}
+	}
 	if err != nil {
 		tr.To = ""
 		return tr, err
@@ -167,6 +199,16 @@ func (a *Applier) Apply(ctx context.Context, task store.Task, o Outcome) (Transi
 		return a.finalizeCancel(ctx, cur, tr)
 	}
 	return tr, nil
+}
+
+// unstorable is the transition that replaces one whose write PostgreSQL refused.
+func unstorable(tr Transition, refused error) Transition {
+	tr.Refused = refused
+	tr.To, tr.RetryDelay, tr.Stored = store.StateFailed, 0, Stored{}
+	tr.ExceptionType, tr.NoRetry = ExcUnstorable, "PostgreSQL refused the outcome: storing it again cannot succeed"
+	tr.ErrorMessage = fmt.Sprintf("The attempt ended (%s), but its outcome could not be stored: PostgreSQL refused it: %v",
+		tr.Outcome, strings.TrimPrefix(refused.Error(), store.ErrInvalid.Error()+": "))
+	return tr
 }
 
 func (a *Applier) finalizeCancel(ctx context.Context, task store.Task, tr Transition) (Transition, error) {

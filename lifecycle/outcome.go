@@ -60,9 +60,15 @@ type Outcome struct {
 
 // Result is a successful task's value as Python's json.dumps text.
 type Result struct {
-	// JSON is json.dumps(value). It is nil only when the text was too large to keep; then
-	// SHA256 and Bytes describe it (a digest reference is all that can be stored).
-	JSON   []byte
+	// JSON is json.dumps(value). When it is nil, SHA256 and Bytes describe the text: it was
+	// too large to keep (a digest reference is all that can be stored), or it is the
+	// whole-output result of a large run, kept as Output.
+	JSON []byte
+	// Output, when set (JSON nil), is captured output whose json.dumps(text) is the result
+	// (django-ray's rule for a last line that is not an envelope), kept in the runner's
+	// pieces: Results.Place encodes it only as far as it needs (inline when it fits, else
+	// streamed to a file or just its digest), so a large output is never held twice.
+	Output [][]byte
 	SHA256 string // hex digest of the UTF-8 text, when JSON is nil
 	Bytes  int64  // its length in bytes, when JSON is nil
 }
@@ -126,7 +132,11 @@ type Digest struct {
 // The process runner fills it; a runner that fetches Ray job logs can fill Stdout with them.
 type RunOutput struct {
 	// Stdout is standard output: all of it, or only its tail when StdoutTruncated.
-	Stdout          []byte
+	Stdout []byte
+	// StdoutParts, when not nil, replaces Stdout: the same bytes as consecutive pieces (a
+	// bounded capture's chunks, procrunner.Capture.Parts). Interpret reads them without joining
+	// them, so a large output costs its capture and nothing more.
+	StdoutParts     [][]byte
 	StdoutTruncated bool
 	// StdoutDigest is json.dumps(stdout as text) over the whole stream, needed when
 	// StdoutTruncated and the last line is not a result envelope (django-ray then stores the
@@ -162,11 +172,12 @@ func Interpret(r RunOutput) Outcome {
 	if r.Err != nil {
 		return RunnerFailure(fmt.Sprintf("could not run the entrypoint: %v", r.Err), r.Stderr)
 	}
-	text := pyjson.DecodeUTF8(r.Stdout)
-	stripped := pyjson.Strip(text)
-	lineComplete := !r.StdoutTruncated || strings.Contains(stripped, "\n")
-	if stripped != "" && lineComplete {
-		if env, ok := envelope(pyjson.LastLine(text)); ok {
+	out := r.stdoutParts()
+	kept := partsLen(out)
+	last, nonBlank, newline := lastOutputLine(out)
+	lineComplete := !r.StdoutTruncated || newline
+	if nonBlank && lineComplete {
+		if env, ok := envelope(last); ok {
 			return env
 		}
 	}
@@ -178,18 +189,18 @@ func Interpret(r RunOutput) Outcome {
 			msg += ": " + clip(last, 500)
 		}
 		return RunnerFailure(msg, diagnostics(r))
-	case len(r.Stdout) == 0 && !r.StdoutTruncated:
+	case kept == 0 && !r.StdoutTruncated:
 		return RunnerFailure("entrypoint exited with status 0 but printed nothing (expected a JSON result line last)", diagnostics(r))
-	case stripped == "":
+	case !nonBlank:
 		return RunnerFailure("entrypoint exited with status 0 but printed only whitespace (expected a JSON result line last)", diagnostics(r))
 	case !lineComplete:
 		return RunnerFailure(fmt.Sprintf("the entrypoint's last output line is longer than the %d bytes kept of its output; its result cannot be read",
-			len(r.Stdout)), diagnostics(r))
+			kept), diagnostics(r))
 	}
 	// django-ray 0.2.0: a last line that is not JSON means success, with the whole output
 	// (not stripped) as the result string.
 	if !r.StdoutTruncated {
-		return Outcome{Kind: Succeeded, Result: Result{JSON: pyjson.EncodeBytes(r.Stdout)}}
+		return Outcome{Kind: Succeeded, Result: outputResult(out)}
 	}
 	if r.StdoutDigest == nil {
 		return RunnerFailure("the entrypoint's output was truncated and its last line is not a result envelope", diagnostics(r))
@@ -266,6 +277,7 @@ func diagnostics(r RunOutput) []byte {
 		}
 	}
 	section("stderr", r.Stderr, false)
-	section("stdout", r.Stdout, r.StdoutTruncated)
+	out := r.stdoutParts()
+	section("stdout", Suffix(out, diagnosticTail), r.StdoutTruncated || partsLen(out) > diagnosticTail)
 	return b.Bytes()
 }

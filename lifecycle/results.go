@@ -1,15 +1,19 @@
 package lifecycle
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rayctl/rayctl/store"
 )
@@ -45,6 +49,15 @@ func relPath(hexDigest string) string {
 func digestOf(text []byte) string {
 	sum := sha256.Sum256(text)
 	return hex.EncodeToString(sum[:])
+}
+
+// StreamBackend is a Backend that can also store text it is handed as a writer function,
+// with its digest and size known beforehand, without the text being held in memory.
+type StreamBackend interface {
+	Backend
+	// StoreStream persists the n bytes write produces, whose SHA-256 is sha256hex, and
+	// returns the reference.
+	StoreStream(ctx context.Context, sha256hex string, n int64, write func(io.Writer) error) (string, error)
 }
 
 // DigestBackend stores nothing and returns the digest reference (RESULT_STORAGE_BACKEND
@@ -102,6 +115,49 @@ func (b FilesystemBackend) Store(_ context.Context, text []byte) (string, error)
 	return ref, nil
 }
 
+// StoreStream implements StreamBackend: the text is written straight into the temporary
+// file, checked against its digest and size, and renamed into place.
+func (b FilesystemBackend) StoreStream(_ context.Context, sha256hex string, n int64, write func(io.Writer) error) (string, error) {
+	if b.Root == "" {
+		return "", errors.New("result storage path is not set")
+	}
+	full := filepath.Join(b.Root, filepath.FromSlash(relPath(sha256hex)))
+	ref := FilesystemReference(sha256hex, n)
+	if _, err := os.Stat(full); err == nil {
+		return ref, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := full + ".tmp-" + hex.EncodeToString(rnd[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
+	c := &countingWriter{w: bw}
+	werr := write(c)
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	cerr := f.Close()
+	if werr == nil && (c.n != n || hex.EncodeToString(h.Sum(nil)) != sha256hex) {
+		werr = fmt.Errorf("the result changed while it was written (%d bytes, want %d)", c.n, n)
+	}
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	if err := os.Rename(tmp, full); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
+	}
+	return ref, nil
+}
+
 // Load reads the text a resultfs:// reference points to under root (for tests and tools).
 func (b FilesystemBackend) Load(sha256hex string) ([]byte, error) {
 	if len(sha256hex) != 64 {
@@ -126,13 +182,25 @@ type Stored struct {
 	Fallback error
 }
 
+// Inline reports whether Place keeps r inline in result_data.
+func (rs Results) Inline(r Result) bool {
+	return (r.JSON != nil || r.Output != nil) && r.Size() <= rs.MaxInline
+}
+
 // Place returns the columns for r: result_data when it fits MaxInline (result_reference
 // then NULL, clearing a stale one), else a reference from the backend, falling back to the
-// digest reference on a storage error (the task still succeeds, as in django-ray).
+// digest reference on a storage error (the task still succeeds, as in django-ray). A result
+// kept as captured Output is encoded here, only as far as needed: into result_data when it
+// fits, streamed into a StreamBackend, or not at all for the digest backend.
 func (rs Results) Place(ctx context.Context, r Result) Stored {
 	size := r.Size()
-	if r.JSON != nil && size <= rs.MaxInline {
+	if rs.Inline(r) {
 		data := string(r.JSON)
+		if r.JSON == nil {
+			var b strings.Builder
+			_ = WriteOutputJSON(&b, r.Output)
+			data = b.String()
+		}
 		return Stored{Row: store.Result{Data: &data}, Inline: true, Bytes: size}
 	}
 	backend := rs.Backend
@@ -141,7 +209,23 @@ func (rs Results) Place(ctx context.Context, r Result) Stored {
 	}
 	var ref string
 	var fallback error
-	if r.JSON == nil {
+	if r.JSON == nil && r.Output != nil {
+		var err error
+		switch b := backend.(type) {
+		case DigestBackend:
+			ref = DigestReference(r.SHA256, r.Bytes)
+		case StreamBackend:
+			ref, err = b.StoreStream(ctx, r.SHA256, r.Bytes, func(w io.Writer) error { return WriteOutputJSON(w, r.Output) })
+		default:
+			var buf bytes.Buffer
+			_ = WriteOutputJSON(&buf, r.Output)
+			ref, err = backend.Store(ctx, buf.Bytes())
+		}
+		if err != nil {
+			fallback = err
+			ref = DigestReference(r.SHA256, r.Bytes)
+		}
+	} else if r.JSON == nil {
 		// Only the digest of the text is known (it was too large to keep): a digest
 		// reference is the only one that can describe it.
 		ref = DigestReference(r.SHA256, r.Bytes)

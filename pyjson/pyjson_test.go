@@ -254,3 +254,29 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStringWriter: json.dumps of output streamed in pieces (a capture's chunks, split
+// anywhere, inside a multi-byte character too) is exactly EncodeBytes of the whole.
+func FuzzStringWriter(f *testing.F) {
+	f.Add([]byte("a\"b\\c\x00é\xff\xe2\x82\xac🙂\n"), uint(3), uint(7))
+	f.Add([]byte("\xed\xa0\x80\xf0\x9f"), uint(1), uint(4))
+	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 uint) {
+		a, b := int(cut1%uint(len(data)+1)), int(cut2%uint(len(data)+1))
+		if a > b {
+			a, b = b, a
+		}
+		var out bytes.Buffer
+		w := NewStringWriter(&out)
+		for _, p := range [][]byte{data[:a], data[a:b], data[b:]} {
+			if _, err := w.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := EncodeBytes(data); !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("%q split at %d,%d: %q, want %q", data, a, b, out.Bytes(), want)
+		}
+	})
+}

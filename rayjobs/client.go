@@ -399,7 +399,8 @@ func checkID(op, id string) error {
 
 // call makes one request under its own timeout and passes a 2xx body to read. Everything
 // that goes wrong comes back as an *Error.
-func (c *Client) call(ctx context.Context, op, id, method, path string, body []byte, timeout time.Duration, read func(io.Reader) error) error {
+func (c *Client) call(ctx context.Context, op, id, method, path string, body []byte, timeout time.Duration, read func(io.Reader) error) (err error) {
+	defer func() { err = redactToken(err, strings.TrimPrefix(c.auth, "Bearer ")) }() // a server may echo it back
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rb io.Reader

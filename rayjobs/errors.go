@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -160,3 +161,40 @@ func truncate(s string, limit int) string {
 	}
 	return s[:cut] + "…"
 }
+
+// redactToken returns err with every copy of the auth token in its text replaced by
+// "xxxxx". Ray, or a proxy in front of it, may echo the request's Authorization header back
+// in an error body (a debugging 401 page, a traceback that prints the request), and an error's
+// text reaches logs, the terminal and the database. The error keeps its sentinel and cause
+// for errors.Is and errors.As.
+func redactToken(err error, token string) error {
+	if err == nil || token == "" || !strings.Contains(err.Error(), token) && !strings.Contains(err.Error(), url.QueryEscape(token)) {
+		return err
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return &redactedError{msg: scrubToken(err.Error(), token), cause: err}
+	}
+	e.Message = scrubToken(e.Message, token)
+	if e.Err != nil && e.Err.Error() != scrubToken(e.Err.Error(), token) {
+		e.Err = &redactedError{msg: scrubToken(e.Err.Error(), token), cause: e.Err}
+	}
+	return err
+}
+
+func scrubToken(s, token string) string {
+	s = strings.ReplaceAll(s, token, "xxxxx")
+	if esc := url.QueryEscape(token); esc != token {
+		s = strings.ReplaceAll(s, esc, "xxxxx")
+	}
+	return s
+}
+
+// redactedError is a cause whose text held the token: it says the same without it.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }

@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -342,8 +343,12 @@ func (d *doctor) backlog(ctx context.Context, r *CheckResult) error {
 			uncovered = append(uncovered, fmt.Sprintf("%s (%d runnable)", q.Name, q.Depth-q.Deferred))
 		}
 	}
-	oldest := time.Duration(st.OldestQueued * float64(time.Second)).Round(time.Second)
-	summary := fmt.Sprintf("%d runnable, %d deferred, %d running; oldest runnable waited %s", runnable, deferred, st.Running, oldest)
+	oldest, waited := time.Duration(math.MaxInt64), "since -infinity (a row's created_at or run_after)"
+	if st.OldestQueuedAt == nil || !st.OldestQueuedAt.Equal(store.NegInfinity) {
+		oldest = time.Duration(st.OldestQueued * float64(time.Second)).Round(time.Second)
+		waited = oldest.String()
+	}
+	summary := fmt.Sprintf("%d runnable, %d deferred, %d running; oldest runnable waited %s", runnable, deferred, st.Running, waited)
 	if deferred > 0 {
 		r.Details = append(r.Details, fmt.Sprintf("%d QUEUED tasks wait for their run_after (retry backoff or deferral): check run_after before forcing retries", deferred))
 	}

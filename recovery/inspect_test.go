@@ -204,6 +204,46 @@ func TestParseReference(t *testing.T) {
 	if r.FileExists == nil || *r.FileExists {
 		t.Fatalf("missing file reported present: %+v", r)
 	}
+	// symbolic links out of the result directory are not followed: neither a linked file nor
+	// a linked directory reveals whether something exists elsewhere, or its size
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	linkedFile := "aa/aa/" + digest + ".json"
+	if err := os.MkdirAll(filepath.Join(dir, "aa", "aa"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, filepath.FromSlash(linkedFile))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(outside, "bb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "bb", digest+".json"), []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "bb")); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{linkedFile, "bb/bb/" + digest + ".json"} {
+		r, err := recovery.ParseReference("resultfs://sha256/"+digest+"?rel="+rel+"&bytes=13", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.FileExists == nil || *r.FileExists || r.FileBytes != nil || !strings.Contains(r.FileProblem, "not followed") {
+			t.Errorf("%s: a symlink out of the result directory was followed: %+v", rel, r)
+		}
+	}
+	// a relative link that stays inside is followed
+	if err := os.Symlink(digest+".json", filepath.Join(dir, "01", "23", "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := recovery.ParseReference("resultfs://sha256/"+digest+"?rel=01/23/link.json&bytes=13", dir); r.FileExists == nil || !*r.FileExists {
+		t.Errorf("a symlink inside the result directory: %+v", r)
+	}
+
 	bad := []struct{ ref, want string }{
 		{"no-scheme", "no scheme"},
 		{"oversize://md5/abc?bytes=1", "64 hex digits"},

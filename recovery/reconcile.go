@@ -556,7 +556,7 @@ func predict(ap *lifecycle.Applier, e *JobEntry, o lifecycle.Outcome) {
 	case e.To == store.StateSucceeded:
 		size := o.Result.Size()
 		where := "inline"
-		if o.Result.JSON == nil || size > ap.Results.MaxInline {
+		if !ap.Results.Inline(o.Result) {
 			where = "as a " + backendName(ap.Results) + " reference"
 		}
 		e.Detail = fmt.Sprintf("SUCCEEDED in Ray: record the %d-byte result %s", size, where)

@@ -1,7 +1,9 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -35,6 +37,9 @@ type Reference struct {
 	Path       string `json:"path,omitempty"`
 	FileExists *bool  `json:"file_exists,omitempty"`
 	FileBytes  *int64 `json:"file_bytes,omitempty"`
+	// FileProblem says why the file could not be looked at, when that is not simply that it
+	// is missing: a symbolic link that leads out of the result directory is not followed.
+	FileProblem string `json:"file_problem,omitempty"`
 	// Object is the s3:// or gs:// object as rayctl read it (TaskDetail with an
 	// ObjectReader), and FetchError why it could not (no credentials, access denied, no such
 	// object, ...).
@@ -94,12 +99,15 @@ func ParseReference(ref, resultDir string) (Reference, error) {
 			"setting points at the shared directory", rel, size)
 		if resultDir != "" {
 			r.Path = filepath.Join(resultDir, filepath.FromSlash(rel))
-			fi, err := os.Stat(r.Path)
+			fi, err := statInside(resultDir, rel)
 			exists := err == nil && fi.Mode().IsRegular()
 			r.FileExists = &exists
 			if exists {
 				n := fi.Size()
 				r.FileBytes = &n
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				r.FileProblem = err.Error()
 			}
 		}
 	case "s3", "gs":
@@ -121,4 +129,24 @@ func ParseReference(ref, resultDir string) (Reference, error) {
 		return r, fmt.Errorf("result reference %q: unknown scheme %q (django-ray writes oversize, resultfs, s3 or gs)", ref, scheme)
 	}
 	return r, nil
+}
+
+// statInside stats rel under dir without leaving dir: a symbolic link (in any element of the
+// path) that points outside it is refused, so a reference can never make rayctl report
+// whether a file elsewhere exists or how large it is.
+func statInside(dir, rel string) (fs.FileInfo, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("result directory: %w", err)
+	}
+	defer root.Close()
+	fi, err := root.Stat(filepath.FromSlash(rel))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("not followed: %s (%w)", rel, err)
+	}
+	return fi, err
 }

@@ -11,6 +11,11 @@
 # or fail under CI=true).
 # The Django interop tier (interop/) needs the same venv but no Ray: a full run always makes
 # it (RAYCTL_DJANGO=0 skips it; RAYCTL_DJANGO=1 makes it for a partial run too).
+# A full run also fuzzes every Fuzz target (each parser of untrusted input: pyjson, the
+# result line, payloads, result references, DSN redaction, storable text, the terminal
+# sanitizer, Ray's answers) for RAYCTL_FUZZTIME (3s) each, one `go test -fuzz` per target,
+# starting from the corpus in each package's testdata/fuzz (RAYCTL_FUZZ=0 skips it;
+# RAYCTL_FUZZ=1 fuzzes in a partial run too). A failing input is saved there by go test.
 # The object-storage tests (resultstore/, and the s3/gcs parts of cmd/rayctl and interop/) need
 # an S3 server (scripts/s3.sh: moto, from the tools venv of scripts/toolsenv.sh) and a GCS
 # server (scripts/gcs.sh: fake-gcs-server): a full run starts both (RAYCTL_CLOUD=0 skips them;
@@ -41,12 +46,33 @@ fi
 
 ray=${RAYCTL_RAY:-}
 django=${RAYCTL_DJANGO:-}
+fuzz=${RAYCTL_FUZZ:-}
 cloud=${RAYCTL_CLOUD:-}
 if [ $# -eq 0 ]; then
   set -- ./...
   ray=${ray:-1}
   django=${django:-1}
+  fuzz=${fuzz:-1}
   cloud=${cloud:-1}
+fi
+if [ "$fuzz" = 1 ]; then
+  fuzzlog=$(mktemp)
+  started=$SECONDS
+  n=0
+  fuzz_one() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${RAYCTL_FUZZTIME:-3s}" "./$(dirname "$1")" >"$fuzzlog" 2>&1; }
+  while read -r file fn; do
+    # A failure without a failing input is the fuzzing engine itself (a worker starved on a
+    # loaded machine): try once more. A failing input is saved under testdata/fuzz and fails.
+    if ! fuzz_one "$file" "$fn" && { grep -q 'Failing input written to' "$fuzzlog" || ! fuzz_one "$file" "$fn"; }; then
+      cat "$fuzzlog" >&2
+      rm -f "$fuzzlog"
+      echo "test.sh: fuzzing $fn (./$(dirname "$file")) failed" >&2
+      exit 1
+    fi
+    n=$((n + 1))
+  done < <(git ls-files '*_test.go' | xargs grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func / /')
+  rm -f "$fuzzlog"
+  echo "test.sh: fuzzed $n targets in $((SECONDS - started))s" >&2
 fi
 export AWS_EC2_METADATA_DISABLED=true
 if [ "$django" = 1 ] && [ -z "${RAYCTL_PYTHON:-}" ]; then

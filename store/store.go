@@ -12,9 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -28,7 +26,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrNoSchema: the django-ray tables do not exist in the database (or the search_path).
 	ErrNoSchema = errors.New("the django-ray tables do not exist in this database (run `rayctl migrate up`)")
-	// ErrInvalid: the caller passed a value the schema cannot hold.
+	// ErrInvalid: the caller passed a value the schema cannot hold. PostgreSQL refused it for
+	// what it is (a data exception, class 22; an integrity violation, class 23; a value over
+	// a program limit, class 54), so the same write will be refused again: callers treat it
+	// as permanent, unlike a connection error.
 	ErrInvalid = errors.New("invalid value")
 )
 
@@ -59,30 +60,61 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 }
 
 // Open parses a DSN (URL or key=value; empty means the libpq PG* environment variables),
-// connects and pings. Errors never contain the password.
+// connects and pings. Errors never contain the password, in any form the DSN or PGPASSWORD
+// gives it (see RedactDSN). A URL whose user name or password holds an unescaped '@' is
+// refused: pgx would take the rest of the password for the host name.
 func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
-	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
-		return nil, fmt.Errorf("invalid database URL %s: scheme %q is not postgres:// or postgresql://", RedactDSN(dsn), scheme)
+	sec := dsnSecrets(dsn)
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && isURL(dsn) && scheme != "postgres" && scheme != "postgresql" {
+		return nil, fmt.Errorf("invalid database URL %s: scheme %q is not postgres:// or postgresql://", RedactDSN(dsn), sec.redact(scheme))
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("invalid database URL %s: %s", RedactDSN(dsn), redactErr(err, dsn))
+		return nil, fmt.Errorf("invalid database URL %s: %s", RedactDSN(dsn), sec.redact(parseReason(err)))
+	}
+	sec = sec.add(cfg.ConnConfig.Password) // from the DSN, PGPASSWORD or a passfile
+	hosts := []string{cfg.ConnConfig.Host}
+	for _, fb := range cfg.ConnConfig.Fallbacks {
+		hosts = append(hosts, fb.Host)
+	}
+	for _, h := range hosts {
+		if strings.Contains(h, "@") {
+			return nil, fmt.Errorf("invalid database URL %s: the user name or password holds an '@': write it as %%40", RedactDSN(dsn))
+		}
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = firstNonEmpty(cfg.ConnConfig.RuntimeParams["application_name"], "rayctl")
 	for _, f := range configure {
 		f(cfg)
 	}
+	afterConnect := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		RegisterTypes(c.TypeMap()) // poison timestamps ('-infinity', year 20000) read, never fail
+		if afterConnect != nil {
+			return afterConnect(ctx, c)
+		}
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, errors.New(redact(fmt.Sprintf("database %s: %s", describe(cfg), redactErr(err, dsn)), dsn))
+		return nil, errors.New(sec.redact(fmt.Sprintf("database %s: %s", describe(cfg), parseReason(err))))
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, errors.New(redact(fmt.Sprintf("cannot connect to database %s: %s", describe(cfg), ConnErrorReason(err, dsn)), dsn))
+		return nil, errors.New(sec.redact(fmt.Sprintf("cannot connect to database %s: %s", describe(cfg), connErrorReason(err))))
 	}
 	return pool, nil
+}
+
+// parseReason is a pgx error without pgconn's copy of the DSN: pgconn's parse errors read
+// "cannot parse `<dsn, partly redacted>`: <reason>".
+func parseReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "`: "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	return msg
 }
 
 func describe(cfg *pgxpool.Config) string {
@@ -97,11 +129,15 @@ func describe(cfg *pgxpool.Config) string {
 }
 
 // ConnErrorReason turns a pgx connection error into one short line without pgx internals
-// or secrets.
+// or secrets: any password dsn holds is redacted.
 func ConnErrorReason(err error, dsn string) string {
+	return dsnSecrets(dsn).redact(connErrorReason(err))
+}
+
+func connErrorReason(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return redact(pgErr.Message, dsn)
+		return pgErr.Message
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
@@ -109,11 +145,11 @@ func ConnErrorReason(err error, dsn string) string {
 	}
 	var sysErr *os.SyscallError
 	if errors.As(err, &sysErr) {
-		return redact(sysErr.Err.Error(), dsn)
+		return sysErr.Err.Error()
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Err != nil {
-		return redact(opErr.Err.Error(), dsn)
+		return opErr.Err.Error()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out"
@@ -123,67 +159,7 @@ func ConnErrorReason(err error, dsn string) string {
 	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "failed to connect") {
 		msg = msg[i+2:]
 	}
-	return redact(msg, dsn)
-}
-
-// RedactDSN returns dsn with any password replaced by "xxxxx".
-func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-		return dsn
-	}
-	if m := urlPasswordRe.FindStringSubmatchIndex(dsn); m != nil { // a URL net/url cannot parse
-		return dsn[:m[2]] + "xxxxx" + dsn[m[3]:]
-	}
-	// key=value form
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			fields[i] = "password=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
-}
-
-var urlPasswordRe = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:([^@]*)@`)
-
-// passwordOf extracts the password from a DSN, if any.
-func passwordOf(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		p, _ := u.User.Password()
-		return p
-	}
-	if m := urlPasswordRe.FindStringSubmatch(dsn); m != nil {
-		return m[1]
-	}
-	for _, f := range strings.Fields(dsn) {
-		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			return strings.Trim(v, "'")
-		}
-	}
-	return ""
-}
-
-func redact(msg, dsn string) string {
-	if p := passwordOf(dsn); p != "" {
-		msg = strings.ReplaceAll(msg, p, "xxxxx")
-		if esc := url.QueryEscape(p); esc != p {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
-	// pgconn's parse errors look like: cannot parse `<dsn>`: <reason>; keep the reason.
-	if i := strings.Index(msg, "`: "); i >= 0 {
-		msg = msg[i+3:]
-	}
-	return redact(msg, dsn)
+	return parseReason(errors.New(msg))
 }
 
 func firstNonEmpty(a, b string) string {
@@ -203,10 +179,12 @@ func translate(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "42P01": // undefined_table
+		switch {
+		case pgErr.Code == "42P01": // undefined_table
 			return fmt.Errorf("%w: %s", ErrNoSchema, pgErr.Message)
-		case "22001", "23514", "22003", "22P02", "23502": // too long, check, out of range, bad text, not null
+		case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"), strings.HasPrefix(pgErr.Code, "54"):
+			// data exception (too long, out of range, bad text, invalid UTF-8 or NUL: 22021),
+			// integrity violation (check, not null), program limit exceeded
 			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
 		}
 	}

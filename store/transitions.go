@@ -6,13 +6,15 @@ import (
 	"time"
 )
 
-// Result is a successful task's outcome: inline JSON text, or a reference to it.
+// Result is a successful task's outcome: inline JSON text, or a reference to it. Succeed and
+// SucceedMany store both through StorableText.
 type Result struct {
 	Data      *string // result_data: the JSON text, when inline
 	Reference *string // result_reference: oversize://, resultfs://, s3:// or gs://
 }
 
-// ErrorInfo is a failed attempt's error.
+// ErrorInfo is a failed attempt's error. Fail and Retry store both fields through
+// StorableText: a NUL or a lone surrogate in what the task printed cannot make them refused.
 type ErrorInfo struct {
 	Message   string
 	Traceback *string
@@ -43,6 +45,7 @@ func (s *Store) RecordJobID(ctx context.Context, g Guard, jobID, rayAddress stri
 // error_traceback left by earlier attempts (django-ray 0.2.0 keeps them, so a successful
 // retry still reports an error).
 func (s *Store) Succeed(ctx context.Context, g Guard, r Result) (bool, error) {
+	r = r.storable()
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'SUCCEEDED', finished_at = now(), result_data = $6, result_reference = $7,
 		    error_message = NULL, error_traceback = NULL
@@ -66,7 +69,8 @@ func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, erro
 	started, data, refs := make([]*time.Time, n), make([]*string, n), make([]*string, n)
 	for i, c := range cs {
 		ids[i], states[i], workers[i], jobs[i], started[i] = c.Guard.ID, string(c.Guard.State), c.Guard.WorkerID, c.Guard.JobID, c.Guard.StartedAt
-		data[i], refs[i] = c.Result.Data, c.Result.Reference
+		r := c.Result.storable()
+		data[i], refs[i] = r.Data, r.Reference
 	}
 	return collectColumn[int64](s.db.Query(ctx, `UPDATE django_ray_raytaskexecution t
 		SET state = 'SUCCEEDED', finished_at = now(), result_data = u.data, result_reference = u.ref,
@@ -80,6 +84,7 @@ func (s *Store) SucceedMany(ctx context.Context, cs []Completion) ([]int64, erro
 
 // Fail moves a RUNNING row to terminal FAILED.
 func (s *Store) Fail(ctx context.Context, g Guard, e ErrorInfo) (bool, error) {
+	e = e.storable()
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'FAILED', finished_at = now(), error_message = $6, error_traceback = $7
 		WHERE `+guardSQL+` AND state = 'RUNNING'`, g, e.Message, e.Traceback)
@@ -90,6 +95,7 @@ func (s *Store) Fail(ctx context.Context, g Guard, e ErrorInfo) (bool, error) {
 // last_heartbeat_at and claimed_by_worker cleared. ray_job_id keeps the failed attempt's job
 // (as django-ray 0.2.0 does) until the next claim replaces it.
 func (s *Store) Retry(ctx context.Context, g Guard, delay time.Duration, e ErrorInfo) (bool, error) {
+	e = e.storable()
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'QUEUED', attempt_number = attempt_number + 1,
 		    run_after = now() + make_interval(secs => $6), error_message = $7, error_traceback = $8,

@@ -32,6 +32,11 @@ Callables (callable_path "tests.tasks.<name>"):
                                "<own pid> <child pid>" to pidfile, sleeps
   orphan(pidfile)              starts a child `sleep 300`, writes its pid, returns at once
   ignore_term(seconds, pidfile) ignores SIGTERM, writes its pid, sleeps
+  unstorable(kind)             text PostgreSQL cannot store as is: kind "nul" raises
+                               ValueError("NUL\x00here"), "surrogate" raises ValueError with a
+                               lone surrogate (bytes decoded with surrogateescape), "stderr"
+                               writes a NUL and a non-UTF-8 byte to stderr and exits 1 without a result line,
+                               "result" returns a string holding both
   exec_once(dir, key, seconds=0, ignore_term=False)
                                records one execution of task <key> in <dir>/runs.log:
                                "start <key> <pid>", sleeps, "end <key> <pid>"; holds an
@@ -183,6 +188,18 @@ def ignore_term(seconds, pidfile):
     os.rename(pidfile + ".tmp", pidfile)
     time.sleep(seconds)
     return "survived"
+
+
+def unstorable(kind):
+    surrogate = b"caf\xe9 \xff".decode("utf-8", "surrogateescape")  # 'caf\udce9 \udcff'
+    if kind == "nul":
+        raise ValueError("NUL\x00here")
+    if kind == "surrogate":
+        raise ValueError("bad name " + surrogate)
+    if kind == "stderr":
+        sys.stderr.buffer.write(b"fatal\x00error caf\xe9\n")  # a NUL and a byte that is not UTF-8
+        sys.exit(1)
+    return "NUL\x00 and " + surrogate
 
 
 def _record(dir, line):

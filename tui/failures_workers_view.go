@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 func windowLabel(i int) string {
@@ -63,7 +64,7 @@ func (m Model) failuresView() []string {
 		for len(lines) < m.bodyHeight()-2 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, s.Bold.Render(fmt.Sprintf("latest (task %d):", g.LatestID)), trunc(oneLine(g.LatestError), m.width))
+		lines = append(lines, s.Bold.Render(fmt.Sprintf("latest (task %d):", g.LatestID)), trunc(termtext.Line(oneLine(g.LatestError)), m.width))
 	}
 	return lines
 }

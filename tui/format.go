@@ -8,6 +8,9 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // num formats n with thousands separators: 1,234,567.
@@ -45,6 +48,8 @@ func shortDur(d time.Duration) string {
 	}
 	d = d.Round(time.Second)
 	switch {
+	case d >= 100*365*24*time.Hour: // measured from '-infinity' (a poison row)
+		return "∞"
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d.Seconds()))
 	case d < time.Hour:
@@ -66,6 +71,9 @@ func shortDur(d time.Duration) string {
 func ago(now time.Time, t *time.Time) string {
 	if t == nil {
 		return "-"
+	}
+	if name, ok := store.InfiniteTime(*t); ok {
+		return name
 	}
 	return shortDur(now.Sub(*t))
 }
@@ -145,13 +153,15 @@ func flexColumns(cols []column, flex, total, min int) []column {
 	return out
 }
 
-// row renders cells in columns separated by one space.
+// row renders cells in columns separated by one space. Cells are plain text, often a task's
+// (queue, callable, worker, error): each is made safe for the terminal (termtext.Line) here,
+// so no table can draw an escape sequence it was handed.
 func row(cols []column, cells ...string) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		cell := ""
 		if i < len(cells) {
-			cell = cells[i]
+			cell = termtext.Line(cells[i])
 		}
 		if c.right {
 			parts[i] = padLeft(cell, c.width)

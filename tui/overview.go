@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // overviewView: counts per state with their change, the queue table, workers and signals.
@@ -63,7 +64,7 @@ func (m Model) overviewView() []string {
 
 	var signalLines []string
 	for _, sig := range m.signals {
-		signalLines = append(signalLines, s.Bad.Render(fmt.Sprintf("  !! playbook %d: %s", sig.Playbook, sig.Text)))
+		signalLines = append(signalLines, s.Bad.Render(fmt.Sprintf("  !! playbook %d: %s", sig.Playbook, termtext.Line(sig.Text))))
 	}
 	if len(signalLines) == 0 {
 		signalLines = []string{s.Calm.Render("  none: queue draining, no stale work, no retry storm")}
@@ -164,9 +165,9 @@ func sortQueuesByLoad(qs []store.QueueActivity) {
 func (m Model) workerSummary(w store.WorkerSummary) string {
 	owns := fmt.Sprintf("owns %d run, %d canc", w.Running, w.Cancelling)
 	if w.Lease == nil {
-		return fmt.Sprintf("%s no lease · %s", w.WorkerID, owns)
+		return fmt.Sprintf("%s no lease · %s", termtext.Line(w.WorkerID), owns)
 	}
 	l := w.Lease
-	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", w.WorkerID, w.Status, l.Host(), l.PID,
+	return fmt.Sprintf("%s %s · %s pid %d · beat %s ago · %s", termtext.Line(w.WorkerID), w.Status, termtext.Line(l.Host()), l.PID,
 		shortDur(m.workers.now.Sub(l.LastHeartbeatAt)), owns)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // now is the database clock of the last snapshot: ages are measured against it, so a
@@ -27,7 +28,7 @@ func (m Model) tasksView() []string {
 	case m.filtering:
 		top = m.input.View()
 	case m.tasks.filterText != "":
-		top = "filter: " + s.Bold.Render(m.tasks.filterText) + s.Dim.Render("  (esc clears, / edits)")
+		top = "filter: " + s.Bold.Render(termtext.Line(m.tasks.filterText)) + s.Dim.Render("  (esc clears, / edits)")
 	default:
 		top = s.Dim.Render("all tasks, newest first  (/ filters: state:failed queue:q callable:app.* worker:ID)")
 	}
@@ -113,6 +114,7 @@ func (m *Model) setDetailContent() {
 }
 
 func (m Model) detailContent(t store.Task) string {
+	t = terminalSafe(t)
 	s := m.styles
 	now := m.now()
 	width := max(20, m.width)
@@ -158,6 +160,10 @@ func (m Model) detailContent(t store.Task) string {
 			kv(e.name, "-")
 			continue
 		}
+		if name, ok := store.InfiniteTime(*e.at); ok { // a poison row: show what the database holds
+			kv(e.name, name)
+			continue
+		}
 		rel := shortDur(now.Sub(*e.at)) + " ago"
 		if e.at.After(now) {
 			rel = "in " + shortDur(e.at.Sub(now))
@@ -183,6 +189,31 @@ func (m Model) detailContent(t store.Task) string {
 		}
 	}
 	return strings.Join(b, "\n")
+}
+
+// terminalSafe returns t with every text column made safe to draw (termtext): one-line
+// columns with Line, the multi-line ones (args, kwargs, result, error, traceback) with
+// Sanitize. The detail view draws only this copy.
+func terminalSafe(t store.Task) store.Task {
+	line := func(p *string) *string {
+		if p == nil {
+			return nil
+		}
+		s := termtext.Line(*p)
+		return &s
+	}
+	text := func(p *string) *string {
+		if p == nil {
+			return nil
+		}
+		s := termtext.Sanitize(*p)
+		return &s
+	}
+	t.TaskID, t.CallablePath, t.QueueName, t.State = termtext.Line(t.TaskID), termtext.Line(t.CallablePath), termtext.Line(t.QueueName), store.TaskState(termtext.Line(string(t.State)))
+	t.RayJobID, t.RayAddress, t.ClaimedByWorker, t.ResultReference = line(t.RayJobID), line(t.RayAddress), line(t.ClaimedByWorker), line(t.ResultReference)
+	t.ArgsJSON, t.KwargsJSON = termtext.Sanitize(t.ArgsJSON), termtext.Sanitize(t.KwargsJSON)
+	t.ResultData, t.ErrorMessage, t.ErrorTraceback = text(t.ResultData), text(t.ErrorMessage), text(t.ErrorTraceback)
+	return t
 }
 
 func orDash(s string) string {

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // Layout: header, banner, body, status line, key hints. The body gets what is left.
@@ -81,7 +82,7 @@ func (m Model) bannerLine() string {
 		return s.Calm.Render("ok: no runbook signal")
 	}
 	sig := m.signals[0]
-	text := fmt.Sprintf("!! playbook %d: %s", sig.Playbook, sig.Text)
+	text := fmt.Sprintf("!! playbook %d: %s", sig.Playbook, termtext.Line(sig.Text))
 	if n := len(m.signals) - 1; n > 0 {
 		more := fmt.Sprintf(" (+%d more)", n)
 		text = trunc(text, m.width-ansi.StringWidth(more)) + more
@@ -92,7 +93,7 @@ func (m Model) bannerLine() string {
 func (m Model) statusLine() string {
 	s := m.styles
 	if m.dbErr != nil {
-		text := "database: " + errText(m.dbErr)
+		text := "database: " + termtext.Line(errText(m.dbErr))
 		if !m.lastOK.IsZero() {
 			text += fmt.Sprintf(" · data from %s", m.lastOK.Format("15:04:05"))
 		}
@@ -105,7 +106,7 @@ func (m Model) statusLine() string {
 	}
 	var parts []string
 	if m.status != "" && m.opts.Clock().Sub(m.statusAt) < statusTTL {
-		parts = append(parts, m.status)
+		parts = append(parts, termtext.Line(m.status)) // may name a failure group's callable
 	}
 	if n := len(m.tasks.marks); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d marked", n))
@@ -155,7 +156,7 @@ func (m Model) overlayDialog(body []string) []string {
 	}
 	var text []string
 	text = append(text, s.Bold.Render(fmt.Sprintf("%s %d %s?", c.kind.verb(), count, noun)))
-	text = append(text, "", "from "+c.target.label)
+	text = append(text, "", "from "+termtext.Line(c.target.label))
 	switch c.kind {
 	case actRequeue:
 		text = append(text, fmt.Sprintf("%d FAILED/LOST/CANCELLED → QUEUED (runs again)", count))
@@ -163,7 +164,7 @@ func (m Model) overlayDialog(body []string) []string {
 		text = append(text, fmt.Sprintf("%d QUEUED → CANCELLED, RUNNING → CANCELLING", count))
 	}
 	if c.preview.Note != "" {
-		text = append(text, c.preview.Note)
+		text = append(text, termtext.Line(c.preview.Note))
 	}
 	if c.target.truncated > 0 {
 		text = append(text, fmt.Sprintf("the group has %s more tasks beyond this batch: repeat after", num(c.target.truncated)))

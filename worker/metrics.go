@@ -36,7 +36,7 @@ func newMetrics(s *store.Store, leaseTTL, statsTTL, dbTimeout time.Duration, clo
 		claimed: prometheus.NewCounter(prometheus.CounterOpts{Name: "rayworker_tasks_claimed_total",
 			Help: "Tasks this worker claimed (QUEUED -> RUNNING)."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rayworker_task_outcomes_total",
-			Help: "Attempts this worker ended, by what it wrote: succeeded, retried, failed, cancelled, lost, timed_out, released (handed back at shutdown), discarded (the row had moved on)."},
+			Help: "Attempts this worker ended, by what it wrote: succeeded, retried, failed, cancelled, lost, timed_out, released (handed back at shutdown), discarded (the row had moved on), unstorable (PostgreSQL refused the outcome: recorded as FAILED UnstorableOutcome, or, if even that was refused, left for stuck-task recovery)."},
 			[]string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rayworker_task_duration_seconds",
 			Help:    "Run time of attempts this worker ended, from start to outcome.",

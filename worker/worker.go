@@ -583,7 +583,10 @@ func (w *Worker) forget(e *execution) {
 }
 
 // end applies an outcome to the row and logs the transition. It reports false when the
-// database could not be reached (the outcome is kept and retried).
+// database could not be reached (the outcome is kept and retried). An outcome PostgreSQL
+// refuses for what it holds is never retried: lifecycle records an UnstorableOutcome failure
+// instead, and if even that is refused the execution is dropped (true) so its slot is
+// freed; the row, no longer heartbeated, then goes to stuck-task recovery.
 func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) bool {
 	task := e.task
 	var tr lifecycle.Transition
@@ -592,6 +595,9 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 		tr, err = w.applier.Apply(c, task, o)
 		return err
 	})
+	if errors.Is(err, store.ErrInvalid) {
+		return w.refused(task, o, err)
+	}
 	if err != nil {
 		w.dbError("complete", err)
 		w.retryPoll = true
@@ -607,6 +613,9 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 			tr, err = w.applier.Apply(c, task, o)
 			return err
 		})
+		if errors.Is(err, store.ErrInvalid) {
+			return w.refused(task, o, err)
+		}
 		if err != nil {
 			w.dbError("complete", err)
 			w.retryPoll = true
@@ -664,12 +673,25 @@ func (w *Worker) stillOurs(dbctx context.Context, e *execution) bool {
 	return err == nil && cur.State == store.StateRunning && w.owns(cur) && sameClaim(e.task, cur)
 }
 
+// refused drops an execution whose outcome, and the UnstorableOutcome failure that replaces
+// it, PostgreSQL refuses for what they hold (lifecycle.ErrUnstorable): writing again cannot
+// help, so the slot is freed; the row, no longer heartbeated, goes to stuck-task recovery.
+func (w *Worker) refused(task store.Task, o lifecycle.Outcome, err error) bool {
+	w.dbFine()
+	w.m.outcomes.WithLabelValues("unstorable").Inc()
+	w.log.Error("task outcome refused by the database; its slot is freed and the row is left for stuck-task recovery",
+		append(taskAttrs(task), "outcome", o.Kind.String(), "error", err)...)
+	return true
+}
+
 // outcomeLabel names what a transition wrote, for metrics.
 func outcomeLabel(tr lifecycle.Transition) string {
 	if !tr.Applied {
 		return "discarded"
 	}
 	switch {
+	case tr.Refused != nil:
+		return "unstorable"
 	case tr.To == store.StateSucceeded:
 		return "succeeded"
 	case tr.To == store.StateCancelled:
@@ -717,6 +739,9 @@ func (w *Worker) logTransition(t store.Task, tr lifecycle.Transition, ran time.D
 		}
 	case tr.To == store.StateLost:
 		w.log.Error("task lost", append(attrs, "reason", tr.NoRetry)...)
+	case tr.Refused != nil:
+		w.log.Error("task outcome refused by the database; recorded as FAILED instead",
+			append(attrs, "outcome", tr.Outcome.String(), "exception_type", tr.ExceptionType, "error", tr.Refused)...)
 	default:
 		attrs = append(attrs, "exception_type", tr.ExceptionType, "error", clip(tr.ErrorMessage), "reason", tr.NoRetry)
 		if tr.Outcome == lifecycle.TimedOut {

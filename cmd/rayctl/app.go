@@ -16,6 +16,7 @@ import (
 
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // Exit codes, stable and documented in `rayctl --help` and the README.
@@ -43,6 +44,12 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// term is stdout as given, for rayctl top (which draws the terminal itself) and TTY
+	// checks; run wraps stdout and stderr in termtext writers (see text).
+	term io.Writer
+	// text is the sanitizing writer around stdout: text output shows task data's control
+	// characters instead of obeying them; JSON output switches it to pass through unchanged.
+	text   *termtext.Writer
 	getenv func(string) string
 	// stdinIsTTY reports whether a person can answer a prompt on stdin.
 	stdinIsTTY func() bool
@@ -74,6 +81,11 @@ func usageErrorf(format string, a ...any) error {
 }
 
 func (e env) run(ctx context.Context, args []string) int {
+	if e.term == nil {
+		e.term = e.stdout
+	}
+	e.text = termtext.NewWriter(e.stdout)
+	e.stdout, e.stderr = e.text, termtext.NewWriter(e.stderr)
 	app := e.newApp()
 	if n := len(args); n == 0 || args[n-1] != "--generate-bash-completion" {
 		args = intersperse(app, args)
@@ -208,7 +220,11 @@ func (e env) opts(c *cli.Context) (opts, error) {
 		o.output = v
 	}
 	switch o.output {
-	case "text", "json", "jsonl":
+	case "text":
+	case "json", "jsonl":
+		if e.text != nil {
+			e.text.Passthrough() // JSON carries the values unchanged (encoding/json escapes controls)
+		}
 	default:
 		return o, usageErrorf("invalid --output %q (want text, json or jsonl)", o.output)
 	}

@@ -16,10 +16,24 @@ import (
 
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/termtext"
 )
 
+// tableWriter aligns columns; call Flush when done. Cells are sanitized (termtext) before
+// they are measured, so a row holding control characters stays aligned.
+type tableWriter struct {
+	*termtext.Writer
+	tw *tabwriter.Writer
+}
+
+// Flush writes the aligned table.
+func (t tableWriter) Flush() error { return t.tw.Flush() }
+
 // table returns an aligned-column writer; call Flush when done.
-func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+func table(w io.Writer) tableWriter {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	return tableWriter{Writer: termtext.NewWriter(tw), tw: tw}
+}
 
 // clip shortens s to its first line and at most n characters, marking a cut with "…".
 func clip(s string, n int) string {
@@ -52,6 +66,9 @@ func dash(s string) string {
 func ago(now time.Time, t *time.Time) string {
 	if t == nil {
 		return "-"
+	}
+	if name, ok := store.InfiniteTime(*t); ok {
+		return name
 	}
 	d := now.Sub(*t).Seconds()
 	if d < 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -88,7 +87,7 @@ func migrateStatus(r *runCtx) error {
 	if r.o.json() {
 		return writeJSON(r.stdout, r.o, st)
 	}
-	tw := tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+	tw := table(r.stdout)
 	fmt.Fprintln(tw, "VERSION\tNAME\tSTATE\tAPPLIED AT")
 	for _, s := range st {
 		state, at := "pending", "-"

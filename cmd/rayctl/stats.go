@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"math"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -35,7 +35,7 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 	if r.o.json() {
 		return writeJSON(r.stdout, r.o, st)
 	}
-	tw := tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+	tw := table(r.stdout)
 	fmt.Fprintln(tw, "STATE\tTASKS")
 	for _, s := range store.AllStates {
 		fmt.Fprintf(tw, "%s\t%d\n", s, st.States[s])
@@ -45,7 +45,7 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 		return err
 	}
 	fmt.Fprintln(r.stdout)
-	tw = tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+	tw = table(r.stdout)
 	fmt.Fprintln(tw, "QUEUE\tQUEUED\tDEFERRED\tRUNNING\tFAILED\tLOST\tOLDEST QUEUED\tOK/MIN\tFAILED/MIN")
 	for _, q := range st.Queues {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Depth, q.Deferred, q.States[store.StateRunning],
@@ -64,9 +64,18 @@ func stats(r *runCtx, leaseTTL time.Duration) error {
 }
 
 // age formats seconds compactly: 45s, 12m3s, 5h2m, 3d4h.
+// maxAgeSeconds is the largest age shown as a duration (about 290 years, time.Duration's range).
+const maxAgeSeconds = float64(math.MaxInt64/int64(time.Second)) - 1
+
 func age(seconds float64, ok bool) string {
 	if !ok {
 		return "-"
+	}
+	switch { // measured from or to an infinite timestamp (a poison row): beyond any Duration
+	case seconds >= maxAgeSeconds:
+		return "∞"
+	case seconds <= -maxAgeSeconds:
+		return "-∞"
 	}
 	d := time.Duration(seconds * float64(time.Second)).Round(time.Second)
 	switch {

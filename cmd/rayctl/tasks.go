@@ -264,7 +264,11 @@ func tasksShow(r *runCtx, id int64, opts recovery.DetailOptions) error {
 		if ev.AgoSeconds < 0 {
 			rel = "in " + age(-ev.AgoSeconds, true)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ReplaceAll(ev.Name, "_", " "), ev.At.UTC().Format(time.RFC3339), rel)
+		at := ev.At.UTC().Format(time.RFC3339)
+		if name, ok := store.InfiniteTime(ev.At); ok { // a poison row: show what the database holds
+			at, rel = name, ""
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ReplaceAll(ev.Name, "_", " "), at, rel)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -282,6 +286,9 @@ func tasksShow(r *runCtx, id int64, opts recovery.DetailOptions) error {
 				state := "missing"
 				if ref.FileExists != nil && *ref.FileExists {
 					state = fmt.Sprintf("present, %d bytes", *ref.FileBytes)
+				}
+				if ref.FileProblem != "" {
+					state = ref.FileProblem
 				}
 				fmt.Fprintf(w, "  on this machine: %s (%s)\n", ref.Path, state)
 			}

@@ -75,7 +75,7 @@ func defaultTopLog() string {
 }
 
 func (e env) stdoutIsTTY() bool {
-	f, ok := e.stdout.(*os.File)
+	f, ok := e.term.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
@@ -112,7 +112,7 @@ func top(r *runCtx, o topOptions) error {
 		opts.Actions = newTopActions(r.store, r.env.actor(), ray)
 	}
 	p := tea.NewProgram(tui.New(opts), tea.WithAltScreen(), tea.WithContext(r.ctx),
-		tea.WithInput(r.env.stdin), tea.WithOutput(r.stdout))
+		tea.WithInput(r.env.stdin), tea.WithOutput(r.env.term))
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && r.ctx.Err() != nil {
 		logger.Info("top stopped by signal")

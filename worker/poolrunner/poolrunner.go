@@ -332,7 +332,7 @@ func (r *Runner) serve(s *slot, ex *pyexec.Executor) {
 			if run.Stdout == nil {
 				run.Stdout = []byte{}
 			}
-			r.finish(a, func(out, errOut []byte) lifecycle.RunOutput { run.Stderr = errOut; return run })
+			r.finish(a, func(errOut []byte) lifecycle.RunOutput { run.Stderr = errOut; return run })
 			r.afterTask(s, ex)
 			r.mu.Unlock()
 		case "exit":
@@ -370,7 +370,7 @@ func (r *Runner) serve(s *slot, ex *pyexec.Executor) {
 			r.log.Warn("python executor died while running a task", "executor", s.idx, "pid", ex.Pid(), "task_id", a.task.ID,
 				"exit_code", code, "signal", sig)
 		}
-		r.finish(a, func(out, errOut []byte) lifecycle.RunOutput {
+		r.finish(a, func([]byte) lifecycle.RunOutput {
 			return lifecycle.RunOutput{ExitCode: code, Signal: sig, Err: werr}
 		})
 	} else if reason == "" {
@@ -408,10 +408,10 @@ func (r *Runner) afterTask(s *slot, ex *pyexec.Executor) {
 	r.dispatch()
 }
 
-// finish ends attempt a once its output is drained: run builds the RunOutput from the
-// captured stdout and stderr, then lifecycle.Interpret decides, and a cancelled attempt that
+// finish ends attempt a once its output is drained: run builds the RunOutput (given the
+// captured stderr; without a result line the captured stdout is the output), then lifecycle.Interpret decides, and a cancelled attempt that
 // did not succeed first is Cancelled. r.mu is held.
-func (r *Runner) finish(a *attempt, run func(stdout, stderr []byte) lifecycle.RunOutput) {
+func (r *Runner) finish(a *attempt, run func(stderr []byte) lifecycle.RunOutput) {
 	if a.ended {
 		return
 	}
@@ -431,11 +431,12 @@ func (r *Runner) finish(a *attempt, run func(stdout, stderr []byte) lifecycle.Ru
 		}
 		a.outR.Close()
 		a.errR.Close()
-		stdout, truncated := a.stdout.Bytes()
 		stderr, _ := a.stderr.Bytes()
-		ro := run(stdout, stderr)
-		if ro.Stdout == nil && !ro.StdoutTruncated {
-			ro.Stdout, ro.StdoutTruncated, ro.StdoutDigest = stdout, truncated, a.stdout.Digest()
+		ro := run(stderr)
+		if ro.Stdout == nil && ro.StdoutParts == nil && !ro.StdoutTruncated {
+			// the executor died under the task: its output is what a process's would be
+			ro.StdoutParts, ro.StdoutTruncated = a.stdout.Parts() // the capture itself, not a copy
+			ro.StdoutDigest = a.stdout.Digest()
 		}
 		if ro.Stderr == nil {
 			ro.Stderr = stderr

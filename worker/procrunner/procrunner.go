@@ -97,8 +97,8 @@ func New(cfg Config) (*Runner, error) {
 type proc struct {
 	task   store.Task
 	group  *procgroup.Group
-	stdout *tail
-	stderr *tail
+	stdout *Capture
+	stderr *Capture
 	done   chan struct{}
 
 	mu        sync.Mutex
@@ -152,7 +152,7 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		}
 		cmd.Env = env
 	}
-	p := &proc{task: task, stdout: newTail(r.cfg.MaxStdout, true), stderr: newTail(r.cfg.MaxStderr, false), done: make(chan struct{})}
+	p := &proc{task: task, stdout: NewCapture(r.cfg.MaxStdout, true), stderr: NewCapture(r.cfg.MaxStderr, false), done: make(chan struct{})}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -208,9 +208,9 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	errR.Close()
 
 	run := lifecycle.RunOutput{}
-	run.Stdout, run.StdoutTruncated = p.stdout.bytes()
-	run.StdoutDigest = p.stdout.wholeDigest()
-	run.Stderr, _ = p.stderr.bytes()
+	run.StdoutParts, run.StdoutTruncated = p.stdout.Parts() // the capture itself, not a copy
+	run.StdoutDigest = p.stdout.Digest()
+	run.Stderr, _ = p.stderr.Bytes()
 	switch {
 	case waitErr != nil:
 		run.Err = waitErr
@@ -293,7 +293,7 @@ func (r *Runner) Output(_ context.Context, task store.Task, max int) ([]byte, er
 	if p == nil {
 		return nil, fmt.Errorf("task %d: no output: not started by this runner (or forgotten)", task.ID)
 	}
-	return p.stdout.last(max), nil
+	return p.stdout.Last(max), nil
 }
 
 // Forget implements worker.Runner. A process still running keeps being reaped.

@@ -314,14 +314,14 @@ func TestSplitCommand(t *testing.T) {
 	}
 }
 
-// TestTail checks the bounded capture against keeping everything: the kept bytes are always
+// TestCapture checks the bounded capture against keeping everything: the kept bytes are always
 // the last max bytes, and the digest of the whole stream matches json.dumps of all of it.
-func TestTail(t *testing.T) {
+func TestCapture(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []byte("ab\n\"\\\x00\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff")
 	for iter := 0; iter < 300; iter++ {
 		max := 1 + rng.IntN(64)
-		tl := newTail(max, true)
+		tl := NewCapture(max, true)
 		var all []byte
 		for w := rng.IntN(20); w > 0; w-- {
 			p := make([]byte, rng.IntN(3*max))
@@ -332,11 +332,23 @@ func TestTail(t *testing.T) {
 				t.Fatalf("Write = %d, %v", n, err)
 			}
 			all = append(all, p...)
-			if len(tl.buf) > max {
-				t.Fatalf("holding %d bytes, max %d", len(tl.buf), max)
+			if tl.Len() > max {
+				t.Fatalf("keeping %d bytes, max %d", tl.Len(), max)
+			}
+			if held := tl.held(); held > max+2*tl.chunk {
+				t.Fatalf("holding %d bytes of chunks for at most %d kept (chunk %d)", held, max, tl.chunk)
 			}
 		}
-		got, truncated := tl.bytes()
+		got, truncated := tl.Bytes()
+		parts, _ := tl.Parts()
+		if joined := bytes.Join(parts, nil); !bytes.Equal(joined, got) {
+			t.Fatalf("Parts %q, Bytes %q", joined, got)
+		}
+		for n := 0; n <= len(got)+1; n++ {
+			if last, want := tl.Last(n), got[len(got)-min(n, len(got)):]; !bytes.Equal(last, want) {
+				t.Fatalf("Last(%d) = %q, want %q", n, last, want)
+			}
+		}
 		want := all
 		if len(all) > max {
 			want = all[len(all)-max:]
@@ -344,7 +356,7 @@ func TestTail(t *testing.T) {
 		if !bytes.Equal(got, want) || truncated != (len(all) > max) {
 			t.Fatalf("max %d, wrote %q: kept %q (truncated %v), want %q", max, all, got, truncated, want)
 		}
-		d := tl.wholeDigest()
+		d := tl.Digest()
 		if !truncated {
 			if d != nil {
 				t.Fatal("digest computed for output that fit")

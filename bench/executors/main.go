@@ -56,7 +56,8 @@ func (c config) String() string {
 type result struct {
 	tasksPerSec float64
 	cpuPerTask  float64 // ms, worker process tree
-	peakRSS     float64 // MiB, worker process tree
+	peakRSS     float64 // MiB, worker process tree, sum of RSS
+	peakPSS     float64 // MiB, worker process tree, sum of PSS
 	p50         float64 // s, sequential latency (core)
 	load        string
 }
@@ -108,8 +109,8 @@ func main() {
 				fail(fmt.Errorf("%s: %w", c, err))
 			}
 			results[c.String()] = append(results[c.String()], res)
-			fmt.Fprintf(os.Stderr, "round %d %-36s %7.1f tasks/s %7.2f ms CPU/task %7.1f MiB p50 %.3fs load %s\n",
-				r, c, res.tasksPerSec, res.cpuPerTask, res.peakRSS, res.p50, res.load)
+			fmt.Fprintf(os.Stderr, "round %d %-36s %7.1f tasks/s %7.2f ms CPU/task %7.1f MiB PSS (%.1f RSS) p50 %.3fs load %s\n",
+				r, c, res.tasksPerSec, res.cpuPerTask, res.peakPSS, res.peakRSS, res.p50, res.load)
 		}
 	}
 	report(configs, results)
@@ -251,6 +252,7 @@ func runOne(c config) (result, error) {
 	res.tasksPerSec = float64(*tasks) / span
 	res.cpuPerTask = 1000 * (cpu1 - cpu0) / float64(*tasks)
 	res.peakRSS = float64(peak.max) / (1 << 20)
+	res.peakPSS = float64(peak.maxPSS) / (1 << 20)
 	return res, nil
 }
 
@@ -409,29 +411,38 @@ func treeCPU(root int) float64 {
 }
 
 type peakSampler struct {
-	root int
-	max  int64
-	quit chan struct{}
-	done chan struct{}
+	root   int
+	max    int64 // sum of RSS (counts shared pages once per process)
+	maxPSS int64 // sum of PSS (shared pages split among the processes sharing them)
+	quit   chan struct{}
+	done   chan struct{}
 }
 
 func (p *peakSampler) run() {
 	p.quit, p.done = make(chan struct{}), make(chan struct{})
 	defer close(p.done)
 	for {
-		var sum int64
+		var sum, pss int64
 		for _, pid := range tree(p.root) {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 			if err != nil {
 				continue
 			}
-			f := strings.Fields(string(b))
-			if len(f) > 1 {
-				pages, _ := strconv.ParseInt(f[1], 10, 64)
-				sum += pages * int64(os.Getpagesize())
+			for _, line := range strings.Split(string(b), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 2 {
+					continue
+				}
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				switch f[0] {
+				case "Rss:":
+					sum += kb << 10
+				case "Pss:":
+					pss += kb << 10
+				}
 			}
 		}
-		p.max = max(p.max, sum)
+		p.max, p.maxPSS = max(p.max, sum), max(p.maxPSS, pss)
 		select {
 		case <-p.quit:
 			return
@@ -471,27 +482,27 @@ func median(xs []float64) float64 {
 }
 
 func report(configs []config, results map[string][]result) {
-	fmt.Println("| worker | mode | concurrency | task | tasks/s (median; all rounds) | CPU ms/task | peak RSS MiB | p50 latency | load avg at start |")
+	fmt.Println("| worker | mode | concurrency | task | tasks/s (median; all rounds) | CPU ms/task | peak memory MiB, PSS (RSS) | p50 latency | load avg at start |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	med := map[string]result{}
 	for _, c := range configs {
 		rs := results[c.String()]
-		var tps, cpu, rss, p50 []float64
+		var tps, cpu, rss, pss, p50 []float64
 		var all []string
 		var loads []string
 		for _, r := range rs {
-			tps, cpu, rss, p50 = append(tps, r.tasksPerSec), append(cpu, r.cpuPerTask), append(rss, r.peakRSS), append(p50, r.p50)
+			tps, cpu, rss, pss, p50 = append(tps, r.tasksPerSec), append(cpu, r.cpuPerTask), append(rss, r.peakRSS), append(pss, r.peakPSS), append(p50, r.p50)
 			all = append(all, fmt.Sprintf("%.1f", r.tasksPerSec))
 			loads = append(loads, r.load)
 		}
-		m := result{tasksPerSec: median(tps), cpuPerTask: median(cpu), peakRSS: median(rss), p50: median(p50)}
+		m := result{tasksPerSec: median(tps), cpuPerTask: median(cpu), peakRSS: median(rss), peakPSS: median(pss), p50: median(p50)}
 		med[c.String()] = m
 		lat := "—"
 		if c.mode == "core" {
 			lat = fmt.Sprintf("%.3f s", m.p50)
 		}
-		fmt.Printf("| %s | %s | %d | %s | **%.1f** (%s) | %.2f | %.0f | %s | %s |\n", c.worker, c.mode, c.concurrency, c.task,
-			m.tasksPerSec, strings.Join(all, ", "), m.cpuPerTask, m.peakRSS, lat, strings.Join(loads, "; "))
+		fmt.Printf("| %s | %s | %d | %s | **%.1f** (%s) | %.2f | %.0f (%.0f) | %s | %s |\n", c.worker, c.mode, c.concurrency, c.task,
+			m.tasksPerSec, strings.Join(all, ", "), m.cpuPerTask, m.peakPSS, m.peakRSS, lat, strings.Join(loads, "; "))
 	}
 	fmt.Println()
 	// ratios: rayworker's best sync concurrency against django-ray at its default (10) and

@@ -1,7 +1,7 @@
 """rayworker's Python executor.
 
 This program ships inside the rayworker binary and is started by it with the user's Python
-(`python -c <this file> MODE`). It loads django-ray 0.2.0 once and then executes task
+(`python -c <bootstrap> MODE`, the bootstrap reading this program from file descriptor 4). It loads django-ray 0.2.0 once and then executes task
 payloads through django-ray's own execution function
 (django_ray.runtime.entrypoint.execute_task_from_payload, the code path of the Ray Job
 entrypoint), so a task costs what the task costs, not an interpreter start and

@@ -4,7 +4,8 @@
 // runner (worker/poolrunner) drives several of them in "pool" mode; the Ray Core runner
 // (worker/raycore) drives one in "ray_core" mode, where it is a Ray driver.
 //
-// An executor runs `<python> -c <program> <mode>` under worker/procgroup: in a process group
+// An executor runs `<python> -c <bootstrap> <mode>` (the bootstrap reads the program from a
+// pipe) under worker/procgroup: in a process group
 // of its own that dies with the worker, even after kill -9, with everything its tasks started.
 // It talks over a Unix socket passed as file descriptor 3:
 // frames of a JSON header and a byte payload, with file descriptors (a task's stdout and
@@ -36,6 +37,10 @@ import (
 
 	"github.com/rayctl/rayctl/worker/procgroup"
 )
+
+// bootstrap is the executor's command line: it reads the program from file descriptor 4
+// and runs it as __main__.
+const bootstrap = `import os; exec(compile(os.fdopen(4).read(), "<rayworker executor>", "exec"))`
 
 // Program is the executor's Python source.
 //
@@ -206,9 +211,20 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	// procgroup: the executor's process group, and everything its tasks start, die with the
 	// worker even after kill -9; Wait returns only once all of it is gone.
-	g, err := procgroup.Start(procgroup.Cmd{Path: cfg.Python, Args: []string{cfg.Python, "-c", Program, cfg.Mode},
-		Env: env, Dir: cfg.Dir, Stdout: diagW, Stderr: diagW, ExtraFiles: []*os.File{theirs}}) // fd 3
+	// The program travels through a pipe (fd 4), not the command line: `ps` shows a short
+	// bootstrap, not 20 KB of Python.
+	progR, progW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		diagR.Close()
+		diagW.Close()
+		return nil, fmt.Errorf("executor program pipe: %w", err)
+	}
+	go func() { _, _ = io.WriteString(progW, Program); progW.Close() }()
+	g, err := procgroup.Start(procgroup.Cmd{Path: cfg.Python, Args: []string{cfg.Python, "-c", bootstrap, cfg.Mode},
+		Env: env, Dir: cfg.Dir, Stdout: diagW, Stderr: diagW, ExtraFiles: []*os.File{theirs, progR}}) // fds 3, 4
 	diagW.Close() // the executor holds its own copies
+	progR.Close()
 	if err != nil {
 		conn.Close()
 		diagR.Close()

@@ -205,8 +205,12 @@ func TestMigrateBothWays(t *testing.T) {
 	}
 	djangoSchema := schemaDump(t, byDjango.Pool)
 	stdout, stderr, code := goRun(t, d, byDjango.DSN, rayctl, "migrate", "up")
-	if code != 0 || stdout != "0001_initial: adopted\n0002_rayctl_audit: applied\n" {
+	if code != 0 || stdout != "0001_initial: created by Django, nothing to do\n0002_rayctl_audit: not enabled (optional: rayctl migrate up --audit creates the audit tables)\n" {
 		t.Fatalf("rayctl migrate up on Django's tables: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var ours int
+	if err := byDjango.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'rayctl%'`).Scan(&ours); err != nil || ours != 0 {
+		t.Fatalf("rayctl migrate up added %d relations of its own to Django's database (%v)", ours, err)
 	}
 	if got := schemaDump(t, byDjango.Pool); got != djangoSchema {
 		t.Fatalf("rayctl migrate up changed Django's tables:\nbefore:\n%s\nafter:\n%s", djangoSchema, got)

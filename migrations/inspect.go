@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -90,9 +92,13 @@ type column struct {
 type schemaInfo struct {
 	tables           map[string]map[string]column // table -> column -> info; only tables that exist
 	indexes          map[string]bool
-	djangoMigrations bool     // a django_migrations table exists
-	djangoRayApplied []string // django_ray migration names recorded there
+	djangoMigrations bool       // a django_migrations table exists
+	djangoRayApplied []string   // django_ray migration names recorded there
+	djangoInitialAt  *time.Time // when django_migrations recorded django_ray 0001_initial
 }
+
+// djangoRecorded reports whether django_migrations records django_ray 0001_initial.
+func (s schemaInfo) djangoRecorded() bool { return slices.Contains(s.djangoRayApplied, "0001_initial") }
 
 func (s schemaInfo) anyTable() bool { return len(s.tables) > 0 }
 
@@ -142,13 +148,24 @@ func inspect(ctx context.Context, conn *pgx.Conn) (schemaInfo, error) {
 		return info, err
 	}
 	if info.djangoMigrations {
-		r, err := conn.Query(ctx, `SELECT name FROM django_migrations WHERE app = 'django_ray' ORDER BY name`)
+		r, err := conn.Query(ctx, `SELECT name, applied FROM django_migrations WHERE app = 'django_ray' ORDER BY name, applied`)
 		if err != nil {
 			return info, fmt.Errorf("read django_migrations: %w", err)
 		}
-		info.djangoRayApplied, err = pgx.CollectRows(r, pgx.RowTo[string])
+		type rec struct {
+			Name    string
+			Applied time.Time
+		}
+		recs, err := pgx.CollectRows(r, pgx.RowToStructByPos[rec])
 		if err != nil {
 			return info, fmt.Errorf("read django_migrations: %w", err)
+		}
+		for _, x := range recs {
+			info.djangoRayApplied = append(info.djangoRayApplied, x.Name)
+			if x.Name == "0001_initial" && info.djangoInitialAt == nil {
+				at := x.Applied
+				info.djangoInitialAt = &at
+			}
 		}
 	}
 	return info, nil

@@ -3,10 +3,12 @@
 // sql/0001_initial.sql is what Django's migration django_ray.0001_initial emits on PostgreSQL,
 // byte for byte in structure: a database created by Django and one created here are the same.
 // Later files create rayctl's own tables (0002: the rayctl_audit trail of operator actions),
-// which Django never reads; the django_ray tables stay exactly Django's.
-// Applied versions are recorded in our own bookkeeping table, rayctl_schema_migrations. On a
-// database where Django already created the tables, Up checks that they are compatible,
-// records them as adopted and changes nothing else. Runs hold an advisory lock, so two
+// which Django never reads; the django_ray tables stay exactly Django's. 0002 is optional
+// (AuditVersion): applied only when asked for (Options.Audit, rayctl migrate up --audit).
+// Versions rayctl applied are recorded in its own bookkeeping table, rayctl_schema_migrations,
+// created only when rayctl applies something. On a database where Django already created the
+// tables, Up checks that they are compatible and writes nothing: Status reports them as
+// created by Django and Validate accepts them as they are. Runs hold an advisory lock, so two
 // processes migrating the same schema at once is safe.
 package migrations
 
@@ -42,12 +44,21 @@ const bookkeepingDDL = `CREATE TABLE IF NOT EXISTS rayctl_schema_migrations (
 	applied_at timestamptz NOT NULL
 )`
 
+// AuditVersion is the migration that creates rayctl's audit tables (rayctl_audit,
+// rayctl_audit_task). It is optional: Up applies it only with Options.Audit, Validate never
+// counts it as pending, and without it requeue, cancel and reconcile-jobs simply keep no
+// audit record.
+const AuditVersion = 2
+
 // Migration is one embedded schema version.
 type Migration struct {
 	Version  int
 	Name     string
 	SQL      string
 	Checksum string // sha256 of SQL, hex
+	// Optional migrations (AuditVersion) create rayctl's own tables, which nothing requires;
+	// they are applied only when asked for.
+	Optional bool
 }
 
 // All returns the embedded migrations in version order.
@@ -69,7 +80,7 @@ func All() []Migration {
 			panic(err)
 		}
 		sum := sha256.Sum256(b)
-		out = append(out, Migration{Version: v, Name: rest, SQL: string(b), Checksum: hex.EncodeToString(sum[:])})
+		out = append(out, Migration{Version: v, Name: rest, SQL: string(b), Checksum: hex.EncodeToString(sum[:]), Optional: v == AuditVersion})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out
@@ -84,6 +95,11 @@ const (
 	ActionWouldApply   Action = "would apply"
 	ActionWouldAdopt   Action = "would adopt"
 	ActionAlreadyReady Action = "already applied"
+	// ActionByDjango: Django's migrate created the tables and recorded it; rayctl uses them
+	// as they are and writes nothing.
+	ActionByDjango Action = "created by Django, nothing to do"
+	// ActionNotEnabled: an optional migration that was not asked for (Options.Audit).
+	ActionNotEnabled Action = "not enabled (optional: rayctl migrate up --audit creates the audit tables)"
 )
 
 // Step is the outcome of Up for one migration.
@@ -105,6 +121,9 @@ type Options struct {
 	// DryRun reports the steps and the SQL they would run and writes nothing (not even the
 	// bookkeeping table).
 	DryRun bool
+	// Audit also applies the optional audit migration (AuditVersion): rayctl's own tables in
+	// the application's database, which requeue, cancel and reconcile-jobs then record to.
+	Audit bool
 }
 
 // IncompatibleError reports an existing schema that the worker cannot use.
@@ -114,10 +133,16 @@ func (e *IncompatibleError) Error() string {
 	return "existing django-ray tables are not compatible: " + strings.Join(e.Problems, "; ")
 }
 
-// Up applies every pending migration. On a database where Django created the 0.2.0 tables it
-// records them as adopted after checking them, and changes nothing else.
+// Up applies every pending required migration, and the optional ones when asked (Audit).
+//
+// On a database where Django's migrate created the 0.2.0 tables it checks them and writes
+// nothing at all (no rayctl table either, unless Audit): such a database is used as it is.
+// Tables that exist without a django_migrations record (made by hand, or by an old rayctl)
+// are checked and recorded there, so a later manage.py migrate does not try to create them.
+// On an empty database it creates the tables exactly as Django's 0001_initial does, records
+// them in django_migrations, and keeps its own record in rayctl_schema_migrations.
 func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
-	var res Result
+	res := Result{Steps: []Step{}, Warnings: []string{}}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return res, err
@@ -128,11 +153,6 @@ func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
 	}
 	defer unlock(conn.Conn())
 
-	if !opts.DryRun {
-		if _, err := conn.Exec(ctx, bookkeepingDDL); err != nil {
-			return res, fmt.Errorf("create %s: %w", BookkeepingTable, err)
-		}
-	}
 	applied, err := appliedVersions(ctx, conn.Conn())
 	if err != nil {
 		return res, err
@@ -142,10 +162,16 @@ func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
 		return res, err
 	}
 	res.Warnings = append(res.Warnings, info.djangoWarnings()...)
+	bookkeeping := func() error {
+		if _, err := conn.Exec(ctx, bookkeepingDDL); err != nil {
+			return fmt.Errorf("create %s: %w", BookkeepingTable, err)
+		}
+		return nil
+	}
 
 	for _, m := range All() {
 		if _, ok := applied[m.Version]; ok {
-			if m.Version == 1 && !opts.DryRun {
+			if m.Version == 1 && !opts.DryRun && !info.djangoRecorded() {
 				// Tables created by an older rayctl were not recorded for Django: do it now.
 				if err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error { return recordInDjango(ctx, tx) }); err != nil {
 					return res, err
@@ -154,22 +180,23 @@ func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
 			res.Steps = append(res.Steps, Step{Version: m.Version, Name: m.Name, Action: ActionAlreadyReady})
 			continue
 		}
+		if m.Optional && !opts.Audit {
+			res.Steps = append(res.Steps, Step{Version: m.Version, Name: m.Name, Action: ActionNotEnabled})
+			continue
+		}
 		if m.Version == 1 && info.anyTable() {
 			problems, warnings := info.check()
 			res.Warnings = append(res.Warnings, warnings...)
 			if len(problems) > 0 {
 				return res, &IncompatibleError{Problems: problems}
 			}
+			if info.djangoRecorded() {
+				res.Steps = append(res.Steps, Step{Version: m.Version, Name: m.Name, Action: ActionByDjango})
+				continue
+			}
 			step := Step{Version: m.Version, Name: m.Name, Action: ActionWouldAdopt}
 			if !opts.DryRun {
-				err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, `INSERT INTO rayctl_schema_migrations (version, name, checksum, adopted, applied_at) VALUES ($1, $2, $3, true, now())`,
-						m.Version, m.Name, m.Checksum); err != nil {
-						return fmt.Errorf("record adopted migration %04d: %w", m.Version, err)
-					}
-					return recordInDjango(ctx, tx) // a no-op when Django created the tables
-				})
-				if err != nil {
+				if err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error { return recordInDjango(ctx, tx) }); err != nil {
 					return res, err
 				}
 				step.Action = ActionAdopted
@@ -179,6 +206,9 @@ func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
 		}
 		step := Step{Version: m.Version, Name: m.Name, Action: ActionWouldApply, SQL: m.SQL}
 		if !opts.DryRun {
+			if err := bookkeeping(); err != nil {
+				return res, err
+			}
 			if err := apply(ctx, conn.Conn(), m); err != nil {
 				return res, err
 			}
@@ -283,14 +313,22 @@ func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]appliedRow, e
 
 // MigrationStatus is one migration and whether it is applied.
 type MigrationStatus struct {
-	Version   int        `json:"version"`
-	Name      string     `json:"name"`
-	Applied   bool       `json:"applied"`
-	Adopted   bool       `json:"adopted"`
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// Applied: the migration's tables are there (Adopted: they were not created by rayctl).
+	Applied bool `json:"applied"`
+	Adopted bool `json:"adopted"`
+	// AppliedAt is when rayctl applied or adopted it, or when Django recorded it.
 	AppliedAt *time.Time `json:"applied_at"`
+	// Optional migrations (the audit tables) are applied only when asked for.
+	Optional bool `json:"optional"`
+	// State says the same in one word: applied, adopted, created_by_django (Django's migrate
+	// made the tables: nothing to do), present (the tables are there, not recorded anywhere),
+	// pending, or not_enabled (optional and not applied).
+	State string `json:"state"`
 }
 
-// Status lists every embedded migration with its state in the database.
+// Status lists every embedded migration with its state in the database. It writes nothing.
 func Status(ctx context.Context, pool *pgxpool.Pool) ([]MigrationStatus, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -301,32 +339,52 @@ func Status(ctx context.Context, pool *pgxpool.Pool) ([]MigrationStatus, error) 
 	if err != nil {
 		return nil, err
 	}
+	info, err := inspect(ctx, conn.Conn())
+	if err != nil {
+		return nil, err
+	}
 	var out []MigrationStatus
 	for _, m := range All() {
-		s := MigrationStatus{Version: m.Version, Name: m.Name}
-		if r, ok := applied[m.Version]; ok {
+		s := MigrationStatus{Version: m.Version, Name: m.Name, Optional: m.Optional, State: "pending"}
+		r, ok := applied[m.Version]
+		switch {
+		case ok:
 			at := r.AppliedAt
-			s.Applied, s.Adopted, s.AppliedAt = true, r.Adopted, &at
+			s.Applied, s.Adopted, s.AppliedAt, s.State = true, r.Adopted, &at, "applied"
+			if r.Adopted {
+				s.State = "adopted"
+			}
+		case m.Version == 1 && info.anyTable():
+			s.Applied, s.Adopted, s.State = true, true, "present"
+			if info.djangoRecorded() {
+				s.State, s.AppliedAt = "created_by_django", info.djangoInitialAt
+			}
+		case m.Optional:
+			s.State = "not_enabled"
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-// Report is the outcome of Validate.
+// Report is the outcome of Validate. Its lists are empty, never null, in JSON.
 type Report struct {
-	Pending  []string `json:"pending"`  // migrations not yet applied, as "0001_initial"
+	Pending  []string `json:"pending"`  // required migrations not yet applied, as "0001_initial"
 	Problems []string `json:"problems"` // schema drift that breaks or slows the worker
 	Warnings []string `json:"warnings"` // tolerated differences
+	// NotEnabled are optional migrations not applied (the audit tables): not a problem.
+	NotEnabled []string `json:"not_enabled"`
 }
 
 // OK reports whether the schema is current and matches.
 func (r Report) OK() bool { return len(r.Pending) == 0 && len(r.Problems) == 0 }
 
-// Validate compares the database with the embedded migrations: pending versions, changed
-// migration files, missing or wrongly typed columns, missing indexes. It writes nothing.
+// Validate compares the database with the embedded migrations: pending required versions,
+// changed migration files, missing or wrongly typed columns, missing indexes. A database
+// whose tables Django's migrate created is valid as it is; optional migrations that are not
+// applied are listed in NotEnabled, not as pending. It writes nothing.
 func Validate(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
-	var rep Report
+	rep := Report{Pending: []string{}, Problems: []string{}, Warnings: []string{}, NotEnabled: []string{}}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return rep, err
@@ -336,18 +394,27 @@ func Validate(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	for _, m := range All() {
-		r, ok := applied[m.Version]
-		switch {
-		case !ok:
-			rep.Pending = append(rep.Pending, fmt.Sprintf("%04d_%s", m.Version, m.Name))
-		case !r.Adopted && r.Checksum != m.Checksum:
-			rep.Problems = append(rep.Problems, fmt.Sprintf("migration %04d_%s changed since it was applied (checksum %.12s, now %.12s)", m.Version, m.Name, r.Checksum, m.Checksum))
-		}
-	}
 	info, err := inspect(ctx, conn.Conn())
 	if err != nil {
 		return rep, err
+	}
+	for _, m := range All() {
+		name := fmt.Sprintf("%04d_%s", m.Version, m.Name)
+		r, ok := applied[m.Version]
+		switch {
+		case ok && !r.Adopted && r.Checksum != m.Checksum:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("migration %s changed since it was applied (checksum %.12s, now %.12s)", name, r.Checksum, m.Checksum))
+		case ok:
+		case m.Optional:
+			rep.NotEnabled = append(rep.NotEnabled, name)
+		case m.Version == 1 && info.anyTable():
+			// the tables are there (checked below); Django's migrate made them, or someone did
+			if !info.djangoRecorded() {
+				rep.Warnings = append(rep.Warnings, "django_migrations does not record django_ray 0001_initial, so manage.py migrate would try to create the tables again (rayctl migrate up records it)")
+			}
+		default:
+			rep.Pending = append(rep.Pending, name)
+		}
 	}
 	rep.Warnings = append(rep.Warnings, info.djangoWarnings()...)
 	if info.anyTable() {

@@ -124,6 +124,13 @@ func TestSchemaMatchesDjango(t *testing.T) {
 
 func bookkeeping(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
+	var exists bool
+	if err := pool.QueryRow(context.Background(), `SELECT to_regclass('rayctl_schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		return nil
+	}
 	rows, err := pool.Query(context.Background(), `SELECT version || ' ' || name || ' adopted=' || adopted FROM rayctl_schema_migrations ORDER BY version`)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +142,8 @@ func bookkeeping(t *testing.T, pool *pgxpool.Pool) []string {
 	return out
 }
 
+// TestUpCreatesAndIsIdempotent: up creates the django_ray tables but not the optional audit
+// tables; up --audit adds them later; each run again changes nothing.
 func TestUpCreatesAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
@@ -143,27 +152,56 @@ func TestUpCreatesAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionApplied || res.Steps[1].Action != migrations.ActionApplied {
+	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionApplied || res.Steps[1].Action != migrations.ActionNotEnabled {
 		t.Fatalf("first up: %+v", res.Steps)
 	}
-	res, err = migrations.Up(ctx, sc.Pool, migrations.Options{})
+	if got := bookkeeping(t, sc.Pool); len(got) != 1 || got[0] != "1 initial adopted=false" {
+		t.Fatalf("bookkeeping = %v", got)
+	}
+	if auditTables(t, sc.Pool) {
+		t.Fatal("up without --audit created the audit tables")
+	}
+	rep, err := migrations.Validate(ctx, sc.Pool)
+	if err != nil || !rep.OK() || fmt.Sprint(rep.NotEnabled) != "[0002_rayctl_audit]" {
+		t.Fatalf("validate after up: %+v, %v", rep, err)
+	}
+	res, err = migrations.Up(ctx, sc.Pool, migrations.Options{Audit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionAlreadyReady || res.Steps[1].Action != migrations.ActionAlreadyReady {
-		t.Fatalf("second up: %+v", res.Steps)
+	if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionAlreadyReady || res.Steps[1].Action != migrations.ActionApplied {
+		t.Fatalf("up --audit: %+v", res.Steps)
+	}
+	for _, audit := range []bool{true, false} {
+		res, err = migrations.Up(ctx, sc.Pool, migrations.Options{Audit: audit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Steps) != 2 || res.Steps[0].Action != migrations.ActionAlreadyReady || res.Steps[1].Action != migrations.ActionAlreadyReady {
+			t.Fatalf("up again (audit %v): %+v", audit, res.Steps)
+		}
 	}
 	if got := bookkeeping(t, sc.Pool); len(got) != 2 || got[0] != "1 initial adopted=false" || got[1] != "2 rayctl_audit adopted=false" {
 		t.Fatalf("bookkeeping = %v", got)
 	}
-	rep, err := migrations.Validate(ctx, sc.Pool)
-	if err != nil || !rep.OK() {
-		t.Fatalf("validate after up: %+v, %v", rep, err)
+	rep, err = migrations.Validate(ctx, sc.Pool)
+	if err != nil || !rep.OK() || len(rep.NotEnabled) != 0 {
+		t.Fatalf("validate after up --audit: %+v, %v", rep, err)
 	}
 }
 
-// TestUpAdoptsDjangoSchema: on a database where Django created the tables, up records them
-// as applied and changes nothing in them.
+func auditTables(t *testing.T, pool *pgxpool.Pool) bool {
+	t.Helper()
+	var exists bool
+	if err := pool.QueryRow(context.Background(), `SELECT to_regclass('rayctl_audit') IS NOT NULL OR to_regclass('rayctl_audit_task') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	return exists
+}
+
+// TestUpAdoptsDjangoSchema: a database where Django's migrate created the tables is used as
+// it is: status says so, validate accepts it, up (and its dry run) writes nothing at all, not
+// even a table of rayctl's own; up --audit adds only rayctl's tables.
 func TestUpAdoptsDjangoSchema(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
@@ -176,20 +214,41 @@ func TestUpAdoptsDjangoSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := readCatalog(t, sc.Pool, sc.Name)
+	relations := func() int {
+		var n int
+		if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	nrel := relations()
 
-	dry, err := migrations.Up(ctx, sc.Pool, migrations.Options{DryRun: true})
+	rep, err := migrations.Validate(ctx, sc.Pool)
+	if err != nil || !rep.OK() || len(rep.Pending) != 0 || len(rep.Warnings) != 0 || fmt.Sprint(rep.NotEnabled) != "[0002_rayctl_audit]" {
+		t.Fatalf("validate on Django's tables: %+v, %v", rep, err)
+	}
+	st, err := migrations.Status(ctx, sc.Pool)
+	if err != nil || len(st) != 2 || st[0].State != "created_by_django" || !st[0].Applied || st[0].AppliedAt == nil || st[1].State != "not_enabled" || !st[1].Optional {
+		t.Fatalf("status on Django's tables: %+v, %v", st, err)
+	}
+	for _, dry := range []bool{true, false} {
+		res, err := migrations.Up(ctx, sc.Pool, migrations.Options{DryRun: dry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Steps[0].Action != migrations.ActionByDjango || res.Steps[1].Action != migrations.ActionNotEnabled || len(res.Warnings) != 0 {
+			t.Fatalf("up (dry run %v): %+v", dry, res)
+		}
+		if n := relations(); n != nrel {
+			t.Fatalf("up (dry run %v) created %d relations", dry, n-nrel)
+		}
+	}
+	res, err := migrations.Up(ctx, sc.Pool, migrations.Options{Audit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dry.Steps[0].Action != migrations.ActionWouldAdopt {
-		t.Fatalf("dry run: %+v", dry.Steps)
-	}
-	res, err := migrations.Up(ctx, sc.Pool, migrations.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Steps[0].Action != migrations.ActionAdopted || len(res.Warnings) != 0 {
-		t.Fatalf("up: %+v", res)
+	if res.Steps[0].Action != migrations.ActionByDjango || res.Steps[1].Action != migrations.ActionApplied {
+		t.Fatalf("up --audit: %+v", res)
 	}
 	after := readCatalog(t, sc.Pool, sc.Name)
 	diffLines(t, "columns", after.columns, before.columns)
@@ -200,11 +259,14 @@ func TestUpAdoptsDjangoSchema(t *testing.T) {
 		t.Fatalf("existing row: n=%d err=%v", n, err)
 	}
 	// our own audit table is created beside Django's tables (it is not a django_ray table)
-	if got := bookkeeping(t, sc.Pool); len(got) != 2 || got[0] != "1 initial adopted=true" || got[1] != "2 rayctl_audit adopted=false" {
+	if got := bookkeeping(t, sc.Pool); len(got) != 1 || got[0] != "2 rayctl_audit adopted=false" {
 		t.Fatalf("bookkeeping = %v", got)
 	}
-	if res.Steps[1].Action != migrations.ActionApplied {
-		t.Fatalf("audit migration on a Django schema: %+v", res.Steps)
+	if !auditTables(t, sc.Pool) {
+		t.Fatal("up --audit did not create the audit tables")
+	}
+	if rep, err := migrations.Validate(ctx, sc.Pool); err != nil || !rep.OK() || len(rep.NotEnabled) != 0 {
+		t.Fatalf("validate after up --audit: %+v, %v", rep, err)
 	}
 	if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_migrations WHERE app = 'django_ray'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("django_migrations rows = %d, %v", n, err)
@@ -351,7 +413,7 @@ func TestValidate(t *testing.T) {
 		pending int
 		problem string
 	}{
-		{"empty database", func(*pgxpool.Pool) error { return nil }, 2, ""},
+		{"empty database", func(*pgxpool.Pool) error { return nil }, 1, ""},
 		{"current", func(p *pgxpool.Pool) error { _, err := migrations.Up(ctx, p, migrations.Options{}); return err }, 0, ""},
 		{"dropped index", func(p *pgxpool.Pool) error {
 			if _, err := migrations.Up(ctx, p, migrations.Options{}); err != nil {
@@ -479,7 +541,7 @@ func TestAuditTables(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
 	ctx := context.Background()
-	if _, err := migrations.Up(ctx, sc.Pool, migrations.Options{}); err != nil {
+	if _, err := migrations.Up(ctx, sc.Pool, migrations.Options{Audit: true}); err != nil {
 		t.Fatal(err)
 	}
 	var id int64

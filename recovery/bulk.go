@@ -245,6 +245,27 @@ type ApplyOptions struct {
 	Ray RayJobs
 	// EndWait bounds the wait for each stopped job (0: DefaultEndWait).
 	EndWait time.Duration
+	// RowsPerSecond, when above 0, paces the batches so that on average no more than this
+	// many rows are tried per second (a long change spread out, so the workers' claims and
+	// the database keep up); the wait comes before a batch, and an interrupt during it ends
+	// the run like one between batches. 0: as fast as the batches go.
+	RowsPerSecond float64
+	// Now and Sleep are the clock and the wait the pacing uses (nil: the real ones); tests
+	// replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// sleep waits d or until ctx ends (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Hooks let callers watch or (in tests) interfere with Apply between transactions.
@@ -347,6 +368,15 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 	case opts.Batch < 0 || opts.Batch > MaxBatch:
 		return out, badf("invalid batch size %d (want 1..%d)", opts.Batch, MaxBatch)
 	}
+	if opts.RowsPerSecond < 0 {
+		return out, badf("invalid rate %g rows/s (want more than 0, or 0 for no limit)", opts.RowsPerSecond)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
 	if _, _, err := p.Action.check(); err != nil {
 		return out, err
 	}
@@ -359,7 +389,7 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 		reason = &opts.Reason
 	}
 	sel, _ := json.Marshal(p.Selection.JSON())
-	o, _ := json.Marshal(map[string]any{"batch": opts.Batch, "reset_attempts": opts.ResetAttempts})
+	o, _ := json.Marshal(map[string]any{"batch": opts.Batch, "reset_attempts": opts.ResetAttempts, "rows_per_second": opts.RowsPerSecond})
 	auditID, err := startAudit(ctx, s, store.AuditEntry{Action: string(p.Action), Actor: opts.Actor, Reason: reason,
 		Selection: sel, Options: o, Matched: p.Matched, Selected: int64(len(p.Targets))})
 	if err != nil {
@@ -375,11 +405,23 @@ func Apply(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions) (Outc
 }
 
 func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions, out *Outcome) error {
+	paced := opts.Now()
+	batches := (len(p.Targets) + opts.Batch - 1) / opts.Batch
 	for n, i := 0, 0; i < len(p.Targets); n, i = n+1, i+opts.Batch {
 		chunk := p.Targets[i:min(i+opts.Batch, len(p.Targets))]
+		if opts.RowsPerSecond > 0 && i > 0 {
+			// the i rows tried so far may take no less than i/rps seconds
+			due := paced.Add(time.Duration(float64(i) / opts.RowsPerSecond * float64(time.Second)))
+			if d := due.Sub(opts.Now()); d > 0 {
+				if err := opts.Sleep(ctx, d); err != nil && ctx.Err() != nil {
+					out.Interrupted = true
+					return fmt.Errorf("%w after %d of %d batches (while pacing to %g rows/s)", ErrInterrupted, n, batches, opts.RowsPerSecond)
+				}
+			}
+		}
 		if ctx.Err() != nil {
 			out.Interrupted = true
-			return fmt.Errorf("%w after %d of %d batches", ErrInterrupted, n, (len(p.Targets)+opts.Batch-1)/opts.Batch)
+			return fmt.Errorf("%w after %d of %d batches", ErrInterrupted, n, batches)
 		}
 		ids := make([]int64, len(chunk))
 		for j, r := range chunk {

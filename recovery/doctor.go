@@ -220,21 +220,21 @@ func (d *doctor) schema(ctx context.Context) CheckResult {
 	for _, p := range rep.Pending {
 		r.Details = append(r.Details, "pending migration "+p)
 	}
-	initialPending := slices.ContainsFunc(rep.Pending, func(p string) bool { return strings.HasPrefix(p, "0001_") })
 	switch {
 	case !d.tables:
 		d.noTables = true
 		r.Status, r.Summary, r.Hint = StatusFail, "the django-ray tables do not exist here", "rayctl migrate up (or manage.py migrate django_ray)"
 	case len(rep.Problems) > 0:
 		r.Status, r.Summary, r.Hint = StatusFail, fmt.Sprintf("schema drift: %d problem(s)", len(rep.Problems)), "rayctl migrate validate"
-	case initialPending:
-		r.Status = StatusWarn
-		r.Summary = "the django-ray tables (created by Django) are not yet adopted by rayctl: requeue and cancel run without an audit record"
-		r.Hint = "rayctl migrate up (records them, changes nothing in them, adds the rayctl_audit table)"
 	case len(rep.Pending) > 0:
 		r.Status = StatusWarn
-		r.Summary = fmt.Sprintf("rayctl migrations pending (%s): requeue and cancel run without an audit record", strings.Join(rep.Pending, ", "))
+		r.Summary = fmt.Sprintf("rayctl migrations pending (%s)", strings.Join(rep.Pending, ", "))
 		r.Hint = "rayctl migrate up"
+	case len(rep.NotEnabled) > 0:
+		// a database Django migrated, used as it is: the audit tables are optional
+		r.Status = StatusOK
+		r.Summary = "matches django-ray 0.2.0; audit trail off (optional: requeue, cancel and reconcile-jobs keep no record)"
+		r.Hint = "rayctl migrate up --audit, where you must be able to tell who changed a task and why"
 	default:
 		r.Status = StatusOK
 		r.Summary = fmt.Sprintf("current (%d migrations), matches django-ray 0.2.0", len(migrations.All()))

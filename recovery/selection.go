@@ -74,8 +74,13 @@ type Selection struct {
 	Callable      string            // exact dotted path, or a glob with * and ?
 	ErrorContains string            // case-insensitive substring of error_message
 	OlderThan     time.Duration     // last activity (finished, started or created) older than this
-	IDs           []int64           // row ids
-	Limit         int               // at most this many rows, oldest (lowest id) first; 0 = DefaultLimit
+	NewerThan     time.Duration     // last activity within this (the failures of the last 15 minutes)
+	Worker        string            // claimed_by_worker
+	// Exception is the failure's exception type as store.ExceptionType derives it (as the
+	// retry policy saw it): exact, a name without a dot also as builtins.<name>, or a glob.
+	Exception string
+	IDs       []int64 // row ids
+	Limit     int     // at most this many rows, oldest (lowest id) first; 0 = DefaultLimit
 	// LeaseTTL decides which CANCELLING rows cancel may finalize (owner without a live
 	// lease); 0 = DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -83,7 +88,8 @@ type Selection struct {
 
 // hasFilter reports whether anything narrows the selection.
 func (s Selection) hasFilter() bool {
-	return len(s.States) > 0 || len(s.Queues) > 0 || s.Callable != "" || s.ErrorContains != "" || s.OlderThan != 0 || len(s.IDs) > 0
+	return len(s.States) > 0 || len(s.Queues) > 0 || s.Callable != "" || s.ErrorContains != "" || s.OlderThan != 0 || len(s.IDs) > 0 ||
+		s.NewerThan != 0 || s.Worker != "" || s.Exception != ""
 }
 
 // Normalize checks the selection for action a and fills in defaults: the action's default
@@ -95,7 +101,7 @@ func (s Selection) Normalize(a Action) (Selection, error) {
 		return s, badf("unknown action %q", a)
 	}
 	if !s.hasFilter() {
-		return s, badf("a filter is required (--state, --queue, --callable, --error-contains, --older-than or --id); refusing to %s everything", a)
+		return s, badf("a filter is required (--state, --queue, --callable, --exception, --error-contains, --older-than, --newer-than, --worker or --id); refusing to %s everything", a)
 	}
 	switch {
 	case s.Limit == 0:
@@ -105,6 +111,12 @@ func (s Selection) Normalize(a Action) (Selection, error) {
 	}
 	if s.OlderThan < 0 {
 		return s, badf("invalid older-than %s (want a positive duration)", s.OlderThan)
+	}
+	if s.NewerThan < 0 {
+		return s, badf("invalid newer-than %s (want a positive duration)", s.NewerThan)
+	}
+	if s.OlderThan > 0 && s.NewerThan > 0 && s.NewerThan <= s.OlderThan {
+		return s, badf("newer-than %s and older-than %s select nothing (want newer-than longer than older-than: idle between the two)", s.NewerThan, s.OlderThan)
 	}
 	if s.LeaseTTL < 0 {
 		return s, badf("invalid lease TTL %s (want a positive duration)", s.LeaseTTL)
@@ -163,11 +175,16 @@ func stateOrder(s store.TaskState) int {
 	return slices.Index(store.AllStates, s)
 }
 
+// Filter is the store filter the selection stands for (without the limit and, for cancel's
+// CANCELLING rows, without the owner condition): what tasks ls would list for it.
+func (s Selection) Filter() store.TaskFilter { return s.filter() }
+
 // filter is the store filter the selection stands for (without the limit).
 func (s Selection) filter() store.TaskFilter {
 	return store.TaskFilter{
 		IDs: s.IDs, States: s.States, Queues: s.Queues, Callable: s.Callable,
-		ErrorContains: s.ErrorContains, OlderThan: s.OlderThan,
+		ErrorContains: s.ErrorContains, OlderThan: s.OlderThan, NewerThan: s.NewerThan,
+		Worker: s.Worker, Exception: s.Exception,
 	}
 }
 
@@ -186,6 +203,9 @@ type SelectionJSON struct {
 	Callable         string            `json:"callable,omitempty"`
 	ErrorContains    string            `json:"error_contains,omitempty"`
 	OlderThanSeconds float64           `json:"older_than_seconds,omitempty"`
+	NewerThanSeconds float64           `json:"newer_than_seconds,omitempty"`
+	Worker           string            `json:"worker,omitempty"`
+	Exception        string            `json:"exception,omitempty"`
 	IDs              []int64           `json:"ids,omitempty"`
 	Limit            int               `json:"limit"`
 	LeaseTTLSeconds  float64           `json:"lease_ttl_seconds,omitempty"`
@@ -194,7 +214,8 @@ type SelectionJSON struct {
 // JSON returns the selection's stable JSON form.
 func (s Selection) JSON() SelectionJSON {
 	return SelectionJSON{States: s.States, Queues: s.Queues, Callable: s.Callable, ErrorContains: s.ErrorContains,
-		OlderThanSeconds: s.OlderThan.Seconds(), IDs: s.IDs, Limit: s.Limit, LeaseTTLSeconds: s.LeaseTTL.Seconds()}
+		OlderThanSeconds: s.OlderThan.Seconds(), NewerThanSeconds: s.NewerThan.Seconds(), Worker: s.Worker, Exception: s.Exception,
+		IDs: s.IDs, Limit: s.Limit, LeaseTTLSeconds: s.LeaseTTL.Seconds()}
 }
 
 // Describe is the selection in one line for people: "FAILED, LOST in queue default".
@@ -214,8 +235,17 @@ func (s Selection) Describe() string {
 	if s.ErrorContains != "" {
 		parts = append(parts, fmt.Sprintf("error containing %q", s.ErrorContains))
 	}
+	if s.Exception != "" {
+		parts = append(parts, fmt.Sprintf("exception %q", s.Exception))
+	}
 	if s.OlderThan > 0 {
 		parts = append(parts, "idle longer than "+s.OlderThan.String())
+	}
+	if s.NewerThan > 0 {
+		parts = append(parts, "active within "+s.NewerThan.String())
+	}
+	if s.Worker != "" {
+		parts = append(parts, fmt.Sprintf("worker %q", s.Worker))
 	}
 	if len(s.IDs) > 0 {
 		parts = append(parts, fmt.Sprintf("%d named ids", len(s.IDs)))

@@ -28,8 +28,13 @@ type Setting struct {
 	Usage   string
 }
 
-// The s3 and gcs settings, with django-ray 0.2.0's defaults.
+// The filesystem, s3 and gcs settings, with django-ray 0.2.0's defaults.
 var (
+	// FilesystemPath is RESULT_STORAGE_FILESYSTEM_PATH: the directory resultfs:// references
+	// are relative to. Readers of results (rayctl tasks show) also take django-ray's own name,
+	// RESULT_STORAGE_FILESYSTEM_PATH, as FilesystemPathDjangoEnv.
+	FilesystemPath = Setting{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "DIR", "",
+		"a directory (required for filesystem)", "root of the filesystem result store"}
 	S3Bucket = Setting{"result-storage-s3-bucket", "DJANGO_RAY_RESULT_STORAGE_S3_BUCKET", "BUCKET", "",
 		"a bucket name (required for s3)", "bucket of the s3 result store"}
 	S3Prefix = Setting{"result-storage-s3-prefix", "DJANGO_RAY_RESULT_STORAGE_S3_PREFIX", "PREFIX", DefaultPrefix,
@@ -43,6 +48,10 @@ var (
 	GCSPrefix = Setting{"result-storage-gcs-prefix", "DJANGO_RAY_RESULT_STORAGE_GCS_PREFIX", "PREFIX", DefaultPrefix,
 		"a key prefix; leading and trailing / are dropped; no .. segment, ? or #", "key prefix of the gcs result store"}
 )
+
+// FilesystemPathDjangoEnv is the name django-ray's settings module uses for
+// FilesystemPath; rayctl tasks show reads it after FilesystemPath.Env.
+const FilesystemPathDjangoEnv = "RESULT_STORAGE_FILESYSTEM_PATH"
 
 // CloudSettings are the s3 and gcs settings, in the order they are documented.
 func CloudSettings() []Setting {

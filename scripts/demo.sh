@@ -4,7 +4,7 @@
 #   scripts/demo.sh                 # PostgreSQL: DATABASE_URL, else a throwaway one (scripts/pg.sh)
 #   RAY_ADDRESS=http://127.0.0.1:8265 scripts/demo.sh   # run the tasks as Ray Jobs instead
 #
-# It builds bin/rayctl and bin/rayworker, runs `rayctl migrate up`, starts two
+# It builds bin/rayctl and bin/rayworker, runs `rayctl migrate up --audit`, starts two
 # `rayworker --sync --entrypoint "python3 scripts/demo_tasks.py"` workers (the bundled demo tasks
 # speak django-ray's entrypoint contract, so no Django is needed), enqueues sample tasks (fast,
 # slow, failing, on several queues) in the background, and opens `rayctl top`. After a minute
@@ -13,10 +13,21 @@
 # throwaway database.
 #
 # DEMO_SECONDS=N DEMO_NO_TUI=1 runs for N seconds without the TUI and prints `rayctl stats`
-# instead (a smoke test of the demo itself). DEMO_CHAOS=0 keeps both workers healthy.
+# instead (a smoke test of the demo itself; it may be piped). Without it, stdin and stdout must
+# be a terminal (exit 2 otherwise, before anything starts). However the demo ends (q, Ctrl-C,
+# an error), the workers and the throwaway database are stopped. DEMO_CHAOS=0 keeps both
+# workers healthy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+
+# rayctl top draws on a terminal: with stdout or stdin not one (`make demo | tee log`), say so
+# before anything starts, instead of starting a database and workers only for top to refuse.
+if [ -z "${DEMO_NO_TUI:-}" ] && ! { [ -t 0 ] && [ -t 1 ]; }; then
+  echo "demo: rayctl top needs a terminal on stdin and stdout; run \`make demo\` without a pipe or" >&2
+  echo "demo: redirection, or DEMO_NO_TUI=1 DEMO_SECONDS=60 make demo | tee log for a run without top" >&2
+  exit 2
+fi
 
 if [ -z "${DATABASE_URL:-}" ]; then
   exec scripts/pg.sh run "$0" "$@"
@@ -52,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bin/rayctl migrate up >&2
+bin/rayctl migrate up --audit >&2   # with the optional audit trail: rayctl audit ls shows what requeue/cancel did
 
 # --- the worker (issue: rayworker is built on its own branch; detect what is there) --------
 entrypoint="python3 $root/scripts/demo_tasks.py"

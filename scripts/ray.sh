@@ -7,8 +7,11 @@
 #
 # The head uses the .venv from scripts/pyenv.sh (Ray 2.60, django-ray 0.2.0): PATH starts with
 # the venv's bin, so a job's `python -m django_ray.runtime.entrypoint` runs the venv's Python.
-# Everything lives in a private temp dir (DIR/t, Ray's --temp-dir) and every port is chosen free
-# on 127.0.0.1, so it does not clash with another Ray on the machine. `stop` ends the head's
+# Ray's files live in a private temp dir (Ray's --temp-dir) and every port is chosen free on
+# 127.0.0.1, so it does not clash with another Ray on the machine. That temp dir is a short one
+# under /tmp, named in DIR/tempdir, whatever DIR is: Ray's Unix sockets live below it, and a
+# socket path may not exceed 107 bytes, which a DIR longer than about 40 characters would
+# (DIR itself keeps the bookkeeping: logs, the process group, the marker). `stop` ends the head's
 # process group (recorded at start) and every process whose environment carries the marker
 # RAYCTL_RAY_DIR=DIR (job entrypoints run in sessions of their own, but inherit it): it never
 # touches a Ray it did not start (`ray stop` would kill every Ray of the user).
@@ -24,7 +27,7 @@ free_port() {
   local port
   for _ in $(seq 1 200); do
     port=$(( 20000 + RANDOM % 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   echo "ray.sh: no free port found" >&2
   return 1
@@ -39,10 +42,12 @@ fetch() { # fetch URL: print the body of a 2xx answer (curl, else the venv's pyt
 }
 
 start() {
-  local dir venv port dash start_ms
+  local dir venv port dash start_ms tdir
   dir=${1:-$(mktemp -d /tmp/rayctl-ray.XXXXXX)}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  tdir=$(mktemp -d /tmp/rr.XXXXXX)
+  echo "$tdir" >"$dir/tempdir"
   eval "$(scripts/pyenv.sh)"
   venv=$RAYCTL_VENV
   port=$(free_port); dash=$(free_port)
@@ -55,7 +60,7 @@ start() {
     setsid -w bash -c 'echo $$ >"$RAYCTL_RAY_DIR/pgid"; exec "$@"' ray \
     "$venv/bin/ray" start --head --disable-usage-stats \
       --num-cpus "${RAYCTL_RAY_CPUS:-2}" --object-store-memory $(( 200 * 1024 * 1024 )) \
-      --node-ip-address 127.0.0.1 --temp-dir "$dir/t" \
+      --node-ip-address 127.0.0.1 --temp-dir "$tdir" \
       --port "$port" --dashboard-host 127.0.0.1 --dashboard-port "$dash" \
       --ray-client-server-port "$(free_port)" --node-manager-port "$(free_port)" \
       --object-manager-port "$(free_port)" --metrics-export-port "$(free_port)" \
@@ -117,7 +122,11 @@ stop() {
     # shellcheck disable=SC2086
     [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
   fi
-  if [ -z "$keep" ]; then rm -rf "$dir"; fi
+  if [ -z "$keep" ]; then
+    if [ -f "$dir/tempdir" ]; then rm -rf "$(cat "$dir/tempdir")"; fi
+    rm -rf "$dir"
+  fi
+  return 0
 }
 
 run() {
@@ -125,9 +134,10 @@ run() {
   env=$(start)
   eval "$env"
   # shellcheck disable=SC2064
-  trap "stop '$RAYCTL_RAY_DIR'" EXIT
+  trap "status=\$?; set +e; stop '$RAYCTL_RAY_DIR'; exit \$status" EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  trap 'exit 129' HUP
   "$@"
 }
 

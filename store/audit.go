@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// ErrNoAudit: the rayctl_audit tables (migration 0002) do not exist.
-var ErrNoAudit = errors.New("the rayctl_audit table does not exist (run `rayctl migrate up`)")
+// ErrNoAudit: the rayctl_audit tables (the optional migration 0002) do not exist.
+var ErrNoAudit = errors.New("the rayctl_audit table does not exist (the audit trail is optional: `rayctl migrate up --audit` creates it)")
 
 // AuditEntry is one rayctl_audit row: a bulk operator action.
 type AuditEntry struct {

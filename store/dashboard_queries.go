@@ -21,7 +21,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -379,34 +378,6 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 	sort.Slice(d.Queues, func(i, j int) bool { return d.Queues[i].Name < d.Queues[j].Name })
 	return d, nil
 }
-
-// ExceptionType derives a failure's exception class path the way django-ray 0.2.0's
-// get_result does: the text before ":" on the last line of the traceback (or, without one,
-// of the error message), with "builtins." prefixed when it has no dot. It returns "" when
-// there is no error text.
-func ExceptionType(traceback, message *string) string {
-	text := ""
-	if traceback != nil && *traceback != "" {
-		text = *traceback
-	} else if message != nil {
-		text = *message
-	}
-	text = strings.TrimRight(text, " \t\r\n")
-	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
-		text = text[i+1:]
-	}
-	typ, _, _ := strings.Cut(text, ":")
-	typ = strings.Trim(typ, " \t\r")
-	if typ == "" || strings.Contains(typ, ".") {
-		return typ
-	}
-	return "builtins." + typ
-}
-
-// exceptionTypeSQL is ExceptionType in SQL, over the row's columns.
-const exceptionTypeSQL = `(SELECT CASE WHEN e.typ = '' OR strpos(e.typ, '.') > 0 THEN e.typ ELSE 'builtins.' || e.typ END
-	FROM (SELECT btrim(split_part(substring(rtrim(COALESCE(NULLIF(error_traceback, ''), error_message, ''), E' \t\r\n')
-	                                        FROM E'[^\n]*$'), ':', 1), E' \t\r') AS typ) e)`
 
 // FailureParams select the failures FailureGroups and FailureGroupTaskIDs look at.
 type FailureParams struct {

@@ -22,15 +22,34 @@ func TestExceptionType(t *testing.T) {
 		message   *string
 		want      string
 	}{
+		// django-ray 0.2.0's get_result derivation
 		{"builtin from traceback", ptr(tb), ptr("invalid literal"), "builtins.ValueError"},
-		{"dotted class", ptr("Traceback...\nmyapp.errors.PaymentDeclined: card declined"), nil, "myapp.errors.PaymentDeclined"},
-		{"trailing blank lines and CRLF", ptr("Traceback\r\nKeyError: 'k'\r\n\r\n"), nil, "builtins.KeyError"},
-		{"no colon: the whole line", ptr("Traceback\nSystemExit"), nil, "builtins.SystemExit"},
-		{"message when traceback is empty", ptr(""), ptr("Task marked as LOST due to missing heartbeats"), "builtins.Task marked as LOST due to missing heartbeats"},
-		{"message with colon", nil, ptr("RayJobFailed: job exited 1"), "builtins.RayJobFailed"},
-		{"message dotted", nil, ptr("Task timed out after 30 seconds"), "builtins.Task timed out after 30 seconds"},
+		{"dotted class", ptr("Traceback...\nmyapp.errors.PaymentDeclined: card declined"), ptr("card declined"), "myapp.errors.PaymentDeclined"},
+		{"trailing blank lines and CRLF", ptr("Traceback\r\nKeyError: 'k'\r\n\r\n"), ptr("'k'"), "builtins.KeyError"},
+		{"no colon on the last line", ptr("Traceback\nSystemExit"), ptr("x"), "builtins.Exception"},
+		{"colon first", ptr("Traceback\n: odd"), ptr("x"), "builtins."},
+		{"no traceback", nil, ptr("something broke: badly"), "builtins.Exception"},
+		{"empty traceback", ptr(""), ptr("oops"), "builtins.Exception"},
+		{"whitespace traceback", ptr(" \n\t "), ptr("oops"), "builtins.Exception"},
+		{"only the first colon counts", ptr("Traceback\nurllib.error.URLError: <urlopen error: refused>"), ptr("x"), "urllib.error.URLError"},
+		// no error message: no failure, whatever the traceback says (get_result too)
 		{"nothing", nil, nil, ""},
-		{"only whitespace", ptr("  \n "), nil, ""},
+		{"traceback without message", ptr(tb), ptr(""), ""},
+		// what the workers record themselves, as the retry policy saw it
+		{"lost", nil, ptr(store.LostMessage), "TaskLost"},
+		{"lost: Ray forgot the job", nil, ptr("Ray has no job raysubmit_t1_a1_x (HTTP 404) after it was seen: the Ray head restarted"), "TaskLost"},
+		{"timed out", nil, ptr("Task timed out after 30 seconds"), "TaskTimedOut"},
+		{"not quite a timeout", nil, ptr("Task timed out after 30 seconds, sort of"), "builtins.Exception"},
+		{"invalid row", nil, ptr("invalid task row: args_json is not a JSON array: {}"), "InvalidTask"},
+		{"unstorable", nil, ptr("The attempt ended (failed), but its outcome could not be stored: PostgreSQL refused it: x"), "UnstorableOutcome"},
+		{"ray core disconnect", nil, ptr("Ray connection lost"), "RayConnectionError"},
+		{"ray core disconnect detail", nil, ptr("Ray connection lost: raylet died"), "RayConnectionError"},
+		{"0.2.0 reconnect", nil, ptr("Ray connection lost - task state unknown"), "RayConnectionError"},
+		{"ray job failed, logs as traceback", ptr("some log\nModuleNotFoundError: No module named 'x'"), ptr("Ray job failed"), "RayJobFailed"},
+		{"ray's message", ptr("log"), ptr("Job entrypoint command failed with exit code 1, last available logs:\nx"), "RayJobFailed"},
+		{"process runner", ptr("--- stderr ---\nKilled\n"), ptr("entrypoint was killed by signal killed without printing a result line"), "RayJobFailed"},
+		{"submission, rayworker", nil, ptr("Failed to submit to Ray: connection refused"), "RayJobFailed"},
+		{"submission, 0.2.0 with its traceback", ptr("Traceback\nrequests.exceptions.ConnectionError: refused"), ptr("Failed to submit to Ray: refused"), "requests.exceptions.ConnectionError"},
 	}
 	s, _ := storetest.New(t)
 	ctx := context.Background()
@@ -229,7 +248,7 @@ func TestFailureGroups(t *testing.T) {
 		types = append(types, g.CallablePath+" "+g.ExceptionType)
 	}
 	sort.Strings(types)
-	if want := []string{"app.charge builtins." + store.LostMessage, "app.mail smtplib.SMTPException"}; !reflect.DeepEqual(types, want) {
+	if want := []string{"app.charge TaskLost", "app.mail smtplib.SMTPException"}; !reflect.DeepEqual(types, want) {
 		t.Errorf("other groups %v, want %v", types, want)
 	}
 

@@ -20,6 +20,12 @@ type TaskFilter struct {
 	Worker        string        // claimed_by_worker
 	TaskID        string        // the Django Tasks result id (uuid)
 	Search        string        // case-insensitive substring of callable, queue, worker, job id or error
+	// Exception is the failure's exception type as ExceptionType derives it: exact, a name
+	// without a dot also as builtins.<name> (ValueError), or a glob with * and ?.
+	Exception string
+	// ResultReference: only tasks whose result is a reference (result_reference set:
+	// oversize://, resultfs://, s3://, gs://) rather than inline.
+	ResultReference bool
 
 	Limit    int   // 0 means no limit
 	BeforeID int64 // keyset paging: only ids below this (results are newest first)
@@ -28,7 +34,8 @@ type TaskFilter struct {
 // Empty reports whether the filter selects everything.
 func (f TaskFilter) Empty() bool {
 	return len(f.IDs) == 0 && len(f.States) == 0 && len(f.Queues) == 0 && f.Callable == "" &&
-		f.ErrorContains == "" && f.OlderThan == 0 && f.NewerThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == ""
+		f.ErrorContains == "" && f.OlderThan == 0 && f.NewerThan == 0 && f.Worker == "" && f.TaskID == "" && f.Search == "" &&
+		f.Exception == "" && !f.ResultReference
 }
 
 // where builds the WHERE clause and its arguments.
@@ -78,6 +85,12 @@ func (f TaskFilter) where() (string, []any) {
 		// every $? in one condition refers to the same argument
 		add(`(callable_path ILIKE $? OR queue_name ILIKE $? OR claimed_by_worker ILIKE $?
 			OR ray_job_id ILIKE $? OR error_message ILIKE $?)`, "%"+escapeLike(f.Search)+"%")
+	}
+	if f.Exception != "" {
+		add(exceptionMatch(f.Exception))
+	}
+	if f.ResultReference {
+		conds = append(conds, "result_reference IS NOT NULL")
 	}
 	if f.BeforeID > 0 {
 		add("id < $?", f.BeforeID)

@@ -237,15 +237,19 @@ const (
 	ByState    GroupBy = "state"
 	ByWorker   GroupBy = "worker"
 	ByError    GroupBy = "error" // the first line of error_message, at most 200 characters
+	// ByException groups failures by exception type as the retry policy saw it (see
+	// ExceptionType): one row per type, however its messages vary.
+	ByException GroupBy = "exception"
 )
 
 // groupExpr maps a GroupBy to its SQL expression; only these fixed strings reach the SQL.
 var groupExpr = map[GroupBy]string{
-	ByCallable: "callable_path",
-	ByQueue:    "queue_name",
-	ByState:    "state",
-	ByWorker:   "COALESCE(claimed_by_worker, '')",
-	ByError:    "COALESCE(left(split_part(error_message, E'\\n', 1), 200), '')",
+	ByException: exceptionTypeSQL,
+	ByCallable:  "callable_path",
+	ByQueue:     "queue_name",
+	ByState:     "state",
+	ByWorker:    "COALESCE(claimed_by_worker, '')",
+	ByError:     "COALESCE(left(split_part(error_message, E'\\n', 1), 200), '')",
 }
 
 // GroupCount is one group of CountBy.

@@ -35,8 +35,10 @@ const exitCodesHelp = `EXIT CODES:
    1  error (database unreachable, bad data, ...)
    2  usage error (unknown flag or command, invalid value)
    3  nothing matched the filter
-   4  declined at the confirmation prompt, or refused without --yes
-   5  partial: some rows were skipped or failed
+   4  declined at the confirmation prompt, refused without --yes, or stdout was
+      closed before a change started; nothing written
+   5  partial: some rows were skipped or failed, or the run was interrupted (Ctrl-C,
+      or stdout closed during a change: it stops before its next batch)
    6  unhealthy: doctor or migrate validate found a problem`
 
 // env is the process environment, injectable for tests.
@@ -57,6 +59,13 @@ type env struct {
 	clock func() time.Time
 	// hooks watch (and in tests interfere with) requeue and cancel between transactions.
 	hooks recovery.Hooks
+	// args is the command line as given, to quote flags in errors as they were typed.
+	args []string
+	// out is stdout, which notices when its reader goes away (a closed pipe).
+	out *outWriter
+	// paceNow and paceSleep pace requeue/cancel --rps (nil: the real clock and timer).
+	paceNow   func() time.Time
+	paceSleep func(context.Context, time.Duration) error
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -84,8 +93,10 @@ func (e env) run(ctx context.Context, args []string) int {
 	if e.term == nil {
 		e.term = e.stdout
 	}
-	e.text = termtext.NewWriter(e.stdout)
+	e.out = &outWriter{w: e.stdout}
+	e.text = termtext.NewWriter(e.out)
 	e.stdout, e.stderr = e.text, termtext.NewWriter(e.stderr)
+	e.args = args
 	app := e.newApp()
 	if n := len(args); n == 0 || args[n-1] != "--generate-bash-completion" {
 		args = intersperse(app, args)
@@ -131,7 +142,7 @@ func (e env) newApp() *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErrorf("%v (see rayctl --help)", err)
+			return usageErrorf("%s (see rayctl --help)", e.flagError("rayctl", globalFlags(), err))
 		},
 		Commands: []*cli.Command{
 			e.migrateCommand(),
@@ -159,24 +170,26 @@ func (e env) newApp() *cli.App {
 		return cli.ShowAppHelp(c)
 	}
 	for _, cmd := range app.Commands {
-		prepare(cmd)
+		e.prepare(cmd, "")
 	}
 	return app
 }
 
-// prepare gives every command the global flags and usage-error handling.
-func prepare(cmd *cli.Command) {
+// prepare gives every command the global flags and usage-error handling. parent is the
+// full name of the command above ("" at the top).
+func (e env) prepare(cmd *cli.Command, parent string) {
+	full := strings.TrimSpace(parent + " " + cmd.Name)
 	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-		return usageErrorf("%s: %v (see rayctl %s --help)", cmd.FullName(), err, cmd.FullName())
+		return usageErrorf("%s: %s (see rayctl %s --help)", full, e.flagError(full, cmd.Flags, err), full)
 	}
 	if len(cmd.Subcommands) > 0 {
 		for _, sub := range cmd.Subcommands {
-			prepare(sub)
+			e.prepare(sub, full)
 		}
 		if cmd.Action == nil {
 			cmd.Action = func(c *cli.Context) error {
 				if c.Args().Present() {
-					return usageErrorf("%s: unknown subcommand %q (see rayctl %s --help)", cmd.Name, c.Args().First(), cmd.Name)
+					return usageErrorf("%s: unknown subcommand %q (see rayctl %s --help)", full, c.Args().First(), full)
 				}
 				return cli.ShowSubcommandHelp(c)
 			}

@@ -14,7 +14,7 @@ import (
 func (e env) auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
-		Usage: "the audit trail of requeue, cancel and reconcile-jobs runs (who, when, why, which tasks)",
+		Usage: "the audit trail of requeue, cancel and reconcile-jobs runs (who, when, why, which tasks); optional: rayctl migrate up --audit",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "ls",

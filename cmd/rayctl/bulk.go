@@ -20,24 +20,31 @@ const bulkExitCodes = `EXIT CODES:
    1  error (database unreachable, ...); nothing more was written
    2  usage error: unknown state, bad limit or duration, no filter, ...; nothing was written
    3  nothing matched the filter
-   4  declined at the prompt, or refused without --yes; nothing was written
+   4  declined at the prompt, refused without --yes, or stdout was closed before the
+      change started (a reader such as head exited); nothing was written
    5  partial: rows changed after selection were skipped, named --id tasks were missing
-      or not eligible, or the run was interrupted (the summary says which)`
+      or not eligible, or the run was interrupted: Ctrl-C, SIGTERM, or stdout closed
+      during the change (it stops before its next batch; the summary, on stderr then,
+      says which)`
 
 const selectionHelp = `SELECTION:
    A filter is required. --limit caps the rows (default 100, at most 10000), oldest (lowest
    id) first; run again for the rest. Filters combine with AND; --state, --queue and --id
    may be repeated (or comma-separated). --callable takes a dotted path or a glob (* and ?).
-   --older-than is the time since the task's last activity (finished, started or created):
-   90s, 10m, 2h, 3d. Every value is passed to PostgreSQL as a parameter.
+   --older-than and --newer-than measure the time since the task's last activity (finished,
+   started or created): 90s, 10m, 2h, 3d. --exception is the failure's exception type as the
+   retry policy saw it (see rayctl tasks count --by exception). Every value is passed to
+   PostgreSQL as a parameter. When nothing matches, the --queue, --callable and --worker
+   values no task has are reported with the names near them that exist.
 
 SAFETY:
    The matching count and a sample are printed first. On a terminal rayctl asks before
    writing; when stdin is not a terminal, or with -o json/jsonl, it refuses without --yes.
    --dry-run prints the plan and writes nothing. Rows are changed in transactions of
    --batch rows, each row only if it is still in the state it was selected in: rows that
-   changed meanwhile are skipped and counted. Every run is recorded in the rayctl_audit
-   table (with --reason; see rayctl audit ls) when migration 0002 is applied.`
+   changed meanwhile are skipped and counted. When the optional audit tables exist (rayctl
+   migrate up --audit), every run that writes is recorded there (with --reason; see rayctl
+   audit ls); without them nothing is recorded, the summary says so, and --reason is refused.`
 
 func selectionFlags(a recovery.Action) []cli.Flag {
 	eligible, defaults := a.States()
@@ -52,11 +59,15 @@ func selectionFlags(a recovery.Action) []cli.Flag {
 		&cli.StringSliceFlag{Name: "state", Usage: fmt.Sprintf("only tasks in this state: %s (default %s)", names(eligible), strings.ReplaceAll(names(defaults), "|", " and "))},
 		&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "only tasks in this queue"},
 		&cli.StringFlag{Name: "callable", Usage: "only tasks of this callable path, or glob (app.tasks.*)"},
+		&cli.StringFlag{Name: "exception", Usage: exceptionUsage},
 		&cli.StringFlag{Name: "error-contains", Usage: "only tasks whose error_message contains this text (any case)"},
 		&cli.StringFlag{Name: "older-than", Usage: "only tasks idle longer than this (90s, 10m, 2h, 3d)"},
+		&cli.StringFlag{Name: "newer-than", Usage: "only tasks active within this (15m: the failures of the last quarter hour)"},
+		&cli.StringFlag{Name: "worker", Usage: "only tasks claimed by this worker id (claimed_by_worker)"},
 		&cli.Int64SliceFlag{Name: "id", Usage: "only these row ids"},
 		&cli.IntFlag{Name: "limit", Value: recovery.DefaultLimit, Usage: fmt.Sprintf("at most this many tasks, oldest first (1..%d)", recovery.MaxLimit)},
 		&cli.IntFlag{Name: "batch", Value: recovery.DefaultBatch, Usage: fmt.Sprintf("rows per transaction (1..%d)", recovery.MaxBatch)},
+		&cli.Float64Flag{Name: "rps", Usage: "at most this many rows per second, on average: the batches are spaced out (default: no limit)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and write nothing"},
 		&cli.StringFlag{Name: "reason", Usage: "why, recorded in the audit trail (rayctl audit ls)"},
 	}
@@ -117,6 +128,7 @@ func (e env) cancelCommand() *cli.Command {
 type bulkFlags struct {
 	sel           recovery.Selection
 	batch         int
+	rps           float64 // rows per second at most; 0: no limit
 	dryRun        bool
 	reason        string
 	resetAttempts bool
@@ -140,9 +152,19 @@ func parseBulkFlags(c *cli.Context, a recovery.Action) (bulkFlags, error) {
 	if err != nil {
 		return f, err
 	}
+	newer, err := durationFlag(c, "newer-than")
+	if err != nil {
+		return f, err
+	}
 	f.sel = recovery.Selection{
 		States: states, Queues: c.StringSlice("queue"), Callable: c.String("callable"),
-		ErrorContains: c.String("error-contains"), OlderThan: older, IDs: c.Int64Slice("id"), Limit: c.Int("limit"),
+		ErrorContains: c.String("error-contains"), OlderThan: older, NewerThan: newer, Worker: c.String("worker"),
+		Exception: strings.TrimSpace(c.String("exception")), IDs: c.Int64Slice("id"), Limit: c.Int("limit"),
+	}
+	if c.IsSet("rps") {
+		if f.rps = c.Float64("rps"); !(f.rps > 0) || f.rps > 1e6 {
+			return f, usageErrorf("%s: invalid --rps %v (want a rate of rows per second above 0)", name, c.Float64("rps"))
+		}
 	}
 	if c.IsSet("limit") && c.Int("limit") == 0 {
 		return f, usageErrorf("%s: invalid --limit 0 (want 1..%d)", name, recovery.MaxLimit)
@@ -212,6 +234,9 @@ type bulkReport struct {
 	// RayJobsChecked: the plan's Ray jobs (plan.ray_jobs) were confirmed over before their
 	// rows changed (outcome.ray_jobs_ended / ray_jobs_not_ended); false: nobody checked them.
 	RayJobsChecked bool `json:"ray_jobs_checked"`
+	// Hints: when nothing matched, the --queue, --callable and --worker values no task has,
+	// with the existing names near them (a typo's likely fix).
+	Hints []recovery.NameHint `json:"hints,omitempty"`
 }
 
 // verbs for people: requeue -> "Requeue"/"requeued".
@@ -249,6 +274,11 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 				return werr
 			}
 		}
+		if out := rep.Outcome; out != nil && r.env.out.closed() {
+			// the summary went nowhere: say on stderr what was done
+			fmt.Fprintf(r.stderr, "rayctl: %s: %v; the change completed: %s %d of %d, skipped %d\n", name, errOutputClosed, done,
+				out.Changed, len(p.Targets), out.Skipped)
+		}
 		return err
 	}
 	if !r.o.json() {
@@ -258,7 +288,21 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		printRayJobsNote(r.stdout, p, f.ray)
 	}
 	if len(p.Targets) == 0 {
-		return finish(&exitError{code: exitNoMatch, msg: fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)})
+		msg := fmt.Sprintf("%s: nothing matched the filter; nothing changed", name)
+		if len(p.MissingIDs)+len(p.Unmatched) == 0 {
+			hints, err := recovery.NameHints(r.ctx, r.store, p.Selection.Filter())
+			if err != nil {
+				return finish(err)
+			}
+			rep.Hints = hints
+			if !r.o.json() {
+				printHints(r.stdout, hints)
+			}
+			if len(hints) > 0 {
+				msg += "; " + hintSummary(hints)
+			}
+		}
+		return finish(&exitError{code: exitNoMatch, msg: msg})
 	}
 	if f.reason != "" && !p.Audited {
 		return finish(fmt.Errorf("%s: --reason cannot be recorded: %v; nothing changed", name, store.ErrNoAudit))
@@ -270,6 +314,10 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 		return finish(nil)
 	}
 	n := plural(int64(len(p.Targets)), "task")
+	if r.env.out.closed() {
+		// nobody reads the plan: write nothing to the database either
+		return &exitError{code: exitDeclined, msg: fmt.Sprintf("%s: %v before the change started; nothing changed (%s selected)", name, errOutputClosed, n)}
+	}
 	if !r.o.yes {
 		switch {
 		case r.o.json():
@@ -282,7 +330,20 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return finish(&exitError{code: exitDeclined, msg: fmt.Sprintf("%s: declined; nothing changed", name)})
 		}
 	}
-	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks}
+	opts := recovery.ApplyOptions{Batch: f.batch, ResetAttempts: f.resetAttempts, Reason: f.reason, Actor: r.env.actor(), Hooks: r.env.hooks,
+		RowsPerSecond: f.rps, Now: r.env.paceNow, Sleep: r.env.paceSleep}
+	// A closed stdout stops the run before its next batch, as Ctrl-C does: a change nobody
+	// can watch any more does not go on. What committed stays, and is summarized on stderr.
+	before := opts.Hooks.BeforeBatch
+	opts.Hooks.BeforeBatch = func(ctx context.Context, n int, ids []int64) error {
+		if r.env.out.closed() {
+			return errOutputClosed
+		}
+		if before != nil {
+			return before(ctx, n, ids)
+		}
+		return nil
+	}
 	if f.ray != nil {
 		opts.Ray = f.ray.client
 	}
@@ -296,6 +357,14 @@ func bulk(r *runCtx, a recovery.Action, f bulkFlags) error {
 			return err
 		}
 		printStops(r.stdout, rep.Stops)
+	}
+	if errors.Is(applyErr, errOutputClosed) {
+		code, what := exitPartial, fmt.Sprintf("stopped before batch %d of %d", out.Batches+1, (len(p.Targets)+f.batch-1)/f.batch)
+		if out.Changed+out.Skipped == 0 {
+			code, what = exitDeclined, "stopped before the first batch"
+		}
+		return &exitError{code: code, msg: fmt.Sprintf("%s: %v; %s: %s %d, skipped %d, %d not reached (run the command again for the rest)",
+			name, errOutputClosed, what, done, out.Changed, out.Skipped, int64(len(p.Targets))-out.Changed-out.Skipped)}
 	}
 	if err := bulkExit(name, done, p, out, applyErr); err != nil {
 		return finish(err)
@@ -447,7 +516,7 @@ func printOutcome(w io.Writer, p recovery.Plan, out recovery.Outcome, batch int,
 	case out.AuditID != nil:
 		fmt.Fprintf(w, "audit: entry %d (rayctl audit show %d)\n", *out.AuditID, *out.AuditID)
 	case out.Batches > 0:
-		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (rayctl migrate up creates it)")
+		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (the audit trail is optional: rayctl migrate up --audit enables it)")
 	}
 	if p.Remaining() > 0 {
 		fmt.Fprintf(w, "%d more match: run the command again to continue\n", p.Remaining())
@@ -534,3 +603,32 @@ func printStops(w io.Writer, stops []recovery.StopResult) {
 		}
 	}
 }
+
+// printHints says, for each filter value no task has, which existing names are near it.
+func printHints(w io.Writer, hints []recovery.NameHint) {
+	for _, h := range hints {
+		if h.Glob != "" {
+			fmt.Fprintf(w, "hint: no task has --%s %s; it is a module of %s: --%s '%s' selects them all\n", h.Flag, h.Value,
+				joinStrings(h.Near, 3), h.Flag, h.Glob)
+			continue
+		}
+		fmt.Fprintf(w, "hint: no task has --%s %s; near names that exist: %s\n", h.Flag, h.Value, strings.Join(h.Near, ", "))
+	}
+}
+
+// hintSummary is the hints in a clause for the one-line error: "did you mean --queue payments?".
+func hintSummary(hints []recovery.NameHint) string {
+	parts := make([]string, 0, len(hints))
+	for _, h := range hints {
+		if h.Glob != "" {
+			parts = append(parts, fmt.Sprintf("--%s '%s'", h.Flag, h.Glob))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("--%s %s", h.Flag, h.Near[0]))
+	}
+	return "did you mean " + strings.Join(parts, " and ") + "?"
+}
+
+// exceptionUsage describes --exception.
+const exceptionUsage = "only tasks whose failure has this exception type, as the retry policy saw it: " +
+	"builtins.ValueError (or ValueError), myapp.errors.*, TaskLost, TaskTimedOut, RayJobFailed, ... (rayctl tasks count --by exception lists them)"

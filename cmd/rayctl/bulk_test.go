@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"reflect"
 	"strconv"
@@ -28,6 +29,11 @@ type runOpts struct {
 	hooks recovery.Hooks
 	ctx   context.Context
 	clock func() time.Time
+	// stdout, when set, replaces the stdout buffer (the result's stdout is then empty).
+	stdout io.Writer
+	// paceNow and paceSleep replace the clock and the wait of --rps.
+	paceNow   func() time.Time
+	paceSleep func(context.Context, time.Duration) error
 }
 
 // rayctlWith runs the app in-process with buffers, a fake terminal answer and hooks.
@@ -36,12 +42,18 @@ func rayctlWith(t *testing.T, o runOpts, args ...string) result {
 	appMu.Lock()
 	defer appMu.Unlock()
 	var out, errb bytes.Buffer
+	var stdout io.Writer = &out
+	if o.stdout != nil {
+		stdout = o.stdout
+	}
 	e := env{
-		stdin: strings.NewReader(o.stdin), stdout: &out, stderr: &errb,
+		stdin: strings.NewReader(o.stdin), stdout: stdout, stderr: &errb,
 		getenv:     func(k string) string { return o.vars[k] },
 		stdinIsTTY: func() bool { return o.tty },
 		hooks:      o.hooks,
 		clock:      o.clock,
+		paceNow:    o.paceNow,
+		paceSleep:  o.paceSleep,
 	}
 	ctx := o.ctx
 	if ctx == nil {
@@ -348,15 +360,15 @@ func TestBulkBadInput(t *testing.T) {
 		{[]string{"requeue", "--state", "FAILED", "--limit", "-1"}, exitUsage, "invalid limit -1 (want 1..10000)"},
 		{[]string{"requeue", "--state", "FAILED", "--limit", "0"}, exitUsage, "invalid --limit 0 (want 1..10000)"},
 		{[]string{"requeue", "--state", "FAILED", "--limit", "10001"}, exitUsage, "invalid limit 10001 (want 1..10000)"},
-		{[]string{"requeue", "--state", "FAILED", "--limit", "99999999999999999999"}, exitUsage, "invalid value"},
+		{[]string{"requeue", "--state", "FAILED", "--limit", "99999999999999999999"}, exitUsage, `invalid --limit "99999999999999999999": want a whole number`},
 		{[]string{"requeue", "--state", "FAILED", "--batch", "0"}, exitUsage, "invalid --batch 0"},
 		{[]string{"requeue", "--state", "FAILED", "--batch", "20000"}, exitUsage, "invalid --batch 20000"},
 		{[]string{"requeue", "--state", "FAILED", "--older-than", "5x"}, exitUsage, `invalid --older-than "5x": want a duration such as 90s, 10m, 2h or 3d`},
 		{[]string{"requeue", "--state", "FAILED", "--older-than", "-5m"}, exitUsage, `invalid --older-than "-5m"`},
-		{[]string{"requeue", "--id", "abc"}, exitUsage, "invalid value"},
+		{[]string{"requeue", "--id", "abc"}, exitUsage, `invalid --id "abc": want a task's row id`},
 		{[]string{"requeue", "--id", "0"}, exitUsage, "invalid id 0"},
 		{[]string{"requeue", "17"}, exitUsage, `unexpected argument "17" (select tasks with flags, e.g. --id 17)`},
-		{[]string{"requeue", "--state", "FAILED", "--frobnicate"}, exitUsage, "flag provided but not defined"},
+		{[]string{"requeue", "--state", "FAILED", "--frobnicate"}, exitUsage, "unknown flag --frobnicate"},
 		{[]string{"cancel", "--state", "FAILED"}, exitUsage, "cannot cancel FAILED tasks: they are finished already"},
 		{[]string{"cancel", "--id", "1", "--stop", "--yes"}, exitUsage, "--stop needs a Ray address"},
 		{[]string{"cancel", "--state", "QUEUED", "--lease-ttl", "0s"}, exitUsage, "invalid --lease-ttl"},
@@ -412,7 +424,7 @@ func TestBulkBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	rayctlWith(t, runOpts{vars: vars}, "requeue", "--state", "FAILED", "--yes", "--reason", "x").
-		expect(t, exitFailed).oneLine(t, "--reason cannot be recorded: the rayctl_audit table does not exist (run `rayctl migrate up`)")
+		expect(t, exitFailed).oneLine(t, "--reason cannot be recorded: the rayctl_audit table does not exist (the audit trail is optional: `rayctl migrate up --audit` creates it)")
 	if snapshot(t, sc.Pool) != before {
 		t.Fatal("--reason refusal wrote")
 	}

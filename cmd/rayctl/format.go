@@ -78,16 +78,32 @@ func ago(now time.Time, t *time.Time) string {
 }
 
 // writeTaskTable prints tasks as an aligned table. AGE is the time since the task's last
-// activity (finished, started, created), measured with the database clock now.
+// activity (finished, started, created), RUN AFTER when it may run (see runAfter), both
+// measured with the database clock now.
 func writeTaskTable(w io.Writer, tasks []recovery.TaskSummary, now time.Time) error {
 	tw := table(w)
-	fmt.Fprintln(tw, "ID\tSTATE\tQUEUE\tCALLABLE\tATTEMPT\tAGE\tWORKER\tERROR")
+	fmt.Fprintln(tw, "ID\tSTATE\tQUEUE\tCALLABLE\tATTEMPT\tAGE\tRUN AFTER\tWORKER\tERROR")
 	for _, t := range tasks {
 		last := t.LastActivity()
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.State, clip(t.QueueName, 20), clip(t.CallablePath, 48),
-			t.AttemptNumber, ago(now, &last), dash(clip(deref(t.ClaimedByWorker), 12)), dash(clip(deref(t.ErrorMessage), 60)))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.State, clip(t.QueueName, 20), clip(t.CallablePath, 48),
+			t.AttemptNumber, ago(now, &last), runAfter(now, t.RunAfter), dash(clip(deref(t.ClaimedByWorker), 12)), dash(clip(deref(t.ErrorMessage), 60)))
 	}
 	return tw.Flush()
+}
+
+// runAfter is when a task may run, relative to now: "in 2m" while it is deferred (a retry's
+// backoff, a --run-after), "2m ago" once due, "-" without one.
+func runAfter(now time.Time, t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	if name, ok := store.InfiniteTime(*t); ok {
+		return name
+	}
+	if t.After(now) {
+		return "in " + age(t.Sub(now).Seconds(), true)
+	}
+	return age(now.Sub(*t).Seconds(), true) + " ago"
 }
 
 var daysRe = regexp.MustCompile(`^(\d+)d(.*)$`)

@@ -100,7 +100,7 @@ func TestInspectLeasesCommand(t *testing.T) {
 		t.Fatalf("ttl 1h:\n%s", r.stdout)
 	}
 	rayctlWith(t, runOpts{vars: vars}, "inspect-leases", "--lease-ttl", "-1s").expect(t, exitUsage).oneLine(t, "invalid --lease-ttl")
-	rayctlWith(t, runOpts{vars: vars}, "inspect-leases", "--lease-ttl", "soon").expect(t, exitUsage).oneLine(t, "invalid value")
+	rayctlWith(t, runOpts{vars: vars}, "inspect-leases", "--lease-ttl", "soon").expect(t, exitUsage).oneLine(t, `invalid --lease-ttl "soon": want a duration`)
 }
 
 func TestTasksCommands(t *testing.T) {

@@ -24,6 +24,10 @@ var (
 var build = buildinfo.Resolve(version, commit, date)
 
 func main() {
+	// A write to a closed stdout (rayctl ... | head) then returns EPIPE instead of killing the
+	// process with SIGPIPE (exit 141) wherever it is: rayctl stops writing output and ends
+	// what it is doing safely (see outWriter). The signals themselves are dropped.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -13,15 +13,29 @@ func (e env) migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "create, adopt or check the django-ray 0.2.0 tables",
-		Description: "up creates the tables exactly as Django's django_ray 0001_initial does; on a database where\n" +
-			"Django already created them it checks them, records them as applied and changes nothing.",
+		Description: "up creates the tables exactly as Django's django_ray 0001_initial does. A database where\n" +
+			"Django's migrate already created them is used as it is: status reports them as created by\n" +
+			"Django, validate accepts them, and up checks them and writes nothing.\n\n" +
+			"rayctl's own audit tables (rayctl_audit, rayctl_audit_task: who requeued, cancelled or\n" +
+			"reconciled what, and why) are optional and created only by up --audit. Without them requeue,\n" +
+			"cancel and reconcile-jobs work the same and say once per run that nothing was recorded.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "up",
-				Usage: "apply pending migrations (or adopt tables Django created)",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and the SQL, change nothing"}},
+				Usage: "create the tables (nothing to do where Django created them); --audit adds rayctl's audit tables",
+				Description: "Without --audit, up never adds a table of rayctl's own to a database Django migrated.\n" +
+					"With --audit it creates rayctl_audit and rayctl_audit_task (and rayctl_schema_migrations, its\n" +
+					"record of what it applied): enable them where operators must be able to answer who changed\n" +
+					"a task and why (rayctl audit ls --task ID).\n\n" +
+					"EXIT CODES:\n   0  done (or nothing to do)\n   1  error (incompatible tables, database unreachable)\n   2  usage error",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and the SQL, change nothing"},
+					&cli.BoolFlag{Name: "audit", Usage: "also create rayctl's optional audit tables (rayctl_audit, rayctl_audit_task)"},
+				},
 				Action: func(c *cli.Context) error {
-					return e.withDB(c, func(r *runCtx) error { return migrateUp(r, c.Bool("dry-run")) })
+					return e.withDB(c, func(r *runCtx) error {
+						return migrateUp(r, migrations.Options{DryRun: c.Bool("dry-run"), Audit: c.Bool("audit")})
+					})
 				},
 			},
 			{
@@ -50,7 +64,9 @@ func (e env) migrateCommand() *cli.Command {
 			},
 			{
 				Name:  "validate",
-				Usage: "exit 6 when migrations are pending or the schema drifted from django-ray 0.2.0",
+				Usage: "exit 6 when the tables are missing or drifted from django-ray 0.2.0 (a database Django migrated is valid as is)",
+				Description: "The optional audit tables are reported (not_enabled) but never make validate fail.\n\n" +
+					"EXIT CODES:\n   0  valid\n   1  error (database unreachable)\n   2  usage error\n   6  tables missing, or drifted",
 				Action: func(c *cli.Context) error {
 					return e.withDB(c, migrateValidate)
 				},
@@ -59,8 +75,8 @@ func (e env) migrateCommand() *cli.Command {
 	}
 }
 
-func migrateUp(r *runCtx, dryRun bool) error {
-	res, err := migrations.Up(r.ctx, r.pool, migrations.Options{DryRun: dryRun})
+func migrateUp(r *runCtx, opts migrations.Options) error {
+	res, err := migrations.Up(r.ctx, r.pool, opts)
 	if err != nil {
 		return err
 	}
@@ -90,12 +106,18 @@ func migrateStatus(r *runCtx) error {
 	tw := table(r.stdout)
 	fmt.Fprintln(tw, "VERSION\tNAME\tSTATE\tAPPLIED AT")
 	for _, s := range st {
-		state, at := "pending", "-"
-		if s.Applied {
-			state = "applied"
-			if s.Adopted {
-				state = "adopted (created by Django)"
-			}
+		state, at := s.State, "-"
+		switch s.State {
+		case "adopted":
+			state = "adopted (created by Django)"
+		case "created_by_django":
+			state = "created by Django (used as it is)"
+		case "present":
+			state = "present (not recorded in django_migrations: rayctl migrate up records it)"
+		case "not_enabled":
+			state = "not enabled (optional: rayctl migrate up --audit)"
+		}
+		if s.AppliedAt != nil {
 			at = s.AppliedAt.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%04d\t%s\t%s\t%s\n", s.Version, s.Name, state, at)
@@ -125,6 +147,9 @@ func migrateValidate(r *runCtx) error {
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(r.stdout, "warning: %s\n", w)
+		}
+		for _, n := range rep.NotEnabled {
+			fmt.Fprintf(r.stdout, "optional, not enabled: %s (rayctl migrate up --audit)\n", n)
 		}
 		if rep.OK() {
 			fmt.Fprintln(r.stdout, "schema is current and matches django-ray 0.2.0")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -141,6 +142,9 @@ func reconcile(r *runCtx, rc *rayConn, ro recovery.ReconcileOptions, apply bool,
 		if werr := writeReconcileJSON(r.stdout, r.o, rep); werr != nil {
 			return werr
 		}
+		if out := rep.Outcome; out != nil && r.env.out.closed() {
+			fmt.Fprintf(r.stderr, "rayctl: %s: %v; applied %d, skipped %d, failed %d\n", cmd, errOutputClosed, out.Applied, out.Skipped, out.Failed)
+		}
 		return err
 	}
 	if !r.o.json() {
@@ -162,6 +166,9 @@ func reconcile(r *runCtx, rc *rayConn, ro recovery.ReconcileOptions, apply bool,
 		return finish(nil)
 	}
 	n := plural(int64(len(todo)), "action")
+	if r.env.out.closed() {
+		return &exitError{code: exitDeclined, msg: fmt.Sprintf("%s: %v before anything was applied; nothing changed (%s planned)", cmd, errOutputClosed, n)}
+	}
 	if !r.o.yes {
 		switch {
 		case r.o.json():
@@ -174,8 +181,19 @@ func reconcile(r *runCtx, rc *rayConn, ro recovery.ReconcileOptions, apply bool,
 			return finish(&exitError{code: exitDeclined, msg: cmd + ": declined; nothing changed"})
 		}
 	}
+	hooks := r.env.hooks
+	before := hooks.BeforeJob
+	hooks.BeforeJob = func(ctx context.Context, e recovery.JobEntry) error { // a closed stdout stops before the next task
+		if r.env.out.closed() {
+			return errOutputClosed
+		}
+		if before != nil {
+			return before(ctx, e)
+		}
+		return nil
+	}
 	out, applyErr := recovery.ApplyReconcile(r.ctx, r.store, rc.client, p, recovery.ReconcileApplyOptions{
-		Reason: reason, Actor: r.env.actor(), Hooks: r.env.hooks,
+		Reason: reason, Actor: r.env.actor(), Hooks: hooks,
 	})
 	rep.Applied, rep.Outcome = len(out.Results) > 0, &out
 	if !r.o.json() {
@@ -185,6 +203,13 @@ func reconcile(r *runCtx, rc *rayConn, ro recovery.ReconcileOptions, apply bool,
 	}
 	total := len(todo)
 	switch {
+	case errors.Is(applyErr, errOutputClosed):
+		code := exitPartial
+		if len(out.Results) == 0 {
+			code = exitDeclined
+		}
+		return &exitError{code: code, msg: fmt.Sprintf("%s: %v; stopped: applied %d, skipped %d, failed %d, %d not reached (run it again for the rest)", cmd, errOutputClosed,
+			out.Applied, out.Skipped, out.Failed, total-len(out.Results))}
 	case errors.Is(applyErr, recovery.ErrInterrupted):
 		return finish(&exitError{code: exitPartial, msg: fmt.Sprintf("%s: %v: applied %d, skipped %d, failed %d, %d not reached", cmd, applyErr,
 			out.Applied, out.Skipped, out.Failed, total-len(out.Results))})
@@ -326,7 +351,7 @@ func printReconcileOutcome(w io.Writer, todo []recovery.JobEntry, out recovery.R
 	if out.AuditID != nil {
 		fmt.Fprintf(w, "audit: entry %d (rayctl audit show %d)\n", *out.AuditID, *out.AuditID)
 	} else if len(out.Results) > 0 {
-		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (rayctl migrate up creates it)")
+		fmt.Fprintln(w, "audit: not recorded, the rayctl_audit table does not exist (the audit trail is optional: rayctl migrate up --audit enables it)")
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func (e env) resultConfig(c *cli.Context) (resultstore.Config, map[string]string
 	cloud := func(s resultstore.Setting) string { return val(s.Flag, s.Env, s.Default) }
 	rc := resultstore.Config{
 		Backend:        val("result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest"),
-		FilesystemPath: val("result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", ""),
+		FilesystemPath: val(resultstore.FilesystemPath.Flag, resultstore.FilesystemPath.Env, ""),
 		S3: resultstore.S3Config{Bucket: strings.TrimSpace(cloud(resultstore.S3Bucket)), Prefix: cloud(resultstore.S3Prefix),
 			Region: strings.TrimSpace(cloud(resultstore.S3Region)), EndpointURL: strings.TrimSpace(cloud(resultstore.S3EndpointURL))},
 		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(cloud(resultstore.GCSBucket)), Prefix: cloud(resultstore.GCSPrefix),

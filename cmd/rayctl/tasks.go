@@ -25,8 +25,12 @@ func (e env) tasksCommand() *cli.Command {
 				Name:  "ls",
 				Usage: "list tasks, newest first, one page at a time",
 				Description: "Filters combine with AND; --state, --queue and --id may be repeated. AGE is the time since\n" +
-					"the task's last activity (finished, started or created), by the database clock. Pages are\n" +
+					"the task's last activity (finished, started or created), by the database clock; RUN AFTER is\n" +
+					"when a deferred or retried task may run (\"in 2m\"), \"-\" when it may run now. Pages are\n" +
 					"keyset-paged: the footer prints the --before value of the next page.\n\n" +
+					"Examples:\n" +
+					"   rayctl tasks ls --state FAILED --exception builtins.ValueError --newer-than 15m\n" +
+					"   rayctl tasks ls --result-ref --state SUCCEEDED      (results stored by reference, not inline)\n\n" +
 					"EXIT CODES:\n   0  listed (also when nothing matches)\n   1  error\n   2  usage error",
 				Flags: append(taskFilterFlags(),
 					&cli.IntFlag{Name: "limit", Value: recovery.DefaultListLimit, Usage: fmt.Sprintf("tasks per page (1..%d)", recovery.MaxLimit)},
@@ -55,11 +59,13 @@ func (e env) tasksCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "Result references are explained: oversize:// is a digest only (the result was not stored),\n" +
 					"resultfs:// names a file under RESULT_STORAGE_FILESYSTEM_PATH (resolved and checked when\n" +
-					"--result-dir or RESULT_STORAGE_FILESYSTEM_PATH is set), s3:// and gs:// name objects.\n" +
+					"--result-dir, $" + resultstore.FilesystemPath.Env + " (rayworker's name) or\n" +
+					"$" + resultstore.FilesystemPathDjangoEnv + " (django-ray's) is set, in that order), s3:// and gs:// name objects.\n" +
 					objectHelp + "\n\n" +
 					"EXIT CODES:\n   0  shown\n   1  error\n   2  usage error\n   3  no task has that id",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "result-dir", Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $RESULT_STORAGE_FILESYSTEM_PATH)"},
+					&cli.StringFlag{Name: "result-dir", Aliases: []string{resultstore.FilesystemPath.Flag}, Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $" +
+						resultstore.FilesystemPath.Env + ", else $" + resultstore.FilesystemPathDjangoEnv + ")"},
 					&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "an owner lease without a heartbeat for this long is stale"},
 					&cli.StringFlag{Name: resultstore.S3Region.Flag, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + resultstore.S3Region.Env + ", else the AWS configuration's)"},
 					&cli.StringFlag{Name: resultstore.S3EndpointURL.Flag, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + resultstore.S3EndpointURL.Env + ")"},
@@ -74,10 +80,7 @@ func (e env) tasksCommand() *cli.Command {
 					if err != nil || id <= 0 {
 						return usageErrorf("tasks show: invalid task ID %q (want the row id, a positive integer)", c.Args().First())
 					}
-					opts := recovery.DetailOptions{LeaseTTL: c.Duration("lease-ttl"), ResultDir: c.String("result-dir")}
-					if opts.ResultDir == "" {
-						opts.ResultDir = e.getenv("RESULT_STORAGE_FILESYSTEM_PATH")
-					}
+					opts := recovery.DetailOptions{LeaseTTL: c.Duration("lease-ttl"), ResultDir: e.resultDir(c)}
 					if opts.LeaseTTL <= 0 {
 						return usageErrorf("tasks show: invalid --lease-ttl %s (want more than 0)", opts.LeaseTTL)
 					}
@@ -89,13 +92,20 @@ func (e env) tasksCommand() *cli.Command {
 			},
 			{
 				Name:  "count",
-				Usage: "count tasks per callable, queue, state, worker or error (find what dominates)",
-				Description: "Example (retry storm triage):\n" +
+				Usage: "count tasks per callable, queue, state, worker, exception or error (find what dominates)",
+				Description: "--by exception groups failures by exception type as the retry policy saw it, one row per\n" +
+					"type however its messages vary (--by error groups by the message's first line): derived as\n" +
+					"django-ray's get_result does (the text before ':' on the traceback's last line, builtins.\n" +
+					"prefixed without a dot), and for the failures workers record themselves by their messages:\n" +
+					"TaskLost, TaskTimedOut, RayJobFailed, RayConnectionError, InvalidTask, UnstorableOutcome.\n" +
+					"Tasks without an error count under \"-\".\n\n" +
+					"Example (retry storm triage):\n" +
 					"   rayctl tasks count --by callable --state FAILED --state LOST --newer-than 15m\n" +
-					"   rayctl tasks count --by error --callable app.tasks.charge --state FAILED\n\n" +
+					"   rayctl tasks count --by exception --callable app.tasks.charge --state FAILED\n" +
+					"   rayctl requeue --exception TaskLost --newer-than 1h --dry-run\n\n" +
 					"EXIT CODES:\n   0  counted\n   1  error\n   2  usage error",
 				Flags: append(taskFilterFlags(),
-					&cli.StringFlag{Name: "by", Value: "callable", Usage: "group by callable, queue, state, worker or error (first line)"},
+					&cli.StringFlag{Name: "by", Value: "callable", Usage: "group by callable, queue, state, worker, exception (type, as the retry policy saw it) or error (first line)"},
 					&cli.IntFlag{Name: "limit", Value: 20, Usage: "at most this many groups, largest first (1..10000)"}),
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
@@ -107,9 +117,9 @@ func (e env) tasksCommand() *cli.Command {
 					}
 					by := store.GroupBy(c.String("by"))
 					switch by {
-					case store.ByCallable, store.ByQueue, store.ByState, store.ByWorker, store.ByError:
+					case store.ByCallable, store.ByQueue, store.ByState, store.ByWorker, store.ByError, store.ByException:
 					default:
-						return usageErrorf("tasks count: invalid --by %q (want callable, queue, state, worker or error)", by)
+						return usageErrorf("tasks count: invalid --by %q (want callable, queue, state, worker, exception or error)", by)
 					}
 					limit := c.Int("limit")
 					if limit < 1 || limit > recovery.MaxLimit {
@@ -120,6 +130,21 @@ func (e env) tasksCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// resultDir is RESULT_STORAGE_FILESYSTEM_PATH for reading results: --result-dir, else the
+// workers' $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH, else django-ray's own
+// $RESULT_STORAGE_FILESYSTEM_PATH; "" when none is set.
+func (e env) resultDir(c *cli.Context) string {
+	if d := strings.TrimSpace(c.String("result-dir")); d != "" {
+		return d
+	}
+	for _, name := range []string{resultstore.FilesystemPath.Env, resultstore.FilesystemPathDjangoEnv} {
+		if d := strings.TrimSpace(e.getenv(name)); d != "" {
+			return d
+		}
+	}
+	return ""
 }
 
 func taskFilterFlags() []cli.Flag {
@@ -133,6 +158,8 @@ func taskFilterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker", Usage: "only tasks claimed by this worker id"},
 		&cli.StringFlag{Name: "task-id", Usage: "only the task with this Django task id (uuid)"},
 		&cli.StringFlag{Name: "search", Usage: "text in callable, queue, worker, Ray job id or error"},
+		&cli.StringFlag{Name: "exception", Usage: exceptionUsage},
+		&cli.BoolFlag{Name: "result-ref", Aliases: []string{"has-reference"}, Usage: "only tasks whose result is stored by reference (oversize://, resultfs://, s3://, gs://), not inline"},
 		&cli.Int64SliceFlag{Name: "id", Usage: "only these row ids"},
 	}
 }
@@ -151,6 +178,7 @@ func parseTaskFilter(c *cli.Context, cmd string) (store.TaskFilter, error) {
 	}
 	f.Queues, f.Callable, f.ErrorContains = c.StringSlice("queue"), c.String("callable"), c.String("error-contains")
 	f.Worker, f.TaskID, f.Search, f.IDs = c.String("worker"), c.String("task-id"), c.String("search"), c.Int64Slice("id")
+	f.Exception, f.ResultReference = strings.TrimSpace(c.String("exception")), c.Bool("result-ref")
 	return f, nil
 }
 
@@ -171,8 +199,7 @@ func tasksLs(r *runCtx, opts recovery.ListOptions) error {
 		return nil
 	}
 	if len(page.Tasks) == 0 {
-		_, err := fmt.Fprintln(r.stdout, "no tasks match")
-		return err
+		return noTasks(r, opts.Filter)
 	}
 	now, err := r.store.Now(r.ctx)
 	if err != nil {
@@ -209,8 +236,7 @@ func tasksCount(r *runCtx, f store.TaskFilter, by store.GroupBy, limit int) erro
 		return nil
 	}
 	if len(groups) == 0 {
-		_, err := fmt.Fprintln(r.stdout, "no tasks match")
-		return err
+		return noTasks(r, f)
 	}
 	tw := table(r.stdout)
 	fmt.Fprintf(tw, "%s\tTASKS\n", strings.ToUpper(string(by)))
@@ -218,6 +244,19 @@ func tasksCount(r *runCtx, f store.TaskFilter, by store.GroupBy, limit int) erro
 		fmt.Fprintf(tw, "%s\t%d\n", dash(clip(g.Key, 100)), g.Count)
 	}
 	return tw.Flush()
+}
+
+// noTasks says that nothing matched f, with the near names of values no task has.
+func noTasks(r *runCtx, f store.TaskFilter) error {
+	if _, err := fmt.Fprintln(r.stdout, "no tasks match"); err != nil {
+		return err
+	}
+	hints, err := recovery.NameHints(r.ctx, r.store, f)
+	if err != nil {
+		return err
+	}
+	printHints(r.stdout, hints)
+	return nil
 }
 
 // maxInline is how much of a JSON payload tasks show prints in text mode.

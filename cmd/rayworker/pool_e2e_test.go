@@ -207,14 +207,15 @@ func TestPoolFaults(t *testing.T) {
 	spin := enqueueApp(t, s, "spin", "[]", "{}", 2)
 	// a task that forks a child, then times out: the child dies with the executor's group
 	pidfile := filepath.Join(dir, "child.pid")
-	forker := enqueueApp(t, s, "fork_child", fmt.Sprintf("[%q, 600]", pidfile), "{}", 3)
+	// (a timeout long enough for the child to start on a loaded machine)
+	forker := enqueueApp(t, s, "fork_child", fmt.Sprintf("[%q, 600]", pidfile), "{}", 15)
 	child := workertest.ReadPIDs(t, pidfile)[0]
 	got := waitRow(t, s, spin.ID, "the spinning task to time out", terminal)
 	if got.State != store.StateFailed || got.ErrorMessage == nil || *got.ErrorMessage != "Task timed out after 2 seconds" {
 		t.Fatalf("spin: %s %v", got.State, deref(got.ErrorMessage))
 	}
 	got = waitRow(t, s, forker.ID, "the forking task to time out", terminal)
-	if got.State != store.StateFailed || *got.ErrorMessage != "Task timed out after 3 seconds" {
+	if got.State != store.StateFailed || *got.ErrorMessage != "Task timed out after 15 seconds" {
 		t.Fatalf("fork_child: %s %v", got.State, deref(got.ErrorMessage))
 	}
 	workertest.WaitGone(t, 15*time.Second, child)

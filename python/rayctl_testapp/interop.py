@@ -81,7 +81,7 @@ def results(ids: list[str]) -> dict:
                 {
                     "exception_class_path": e.exception_class_path,
                     "exception_class": resolved,
-                    "traceback_last_line": e.traceback.strip().splitlines()[-1],
+                    "traceback_last_line": (e.traceback.strip().splitlines() or [""])[-1],
                 }
             )
         if r.status == "SUCCESSFUL":

@@ -111,11 +111,11 @@ func WithSearchPath(dsn, schema string) string {
 	return strings.TrimSpace(dsn) + " search_path=" + schema
 }
 
-// New returns a Store over a fresh, migrated schema.
+// New returns a Store over a fresh, migrated schema, with rayctl's optional audit tables.
 func New(t testing.TB, opts ...Options) (*store.Store, Schema) {
 	t.Helper()
 	sc := EmptySchema(t, opts...)
-	if _, err := migrations.Up(context.Background(), sc.Pool, migrations.Options{}); err != nil {
+	if _, err := migrations.Up(context.Background(), sc.Pool, migrations.Options{Audit: true}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return store.New(sc.Pool), sc

@@ -1,0 +1,3 @@
+// Package scripts has no code: it holds the Go tests of the project's shell scripts (pg.sh,
+// ray.sh, demo.sh), so that `go test ./...` runs them.
+package scripts

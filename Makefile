@@ -1,12 +1,15 @@
 # rayctl / rayworker. `make help` lists the targets.
 .DEFAULT_GOAL := help
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE ?= $(shell git log -1 --format=%cI 2>/dev/null)
+# the same -X paths as .goreleaser.yaml (deploy/release_test.go builds with that file's flags)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
-.PHONY: help build test lint bench bench-top bench-ray demo
+.PHONY: help build test lint bench bench-top bench-ray demo docs release-check release-snapshot test-release test-scale
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 build: ## build bin/rayctl and bin/rayworker (static, trimmed)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -29,3 +32,18 @@ bench-ray: ## rayworker Ray Job mode: per-task overhead and requests/s with 1,00
 
 demo: ## throwaway PostgreSQL, workers, sample tasks and rayctl top (q quits and cleans up)
 	scripts/demo.sh
+
+docs: ## man pages and shell completions from the CLI definitions, into .cache/docs
+	scripts/gen-docs.sh
+
+release-check: ## goreleaser check (builds goreleaser from the Go module proxy the first time)
+	scripts/release.sh check
+
+release-snapshot: ## a snapshot release into dist/: archives, deb/rpm, SBOMs, checksums, OCI images (nothing published)
+	scripts/release.sh snapshot
+
+test-release: ## the release tier: snapshot release, then its packages and images inspected
+	cd deploy && RAYCTL_RELEASE=1 go test -count=1 -run 'TestRelease' -v -timeout 40m .
+
+test-scale: ## the scale-out tier: two-node Ray cluster, three replicas, a replica and a node killed (throwaway PostgreSQL)
+	RAYCTL_SCALE=1 scripts/test.sh -run TestScaleOut -v -timeout 40m ./cmd/rayworker/

@@ -32,6 +32,17 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# deploy/ is a module of its own (Kubernetes, KubeRay and kustomize types stay out of the
+# binaries' module): its offline checks of the manifests, systemd units and release config
+# run in every full run, or with RAYCTL_DEPLOY=1 (no -race: they start no goroutines, and the
+# Kubernetes libraries would double the build). RAYCTL_RELEASE=1 adds the snapshot-release
+# tier (scripts/release.sh).
+(cd deploy && go vet ./...)
+deploy=${RAYCTL_DEPLOY:-}
+[ $# -eq 0 ] && deploy=${deploy:-1}
+if [ "$deploy" = 1 ] || [ "${RAYCTL_RELEASE:-}" = 1 ]; then
+  (cd deploy && go test -count=1 -timeout 20m ./...)
+fi
 
 ray=${RAYCTL_RAY:-}
 django=${RAYCTL_DJANGO:-}

@@ -130,7 +130,7 @@ func (e env) newApp() *cli.App {
 	app := &cli.App{
 		Name:    "rayctl",
 		Usage:   "operate django-ray task queues: inspect, requeue, cancel, reconcile, migrate",
-		Version: version,
+		Version: build.String(),
 		Description: "rayctl works on the django-ray 0.2.0 tables in PostgreSQL, beside Python django_ray_worker\n" +
 			"and Go rayworker processes. Global flags may come before or after the subcommand.\n\n" + exitCodesHelp,
 		Flags:                globalFlags(),
@@ -157,6 +157,7 @@ func (e env) newApp() *cli.App {
 			e.metricsCommand(),
 			e.auditCommand(),
 			e.completionCommand(),
+			e.manCommand(),
 			e.topCommand(),
 			e.versionCommand(),
 		},

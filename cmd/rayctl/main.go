@@ -9,14 +9,24 @@ import (
 	"syscall"
 
 	"github.com/rayctl/rayctl/cmd/rayctl/internal/termquery"
+	"github.com/rayctl/rayctl/internal/buildinfo"
 )
 
 // init runs after every imported package's init (bubbletea's included): the terminal's TERM
 // comes back now that nothing can query the terminal at startup (see termquery).
 func init() { termquery.Restore() }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags "-X main.version=... -X
+// main.commit=... -X main.date=..." (goreleaser, make build). Unset, build falls back to what
+// the Go toolchain recorded (go install ...@vX.Y.Z, a build in a git checkout).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+// build identifies this binary: `version`, the configuration log and the User-Agent use it.
+var build = buildinfo.Resolve(version, commit, date)
 
 func main() {
 	// A write to a closed stdout (rayctl ... | head) then returns EPIPE instead of killing the

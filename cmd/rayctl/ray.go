@@ -91,7 +91,7 @@ func (e env) rayClient(c *cli.Context, cmd string) (*rayConn, error) {
 	if token == "" {
 		source = ""
 	}
-	opts := rayjobs.Options{Address: addr, Token: token, CAFile: c.String("ray-ca-file"), UserAgent: "rayctl/" + version}
+	opts := rayjobs.Options{Address: addr, Token: token, CAFile: c.String("ray-ca-file"), UserAgent: "rayctl/" + build.Version}
 	cl, err := rayjobs.New(opts)
 	if err != nil {
 		return nil, usageErrorf("%s: %v", cmd, err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/rayctl/rayctl/internal/clidoc"
 )
 
 // Exit codes, documented in `rayworker --help` and the README.
@@ -66,9 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func (e env) newApp() *cli.App {
 	app := &cli.App{
-		Name:    "rayworker",
-		Usage:   "run django-ray tasks: claim them from PostgreSQL, execute them, record their outcomes",
-		Version: version,
+		Name:      "rayworker",
+		Usage:     "run django-ray tasks: claim them from PostgreSQL, execute them, record their outcomes",
+		Version:   build.String(),
+		UsageText: "rayworker [global options]",
 		Description: "A drop-in replacement for django-ray 0.2.0's `manage.py django_ray_worker` over the same tables.\n" +
 			"Every flag can also be set by the environment variable named in its help; a flag wins over\n" +
 			"its variable. Invalid values are refused at start.\n\n" + exitCodesHelp,
@@ -76,7 +79,15 @@ func (e env) newApp() *cli.App {
 		Writer:          e.stdout,
 		ErrWriter:       e.stderr,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run() maps errors to exit codes
+		// `rayworker completion SHELL` and `rayworker man` print what the packages install
+		// (hidden: the daemon's help is about running it); the scripts ask the binary for its
+		// flags with --generate-bash-completion.
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			clidoc.CompletionCommand("rayworker", true, usageErrorf),
+			clidoc.ManCommand("rayworker", usageErrorf),
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run() maps errors to exit codes
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see rayworker --help)", err)
 		},

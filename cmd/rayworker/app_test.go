@@ -17,6 +17,7 @@ import (
 	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker/procgroup"
+	"github.com/rayctl/rayctl/worker/rayrunner"
 )
 
 // appMu serialises in-process runs: urfave/cli v2 mutates package-level flags while parsing.
@@ -58,6 +59,12 @@ func TestRefusedAtStart(t *testing.T) {
 		{"backoff", nil, []string{"--sync", "--retry-backoff-seconds", "-1"}, `invalid --retry-backoff-seconds "-1": want an integer in 0..3600`},
 		{"stuck", nil, []string{"--sync", "--stuck-task-timeout-seconds", "29"}, `invalid --stuck-task-timeout-seconds "29": want an integer in 30..86400`},
 		{"lease", nil, []string{"--sync", "--worker-lease-seconds", "1"}, `invalid --worker-lease-seconds "1": want an integer in 2..86400`},
+		{"entrypoint cpus", nil, []string{"--ray-entrypoint-num-cpus", "-1"}, `invalid --ray-entrypoint-num-cpus "-1": want 0..1024 (fractions allowed)`},
+		{"entrypoint gpus from env", map[string]string{"DJANGO_RAY_RAY_ENTRYPOINT_NUM_GPUS": "NaN"}, nil,
+			`invalid --ray-entrypoint-num-gpus "NaN" (from $DJANGO_RAY_RAY_ENTRYPOINT_NUM_GPUS): want 0..1024 (fractions allowed)`},
+		{"entrypoint memory", nil, []string{"--ray-entrypoint-memory-mb", "1.5"}, `invalid --ray-entrypoint-memory-mb "1.5": want an integer in 0..16777216`},
+		{"entrypoint resources JSON", nil, []string{"--ray-entrypoint-resources", `["x"]`}, `invalid --ray-entrypoint-resources: want a JSON object`},
+		{"entrypoint resources amount", nil, []string{"--ray-entrypoint-resources", `{"x": 0}`}, `invalid --ray-entrypoint-resources: resource "x": want a name and an amount above 0`},
 		{"heartbeat vs lease", nil, []string{"--sync", "--worker-lease-seconds", "10", "--worker-heartbeat-seconds", "10"},
 			`invalid --worker-heartbeat-seconds 10: want less than --worker-lease-seconds (10)`},
 		{"heartbeat vs stuck", nil, []string{"--sync", "--worker-lease-seconds", "600", "--worker-heartbeat-seconds", "40", "--stuck-task-timeout-seconds", "30"},
@@ -238,6 +245,13 @@ func TestResolve(t *testing.T) {
 		{"Ray settings", map[string]string{"RAY_AUTH_TOKEN_PATH": "/run/secrets/ray", "DJANGO_RAY_RAY_CA_FILE": "/etc/ca.pem"}, []string{"--ray-pending-timeout", "90"}, func(o options) bool {
 			return o.ray.tokenFile == "/run/secrets/ray" && o.ray.caFile == "/etc/ca.pem" && o.ray.pendingTimeout == 90*time.Second
 		}},
+		{"no entrypoint resources by default", nil, nil, func(o options) bool {
+			return reflect.DeepEqual(o.ray.resources, rayrunner.Resources{})
+		}},
+		{"entrypoint resources", map[string]string{"DJANGO_RAY_RAY_ENTRYPOINT_RESOURCES": `{"worker_node": 0.01}`},
+			[]string{"--ray-entrypoint-num-cpus", "0.5", "--ray-entrypoint-num-gpus=1", "--ray-entrypoint-memory-mb", "512"}, func(o options) bool {
+				return reflect.DeepEqual(o.ray.resources, rayrunner.Resources{NumCPUs: 0.5, NumGPUs: 1, Memory: 512 << 20, Custom: map[string]float64{"worker_node": 0.01}})
+			}},
 		{"whole runtime env for Ray", nil, []string{"--ray-runtime-env", `{"env_vars": {"A": "1"}, "pip": ["x==1"]}`}, func(o options) bool {
 			return reflect.DeepEqual(o.ray.runtimeEnv, map[string]any{"env_vars": map[string]any{"A": "1"}, "pip": []any{"x==1"}})
 		}},

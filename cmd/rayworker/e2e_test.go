@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -358,7 +359,8 @@ func TestBinaryMetricsAndLogs(t *testing.T) {
 func TestBinaryVersionAndDeadDatabase(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command(binary(t), "--version").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "rayworker version e2e-test" {
+	// the version, then what identifies the build (internal/buildinfo)
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(out)), "rayworker version e2e-test (") || !strings.Contains(string(out), runtime.Version()) {
 		t.Fatalf("%q %v", out, err)
 	}
 	cmd := exec.Command(binary(t), "--sync")

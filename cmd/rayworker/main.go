@@ -9,11 +9,21 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/rayctl/rayctl/internal/buildinfo"
 	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags "-X main.version=... -X
+// main.commit=... -X main.date=..." (goreleaser, make build). Unset, build falls back to what
+// the Go toolchain recorded (go install ...@vX.Y.Z, a build in a git checkout).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+// build identifies this binary: `version`, the configuration log and the User-Agent use it.
+var build = buildinfo.Resolve(version, commit, date)
 
 func main() {
 	procgroup.Main() // when re-executed as a task's supervisor, this runs it and exits

@@ -26,7 +26,7 @@ func (e env) rayClient(o options) (*rayjobs.Client, error) {
 	if err != nil {
 		return nil, usageErrorf("Ray auth token: %v", err)
 	}
-	client, err := rayjobs.New(rayjobs.Options{Address: o.ray.address, Token: token, CAFile: o.ray.caFile, UserAgent: "rayworker/" + version})
+	client, err := rayjobs.New(rayjobs.Options{Address: o.ray.address, Token: token, CAFile: o.ray.caFile, UserAgent: "rayworker/" + build.Version})
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
@@ -58,7 +58,7 @@ func (e env) rayRunner(ctx context.Context, o options, client *rayjobs.Client, l
 	}
 
 	r, err := rayrunner.New(rayrunner.Config{Client: client, Entrypoint: o.entryText, RuntimeEnv: o.ray.runtimeEnv,
-		PendingTimeout: o.ray.pendingTimeout, Logger: log})
+		Resources: o.ray.resources, PendingTimeout: o.ray.pendingTimeout, Logger: log})
 	if err != nil {
 		stop()
 		return nil, nop, err

@@ -121,8 +121,12 @@ func (e env) serve(ctx context.Context, o options) error {
 	} else {
 		attrs = append(attrs, "ray_address", o.ray.address, "ray_address_from", o.ray.addressSource, "runtime_env_keys", mapKeys(o.ray.runtimeEnv),
 			"runtime_env_vars", len(o.runner.Env), "ray_pending_timeout", o.ray.pendingTimeout.String())
+		if res := o.ray.resources; res.NumCPUs > 0 || res.NumGPUs > 0 || res.Memory > 0 || len(res.Custom) > 0 {
+			attrs = append(attrs, "entrypoint_num_cpus", res.NumCPUs, "entrypoint_num_gpus", res.NumGPUs,
+				"entrypoint_memory_mb", res.Memory>>20, "entrypoint_resources", res.Custom)
+		}
 	}
-	log.Info("configuration", append(attrs, "version", version)...)
+	log.Info("configuration", append(attrs, "version", build.Version, "commit", build.Commit)...)
 	if b, ok := cfg.Results.Backend.(*resultstore.Bucket); ok {
 		// a missing credential is worth knowing now, not at the first oversized result
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -135,6 +139,8 @@ func (e env) serve(ctx context.Context, o options) error {
 			log.Info("result storage credentials", "result_storage", b.Location(), "credentials", src)
 		}
 	}
+	stopNotify := notifySystemd(ctx, e.getenv, w.Handler(), log)
+	defer stopNotify()
 	if err := w.Run(ctx); err != nil {
 		// The worker never ran (no lease, metrics address in use): stop what the runner
 		// started (executors, a Ray driver) before exiting.

@@ -51,6 +51,10 @@ var settings = []setting{
 	{"ray-auth-token-file", "RAY_AUTH_TOKEN_PATH", "FILE", "", "a file holding the token", "Ray auth token file (Ray >= 2.52 token auth); else $RAY_AUTH_TOKEN, else ~/.ray/auth_token; never a command-line value"},
 	{"ray-ca-file", "DJANGO_RAY_RAY_CA_FILE", "FILE", "", "a PEM file", "certificate authorities to trust for an https Jobs API (a TLS proxy in front of Ray)"},
 	{"ray-pending-timeout", "DJANGO_RAY_RAY_PENDING_TIMEOUT", "D", "15m", "1s..24h (a duration, or seconds)", "a Ray job PENDING longer is stopped and its attempt fails (RayJobFailed)"},
+	{"ray-entrypoint-num-cpus", "DJANGO_RAY_RAY_ENTRYPOINT_NUM_CPUS", "N", "0", "0..1024 (fractions allowed)", "CPUs each Ray job's driver reserves (entrypoint_num_cpus); none: Ray runs every driver on the head, any: on any node with them free"},
+	{"ray-entrypoint-num-gpus", "DJANGO_RAY_RAY_ENTRYPOINT_NUM_GPUS", "N", "0", "0..1024 (fractions allowed)", "GPUs each Ray job's driver reserves (entrypoint_num_gpus)"},
+	{"ray-entrypoint-memory-mb", "DJANGO_RAY_RAY_ENTRYPOINT_MEMORY_MB", "MB", "0", "0..16777216", "memory each Ray job's driver reserves (entrypoint_memory)"},
+	{"ray-entrypoint-resources", "DJANGO_RAY_RAY_ENTRYPOINT_RESOURCES", "JSON", "{}", `a JSON object of custom resource names to amounts, e.g. {"worker_node": 0.01}`, "custom resources each Ray job's driver reserves (entrypoint_resources)"},
 	{"entrypoint", "DJANGO_RAY_ENTRYPOINT", "CMD", lifecycle.DefaultEntrypoint, "a command, split like a shell (no expansion)", "task entrypoint; --payload-b64 <payload> is appended"},
 	{"max-task-attempts", "DJANGO_RAY_MAX_TASK_ATTEMPTS", "N", "3", "1..100", "attempts per task, the first included"},
 	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "N", "60", "0..3600", "retry delay base: min(N * 2^attempt, 3600) s"},
@@ -136,6 +140,7 @@ type rayOptions struct {
 	caFile         string
 	runtimeEnv     map[string]any
 	pendingTimeout time.Duration
+	resources      rayrunner.Resources // entrypoint resources: where Ray places each job's driver
 }
 
 // localAddress is --local's Jobs API, and the default mode's when RAY_ADDRESS is unset or
@@ -548,7 +553,46 @@ func (r resolver) rayOptions(o *options, cluster string) error {
 		}
 		ro.pendingTimeout = d
 	}
+	var err error
+	if ro.resources.NumCPUs, err = r.amount("ray-entrypoint-num-cpus", 1024); err != nil {
+		return err
+	}
+	if ro.resources.NumGPUs, err = r.amount("ray-entrypoint-num-gpus", 1024); err != nil {
+		return err
+	}
+	mb, err := r.integer("ray-entrypoint-memory-mb", 0, 0, 16<<20)
+	if err != nil {
+		return err
+	}
+	ro.resources.Memory = mb << 20
+	if v, src, ok := r.raw("ray-entrypoint-resources"); ok {
+		var custom map[string]float64
+		if err := json.Unmarshal([]byte(v), &custom); err != nil {
+			return usageErrorf("invalid --ray-entrypoint-resources%s: want %s (%v)", fromEnv(src), r.byName["ray-entrypoint-resources"].accepts, err)
+		}
+		for k, n := range custom {
+			if k == "" || n <= 0 || math.IsInf(n, 0) {
+				return usageErrorf("invalid --ray-entrypoint-resources%s: resource %q: want a name and an amount above 0", fromEnv(src), k)
+			}
+		}
+		if len(custom) > 0 {
+			ro.resources.Custom = custom
+		}
+	}
 	return nil
+}
+
+// amount reads a resource amount in 0..hi (fractions allowed), 0 when unset.
+func (r resolver) amount(name string, hi float64) (float64, error) {
+	v, src, ok := r.raw(name)
+	if !ok {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > hi {
+		return 0, r.bad(name, v, src)
+	}
+	return f, nil
 }
 
 func fromEnv(src string) string {

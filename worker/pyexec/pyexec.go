@@ -180,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor settings: %w", err)
 	}
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := controlSocketpair()
 	if err != nil {
 		return nil, fmt.Errorf("executor control socket: %w", err)
 	}

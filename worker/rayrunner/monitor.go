@@ -588,10 +588,23 @@ func stopName(s stopReason) string {
 
 func (r *Runner) startLogs(j *job) {
 	j.busy = true
+	// A FAILED job's message already holds its log's tail, so its full log is extra; and when
+	// its node died, the dashboard's request to that node's agent hangs until the client gives
+	// up (measured: a minute added to the recovery from a lost node). Bound it.
+	limit := time.Duration(0)
+	if j.terminal != nil && j.terminal.Status == rayjobs.StatusFailed {
+		limit = r.cfg.FailedLogsTimeout
+	}
 	r.launch(func() {
 		defer func() { <-r.getSem }()
 		t := time.Now()
-		logs, err := r.logsOf(r.ctx, j.id)
+		ctx := r.ctx
+		if limit > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(r.ctx, limit)
+			defer cancel()
+		}
+		logs, err := r.logsOf(ctx, j.id)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.applyLogs(j, logs, err, t)

@@ -91,6 +91,7 @@ const (
 	DefaultSessionCheck      = 30 * time.Second
 	DefaultRefusedRetry      = time.Minute
 	DefaultEvictAfter        = 2 * time.Minute
+	DefaultFailedLogsTimeout = 5 * time.Second
 	DefaultLogPatience       = 2 * time.Minute
 
 	// AdoptPrefix is the submission id prefix django-ray 0.2.0 workers adopt, and this one.
@@ -143,6 +144,10 @@ type Config struct {
 	// EvictAfter drops jobs the worker has stopped asking about (a dead worker's job another
 	// worker adopted first).
 	EvictAfter time.Duration
+	// FailedLogsTimeout bounds the log read of a FAILED job (its message carries the log's
+	// tail; a dead node's logs cannot be served and the read would hang until the client's
+	// LogsTimeout). Default DefaultFailedLogsTimeout.
+	FailedLogsTimeout time.Duration
 	// LogPatience: a job that ended whose log cannot be read while the Jobs API otherwise
 	// answers (its node is gone) fails the attempt only after this long and five tries.
 	// While the API as a whole is out, no time or try counts. Default DefaultLogPatience.
@@ -176,6 +181,7 @@ func (c *Config) setDefaults() {
 	def(&c.SessionCheck, DefaultSessionCheck)
 	def(&c.RefusedRetry, DefaultRefusedRetry)
 	def(&c.EvictAfter, DefaultEvictAfter)
+	def(&c.FailedLogsTimeout, DefaultFailedLogsTimeout)
 	def(&c.LogPatience, DefaultLogPatience)
 	if c.MaxPollInterval < c.MinPollInterval {
 		c.MaxPollInterval = c.MinPollInterval

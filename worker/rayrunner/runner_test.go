@@ -839,3 +839,30 @@ func TestWholeAPIOutageOfEachKind(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedJobLogsBounded: a FAILED job whose logs cannot be served (its node died: the
+// dashboard's request to the node's agent hangs) ends its attempt after FailedLogsTimeout,
+// from Ray's message, not after the client's whole LogsTimeout.
+func TestFailedJobLogsBounded(t *testing.T) {
+	t.Parallel()
+	srv := raytest.New(t)
+	e := newRunner(t, srv, func(o *rayjobs.Options) { o.LogsTimeout = 30 * time.Second },
+		func(c *rayrunner.Config) { c.FailedLogsTimeout = 300 * time.Millisecond })
+	e.waitReady()
+	tk := task(6, "myapp.tasks.x", "[]", "{}")
+	e.start(tk)
+	e.waitJob(*tk.RayJobID)
+	srv.Inject(raytest.Logs, raytest.Fault{Hang: true})
+	srv.Set(t, *tk.RayJobID, raytest.Failed, "Job supervisor actor died: The actor died unexpectedly before finishing this task.", "")
+	start := time.Now()
+	st := e.waitPhase(tk, worker.Done, 10*time.Second)
+	if o := st.Outcome; o.Kind != lifecycle.Failed || o.Failure.ExceptionType != "RayJobFailed" || !strings.Contains(o.Failure.Message, "actor died") {
+		t.Fatalf("%+v", o)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the attempt ended %s after the job FAILED: the log read was not bounded", d)
+	}
+	if n := srv.Count(raytest.Logs); n < 1 {
+		t.Fatalf("%d log reads", n)
+	}
+}

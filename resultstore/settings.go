@@ -7,59 +7,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 )
 
 // DefaultPrefix is RESULT_STORAGE_S3_PREFIX's and RESULT_STORAGE_GCS_PREFIX's default.
-const DefaultPrefix = "django-ray/results"
+const DefaultPrefix = settings.DefaultResultPrefix
 
 // DefaultTimeout bounds one storage operation (a write with its retries, a read, a probe
 // step) when a Config leaves Timeout zero.
 const DefaultTimeout = 2 * time.Minute
-
-// Setting is one RESULT_STORAGE_* setting as both binaries offer it: a flag and the
-// environment variable that also sets it (django-ray's name with DJANGO_RAY_ in front).
-type Setting struct {
-	Flag    string // flag name, without dashes
-	Env     string // environment variable
-	Arg     string // value placeholder
-	Default string // as shown; "" for none
-	Accepts string // allowed values, as shown
-	Usage   string
-}
-
-// The filesystem, s3 and gcs settings, with django-ray 0.2.0's defaults.
-var (
-	// FilesystemPath is RESULT_STORAGE_FILESYSTEM_PATH: the directory resultfs:// references
-	// are relative to. Readers of results (rayctl tasks show) also take django-ray's own name,
-	// RESULT_STORAGE_FILESYSTEM_PATH, as FilesystemPathDjangoEnv.
-	FilesystemPath = Setting{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "DIR", "",
-		"a directory (required for filesystem)", "root of the filesystem result store"}
-	S3Bucket = Setting{"result-storage-s3-bucket", "DJANGO_RAY_RESULT_STORAGE_S3_BUCKET", "BUCKET", "",
-		"a bucket name (required for s3)", "bucket of the s3 result store"}
-	S3Prefix = Setting{"result-storage-s3-prefix", "DJANGO_RAY_RESULT_STORAGE_S3_PREFIX", "PREFIX", DefaultPrefix,
-		"a key prefix; leading and trailing / are dropped; no .. segment, ? or #", "key prefix of the s3 result store"}
-	S3Region = Setting{"result-storage-s3-region", "DJANGO_RAY_RESULT_STORAGE_S3_REGION", "REGION", "",
-		"an AWS region (unset: the AWS configuration's, else us-east-1)", "region of the s3 bucket"}
-	S3EndpointURL = Setting{"result-storage-s3-endpoint-url", "DJANGO_RAY_RESULT_STORAGE_S3_ENDPOINT_URL", "URL", "",
-		"http(s)://HOST[:PORT] (unset: AWS)", "an S3-compatible service (MinIO, Ceph), addressed path-style"}
-	GCSBucket = Setting{"result-storage-gcs-bucket", "DJANGO_RAY_RESULT_STORAGE_GCS_BUCKET", "BUCKET", "",
-		"a bucket name (required for gcs)", "bucket of the gcs result store"}
-	GCSPrefix = Setting{"result-storage-gcs-prefix", "DJANGO_RAY_RESULT_STORAGE_GCS_PREFIX", "PREFIX", DefaultPrefix,
-		"a key prefix; leading and trailing / are dropped; no .. segment, ? or #", "key prefix of the gcs result store"}
-)
-
-// FilesystemPathDjangoEnv is the name django-ray's settings module uses for
-// FilesystemPath; rayctl tasks show reads it after FilesystemPath.Env.
-const FilesystemPathDjangoEnv = "RESULT_STORAGE_FILESYSTEM_PATH"
-
-// CloudSettings are the s3 and gcs settings, in the order they are documented.
-func CloudSettings() []Setting {
-	return []Setting{S3Bucket, S3Prefix, S3Region, S3EndpointURL, GCSBucket, GCSPrefix}
-}
-
-// Backends are RESULT_STORAGE_BACKEND's values.
-const Backends = "digest, filesystem, s3, gcs"
 
 // Config is RESULT_STORAGE_BACKEND with its companion settings.
 type Config struct {
@@ -121,51 +78,52 @@ func (c Config) Validate() error {
 		return nil
 	case "filesystem":
 		if strings.TrimSpace(c.FilesystemPath) == "" {
-			return configErrorf("result-storage-filesystem-path", "--result-storage-backend filesystem needs --result-storage-filesystem-path (or $DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH): the directory shared with Django")
+			return configErrorf(settings.ResultStorageFilesystemPath.Name, "--result-storage-backend filesystem needs --%s (or $%s): the directory shared with Django",
+				settings.ResultStorageFilesystemPath.Name, settings.ResultStorageFilesystemPath.Env)
 		}
 		return nil
 	case "s3":
-		if err := checkBucket("s3", S3Bucket, c.S3.Bucket); err != nil {
+		if err := checkBucket("s3", settings.ResultStorageS3Bucket, c.S3.Bucket); err != nil {
 			return err
 		}
-		if err := checkPrefix(S3Prefix, c.S3.Prefix); err != nil {
+		if err := checkPrefix(settings.ResultStorageS3Prefix, c.S3.Prefix); err != nil {
 			return err
 		}
 		if c.S3.Region != "" && strings.ContainsAny(c.S3.Region, "/ \t\n?#") {
-			return configErrorf(S3Region.Flag, "invalid --%s %q: want an AWS region such as eu-west-1", S3Region.Flag, c.S3.Region)
+			return configErrorf(settings.ResultStorageS3Region.Name, "invalid --%s %q: want an AWS region such as eu-west-1", settings.ResultStorageS3Region.Name, c.S3.Region)
 		}
 		return checkEndpoint(c.S3.EndpointURL)
 	case "gcs":
-		if err := checkBucket("gcs", GCSBucket, c.GCS.Bucket); err != nil {
+		if err := checkBucket("gcs", settings.ResultStorageGCSBucket, c.GCS.Bucket); err != nil {
 			return err
 		}
-		return checkPrefix(GCSPrefix, c.GCS.Prefix)
+		return checkPrefix(settings.ResultStorageGCSPrefix, c.GCS.Prefix)
 	}
-	return configErrorf("result-storage-backend", "invalid --result-storage-backend %q: want one of %s", c.Backend, Backends)
+	return configErrorf(settings.ResultStorageBackend.Name, "invalid --result-storage-backend %q: want one of %s", c.Backend, settings.ResultBackends)
 }
 
-func checkBucket(backend string, s Setting, b string) error {
+func checkBucket(backend string, s settings.Setting, b string) error {
 	if strings.TrimSpace(b) == "" {
-		return configErrorf(s.Flag, "--result-storage-backend %s needs --%s (or $%s)", backend, s.Flag, s.Env)
+		return configErrorf(s.Name, "--result-storage-backend %s needs --%s (or $%s)", backend, s.Name, s.Env)
 	}
 	if strings.ContainsAny(b, "/?#% \t\r\n") || b == "." || b == ".." {
-		return configErrorf(s.Flag, "invalid --%s %q: want a bucket name (letters, digits, '.', '-', '_')", s.Flag, b)
+		return configErrorf(s.Name, "invalid --%s %q: want a bucket name (letters, digits, '.', '-', '_')", s.Name, b)
 	}
 	return nil
 }
 
 // checkPrefix refuses prefixes whose keys django-ray would refuse to read back (a ".."
 // segment) or whose references would not parse back into the same key ("?", "#").
-func checkPrefix(s Setting, p string) error {
+func checkPrefix(s settings.Setting, p string) error {
 	if strings.ContainsAny(p, "?#") {
-		return configErrorf(s.Flag, "invalid --%s %q: a ? or # would cut the reference short when django-ray parses it", s.Flag, p)
+		return configErrorf(s.Name, "invalid --%s %q: a ? or # would cut the reference short when django-ray parses it", s.Name, p)
 	}
 	if hasDotDot(p) {
-		return configErrorf(s.Flag, "invalid --%s %q: a .. segment is refused (django-ray refuses such keys)", s.Flag, p)
+		return configErrorf(s.Name, "invalid --%s %q: a .. segment is refused (django-ray refuses such keys)", s.Name, p)
 	}
 	for _, r := range p {
 		if r < 0x20 || r == 0x7f {
-			return configErrorf(s.Flag, "invalid --%s %q: control characters are not allowed", s.Flag, p)
+			return configErrorf(s.Name, "invalid --%s %q: control characters are not allowed", s.Name, p)
 		}
 	}
 	return nil
@@ -177,14 +135,14 @@ func checkEndpoint(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return configErrorf(S3EndpointURL.Flag, "invalid --%s %q: want http(s)://HOST[:PORT]", S3EndpointURL.Flag, redactURL(raw))
+		return configErrorf(settings.ResultStorageS3EndpointURL.Name, "invalid --%s %q: want http(s)://HOST[:PORT]", settings.ResultStorageS3EndpointURL.Name, redactURL(raw))
 	}
 	if u.User != nil {
-		return configErrorf(S3EndpointURL.Flag, "invalid --%s %q: credentials in the URL are not used and would leak into logs; give them the AWS way (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, a role)",
-			S3EndpointURL.Flag, redactURL(raw))
+		return configErrorf(settings.ResultStorageS3EndpointURL.Name, "invalid --%s %q: credentials in the URL are not used and would leak into logs; give them the AWS way (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, a role)",
+			settings.ResultStorageS3EndpointURL.Name, redactURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return configErrorf(S3EndpointURL.Flag, "invalid --%s %q: want http(s)://HOST[:PORT] without a query", S3EndpointURL.Flag, raw)
+		return configErrorf(settings.ResultStorageS3EndpointURL.Name, "invalid --%s %q: want http(s)://HOST[:PORT] without a query", settings.ResultStorageS3EndpointURL.Name, raw)
 	}
 	return nil
 }

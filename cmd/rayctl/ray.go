@@ -7,10 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/recovery"
-	"github.com/rayctl/rayctl/resultstore"
 )
 
 const rayConnHelp = `RAY:
@@ -107,75 +107,39 @@ func (e env) rayClient(c *cli.Context, cmd string) (*rayConn, error) {
 	return rc, nil
 }
 
-// policySetting is one of the workers' settings reconcile-jobs needs to record outcomes as
-// they would; the flag falls back to rayworker's environment variable, then the default.
-type policySetting struct {
-	name, env, def, usage string
-}
-
-var policySettings = []policySetting{
-	{"max-task-attempts", "DJANGO_RAY_MAX_TASK_ATTEMPTS", "3", "MAX_TASK_ATTEMPTS: attempts per task, the first included (1..100)"},
-	{"retry-backoff-seconds", "DJANGO_RAY_RETRY_BACKOFF_SECONDS", "60", "RETRY_BACKOFF_SECONDS: retry delay base, min(N * 2^attempt, 3600) s (0..3600)"},
-	{"retry-exception-denylist", "DJANGO_RAY_RETRY_EXCEPTION_DENYLIST", "", "RETRY_EXCEPTION_DENYLIST: exception types never retried, comma-separated"},
-	{"max-result-size-bytes", "DJANGO_RAY_MAX_RESULT_SIZE_BYTES", "1048576", "MAX_RESULT_SIZE_BYTES: larger results are stored as a reference (1024..104857600)"},
-	{"result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest", "RESULT_STORAGE_BACKEND: " + resultstore.Backends},
-	{"result-storage-filesystem-path", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH", "", "RESULT_STORAGE_FILESYSTEM_PATH: the shared directory of the filesystem backend"},
-}
-
-func policyFlags() []cli.Flag {
-	out := make([]cli.Flag, 0, len(policySettings))
-	for _, s := range policySettings {
-		u := s.usage + " ($" + s.env + ")"
-		if s.def != "" {
-			u = s.usage + " (default " + s.def + "; $" + s.env + ")"
-		}
-		out = append(out, &cli.StringFlag{Name: s.name, Usage: u})
-	}
-	return append(out, cloudFlags()...)
-}
+// policyFlags are the workers' settings reconcile-jobs needs to record outcomes as they
+// would (settings.Policy); each falls back to rayworker's environment variable, then the
+// default.
+func policyFlags() []cli.Flag { return settingFlags(settings.Policy) }
 
 // policy resolves the workers' retry policy and result settings from flags and environment.
 func (e env) policy(c *cli.Context, cmd string) (lifecycle.Policy, lifecycle.Results, error) {
-	val := func(s policySetting) (string, string) {
-		if c.IsSet(s.name) {
-			return c.String(s.name), "--" + s.name
-		}
-		if v := strings.TrimSpace(e.getenv(s.env)); v != "" {
-			return v, "$" + s.env
-		}
-		return s.def, ""
-	}
-	integer := func(i int, lo, hi int64) (int64, error) {
-		s := policySettings[i]
-		v, src := val(s)
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil || n < lo || n > hi {
-			from := ""
-			if strings.HasPrefix(src, "$") {
-				from = " (from " + src + ")"
-			}
-			return 0, usageErrorf("%s: invalid --%s %q%s: want an integer in %d..%d", cmd, s.name, v, from, lo, hi)
+	integer := func(s settings.Int) (int64, error) {
+		v, src := e.setting(c, s.Name, s.Env, strconv.FormatInt(s.Default, 10))
+		n, err := s.Parse(v)
+		if err != nil {
+			return 0, usageErrorf("%s: invalid --%s %q%s: %v", cmd, s.Name, v, fromEnv(src), err)
 		}
 		return n, nil
 	}
 	var p lifecycle.Policy
 	var r lifecycle.Results
-	n, err := integer(0, 1, 100)
+	n, err := integer(settings.MaxTaskAttempts)
 	if err != nil {
 		return p, r, err
 	}
 	p.MaxAttempts = int(n)
-	if n, err = integer(1, 0, 3600); err != nil {
+	if n, err = integer(settings.RetryBackoffSeconds); err != nil {
 		return p, r, err
 	}
 	p.Backoff = time.Duration(n) * time.Second
-	deny, _ := val(policySettings[2])
+	deny, _ := e.setting(c, settings.RetryExceptionDenylist.Name, settings.RetryExceptionDenylist.Env, "")
 	for _, t := range strings.Split(deny, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			p.Denylist = append(p.Denylist, t)
 		}
 	}
-	if n, err = integer(3, 1024, 100<<20); err != nil {
+	if n, err = integer(settings.MaxResultSizeBytes); err != nil {
 		return p, r, err
 	}
 	r.MaxInline = n

@@ -9,40 +9,36 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/resultstore"
 )
 
-// cloudFlags are the RESULT_STORAGE_S3_* and _GCS_* settings: resultstore's, as rayworker's.
-func cloudFlags() []cli.Flag {
-	var out []cli.Flag
-	for _, s := range resultstore.CloudSettings() {
-		name := strings.TrimPrefix(s.Env, "DJANGO_RAY_")
-		u := fmt.Sprintf("%s: %s (%s; $%s)", name, s.Usage, s.Accepts, s.Env)
+// settingFlags are flags for rows of the settings table, as rayctl shows the workers'
+// settings: django-ray's name first, then what it does, accepts and defaults to.
+func settingFlags(rows []settings.Setting) []cli.Flag {
+	out := make([]cli.Flag, 0, len(rows))
+	for _, s := range rows {
+		u := fmt.Sprintf("%s: %s (%s; $%s)", s.DjangoName(), s.Usage, s.Accepts, s.Env)
 		if s.Default != "" {
-			u = fmt.Sprintf("%s: %s (%s; default %s; $%s)", name, s.Usage, s.Accepts, s.Default, s.Env)
+			u = fmt.Sprintf("%s: %s (%s; default %s; $%s)", s.DjangoName(), s.Usage, s.Accepts, s.Default, s.Env)
 		}
-		out = append(out, &cli.StringFlag{Name: s.Flag, Usage: u})
+		out = append(out, &cli.StringFlag{Name: s.Name, Usage: u})
 	}
 	return out
 }
 
 // resultFlags are RESULT_STORAGE_BACKEND and its companions (doctor; reconcile-jobs has them
 // among its policyFlags).
-func resultFlags() []cli.Flag {
-	var out []cli.Flag
-	for _, s := range policySettings {
-		if !strings.HasPrefix(s.name, "result-storage-") {
-			continue
-		}
-		u := s.usage + " ($" + s.env + ")"
-		if s.def != "" {
-			u = s.usage + " (default " + s.def + "; $" + s.env + ")"
-		}
-		out = append(out, &cli.StringFlag{Name: s.name, Usage: u})
+func resultFlags() []cli.Flag { return settingFlags(settings.ResultStorage) }
+
+// fromEnv is " (from $VAR)" for a value that came from the environment, else "".
+func fromEnv(src string) string {
+	if strings.HasPrefix(src, "$") {
+		return " (from " + src + ")"
 	}
-	return append(out, cloudFlags()...)
+	return ""
 }
 
 // setting is a flag's value, else its environment variable's, else def; with where it came
@@ -66,13 +62,13 @@ func (e env) resultConfig(c *cli.Context) (resultstore.Config, map[string]string
 		src[flag] = s
 		return v
 	}
-	cloud := func(s resultstore.Setting) string { return val(s.Flag, s.Env, s.Default) }
+	str := func(s settings.Setting) string { return val(s.Name, s.Env, s.Default) }
 	rc := resultstore.Config{
-		Backend:        val("result-storage-backend", "DJANGO_RAY_RESULT_STORAGE_BACKEND", "digest"),
-		FilesystemPath: val(resultstore.FilesystemPath.Flag, resultstore.FilesystemPath.Env, ""),
-		S3: resultstore.S3Config{Bucket: strings.TrimSpace(cloud(resultstore.S3Bucket)), Prefix: cloud(resultstore.S3Prefix),
-			Region: strings.TrimSpace(cloud(resultstore.S3Region)), EndpointURL: strings.TrimSpace(cloud(resultstore.S3EndpointURL))},
-		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(cloud(resultstore.GCSBucket)), Prefix: cloud(resultstore.GCSPrefix),
+		Backend:        str(settings.ResultStorageBackend),
+		FilesystemPath: str(settings.ResultStorageFilesystemPath),
+		S3: resultstore.S3Config{Bucket: strings.TrimSpace(str(settings.ResultStorageS3Bucket)), Prefix: str(settings.ResultStorageS3Prefix),
+			Region: strings.TrimSpace(str(settings.ResultStorageS3Region)), EndpointURL: strings.TrimSpace(str(settings.ResultStorageS3EndpointURL))},
+		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(settings.ResultStorageGCSBucket)), Prefix: str(settings.ResultStorageGCSPrefix),
 			Emulator: strings.TrimSpace(e.getenv("STORAGE_EMULATOR_HOST"))},
 	}
 	return rc, src
@@ -86,11 +82,7 @@ func (e env) resultBackend(c *cli.Context, cmd string) (lifecycle.Backend, error
 	var ce *resultstore.ConfigError
 	switch {
 	case errors.As(err, &ce):
-		from := ""
-		if s := src[ce.Flag]; strings.HasPrefix(s, "$") {
-			from = " (from " + s + ")"
-		}
-		return nil, usageErrorf("%s: %s%s", cmd, ce.Msg, from)
+		return nil, usageErrorf("%s: %s%s", cmd, ce.Msg, fromEnv(src[ce.Flag]))
 	case err != nil:
 		return nil, usageErrorf("%s: %v", cmd, err)
 	}
@@ -186,15 +178,11 @@ func (e env) objectOptions(c *cli.Context, opts *recovery.DetailOptions) error {
 	if opts.FetchLimit < 1 || opts.FetchLimit > recovery.MaxFetchLimit {
 		return usageErrorf("tasks show: invalid --fetch-bytes %d (want 1..%d)", opts.FetchLimit, recovery.MaxFetchLimit)
 	}
-	region, _ := e.setting(c, resultstore.S3Region.Flag, resultstore.S3Region.Env, "")
-	endpoint, src := e.setting(c, resultstore.S3EndpointURL.Flag, resultstore.S3EndpointURL.Env, "")
+	region, _ := e.setting(c, settings.ResultStorageS3Region.Name, settings.ResultStorageS3Region.Env, "")
+	endpoint, src := e.setting(c, settings.ResultStorageS3EndpointURL.Name, settings.ResultStorageS3EndpointURL.Env, "")
 	cfg := resultstore.Config{Backend: "s3", S3: resultstore.S3Config{Bucket: "any", Region: strings.TrimSpace(region), EndpointURL: strings.TrimSpace(endpoint)}}
 	if err := cfg.Validate(); err != nil {
-		from := ""
-		if strings.HasPrefix(src, "$") {
-			from = " (from " + src + ")"
-		}
-		return usageErrorf("tasks show: %v%s", err, from)
+		return usageErrorf("tasks show: %v%s", err, fromEnv(src))
 	}
 	opts.Objects = objectReader{s3: cfg.S3, gcs: resultstore.GCSConfig{Emulator: strings.TrimSpace(e.getenv("STORAGE_EMULATOR_HOST"))}}
 	return nil

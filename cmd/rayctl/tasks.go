@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/recovery"
-	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -59,16 +59,16 @@ func (e env) tasksCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "Result references are explained: oversize:// is a digest only (the result was not stored),\n" +
 					"resultfs:// names a file under RESULT_STORAGE_FILESYSTEM_PATH (resolved and checked when\n" +
-					"--result-dir, $" + resultstore.FilesystemPath.Env + " (rayworker's name) or\n" +
-					"$" + resultstore.FilesystemPathDjangoEnv + " (django-ray's) is set, in that order), s3:// and gs:// name objects.\n" +
+					"--result-dir, $" + settings.ResultStorageFilesystemPath.Env + " (rayworker's name) or\n" +
+					"$" + settings.FilesystemPathDjangoEnv + " (django-ray's) is set, in that order), s3:// and gs:// name objects.\n" +
 					objectHelp + "\n\n" +
 					"EXIT CODES:\n   0  shown\n   1  error\n   2  usage error\n   3  no task has that id",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "result-dir", Aliases: []string{resultstore.FilesystemPath.Flag}, Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $" +
-						resultstore.FilesystemPath.Env + ", else $" + resultstore.FilesystemPathDjangoEnv + ")"},
+					&cli.StringFlag{Name: "result-dir", Aliases: []string{settings.ResultStorageFilesystemPath.Name}, Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $" +
+						settings.ResultStorageFilesystemPath.Env + ", else $" + settings.FilesystemPathDjangoEnv + ")"},
 					&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "an owner lease without a heartbeat for this long is stale"},
-					&cli.StringFlag{Name: resultstore.S3Region.Flag, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + resultstore.S3Region.Env + ", else the AWS configuration's)"},
-					&cli.StringFlag{Name: resultstore.S3EndpointURL.Flag, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + resultstore.S3EndpointURL.Env + ")"},
+					&cli.StringFlag{Name: settings.ResultStorageS3Region.Name, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + settings.ResultStorageS3Region.Env + ", else the AWS configuration's)"},
+					&cli.StringFlag{Name: settings.ResultStorageS3EndpointURL.Name, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + settings.ResultStorageS3EndpointURL.Env + ")"},
 					&cli.Int64Flag{Name: "fetch-bytes", Value: recovery.DefaultFetchLimit, Usage: fmt.Sprintf("read at most this much of an s3:// or gs:// result (1..%d)", recovery.MaxFetchLimit)},
 					&cli.BoolFlag{Name: "no-fetch", Usage: "explain s3:// and gs:// references without reading them"},
 				},
@@ -139,7 +139,7 @@ func (e env) resultDir(c *cli.Context) string {
 	if d := strings.TrimSpace(c.String("result-dir")); d != "" {
 		return d
 	}
-	for _, name := range []string{resultstore.FilesystemPath.Env, resultstore.FilesystemPathDjangoEnv} {
+	for _, name := range []string{settings.ResultStorageFilesystemPath.Env, settings.FilesystemPathDjangoEnv} {
 		if d := strings.TrimSpace(e.getenv(name)); d != "" {
 			return d
 		}

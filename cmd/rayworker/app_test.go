@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/goleak"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/resultstore"
 	"github.com/rayctl/rayctl/store/storetest"
@@ -285,9 +285,9 @@ func TestHelpAndVersion(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("%+v", r)
 	}
-	for _, s := range settings {
-		if !strings.Contains(r.stdout, "--"+s.name) || !strings.Contains(r.stdout, "$"+s.env) {
-			t.Errorf("--help does not show --%s / $%s", s.name, s.env)
+	for _, s := range settings.Worker {
+		if !strings.Contains(r.stdout, "--"+s.Name) || !strings.Contains(r.stdout, "$"+s.Env) {
+			t.Errorf("--help does not show --%s / $%s", s.Name, s.Env)
 		}
 	}
 	for _, code := range []string{"130", "143"} {
@@ -297,33 +297,6 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if r := rayworker(t, nil, "--version"); r.code != exitOK || !strings.Contains(r.stdout, "rayworker version dev") {
 		t.Fatalf("%+v", r)
-	}
-}
-
-// TestReadmeConfigurationTable keeps the README's table in step with the flags: every flag,
-// its variable and its default are listed.
-func TestReadmeConfigurationTable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## rayworker\n")
-	if !ok {
-		t.Fatal("README.md has no ## rayworker section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	for _, s := range settings {
-		var row string
-		for _, line := range strings.Split(section, "\n") {
-			if strings.HasPrefix(line, "| `--"+s.name+"`") || strings.HasPrefix(line, "| `--"+s.name+" ") {
-				row = line
-			}
-		}
-		if row == "" || !strings.Contains(row, "`"+s.env+"`") || (s.def != "" && !strings.Contains(row, s.def)) || !strings.Contains(row, s.accepts) {
-			t.Errorf("README row for --%s is missing or stale (want $%s, default %q, %q): %q", s.name, s.env, s.def, s.accepts, row)
-		}
 	}
 }
 

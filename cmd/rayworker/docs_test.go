@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/rayctl/rayctl/internal/settings"
 )
 
 // TestManPage: `rayworker man` is the man page the packages install, made from the flag
@@ -15,9 +17,9 @@ func TestManPage(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, ".nh\n.TH rayworker 1") {
 		t.Fatalf("man page header: %.60q", r.stdout)
 	}
-	for _, s := range settings {
-		if !strings.Contains(r.stdout, `\fB--`+s.name+`\fP`) || !strings.Contains(r.stdout, "$"+s.env) {
-			t.Errorf("man page lacks --%s or $%s", s.name, s.env)
+	for _, s := range settings.Worker {
+		if !strings.Contains(r.stdout, `\fB--`+s.Name+`\fP`) || !strings.Contains(r.stdout, "$"+s.Env) {
+			t.Errorf("man page lacks --%s or $%s", s.Name, s.Env)
 		}
 	}
 	for _, want := range []string{"EXIT CODES", "143"} {

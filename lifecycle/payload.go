@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/pyjson"
 	"github.com/rayctl/rayctl/store"
 )
@@ -11,7 +12,7 @@ import (
 // DefaultEntrypoint is django-ray 0.2.0's Ray Job entrypoint command; PayloadFlag precedes the
 // payload argument.
 const (
-	DefaultEntrypoint = "python -m django_ray.runtime.entrypoint"
+	DefaultEntrypoint = settings.DefaultEntrypoint
 	PayloadFlag       = "--payload-b64"
 )
 

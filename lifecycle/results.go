@@ -15,11 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/store"
 )
 
 // DefaultMaxInline is MAX_RESULT_SIZE_BYTES's default: 1 MiB.
-const DefaultMaxInline = 1 << 20
+const DefaultMaxInline = settings.DefaultMaxResultSizeBytes
 
 // Backend stores result text too large to keep inline and returns its reference.
 type Backend interface {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/pyjson"
 )
 
@@ -19,7 +20,9 @@ type Policy struct {
 }
 
 // DefaultPolicy is django-ray 0.2.0's default.
-func DefaultPolicy() Policy { return Policy{MaxAttempts: 3, Backoff: 60 * time.Second} }
+func DefaultPolicy() Policy {
+	return Policy{MaxAttempts: settings.DefaultMaxTaskAttempts, Backoff: settings.DefaultRetryBackoff}
+}
 
 // Decision is whether and when a failed attempt runs again.
 type Decision struct {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/migrations"
 	"github.com/rayctl/rayctl/store"
 )
@@ -72,6 +73,10 @@ type DoctorConfig struct {
 	Checks []Check
 }
 
+// DefaultMaxClockSkew is WORKER_HEARTBEAT_SECONDS: django-ray 0.2.0 workers write heartbeats
+// with their host clock, so a larger skew misjudges leases.
+const DefaultMaxClockSkew = settings.DefaultWorkerHeartbeat
+
 // Thresholds are the signal thresholds this configuration sets.
 func (c DoctorConfig) Thresholds() Thresholds {
 	return Thresholds{LeaseTTL: c.LeaseTTL, StuckAfter: c.StuckAfter, MaxQueueAge: c.MaxQueueAge, StallAfter: c.StallAfter,
@@ -83,7 +88,7 @@ func (c *DoctorConfig) defaults() {
 	c.LeaseTTL, c.StuckAfter, c.MaxQueueAge, c.StallAfter = th.LeaseTTL, th.StuckAfter, th.MaxQueueAge, th.StallAfter
 	c.FailureWindow, c.MaxFailures = th.FailureWindow, th.MaxFailures
 	if c.MaxClockSkew <= 0 {
-		c.MaxClockSkew = 15 * time.Second
+		c.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now

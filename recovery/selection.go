@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -27,7 +28,7 @@ const (
 	MaxBatch     = 10000
 	// DefaultLeaseTTL is django-ray's WORKER_LEASE_SECONDS: a lease without a heartbeat for
 	// this long is not live.
-	DefaultLeaseTTL = 60 * time.Second
+	DefaultLeaseTTL = settings.DefaultWorkerLease
 )
 
 // ErrBadSelection wraps every reason a selection or option is refused before touching the

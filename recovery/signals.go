@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -41,7 +42,7 @@ type Thresholds struct {
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		LeaseTTL:      DefaultLeaseTTL,
-		StuckAfter:    300 * time.Second,
+		StuckAfter:    settings.DefaultStuckTaskTimeout,
 		MaxQueueAge:   5 * time.Minute,
 		StallAfter:    2 * time.Minute,
 		FailureWindow: 5 * time.Minute,

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rayctl/rayctl/internal/settings"
 )
 
 // Dashboard defaults.
@@ -58,7 +60,7 @@ type DashboardParams struct {
 
 func (p DashboardParams) withDefaults() DashboardParams {
 	if p.LeaseTTL <= 0 {
-		p.LeaseTTL = 60 * time.Second
+		p.LeaseTTL = settings.DefaultWorkerLease
 	}
 	if p.StuckAfter <= 0 {
 		p.StuckAfter = DefaultStuckAfter

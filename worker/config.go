@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 )
 
@@ -77,16 +78,9 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Limits of the settings validated by Validate (and by rayworker's flags).
-const (
-	MinConcurrency, MaxConcurrency = 1, 1000
-	MinAttempts, MaxAttempts       = 1, 100
-	MinResultSize, MaxResultSize   = 1024, 100 << 20
-)
-
 func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
-		c.Concurrency = 10
+		c.Concurrency = settings.DefaultConcurrency
 	}
 	if c.Policy.MaxAttempts == 0 && c.Policy.Backoff == 0 && len(c.Policy.Denylist) == 0 {
 		c.Policy = lifecycle.DefaultPolicy()
@@ -102,10 +96,10 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	def(&c.StuckAfter, 300*time.Second)
-	def(&c.LeaseTTL, 60*time.Second)
-	def(&c.HeartbeatInterval, 15*time.Second)
-	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.StuckAfter, settings.DefaultStuckTaskTimeout)
+	def(&c.LeaseTTL, settings.DefaultWorkerLease)
+	def(&c.HeartbeatInterval, settings.DefaultWorkerHeartbeat)
+	def(&c.ShutdownTimeout, settings.DefaultShutdownTimeout)
 	def(&c.IdlePollMin, 100*time.Millisecond)
 	def(&c.IdlePollMax, time.Second)
 	def(&c.CancelCheckInterval, time.Second)
@@ -124,17 +118,18 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.Concurrency < MinConcurrency || c.Concurrency > MaxConcurrency {
-		bad("concurrency %d is out of range %d..%d", c.Concurrency, MinConcurrency, MaxConcurrency)
+	// the limits of rayworker's flags (settings' ranges)
+	if n, s := int64(c.Concurrency), settings.Concurrency; n < s.Min || n > s.Max {
+		bad("concurrency %d is out of range %d..%d", n, s.Min, s.Max)
 	}
-	if c.Policy.MaxAttempts < MinAttempts || c.Policy.MaxAttempts > MaxAttempts {
-		bad("max task attempts %d is out of range %d..%d", c.Policy.MaxAttempts, MinAttempts, MaxAttempts)
+	if n, s := int64(c.Policy.MaxAttempts), settings.MaxTaskAttempts; n < s.Min || n > s.Max {
+		bad("max task attempts %d is out of range %d..%d", n, s.Min, s.Max)
 	}
 	if c.Policy.Backoff < 0 {
 		bad("retry backoff must not be negative")
 	}
-	if c.Results.MaxInline < MinResultSize || c.Results.MaxInline > MaxResultSize {
-		bad("max result size %d is out of range %d..%d", c.Results.MaxInline, MinResultSize, MaxResultSize)
+	if n, s := c.Results.MaxInline, settings.MaxResultSizeBytes; n < s.Min || n > s.Max {
+		bad("max result size %d is out of range %d..%d", n, s.Min, s.Max)
 	}
 	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseTTL {
 		bad("heartbeat interval %s must be positive and shorter than the lease %s", c.HeartbeatInterval, c.LeaseTTL)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
@@ -34,7 +33,7 @@ func (e env) doctorCommand() *cli.Command {
 			"EXIT CODES:\n   0  no check failed (warnings allowed, unless --strict)\n   2  usage error\n" +
 			"   6  unhealthy: a check failed (an unreachable database or Ray is a failed check)\n\n" + signalHelp + "\n\n" + rayConnHelp,
 		Flags: append(append(signalFlags(),
-			&cli.DurationFlag{Name: "max-clock-skew", Value: 15 * time.Second, Usage: "fail when this host's clock is further than this from the database's"},
+			&cli.DurationFlag{Name: "max-clock-skew", Value: recovery.DefaultMaxClockSkew, Usage: "fail when this host's clock is further than this from the database's"},
 			&cli.BoolFlag{Name: "strict", Usage: "warnings are unhealthy too (exit 6)"},
 		), append(rayFlags(), resultFlags()...)...),
 		Action: func(c *cli.Context) error {

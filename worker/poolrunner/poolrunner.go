@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store"
 	"github.com/rayctl/rayctl/worker"
@@ -41,7 +42,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultKillGrace    = 3 * time.Second
-	DefaultStartTimeout = 2 * time.Minute
+	DefaultStartTimeout = settings.DefaultExecutorStartTimeout
 	// MaxPayload bounds the payload of one task (there is no argument-length limit here, as
 	// there is for a process's command line; this guards memory).
 	MaxPayload = 64 << 20

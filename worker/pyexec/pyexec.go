@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/worker/procgroup"
 )
 
@@ -174,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 		cfg.Mode = ModePool
 	}
 	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 2 * time.Minute
+		cfg.StartTimeout = settings.DefaultExecutorStartTimeout
 	}
 	settings, err := json.Marshal(cfg.Settings)
 	if err != nil {

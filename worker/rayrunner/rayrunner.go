@@ -72,6 +72,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
@@ -80,7 +81,7 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultPendingTimeout    = 15 * time.Minute
+	DefaultPendingTimeout    = settings.DefaultRayPendingTimeout
 	DefaultMinPollInterval   = 500 * time.Millisecond
 	DefaultMaxPollInterval   = 30 * time.Second
 	DefaultGetConcurrency    = 4

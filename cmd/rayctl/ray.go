@@ -53,7 +53,7 @@ func (e env) rayAddress(c *cli.Context) string {
 	if a := strings.TrimSpace(c.String("ray-address")); a != "" {
 		return a
 	}
-	return strings.TrimSpace(e.getenv("RAY_ADDRESS"))
+	return strings.TrimSpace(e.getenv(settings.RayAddress.Env))
 }
 
 // rayClient builds the Ray client from the Ray flags; every problem is a one-line usage error

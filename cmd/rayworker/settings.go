@@ -132,29 +132,25 @@ func (r resolver) str(name string) string {
 }
 
 func (r resolver) boolean(name string) (bool, error) {
+	return value(r, name, false, settings.ParseBool)
+}
+
+// value reads a setting with its parser (which says what it wants), or its default.
+func value[T any](r resolver, name string, def T, parse func(string) (T, error)) (T, error) {
 	v, src, ok := r.raw(name)
 	if !ok {
-		return false, nil
+		return def, nil
 	}
-	b, err := settings.ParseBool(v)
+	x, err := parse(v)
 	if err != nil {
-		return false, r.bad(name, v, src)
+		var zero T
+		return zero, r.invalid(name, v, src, err)
 	}
-	return b, nil
+	return x, nil
 }
 
 // integer reads a whole number in the setting's range, or its default.
-func (r resolver) integer(s settings.Int) (int64, error) {
-	v, src, ok := r.raw(s.Name)
-	if !ok {
-		return s.Default, nil
-	}
-	n, err := s.Parse(v)
-	if err != nil {
-		return 0, r.invalid(s.Name, v, src, err)
-	}
-	return n, nil
-}
+func (r resolver) integer(s settings.Int) (int64, error) { return value(r, s.Name, s.Default, s.Parse) }
 
 // seconds reads a whole number of seconds in the setting's range, or its default.
 func (r resolver) seconds(s settings.Int) (time.Duration, error) {
@@ -164,28 +160,12 @@ func (r resolver) seconds(s settings.Int) (time.Duration, error) {
 
 // duration reads a duration in the setting's range, or its default.
 func (r resolver) duration(s settings.Duration) (time.Duration, error) {
-	v, src, ok := r.raw(s.Name)
-	if !ok {
-		return s.Default, nil
-	}
-	d, err := s.Parse(v)
-	if err != nil {
-		return 0, r.invalid(s.Name, v, src, err)
-	}
-	return d, nil
+	return value(r, s.Name, s.Default, s.Parse)
 }
 
 // amount reads a resource amount in the setting's range (fractions allowed), or its default.
 func (r resolver) amount(s settings.Float) (float64, error) {
-	v, src, ok := r.raw(s.Name)
-	if !ok {
-		return s.Default, nil
-	}
-	f, err := s.Parse(v)
-	if err != nil {
-		return 0, r.invalid(s.Name, v, src, err)
-	}
-	return f, nil
+	return value(r, s.Name, s.Default, s.Parse)
 }
 
 func list(v string) []string {

@@ -29,6 +29,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rayctl/rayctl/internal/settings"
 )
 
 // Defaults for Options fields left zero.
@@ -108,15 +110,15 @@ func New(opts Options) (*Client, error) {
 	if strings.ContainsAny(tok, " \t\r\n") {
 		return nil, errors.New("rayjobs: the auth token contains whitespace")
 	}
-	setDefault(&opts.SubmitTimeout, DefaultSubmitTimeout)
-	setDefault(&opts.RequestTimeout, DefaultRequestTimeout)
-	setDefault(&opts.ListTimeout, DefaultListTimeout)
-	setDefault(&opts.LogsTimeout, DefaultLogsTimeout)
-	setDefault(&opts.MaxLogBytes, DefaultMaxLogBytes)
-	setDefault(&opts.MaxResponseBytes, DefaultMaxResponseBytes)
-	setDefault(&opts.MaxListBytes, DefaultMaxListBytes)
-	setDefault(&opts.MaxMessageBytes, DefaultMaxMessageBytes)
-	setDefault(&opts.MaxIdleConns, DefaultMaxIdleConns)
+	settings.Default(&opts.SubmitTimeout, DefaultSubmitTimeout)
+	settings.Default(&opts.RequestTimeout, DefaultRequestTimeout)
+	settings.Default(&opts.ListTimeout, DefaultListTimeout)
+	settings.Default(&opts.LogsTimeout, DefaultLogsTimeout)
+	settings.Default(&opts.MaxLogBytes, DefaultMaxLogBytes)
+	settings.Default(&opts.MaxResponseBytes, DefaultMaxResponseBytes)
+	settings.Default(&opts.MaxListBytes, DefaultMaxListBytes)
+	settings.Default(&opts.MaxMessageBytes, DefaultMaxMessageBytes)
+	settings.Default(&opts.MaxIdleConns, DefaultMaxIdleConns)
 
 	rt := opts.Transport
 	if rt == nil {
@@ -150,12 +152,6 @@ func New(opts Options) (*Client, error) {
 		c.auth = "Bearer " + tok
 	}
 	return c, nil
-}
-
-func setDefault[T int | int64 | time.Duration](p *T, v T) {
-	if *p <= 0 {
-		*p = v
-	}
 }
 
 func normalizeAddress(addr string) (string, error) {

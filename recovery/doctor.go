@@ -87,9 +87,7 @@ func (c *DoctorConfig) defaults() {
 	th := c.Thresholds()
 	c.LeaseTTL, c.StuckAfter, c.MaxQueueAge, c.StallAfter = th.LeaseTTL, th.StuckAfter, th.MaxQueueAge, th.StallAfter
 	c.FailureWindow, c.MaxFailures = th.FailureWindow, th.MaxFailures
-	if c.MaxClockSkew <= 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
+	settings.Default(&c.MaxClockSkew, DefaultMaxClockSkew)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}

@@ -54,15 +54,14 @@ func DefaultThresholds() Thresholds {
 // WithDefaults fills zero fields from DefaultThresholds.
 func (t Thresholds) WithDefaults() Thresholds {
 	d := DefaultThresholds()
-	for _, f := range []struct{ v, def *time.Duration }{{&t.LeaseTTL, &d.LeaseTTL}, {&t.StuckAfter, &d.StuckAfter},
-		{&t.MaxQueueAge, &d.MaxQueueAge}, {&t.StallAfter, &d.StallAfter}, {&t.FailureWindow, &d.FailureWindow}, {&t.ResultWindow, &d.ResultWindow}} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
-	if t.MaxFailures <= 0 {
-		t.MaxFailures = d.MaxFailures
-	}
+	def := settings.Default[time.Duration]
+	def(&t.LeaseTTL, d.LeaseTTL)
+	def(&t.StuckAfter, d.StuckAfter)
+	def(&t.MaxQueueAge, d.MaxQueueAge)
+	def(&t.StallAfter, d.StallAfter)
+	def(&t.FailureWindow, d.FailureWindow)
+	def(&t.ResultWindow, d.ResultWindow)
+	settings.Default(&t.MaxFailures, d.MaxFailures)
 	return t
 }
 

@@ -91,6 +91,9 @@ func (c *Config) setDefaults() {
 	if c.Results.Backend == nil {
 		c.Results.Backend = lifecycle.DigestBackend{}
 	}
+	// Only zero takes the default here (not settings.Default's "zero or negative"): a
+	// negative ShutdownTimeout means "stop at once", and Validate refuses a negative heartbeat,
+	// lease, stuck timeout or idle poll rather than hiding it behind a default.
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v

@@ -147,3 +147,11 @@ func ParseBool(v string) (bool, error) {
 	}
 	return false, errors.New("want true/false")
 }
+
+// Default sets *p to def when *p is zero or negative: how a Config field left unset takes its
+// documented default (rayjobs.Options, rayrunner.Config, recovery's thresholds).
+func Default[T ~int | ~int64 | ~float64](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
+}

@@ -226,3 +226,13 @@ func TestReadmeRows(t *testing.T) {
 		}
 	}
 }
+
+func TestDefault(t *testing.T) {
+	d, n, f := time.Duration(0), -1, 2.5
+	Default(&d, time.Minute)
+	Default(&n, 4)
+	Default(&f, 50)
+	if d != time.Minute || n != 4 || f != 2.5 {
+		t.Errorf("Default: %v %v %v; want 1m0s 4 2.5 (a set value stays)", d, n, f)
+	}
+}

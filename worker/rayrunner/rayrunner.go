@@ -169,11 +169,7 @@ func (c *Config) setDefaults() {
 	if c.Entrypoint == "" {
 		c.Entrypoint = lifecycle.DefaultEntrypoint
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
+	def := settings.Default[time.Duration]
 	def(&c.PendingTimeout, DefaultPendingTimeout)
 	def(&c.StopGrace, DefaultStopGrace)
 	def(&c.MinPollInterval, DefaultMinPollInterval)
@@ -187,15 +183,9 @@ func (c *Config) setDefaults() {
 	if c.MaxPollInterval < c.MinPollInterval {
 		c.MaxPollInterval = c.MinPollInterval
 	}
-	if c.GetConcurrency <= 0 {
-		c.GetConcurrency = DefaultGetConcurrency
-	}
-	if c.SubmitConcurrency <= 0 {
-		c.SubmitConcurrency = DefaultSubmitConcurrency
-	}
-	if c.MaxGetRate <= 0 {
-		c.MaxGetRate = DefaultMaxGetRate
-	}
+	settings.Default(&c.GetConcurrency, DefaultGetConcurrency)
+	settings.Default(&c.SubmitConcurrency, DefaultSubmitConcurrency)
+	settings.Default(&c.MaxGetRate, DefaultMaxGetRate)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

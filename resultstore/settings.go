@@ -60,6 +60,22 @@ func configErrorf(flag, format string, a ...any) error {
 	return &ConfigError{Flag: flag, Msg: fmt.Sprintf(format, a...)}
 }
 
+// ConfigFrom is the Config the RESULT_STORAGE_* settings make, as both binaries read them:
+// value is a setting's text (its flag's, else its variable's, else its default), emulator
+// is STORAGE_EMULATOR_HOST. Names, regions and endpoints are trimmed; prefixes are kept as
+// given (Validate judges them).
+func ConfigFrom(value func(settings.Setting) string, emulator string) Config {
+	trim := func(s settings.Setting) string { return strings.TrimSpace(value(s)) }
+	return Config{
+		Backend:        value(settings.ResultStorageBackend),
+		FilesystemPath: value(settings.ResultStorageFilesystemPath),
+		S3: S3Config{Bucket: trim(settings.ResultStorageS3Bucket), Prefix: value(settings.ResultStorageS3Prefix),
+			Region: trim(settings.ResultStorageS3Region), EndpointURL: trim(settings.ResultStorageS3EndpointURL)},
+		GCS: GCSConfig{Bucket: trim(settings.ResultStorageGCSBucket), Prefix: value(settings.ResultStorageGCSPrefix),
+			Emulator: strings.TrimSpace(emulator)},
+	}
+}
+
 // Name is the backend's RESULT_STORAGE_BACKEND value, lower-cased, "digest" when unset.
 func (c Config) Name() string {
 	n := strings.ToLower(strings.TrimSpace(c.Backend))

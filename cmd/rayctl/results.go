@@ -57,20 +57,11 @@ func (e env) setting(c *cli.Context, flag, envName, def string) (value, source s
 // where each came from, by flag name.
 func (e env) resultConfig(c *cli.Context) (resultstore.Config, map[string]string) {
 	src := map[string]string{}
-	val := func(flag, envName, def string) string {
-		v, s := e.setting(c, flag, envName, def)
-		src[flag] = s
+	rc := resultstore.ConfigFrom(func(s settings.Setting) string {
+		v, from := e.setting(c, s.Name, s.Env, s.Default)
+		src[s.Name] = from
 		return v
-	}
-	str := func(s settings.Setting) string { return val(s.Name, s.Env, s.Default) }
-	rc := resultstore.Config{
-		Backend:        str(settings.ResultStorageBackend),
-		FilesystemPath: str(settings.ResultStorageFilesystemPath),
-		S3: resultstore.S3Config{Bucket: strings.TrimSpace(str(settings.ResultStorageS3Bucket)), Prefix: str(settings.ResultStorageS3Prefix),
-			Region: strings.TrimSpace(str(settings.ResultStorageS3Region)), EndpointURL: strings.TrimSpace(str(settings.ResultStorageS3EndpointURL))},
-		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(settings.ResultStorageGCSBucket)), Prefix: str(settings.ResultStorageGCSPrefix),
-			Emulator: strings.TrimSpace(e.getenv("STORAGE_EMULATOR_HOST"))},
-	}
+	}, e.getenv("STORAGE_EMULATOR_HOST"))
 	return rc, src
 }
 

@@ -379,20 +379,12 @@ func (r resolver) serving(o *options) error {
 // resultBackend resolves RESULT_STORAGE_BACKEND and its companion settings (the cloud ones
 // with django-ray's defaults) and opens the backend, which contacts nothing yet.
 func (r resolver) resultBackend(ctx context.Context) (lifecycle.Backend, error) {
-	str := func(s settings.Setting) string {
+	rc := resultstore.ConfigFrom(func(s settings.Setting) string {
 		if v, _, ok := r.raw(s.Name); ok {
 			return v
 		}
 		return s.Default
-	}
-	rc := resultstore.Config{
-		Backend:        r.str(settings.ResultStorageBackend.Name),
-		FilesystemPath: r.str(settings.ResultStorageFilesystemPath.Name),
-		S3: resultstore.S3Config{Bucket: strings.TrimSpace(str(settings.ResultStorageS3Bucket)), Prefix: str(settings.ResultStorageS3Prefix),
-			Region: strings.TrimSpace(str(settings.ResultStorageS3Region)), EndpointURL: strings.TrimSpace(str(settings.ResultStorageS3EndpointURL))},
-		GCS: resultstore.GCSConfig{Bucket: strings.TrimSpace(str(settings.ResultStorageGCSBucket)), Prefix: str(settings.ResultStorageGCSPrefix),
-			Emulator: strings.TrimSpace(r.getenv("STORAGE_EMULATOR_HOST"))},
-	}
+	}, r.getenv("STORAGE_EMULATOR_HOST"))
 	b, err := resultstore.Open(ctx, rc)
 	var ce *resultstore.ConfigError
 	if errors.As(err, &ce) {

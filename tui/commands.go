@@ -109,7 +109,7 @@ func (m Model) dashboardCmd(withTotals bool) tea.Cmd {
 		d, err := src.Dashboard(ctx, p)
 		took := clock().Sub(start)
 		if err != nil {
-			log.Warn("snapshot failed", "err", err)
+			log.Warn("snapshot failed", "error", err)
 		} else {
 			log.Debug("snapshot", "took_ms", took.Milliseconds(), "totals", withTotals)
 		}
@@ -237,7 +237,7 @@ func (m Model) planCmd(t target) tea.Cmd {
 		}
 		p, err := acts.Plan(ctx, t.req)
 		if err != nil {
-			log.Warn("plan failed", "action", t.req.Kind.Verb(), "target", t.req.Label, "err", err)
+			log.Warn("plan failed", "action", t.req.Kind.Verb(), "target", t.req.Label, "error", err)
 		}
 		return proposalMsg{target: t, proposal: p, err: err}
 	}
@@ -253,7 +253,7 @@ func (m Model) applyCmd(p Proposal) tea.Cmd {
 		o, err := acts.Apply(ctx, p)
 		r := p.Request
 		if err != nil {
-			log.Error("action failed", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "err", err)
+			log.Error("action failed", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "error", err)
 		} else {
 			log.Info("action applied", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "reset_attempts", r.ResetAttempts,
 				"applied", o.Applied, "skipped", o.Skipped, "detail", o.Detail, "ids", idList(r.IDs, 50))

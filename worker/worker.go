@@ -221,7 +221,7 @@ func (w *Worker) claimsHeld(now time.Time) bool {
 		return false
 	}
 	if w.heldBy == "" {
-		w.log.Warn("runner not ready; holding claims", "mode", w.caps.Name, "reason", err.Error())
+		w.log.Warn("runner not ready; holding claims", "mode", w.caps.Name, "error", err)
 	}
 	w.heldBy = err.Error()
 	w.heldUntil = now.Add(w.cfg.IdlePollMax)

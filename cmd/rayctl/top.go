@@ -133,7 +133,7 @@ func top(r *runCtx, o topOptions) error {
 		return nil
 	}
 	if err != nil {
-		logger.Error("top failed", "err", err)
+		logger.Error("top failed", "error", err)
 		return fmt.Errorf("top: %w", err)
 	}
 	logger.Info("top quit")

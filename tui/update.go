@@ -501,11 +501,15 @@ func (m Model) tasksKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m Model) currentTask() (store.Task, bool) {
-	if m.tasks.cursor < 0 || m.tasks.cursor >= len(m.tasks.rows) {
-		return store.Task{}, false
+func (m Model) currentTask() (store.Task, bool) { return rowAt(m.tasks.rows, m.tasks.cursor) }
+
+// rowAt is the row under the cursor, if there is one.
+func rowAt[T any](rows []T, cursor int) (T, bool) {
+	if cursor < 0 || cursor >= len(rows) {
+		var none T
+		return none, false
 	}
-	return m.tasks.rows[m.tasks.cursor], true
+	return rows[cursor], true
 }
 
 // taskTarget is the marked tasks, or else the one under the cursor.
@@ -830,10 +834,7 @@ func (m Model) failuresKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) currentGroup() (store.FailureGroup, bool) {
-	if m.failures.cursor < 0 || m.failures.cursor >= len(m.failures.groups) {
-		return store.FailureGroup{}, false
-	}
-	return m.failures.groups[m.failures.cursor], true
+	return rowAt(m.failures.groups, m.failures.cursor)
 }
 
 func (m Model) workersKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {

@@ -84,7 +84,8 @@ func (c *calls) done() {
 	}
 }
 
-// wrote notes a write's result; one that returns after the program ended was interrupted.
+// wrote notes a write's result; one that returns after the program ended was in flight at
+// its end. (One that returned an instant before has its outcome logged but maybe not shown.)
 func (c *calls) wrote(r Request, o Outcome, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -145,7 +145,7 @@ func TestReadmeOwnDatabase(t *testing.T) {
 	}
 	blocks := readmeSection(t, "## Against a database of your own")
 	if len(blocks) < 3 || !strings.HasPrefix(blocks[0].label, "In each terminal") {
-		t.Fatalf("the README section's shape changed (want a setup block \"In each terminal...\", then Terminal 1/2 blocks); update this test with it: %+v", blocks)
+		t.Fatalf("the docs/django.md section's shape changed (want a setup block \"In each terminal...\", then Terminal 1/2 blocks); update this test with it: %+v", blocks)
 	}
 
 	// the project and a database Django migrated
@@ -179,7 +179,7 @@ func TestReadmeOwnDatabase(t *testing.T) {
 		setup = append(setup, line)
 	}
 	if len(replaced) != len(ours) {
-		t.Fatalf("the setup block sets %v of %v; update this test with the README", replaced, ours)
+		t.Fatalf("the setup block sets %v of %v; update this test with docs/django.md", replaced, ours)
 	}
 	script := func(lines []string) string {
 		return "set -euo pipefail\n" + strings.Join(setup, "\n") + "\n" + strings.Join(lines, "\n") + "\n"
@@ -261,7 +261,7 @@ func TestReadmeOwnDatabase(t *testing.T) {
 				t1.WriteString(runTerminal1(pending))
 			}
 		default:
-			t.Fatalf("a README block whose terminal is not named (%q); update this test with the README", b.label)
+			t.Fatalf("a docs/django.md block whose terminal is not named (%q); update this test with docs/django.md", b.label)
 		}
 	}
 	out := t1.String()
@@ -272,7 +272,7 @@ func TestReadmeOwnDatabase(t *testing.T) {
 		}
 	}
 	if worker == nil {
-		t.Fatal("the README section starts no worker")
+		t.Fatal("the docs/django.md section starts no worker")
 	}
 
 	// the task the README enqueued runs on the README's worker

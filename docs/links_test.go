@@ -77,7 +77,8 @@ func anchors(b []byte) map[string]bool {
 	return out
 }
 
-// slug is GitHub's anchor for a heading's text.
+// slug is GitHub's anchor for a heading's text: it keeps letters, marks, digits, '-' and '_'
+// (Ruby's \p{Word} and '-') and makes spaces '-'.
 func slug(heading string) string {
 	// links in a heading count by their text
 	heading = link.ReplaceAllStringFunc(heading, func(m string) string {
@@ -88,7 +89,7 @@ func slug(heading string) string {
 		switch {
 		case r == ' ':
 			b.WriteRune('-')
-		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
 			b.WriteRune(r)
 		}
 	}
@@ -140,39 +141,44 @@ func TestLinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// the prose as one text (code blocks blanked, line numbers kept), so a link whose text
+		// wraps onto the next line is found too
+		lines := strings.Split(string(b), "\n")
+		keep := make([]string, len(lines))
 		for _, l := range prose(b) {
-			text := inlineCode.ReplaceAllString(l.text, "")
-			for _, m := range link.FindAllStringSubmatch(text, -1) {
-				target := m[1]
-				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+			keep[l.n-1] = inlineCode.ReplaceAllString(l.text, "")
+		}
+		text := strings.Join(keep, "\n")
+		for _, ix := range link.FindAllStringSubmatchIndex(text, -1) {
+			target := text[ix[2]:ix[3]]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			checked++
+			where := fmt.Sprintf("%s:%d: %s", file, 1+strings.Count(text[:ix[0]], "\n"), target)
+			path, frag, _ := strings.Cut(target, "#")
+			dest := file
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(file), filepath.FromSlash(path))
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: no such file or directory", where)
 					continue
 				}
-				checked++
-				where := fmt.Sprintf("%s:%d: %s", file, l.n, target)
-				path, frag, _ := strings.Cut(target, "#")
-				dest := file
-				if path != "" {
-					dest = filepath.Join(filepath.Dir(file), filepath.FromSlash(path))
-					if _, err := os.Stat(dest); err != nil {
-						t.Errorf("%s: no such file or directory", where)
-						continue
-					}
-				}
-				if frag == "" {
-					continue
-				}
-				if !strings.HasSuffix(dest, ".md") {
-					t.Errorf("%s: an anchor in a file that is not Markdown", where)
-					continue
-				}
-				a, err := headings(dest)
-				if err != nil {
-					t.Errorf("%s: %v", where, err)
-					continue
-				}
-				if !a[frag] {
-					t.Errorf("%s: %s has no heading with anchor #%s", where, filepath.Base(dest), frag)
-				}
+			}
+			if frag == "" {
+				continue
+			}
+			if !strings.HasSuffix(dest, ".md") {
+				t.Errorf("%s: an anchor in a file that is not Markdown", where)
+				continue
+			}
+			a, err := headings(dest)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			if !a[frag] {
+				t.Errorf("%s: %s has no heading with anchor #%s", where, filepath.Base(dest), frag)
 			}
 		}
 	}

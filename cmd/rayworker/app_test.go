@@ -300,16 +300,16 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// TestReadmeConfigurationTable keeps the README's table in step with the flags: every flag,
-// its variable and its default are listed.
+// TestReadmeConfigurationTable keeps the configuration table (docs/configuration.md, linked
+// from the README) in step with the flags: every flag, its variable and its default are listed.
 func TestReadmeConfigurationTable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(b), "\n## rayworker\n")
 	if !ok {
-		t.Fatal("README.md has no ## rayworker section")
+		t.Fatal("docs/configuration.md has no ## rayworker section")
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
@@ -322,7 +322,7 @@ func TestReadmeConfigurationTable(t *testing.T) {
 			}
 		}
 		if row == "" || !strings.Contains(row, "`"+s.env+"`") || (s.def != "" && !strings.Contains(row, s.def)) || !strings.Contains(row, s.accepts) {
-			t.Errorf("README row for --%s is missing or stale (want $%s, default %q, %q): %q", s.name, s.env, s.def, s.accepts, row)
+			t.Errorf("docs/configuration.md row for --%s is missing or stale (want $%s, default %q, %q): %q", s.name, s.env, s.def, s.accepts, row)
 		}
 	}
 }

@@ -59,6 +59,23 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now, translate(err)
 }
 
+// ServerInfo is what the doctor reports about the database server.
+type ServerInfo struct {
+	Version string    // server_version
+	Clock   time.Time // clock_timestamp(): the server's clock now, not the transaction's start
+	// Tables: both django-ray tables exist in the search path (created by rayctl or Django).
+	Tables bool
+}
+
+// Server reads the server's version, its clock and whether the django-ray tables exist.
+func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
+	var i ServerInfo
+	err := s.db.QueryRow(ctx, `SELECT current_setting('server_version'), clock_timestamp(),
+		to_regclass('django_ray_raytaskexecution') IS NOT NULL AND to_regclass('django_ray_taskworkerlease') IS NOT NULL`).
+		Scan(&i.Version, &i.Clock, &i.Tables)
+	return i, translate(err)
+}
+
 // Open parses a DSN (URL or key=value; empty means the libpq PG* environment variables),
 // connects and pings. Errors never contain the password, in any form the DSN or PGPASSWORD
 // gives it (see RedactDSN). A URL whose user name or password holds an unescaped '@' is

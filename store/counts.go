@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Grouped counts: per callable, queue, state, worker, error or exception (CountBy), and per
+// queue and state (the runbook's gauges).
+
+// GroupBy is a column CountBy groups on.
+type GroupBy string
+
+// The groupings CountBy accepts.
+const (
+	ByCallable GroupBy = "callable"
+	ByQueue    GroupBy = "queue"
+	ByState    GroupBy = "state"
+	ByWorker   GroupBy = "worker"
+	ByError    GroupBy = "error" // the first line of error_message, at most 200 characters
+	// ByException groups failures by exception type as the retry policy saw it (see
+	// ExceptionType): one row per type, however its messages vary.
+	ByException GroupBy = "exception"
+)
+
+// groupExpr maps a GroupBy to its SQL expression; only these fixed strings reach the SQL.
+var groupExpr = map[GroupBy]string{
+	ByException: exceptionTypeSQL,
+	ByCallable:  "callable_path",
+	ByQueue:     "queue_name",
+	ByState:     "state",
+	ByWorker:    "COALESCE(claimed_by_worker, '')",
+	ByError:     "COALESCE(left(split_part(error_message, E'\\n', 1), 200), '')",
+}
+
+// GroupCount is one group of CountBy.
+type GroupCount struct {
+	Key   string `json:"key"`
+	Count int64  `json:"count"`
+}
+
+// CountBy counts the rows f matches per group, largest group first, at most limit groups.
+func (s *Store) CountBy(ctx context.Context, f TaskFilter, by GroupBy, limit int) ([]GroupCount, error) {
+	expr, ok := groupExpr[by]
+	if !ok {
+		return nil, fmt.Errorf("%w: cannot group by %q", ErrInvalid, by)
+	}
+	where, args := f.where()
+	args = append(args, limit)
+	rows, err := s.db.Query(ctx, fmt.Sprintf(`SELECT %s AS k, count(*) AS n FROM django_ray_raytaskexecution
+		WHERE %s GROUP BY k ORDER BY n DESC, k LIMIT $%d`, expr, where, len(args)), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []GroupCount
+	for rows.Next() {
+		var g GroupCount
+		if err := rows.Scan(&g.Key, &g.Count); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, g)
+	}
+	return out, translate(rows.Err())
+}
+
+// QueueStateCount is the number of rows in one queue and state.
+type QueueStateCount struct {
+	Queue string
+	State TaskState
+	Count int64
+}
+
+// CountByQueueState counts rows per queue and state: everything the runbook's /api/metrics
+// gauges need, in one pass.
+func (s *Store) CountByQueueState(ctx context.Context) ([]QueueStateCount, error) {
+	rows, err := s.db.Query(ctx, `SELECT queue_name, state, count(*) FROM django_ray_raytaskexecution
+		GROUP BY queue_name, state ORDER BY queue_name, state`)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []QueueStateCount
+	for rows.Next() {
+		var c QueueStateCount
+		var st string
+		if err := rows.Scan(&c.Queue, &st, &c.Count); err != nil {
+			return nil, translate(err)
+		}
+		c.State = TaskState(st)
+		out = append(out, c)
+	}
+	return out, translate(rows.Err())
+}

@@ -15,7 +15,7 @@ import (
 func poison(t *testing.T, s *store.Store, set string) store.Task {
 	t.Helper()
 	row := storetest.Insert(t, s, store.Task{})
-	if _, err := s.DB().Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
+	if _, err := storetest.DB(s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
 		t.Fatalf("stage poison %q: %v", set, err)
 	}
 	return row

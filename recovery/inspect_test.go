@@ -301,23 +301,6 @@ func TestTaskDetail(t *testing.T) {
 	}
 }
 
-func TestReadGauges(t *testing.T) {
-	t.Parallel()
-	s, _ := storetest.New(t)
-	ctx := context.Background()
-	for _, r := range []store.Task{{}, {}, {QueueName: "emails"}, {State: store.StateRunning}, {State: store.StateFailed, QueueName: "emails"}} {
-		storetest.Insert(t, s, r)
-	}
-	g, err := recovery.ReadGauges(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(g.States) != 7 || g.States[store.StateLost] != 0 || g.States[store.StateQueued] != 3 || g.Queued != 3 || g.Running != 1 ||
-		!reflect.DeepEqual(g.QueueDepth, map[string]int64{"default": 2, "emails": 1}) {
-		t.Fatalf("gauges: %+v", g)
-	}
-}
-
 // fakeProber stands in for the Ray client.
 type fakeProber struct {
 	info recovery.RayInfo

@@ -92,3 +92,33 @@ func (s *Store) CountByQueueState(ctx context.Context) ([]QueueStateCount, error
 	}
 	return out, translate(rows.Err())
 }
+
+// Gauges are the runbook's /api/metrics figures (django-ray's example project), which package
+// gauges exposes: tasks per state (all seven, zeros included), QUEUED and RUNNING, and QUEUED
+// per queue (queues with any).
+type Gauges struct {
+	States     map[TaskState]int64 `json:"states"`
+	Queued     int64               `json:"queued"`
+	Running    int64               `json:"running"`
+	QueueDepth map[string]int64    `json:"queue_depth"`
+}
+
+// Gauges reads the gauges in one grouped query (CountByQueueState).
+func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
+	g := Gauges{States: map[TaskState]int64{}, QueueDepth: map[string]int64{}}
+	for _, st := range AllStates {
+		g.States[st] = 0
+	}
+	counts, err := s.CountByQueueState(ctx)
+	if err != nil {
+		return g, err
+	}
+	for _, c := range counts {
+		g.States[c.State] += c.Count
+		if c.State == StateQueued {
+			g.QueueDepth[c.Queue] += c.Count
+		}
+	}
+	g.Queued, g.Running = g.States[StateQueued], g.States[StateRunning]
+	return g, nil
+}

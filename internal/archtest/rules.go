@@ -18,7 +18,8 @@ var Project = Rules{
 		{Package: "store/internal/rawdb", Allow: []string{Std}, OnlyFor: []string{"store", "store/storetest"}},
 		{Package: "store/storetest", Allow: []string{Std, pgx, "store", "store/internal/rawdb", "migrations"}, TestsOnly: true},
 		{Package: "migrations", Allow: []string{Std, pgx}},
-		{Package: "worker", Allow: []string{Std, "store", "lifecycle", prom}},
+		{Package: "worker", Allow: []string{Std, "store", "lifecycle", "gauges", prom}},
+		{Package: "gauges", Allow: []string{Std, "store", prom}},
 		{Package: "worker/pyexec", Allow: []string{Std, prom, "worker/procgroup"}},
 		{Package: "worker/procgroup", Allow: []string{Std, "golang.org/x/sys/..."}},
 		{Package: "worker/procrunner", Allow: []string{Std, "worker", "lifecycle", "store", "pyjson", "worker/procgroup"}},
@@ -53,6 +54,6 @@ var Project = Rules{
 		{Import: cli, By: []string{"cmd/...", "internal/clidoc", "internal/buildinfo"},
 			Why: "only cmd/* (and its helpers internal/clidoc, internal/buildinfo) use urfave/cli"},
 		{Import: charm, By: []string{"tui", "cmd/..."}, Why: "only tui and cmd/* draw on a terminal"},
-		{Import: prom, By: []string{"worker/...", "cmd/...", "bench/..."}, Why: "metrics are the worker's and the mains'"},
+		{Import: prom, By: []string{"worker/...", "gauges", "cmd/...", "bench/..."}, Why: "metrics are the worker's, the gauges' and the mains'"},
 	},
 }

@@ -26,59 +26,53 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Dashboard defaults.
+// Dashboard defaults: how the snapshot is read. Its thresholds (what counts as stale, stalled
+// or recent) have no defaults here: they are the runbook signals', recovery.Thresholds
+// (DashboardParams), one definition for top and doctor.
 const (
-	DefaultStuckAfter     = 10 * time.Minute // the runbook's example threshold for long-running tasks
-	DefaultBuckets        = 15               // one-minute throughput buckets
-	DefaultFailureWindow  = 5 * time.Minute
+	DefaultBuckets        = 15 // one-minute throughput buckets
 	DefaultHeartbeatSlack = time.Hour
-	DefaultStallAfter     = 2 * time.Minute
-	DefaultResultWindow   = time.Hour
 	dashboardTimeout      = "10s"
 )
 
-// DashboardParams tune Dashboard. Zero values get the defaults above.
+// DashboardParams tune Dashboard. The thresholds (LeaseTTL, StuckAfter, FailureWindow,
+// StallAfter, ResultWindow) must be positive; Buckets and HeartbeatSlack default to the
+// constants above.
 type DashboardParams struct {
-	LeaseTTL       time.Duration // a lease without a heartbeat for this long is stale; default 60s
+	LeaseTTL       time.Duration // a lease without a heartbeat for this long is stale
 	StuckAfter     time.Duration // RUNNING/CANCELLING rows without a heartbeat this long are stale
 	Buckets        int           // one-minute throughput buckets per queue
 	FailureWindow  time.Duration // how far back RecentFailures looks
 	HeartbeatSlack time.Duration // see the file comment
 	// StallAfter is how far back a worker's activity (claims, finishes, task heartbeats) is
 	// looked for (WorkerActivity), and how recent a retry counts as recent
-	// (QueueActivity.RecentRetries); default DefaultStallAfter.
+	// (QueueActivity.RecentRetries).
 	StallAfter time.Duration
 	// ResultWindow is how far back SUCCEEDED rows stored by reference are counted
-	// (References); default DefaultResultWindow.
+	// (References).
 	ResultWindow time.Duration
 	// WithTotals also counts SUCCEEDED and CANCELLED rows: an index-only scan over all of
 	// them (about 0.1 s at a million rows), so callers do it on a slower cadence.
 	WithTotals bool
 }
 
-func (p DashboardParams) withDefaults() DashboardParams {
-	if p.LeaseTTL <= 0 {
-		p.LeaseTTL = 60 * time.Second
-	}
-	if p.StuckAfter <= 0 {
-		p.StuckAfter = DefaultStuckAfter
+func (p DashboardParams) withDefaults() (DashboardParams, error) {
+	for _, t := range []struct {
+		name string
+		v    time.Duration
+	}{{"LeaseTTL", p.LeaseTTL}, {"StuckAfter", p.StuckAfter}, {"FailureWindow", p.FailureWindow},
+		{"StallAfter", p.StallAfter}, {"ResultWindow", p.ResultWindow}} {
+		if t.v <= 0 {
+			return p, fmt.Errorf("%w: dashboard threshold %s must be positive (recovery.Thresholds.DashboardParams gives the runbook's)", ErrInvalid, t.name)
+		}
 	}
 	if p.Buckets <= 0 {
 		p.Buckets = DefaultBuckets
 	}
-	if p.FailureWindow <= 0 {
-		p.FailureWindow = DefaultFailureWindow
-	}
 	if p.HeartbeatSlack <= 0 {
 		p.HeartbeatSlack = DefaultHeartbeatSlack
 	}
-	if p.StallAfter <= 0 {
-		p.StallAfter = DefaultStallAfter
-	}
-	if p.ResultWindow <= 0 {
-		p.ResultWindow = DefaultResultWindow
-	}
-	return p
+	return p, nil
 }
 
 // QueueActivity is one queue's live figures.
@@ -279,7 +273,11 @@ func (s *Store) beginRead(ctx context.Context) (pgx.Tx, error) {
 // runnable age and throughput per minute, lease health, stale and orphaned work, and recent
 // failures per callable. All its reads run in one read-only transaction, so they agree.
 func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, error) {
-	r := newDashboardRead(p.withDefaults())
+	p, err := p.withDefaults()
+	r := newDashboardRead(p)
+	if err != nil {
+		return r.d, err
+	}
 	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return r.d, err

@@ -6,7 +6,7 @@ import (
 )
 
 // Who owns the RUNNING and CANCELLING rows, and whether that owner is alive: per-worker
-// counts, orphans, Ray job rows with their owners' standing, and the doctor's stuck counts.
+// counts, orphans, and Ray job rows with their owners' standing.
 
 // OwnedCount is what one worker holds: its RUNNING and CANCELLING rows.
 type OwnedCount struct {
@@ -91,32 +91,6 @@ func (s *Store) OrphanCandidates(ctx context.Context, leaseTTL time.Duration, li
 		out = append(out, o)
 	}
 	return out, total, translate(rows.Err())
-}
-
-// Health are the counts the doctor's stuck-task checks need.
-type Health struct {
-	StuckRunning       int64      `json:"stuck_running"`       // RUNNING, heartbeat (or start) older than stuckAfter
-	OrphanedRunning    int64      `json:"orphaned_running"`    // RUNNING, owner without a live lease
-	OrphanedCancelling int64      `json:"orphaned_cancelling"` // CANCELLING, owner without a live lease
-	OldestCancellingAt *time.Time `json:"oldest_cancelling_at"`
-}
-
-// HealthCounts reads the stuck and orphaned counts in one pass over the RUNNING and
-// CANCELLING rows.
-func (s *Store) HealthCounts(ctx context.Context, leaseTTL, stuckAfter time.Duration) (Health, error) {
-	var h Health
-	err := s.db.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE t.state = 'RUNNING' AND COALESCE(t.last_heartbeat_at, t.started_at) < now() - make_interval(secs => $2)),
-			count(*) FILTER (WHERE t.state = 'RUNNING' AND NOT live),
-			count(*) FILTER (WHERE t.state = 'CANCELLING' AND NOT live),
-			min(COALESCE(t.last_heartbeat_at, t.started_at, t.created_at)) FILTER (WHERE t.state = 'CANCELLING')
-		FROM django_ray_raytaskexecution t
-		LEFT JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM django_ray_taskworkerlease l
-			WHERE l.worker_id = t.claimed_by_worker AND l.is_active
-			  AND l.last_heartbeat_at >= now() - make_interval(secs => $1)) AS live) o ON true
-		WHERE t.state IN ('RUNNING', 'CANCELLING')`, leaseTTL.Seconds(), stuckAfter.Seconds()).
-		Scan(&h.StuckRunning, &h.OrphanedRunning, &h.OrphanedCancelling, &h.OldestCancellingAt)
-	return h, translate(err)
 }
 
 // OwnerLive: the owner holds a live lease (active, heartbeat within the TTL).

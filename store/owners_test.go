@@ -74,11 +74,4 @@ func TestOwnedCountsAndOrphans(t *testing.T) {
 		t.Fatalf("limited: %d rows, total %d", len(orphans), total)
 	}
 
-	h, err := s.HealthCounts(ctx, time.Minute, 12*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.StuckRunning != 2 || h.OrphanedRunning != 3 || h.OrphanedCancelling != 1 || h.OldestCancellingAt == nil {
-		t.Fatalf("health: %+v", h)
-	}
 }

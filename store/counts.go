@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Grouped counts: per callable, queue, state, worker, error or exception (CountBy), and per
@@ -47,21 +49,12 @@ func (s *Store) CountBy(ctx context.Context, f TaskFilter, by GroupBy, limit int
 	}
 	where, args := f.where()
 	args = append(args, limit)
-	rows, err := s.db.Query(ctx, fmt.Sprintf(`SELECT %s AS k, count(*) AS n FROM django_ray_raytaskexecution
-		WHERE %s GROUP BY k ORDER BY n DESC, k LIMIT $%d`, expr, where, len(args)), args...)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []GroupCount
-	for rows.Next() {
+	return collect(ctx, s.db, fmt.Sprintf(`SELECT %s AS k, count(*) AS n FROM django_ray_raytaskexecution
+		WHERE %s GROUP BY k ORDER BY n DESC, k LIMIT $%d`, expr, where, len(args)), func(rows pgx.Rows) (GroupCount, error) {
 		var g GroupCount
-		if err := rows.Scan(&g.Key, &g.Count); err != nil {
-			return nil, translate(err)
-		}
-		out = append(out, g)
-	}
-	return out, translate(rows.Err())
+		err := rows.Scan(&g.Key, &g.Count)
+		return g, err
+	}, args...)
 }
 
 // QueueStateCount is the number of rows in one queue and state.
@@ -74,23 +67,14 @@ type QueueStateCount struct {
 // CountByQueueState counts rows per queue and state: everything the runbook's /api/metrics
 // gauges need, in one pass.
 func (s *Store) CountByQueueState(ctx context.Context) ([]QueueStateCount, error) {
-	rows, err := s.db.Query(ctx, `SELECT queue_name, state, count(*) FROM django_ray_raytaskexecution
-		GROUP BY queue_name, state ORDER BY queue_name, state`)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []QueueStateCount
-	for rows.Next() {
+	return collect(ctx, s.db, `SELECT queue_name, state, count(*) FROM django_ray_raytaskexecution
+		GROUP BY queue_name, state ORDER BY queue_name, state`, func(rows pgx.Rows) (QueueStateCount, error) {
 		var c QueueStateCount
 		var st string
-		if err := rows.Scan(&c.Queue, &st, &c.Count); err != nil {
-			return nil, translate(err)
-		}
+		err := rows.Scan(&c.Queue, &st, &c.Count)
 		c.State = TaskState(st)
-		out = append(out, c)
-	}
-	return out, translate(rows.Err())
+		return c, err
+	})
 }
 
 // Gauges are the runbook's /api/metrics figures (django-ray's example project), which package

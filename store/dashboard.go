@@ -322,21 +322,6 @@ func (r *dashboardRead) queue(name string) *QueueActivity {
 	return q
 }
 
-// eachRow runs a query and calls scan for each row it returns.
-func eachRow(ctx context.Context, db DBTX, sql string, scan func(pgx.Rows) error, args ...any) error {
-	rows, err := db.Query(ctx, sql, args...)
-	if err != nil {
-		return translate(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return translate(err)
-		}
-	}
-	return translate(rows.Err())
-}
-
 // movingStates reads the moving states per queue (an index-only scan of ray_task_claimable_idx)
 // and the snapshot's time.
 func (r *dashboardRead) movingStates(ctx context.Context, tx pgx.Tx) error {
@@ -572,21 +557,12 @@ func (s *Store) FailureGroups(ctx context.Context, p FailureParams) ([]FailureGr
 		limit = 200
 	}
 	sql, args := failureGroupsQuery(p, limit)
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []FailureGroup
-	for rows.Next() {
+	return collect(ctx, s.db, sql, func(rows pgx.Rows) (FailureGroup, error) {
 		var g FailureGroup
-		if err := rows.Scan(&g.CallablePath, &g.ExceptionType, &g.Count, &g.Failed, &g.Lost, &g.Queues,
-			&g.LatestID, &g.LatestAt, &g.LatestError); err != nil {
-			return nil, translate(err)
-		}
-		out = append(out, g)
-	}
-	return out, translate(rows.Err())
+		err := rows.Scan(&g.CallablePath, &g.ExceptionType, &g.Count, &g.Failed, &g.Lost, &g.Queues,
+			&g.LatestID, &g.LatestAt, &g.LatestError)
+		return g, err
+	}, args...)
 }
 
 // failureGroupsQuery is FailureGroups' SQL and arguments.
@@ -616,23 +592,9 @@ func (s *Store) FailureGroupTaskIDs(ctx context.Context, callable, exceptionType
 		limit = 10000
 	}
 	cond, args := p.where(4)
-	rows, err := s.db.Query(ctx, `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution
+	return idsAndTotal(ctx, s.db, `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution
 		WHERE `+cond+` AND callable_path = $1 AND `+exceptionTypeSQL+` = $2
 		ORDER BY id DESC LIMIT $3`, append([]any{callable, exceptionType, limit}, args...)...)
-	if err != nil {
-		return nil, 0, translate(err)
-	}
-	defer rows.Close()
-	var ids []int64
-	var total int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id, &total); err != nil {
-			return nil, 0, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, total, translate(rows.Err())
 }
 
 // LeaseStatus is how a worker's lease looks.

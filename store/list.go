@@ -171,21 +171,7 @@ func (s *Store) ListTaskIDs(ctx context.Context, f TaskFilter) ([]int64, int64, 
 		args = append(args, f.Limit)
 		sql += fmt.Sprintf(" LIMIT $%d", len(args))
 	}
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, 0, translate(err)
-	}
-	defer rows.Close()
-	var ids []int64
-	var total int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id, &total); err != nil {
-			return nil, 0, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, total, translate(rows.Err())
+	return idsAndTotal(ctx, s.db, sql, args...)
 }
 
 // CountTasks counts tasks matching f (Limit and BeforeID still apply to BeforeID only).

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Who owns the RUNNING and CANCELLING rows, and whether that owner is alive: per-worker
@@ -19,25 +21,24 @@ type OwnedCount struct {
 // OwnedCounts returns, per claimed_by_worker, how many RUNNING and CANCELLING rows it owns
 // and the first idLimit of their ids.
 func (s *Store) OwnedCounts(ctx context.Context, idLimit int) (map[string]OwnedCount, error) {
-	rows, err := s.db.Query(ctx, `SELECT claimed_by_worker,
+	out := map[string]OwnedCount{}
+	err := eachRow(ctx, s.db, `SELECT claimed_by_worker,
 			count(*) FILTER (WHERE state = 'RUNNING'), count(*) FILTER (WHERE state = 'CANCELLING'),
 			(array_agg(id ORDER BY id))[1:$1]
 		FROM django_ray_raytaskexecution
 		WHERE state IN ('RUNNING', 'CANCELLING') AND claimed_by_worker IS NOT NULL
-		GROUP BY claimed_by_worker`, idLimit)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	out := map[string]OwnedCount{}
-	for rows.Next() {
+		GROUP BY claimed_by_worker`, func(rows pgx.Rows) error {
 		var c OwnedCount
 		if err := rows.Scan(&c.WorkerID, &c.Running, &c.Cancelling, &c.IDs); err != nil {
-			return nil, translate(err)
+			return err
 		}
 		out[c.WorkerID] = c
+		return nil
+	}, idLimit)
+	if err != nil {
+		return nil, err
 	}
-	return out, translate(rows.Err())
+	return out, nil
 }
 
 // OwnerStatus says why a RUNNING or CANCELLING row's owner cannot be relied on.
@@ -61,7 +62,8 @@ type Orphan struct {
 // inactive, or active with a heartbeat older than leaseTTL — oldest activity first, at most
 // limit rows — and how many there are in all.
 func (s *Store) OrphanCandidates(ctx context.Context, leaseTTL time.Duration, limit int) ([]Orphan, int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+prefixed("t")+`,
+	var total int64
+	out, err := collect(ctx, s.db, `SELECT `+prefixed("t")+`,
 			CASE WHEN t.claimed_by_worker IS NULL THEN 'no_owner' WHEN l.worker_id IS NULL THEN 'owner_unknown'
 			     WHEN NOT l.is_active THEN 'owner_inactive' ELSE 'owner_stale' END,
 			count(*) OVER ()
@@ -70,27 +72,17 @@ func (s *Store) OrphanCandidates(ctx context.Context, leaseTTL time.Duration, li
 		WHERE t.state IN ('RUNNING', 'CANCELLING')
 		  AND NOT (l.worker_id IS NOT NULL AND l.is_active AND l.last_heartbeat_at >= now() - make_interval(secs => $1))
 		ORDER BY COALESCE(t.last_heartbeat_at, t.started_at, t.created_at), t.id
-		LIMIT $2`, leaseTTL.Seconds(), limit)
-	if err != nil {
-		return nil, 0, translate(err)
-	}
-	defer rows.Close()
-	var out []Orphan
-	var total int64
-	for rows.Next() {
+		LIMIT $2`, func(rows pgx.Rows) (Orphan, error) {
 		var o Orphan
 		var state, reason string
-		t := &o.Task
-		if err := rows.Scan(&t.ID, &t.TaskID, &t.CallablePath, &t.QueueName, &state, &t.AttemptNumber, &t.RayJobID, &t.RayAddress,
-			&t.CreatedAt, &t.StartedAt, &t.FinishedAt, &t.LastHeartbeatAt, &t.RunAfter, &t.TimeoutSeconds, &t.ClaimedByWorker,
-			&t.ArgsJSON, &t.KwargsJSON, &t.ResultData, &t.ResultReference, &t.ErrorMessage, &t.ErrorTraceback,
-			&reason, &total); err != nil {
-			return nil, 0, translate(err)
-		}
-		t.State, o.Reason = TaskState(state), OwnerStatus(reason)
-		out = append(out, o)
+		err := rows.Scan(append(taskFields(&o.Task, &state), &reason, &total)...)
+		o.Task.State, o.Reason = TaskState(state), OwnerStatus(reason)
+		return o, err
+	}, leaseTTL.Seconds(), limit)
+	if err != nil {
+		return nil, 0, err
 	}
-	return out, total, translate(rows.Err())
+	return out, total, nil
 }
 
 // OwnerLive: the owner holds a live lease (active, heartbeat within the TTL).
@@ -109,11 +101,12 @@ type JobRow struct {
 // most limit — with their owners' standing under leaseTTL, how many such rows there are in
 // all, and the database time of the read.
 func (s *Store) RayJobRows(ctx context.Context, leaseTTL time.Duration, limit int) ([]JobRow, int64, time.Time, error) {
-	var now time.Time
-	if err := s.db.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
-		return nil, 0, now, translate(err)
+	now, err := s.Now(ctx)
+	if err != nil {
+		return nil, 0, now, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+prefixed("t")+`,
+	var total int64
+	out, err := collect(ctx, s.db, `SELECT `+prefixed("t")+`,
 			CASE WHEN t.claimed_by_worker IS NULL THEN 'no_owner' WHEN l.worker_id IS NULL THEN 'owner_unknown'
 			     WHEN NOT l.is_active THEN 'owner_inactive'
 			     WHEN l.last_heartbeat_at < $3::timestamptz - make_interval(secs => $1) THEN 'owner_stale'
@@ -124,29 +117,19 @@ func (s *Store) RayJobRows(ctx context.Context, leaseTTL time.Duration, limit in
 		LEFT JOIN django_ray_taskworkerlease l ON l.worker_id = t.claimed_by_worker
 		WHERE t.state IN ('RUNNING', 'CANCELLING') AND t.ray_job_id IS NOT NULL AND t.ray_job_id <> ''
 		ORDER BY COALESCE(t.last_heartbeat_at, t.started_at, t.created_at), t.id
-		LIMIT $2`, leaseTTL.Seconds(), limit, now)
-	if err != nil {
-		return nil, 0, now, translate(err)
-	}
-	defer rows.Close()
-	var out []JobRow
-	var total int64
-	for rows.Next() {
+		LIMIT $2`, func(rows pgx.Rows) (JobRow, error) {
 		var r JobRow
 		var state, owner string
 		var idle float64
-		t := &r.Task
-		if err := rows.Scan(&t.ID, &t.TaskID, &t.CallablePath, &t.QueueName, &state, &t.AttemptNumber, &t.RayJobID, &t.RayAddress,
-			&t.CreatedAt, &t.StartedAt, &t.FinishedAt, &t.LastHeartbeatAt, &t.RunAfter, &t.TimeoutSeconds, &t.ClaimedByWorker,
-			&t.ArgsJSON, &t.KwargsJSON, &t.ResultData, &t.ResultReference, &t.ErrorMessage, &t.ErrorTraceback,
-			&owner, &idle, &total); err != nil {
-			return nil, 0, now, translate(err)
-		}
-		t.State, r.Owner = TaskState(state), OwnerStatus(owner)
+		err := rows.Scan(append(taskFields(&r.Task, &state), &owner, &idle, &total)...)
+		r.Task.State, r.Owner = TaskState(state), OwnerStatus(owner)
 		r.Idle = time.Duration(idle * float64(time.Second))
-		out = append(out, r)
+		return r, err
+	}, leaseTTL.Seconds(), limit, now)
+	if err != nil {
+		return nil, 0, now, err
 	}
-	return out, total, now, translate(rows.Err())
+	return out, total, now, nil
 }
 
 // CountLiveLeases returns how many workers hold a live lease (active, heartbeat within ttl).

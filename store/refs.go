@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The rows a bulk operation (requeue, cancel) selects, and what they hold now.
@@ -61,22 +63,13 @@ func (s *Store) TaskStates(ctx context.Context, ids []int64) ([]TaskRef, error) 
 }
 
 func (s *Store) collectRefs(ctx context.Context, sql string, args ...any) ([]TaskRef, error) {
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []TaskRef
-	for rows.Next() {
+	return collect(ctx, s.db, sql, func(rows pgx.Rows) (TaskRef, error) {
 		var r TaskRef
 		var st string
-		if err := rows.Scan(&r.ID, &st); err != nil {
-			return nil, translate(err)
-		}
+		err := rows.Scan(&r.ID, &st)
 		r.State = TaskState(st)
-		out = append(out, r)
-	}
-	return out, translate(rows.Err())
+		return r, err
+	}, args...)
 }
 
 // RayJobIDs returns, for the rows among ids whose ray_job_id starts with prefix, that id (in
@@ -86,19 +79,18 @@ func (s *Store) RayJobIDs(ctx context.Context, ids []int64, prefix string) (map[
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.db.Query(ctx, `SELECT id, ray_job_id FROM django_ray_raytaskexecution
-		WHERE id = ANY($1) AND ray_job_id LIKE $2 ORDER BY id`, ids, escapeLike(prefix)+"%")
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := eachRow(ctx, s.db, `SELECT id, ray_job_id FROM django_ray_raytaskexecution
+		WHERE id = ANY($1) AND ray_job_id LIKE $2 ORDER BY id`, func(rows pgx.Rows) error {
 		var id int64
 		var job string
 		if err := rows.Scan(&id, &job); err != nil {
-			return nil, translate(err)
+			return err
 		}
 		out[id] = job
+		return nil
+	}, ids, escapeLike(prefix)+"%")
+	if err != nil {
+		return nil, err
 	}
-	return out, translate(rows.Err())
+	return out, nil
 }

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Result is a successful task's outcome: inline JSON text, or a reference to it. Succeed and
@@ -353,26 +355,17 @@ func (s *Store) RequestCancel(ctx context.Context, ids []int64, states []TaskSta
 		}
 		allowed = append(allowed, string(st))
 	}
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+	return collect(ctx, s.db, `UPDATE django_ray_raytaskexecution
 		SET state = CASE state WHEN 'QUEUED' THEN 'CANCELLED' ELSE 'CANCELLING' END,
 		    finished_at = CASE state WHEN 'QUEUED' THEN now() ELSE finished_at END
 		WHERE id = ANY($1) AND state = ANY($2)
-		RETURNING id, state`, ids, allowed)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []CancelOutcome
-	for rows.Next() {
+		RETURNING id, state`, func(rows pgx.Rows) (CancelOutcome, error) {
 		var o CancelOutcome
 		var st string
-		if err := rows.Scan(&o.ID, &st); err != nil {
-			return nil, translate(err)
-		}
+		err := rows.Scan(&o.ID, &st)
 		o.State = TaskState(st)
-		out = append(out, o)
-	}
-	return out, translate(rows.Err())
+		return o, err
+	}, ids, allowed)
 }
 
 // FinalizeCancel moves a CANCELLING row to CANCELLED once its work is stopped. The guard's
@@ -409,23 +402,14 @@ func (s *Store) FinalizeOrphanedCancels(ctx context.Context, ids []int64, leaseT
 	if leaseTTL <= 0 {
 		return nil, fmt.Errorf("%w: lease TTL must be positive", ErrInvalid)
 	}
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+	return collect(ctx, s.db, `UPDATE django_ray_raytaskexecution
 		SET state = 'CANCELLED', finished_at = now()
 		WHERE id = ANY($1) AND state = 'CANCELLING' AND `+ownerNotLiveSQL("''", "$2")+`
-		RETURNING id, ray_job_id`, ids, leaseTTL.Seconds())
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var applied []Finalized
-	for rows.Next() {
+		RETURNING id, ray_job_id`, func(rows pgx.Rows) (Finalized, error) {
 		var f Finalized
-		if err := rows.Scan(&f.ID, &f.RayJobID); err != nil {
-			return nil, translate(err)
-		}
-		applied = append(applied, f)
-	}
-	return applied, translate(rows.Err())
+		err := rows.Scan(&f.ID, &f.RayJobID)
+		return f, err
+	}, ids, leaseTTL.Seconds())
 }
 
 // RequeueOptions tune Requeue.

@@ -45,6 +45,8 @@ var Project = Rules{
 		{Package: "internal/buildinfo", Allow: []string{Std, cli}, OnlyFor: []string{"cmd/..."}},
 		{Package: "internal/clidoc", Allow: []string{Std, cli}, OnlyFor: []string{"cmd/..."}},
 		{Package: "internal/archtest", Allow: []string{Std}, TestsOnly: true},
+		{Package: "internal/logkey", Allow: []string{Std}, TestsOnly: true},
+		{Package: "docs", Allow: []string{Std}, TestsOnly: true},
 		{Package: "cmd/...", Allow: []string{Any}},
 		{Package: "bench/...", Allow: []string{Any}},
 	},

@@ -150,7 +150,7 @@ func TestApplyNeverOverwritesARowThatMovedOn(t *testing.T) {
 	for name, o := range outcomes {
 		t.Run("reclaimed/"+name, func(t *testing.T) {
 			seen := running(t, s, nil)
-			if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET claimed_by_worker = 'w2', started_at = now() WHERE id = $1`, seen.ID); err != nil {
+			if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET claimed_by_worker = 'w2', started_at = now() WHERE id = $1`, seen.ID); err != nil {
 				t.Fatal(err)
 			}
 			before, _ := s.GetTask(ctx, seen.ID)
@@ -183,7 +183,7 @@ func TestApplyNeverOverwritesARowThatMovedOn(t *testing.T) {
 	}
 	t.Run("cancelled under another claim is not finalized", func(t *testing.T) {
 		seen := running(t, s, nil)
-		if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'CANCELLING', claimed_by_worker = 'w2' WHERE id = $1`, seen.ID); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'CANCELLING', claimed_by_worker = 'w2' WHERE id = $1`, seen.ID); err != nil {
 			t.Fatal(err)
 		}
 		tr, err := a.Apply(ctx, seen, success)
@@ -212,7 +212,7 @@ func TestApplyNeverOverwritesARowThatMovedOn(t *testing.T) {
 	})
 	t.Run("a deleted row", func(t *testing.T) {
 		seen := running(t, s, nil)
-		if _, err := s.DB().Exec(ctx, `DELETE FROM django_ray_raytaskexecution WHERE id = $1`, seen.ID); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `DELETE FROM django_ray_raytaskexecution WHERE id = $1`, seen.ID); err != nil {
 			t.Fatal(err)
 		}
 		tr, err := a.Apply(ctx, seen, success)

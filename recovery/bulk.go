@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -439,9 +437,8 @@ func applyBatches(ctx context.Context, s *store.Store, p Plan, opts ApplyOptions
 		t0 := time.Now()
 		var changes []store.AuditChange
 		var unstopped []JobRef
-		err := pgx.BeginFunc(ctx, s.DB(), func(tx pgx.Tx) error {
+		err := s.InTx(ctx, func(ts *store.Store) error {
 			var err error
-			ts := store.New(tx)
 			changes, unstopped, err = applyBatch(ctx, ts, p, chunk, opts, ended)
 			if err != nil || out.AuditID == nil {
 				return err

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/migrations"
 	"github.com/rayctl/rayctl/store"
@@ -46,7 +44,7 @@ type Check interface {
 // the same definitions `rayctl top` shows.
 type DoctorConfig struct {
 	// Connect opens the database. Doctor closes the pool when it is done.
-	Connect func(ctx context.Context) (*pgxpool.Pool, error)
+	Connect func(ctx context.Context) (*store.Pool, error)
 	// LeaseTTL is WORKER_LEASE_SECONDS (60 s).
 	LeaseTTL time.Duration
 	// StuckAfter is STUCK_TASK_TIMEOUT_SECONDS (300 s): a RUNNING row without a heartbeat
@@ -149,7 +147,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) Report {
 
 type doctor struct {
 	cfg      DoctorConfig
-	pool     *pgxpool.Pool
+	pool     *store.Pool
 	s        *store.Store
 	tables   bool // the django-ray tables exist
 	noTables bool // ... and are usable

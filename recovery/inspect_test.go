@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/rayctl/rayctl/migrations"
 	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
@@ -301,23 +299,6 @@ func TestTaskDetail(t *testing.T) {
 	}
 }
 
-func TestReadGauges(t *testing.T) {
-	t.Parallel()
-	s, _ := storetest.New(t)
-	ctx := context.Background()
-	for _, r := range []store.Task{{}, {}, {QueueName: "emails"}, {State: store.StateRunning}, {State: store.StateFailed, QueueName: "emails"}} {
-		storetest.Insert(t, s, r)
-	}
-	g, err := recovery.ReadGauges(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(g.States) != 7 || g.States[store.StateLost] != 0 || g.States[store.StateQueued] != 3 || g.Queued != 3 || g.Running != 1 ||
-		!reflect.DeepEqual(g.QueueDepth, map[string]int64{"default": 2, "emails": 1}) {
-		t.Fatalf("gauges: %+v", g)
-	}
-}
-
 // fakeProber stands in for the Ray client.
 type fakeProber struct {
 	info recovery.RayInfo
@@ -327,7 +308,7 @@ type fakeProber struct {
 func (f fakeProber) ProbeRay(context.Context) (recovery.RayInfo, error) { return f.info, f.err }
 
 func doctorCfg(sc storetest.Schema) recovery.DoctorConfig {
-	return recovery.DoctorConfig{Connect: func(ctx context.Context) (*pgxpool.Pool, error) { return store.Open(ctx, sc.DSN) }}
+	return recovery.DoctorConfig{Connect: func(ctx context.Context) (*store.Pool, error) { return store.Open(ctx, sc.DSN) }}
 }
 
 func statuses(rep recovery.Report) map[string]recovery.Status {
@@ -474,7 +455,7 @@ func TestDoctor(t *testing.T) {
 	t.Run("database down", func(t *testing.T) {
 		t.Parallel()
 		rep := recovery.Doctor(ctx, recovery.DoctorConfig{
-			Connect: func(context.Context) (*pgxpool.Pool, error) {
+			Connect: func(context.Context) (*store.Pool, error) {
 				return nil, errors.New("cannot connect: connection refused")
 			},
 			Checks: []recovery.Check{recovery.RayCheck{Address: "http://ray:8265"}},

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
@@ -841,8 +839,7 @@ func applyEntry(ctx context.Context, s *store.Store, ray RayJobs, p ReconcilePla
 	res := JobResult{ID: e.Task.ID, RayJobID: e.JobID(), Action: e.Action}
 	// write runs one lifecycle transition in a transaction with its audit record.
 	write := func(o lifecycle.Outcome) error {
-		return pgx.BeginFunc(ctx, s.DB(), func(tx pgx.Tx) error {
-			ts := store.New(tx)
+		return s.InTx(ctx, func(ts *store.Store) error {
 			tr, err := p.Options.applier(ts).Apply(ctx, e.Task, o)
 			if err != nil {
 				return err

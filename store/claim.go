@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 )
@@ -34,29 +33,6 @@ const JobIDFormat = "raysubmit_t<id>_a<attempt>_<hex µs>"
 // a Ray job running for it.
 const RaySubmissionPrefix = "raysubmit_"
 
-const jobIDSQL = `'raysubmit_t' || t.id || '_a' || t.attempt_number || '_' || to_hex((extract(epoch FROM now()) * 1000000)::bigint)`
-
-// Claim moves up to p.Limit QUEUED rows to RUNNING for p.WorkerID in one statement, in
-// django-ray 0.2.0 order: rows without run_after first, then rows whose run_after is due;
-// within each, queue priority (high-priority/urgent, then others, then
-// low-priority/background/batch), then created_at. Rows locked by another claimer are
-// skipped (FOR UPDATE SKIP LOCKED). The rows are returned in that order.
-func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Task, error) {
-	if p.WorkerID == "" {
-		return nil, fmt.Errorf("%w: claim needs a worker id", ErrInvalid)
-	}
-	if p.Limit <= 0 {
-		return nil, nil
-	}
-	sql, args := claimSQL(p)
-	tasks, err := collectTasks(s.db.Query(ctx, sql, args...))
-	if err != nil {
-		return nil, err
-	}
-	SortClaimOrder(tasks)
-	return tasks, nil
-}
-
 // ExplainClaim returns the query plan of the claim p describes, without running it: the
 // operator's check that claims use rayctl_claim_order_idx (rayctl migrate indexes).
 func (s *Store) ExplainClaim(ctx context.Context, p ClaimParams) (string, error) {
@@ -68,39 +44,6 @@ func (s *Store) ExplainClaim(ctx context.Context, p ClaimParams) (string, error)
 	rows, err := s.db.Query(ctx, "EXPLAIN "+sql, args...)
 	lines, err := collectColumn[string](rows, err)
 	return strings.Join(lines, "\n"), err
-}
-
-func claimSQL(p ClaimParams) (string, []any) {
-	args := []any{p.Limit, p.WorkerID}
-	queueFilter := ""
-	if len(p.Queues) > 0 {
-		args = append(args, p.Queues)
-		queueFilter = fmt.Sprintf("AND queue_name = ANY($%d)", len(args))
-	}
-	jobID := "NULL"
-	if p.AssignJobIDs {
-		jobID = jobIDSQL
-	}
-	address := "t.ray_address"
-	if p.RayAddress != "" {
-		args = append(args, p.RayAddress)
-		address = fmt.Sprintf("$%d", len(args))
-	}
-	// The ORDER BY expressions match rayctl_claim_order_idx (migrations.OptionalIndexes), so
-	// with that index a claim reads only the rows it takes.
-	return `WITH picked AS (
-		SELECT id FROM django_ray_raytaskexecution
-		WHERE state = 'QUEUED' ` + queueFilter + ` AND (run_after IS NULL OR run_after <= now())
-		ORDER BY (run_after IS NOT NULL), ` + prioritySQL + `, created_at, id
-		LIMIT $1
-		FOR UPDATE SKIP LOCKED
-	)
-	UPDATE django_ray_raytaskexecution t
-	SET state = 'RUNNING', started_at = now(), last_heartbeat_at = now(), finished_at = NULL,
-	    claimed_by_worker = $2, ray_job_id = ` + jobID + `, ray_address = ` + address + `
-	FROM picked
-	WHERE t.id = picked.id AND t.state = 'QUEUED'
-	RETURNING ` + prefixed("t"), args
 }
 
 // SortClaimOrder sorts tasks in the order Claim takes them.

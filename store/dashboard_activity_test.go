@@ -44,7 +44,7 @@ func TestDashboardActivity(t *testing.T) {
 	storetest.Insert(t, s, store.Task{QueueName: "default", AttemptNumber: 2, ErrorMessage: w("boom"), RunAfter: storetest.Ptr(time.Now().Add(30 * time.Second))})
 	storetest.Insert(t, s, store.Task{QueueName: "default", AttemptNumber: 2, ErrorMessage: w("boom"), RunAfter: storetest.Ago(time.Hour)})
 
-	d, err := s.Dashboard(ctx, store.DashboardParams{LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute, StallAfter: 2 * time.Minute})
+	d, err := s.Dashboard(ctx, withThresholds(store.DashboardParams{StuckAfter: 5 * time.Minute, StallAfter: 2 * time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}

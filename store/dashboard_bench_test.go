@@ -51,8 +51,8 @@ func BenchmarkTopRefresh(b *testing.B) {
 		name string
 		run  func() error
 	}{
-		{"overview_snapshot", func() error { _, err := s.Dashboard(ctx, DashboardParams{}); return err }},
-		{"snapshot_with_totals", func() error { _, err := s.Dashboard(ctx, DashboardParams{WithTotals: true}); return err }},
+		{"overview_snapshot", func() error { _, err := s.Dashboard(ctx, benchThresholds); return err }},
+		{"snapshot_with_totals", func() error { _, err := s.Dashboard(ctx, withTotals(benchThresholds)); return err }},
 		{"workers", func() error { _, _, err := s.Workers(ctx, time.Minute, 500); return err }},
 		{"tasks_page", func() error { _, err := s.ListTasks(ctx, TaskFilter{Limit: page}); return err }},
 		{"tasks_page_state_failed", func() error {
@@ -93,11 +93,23 @@ func fmtCount(n int64) string {
 	return b.String()
 }
 
+// benchThresholds are recovery.DefaultThresholds' (store cannot import recovery).
+var benchThresholds = DashboardParams{LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute,
+	FailureWindow: 5 * time.Minute, StallAfter: 2 * time.Minute, ResultWindow: time.Hour}
+
+func withTotals(p DashboardParams) DashboardParams {
+	p.WithTotals = true
+	return p
+}
+
 // explainAll logs EXPLAIN (ANALYZE, BUFFERS) of every query a refresh runs, with the
 // arguments the code passes.
 func explainAll(b *testing.B, pool *pgxpool.Pool) {
 	ctx := context.Background()
-	p := DashboardParams{}.withDefaults()
+	p, err := benchThresholds.withDefaults()
+	if err != nil {
+		b.Fatal(err)
+	}
 	window := time.Duration(p.Buckets) * time.Minute
 	fg, fgArgs := failureGroupsQuery(FailureParams{Window: 24 * time.Hour}, 200)
 	fgAll, fgAllArgs := failureGroupsQuery(FailureParams{}, 200)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Lease is one django_ray_taskworkerlease row: a worker process and its heartbeat.
@@ -78,20 +80,12 @@ func (s *Store) GetLease(ctx context.Context, workerID string) (Lease, error) {
 
 // ListLeases returns every lease, oldest heartbeat first (the runbook's lease query).
 func (s *Store) ListLeases(ctx context.Context) ([]Lease, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+leaseColumns+` FROM django_ray_taskworkerlease ORDER BY last_heartbeat_at, worker_id`)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []Lease
-	for rows.Next() {
-		var l Lease
-		if err := rows.Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt); err != nil {
-			return nil, translate(err)
-		}
-		out = append(out, l)
-	}
-	return out, translate(rows.Err())
+	return collect(ctx, s.db, `SELECT `+leaseColumns+` FROM django_ray_taskworkerlease ORDER BY last_heartbeat_at, worker_id`,
+		func(rows pgx.Rows) (Lease, error) {
+			var l Lease
+			err := rows.Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt)
+			return l, err
+		})
 }
 
 // LiveLeaseSQL is the condition for a lease that counts as alive: active with a heartbeat

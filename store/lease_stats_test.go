@@ -336,7 +336,7 @@ func TestStampUnseen(t *testing.T) {
 	nobody, dead, live := bare(nil), bare(storetest.Ptr("dead")), bare(storetest.Ptr("live"))
 	future, infinite, usable := runningRow(t, s, func(r *store.Task) { r.LastHeartbeatAt = storetest.Ptr(time.Now().Add(48 * time.Hour)) }),
 		runningRow(t, s, nil), runningRow(t, s, nil)
-	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = 'infinity' WHERE id = $1`, infinite.ID); err != nil {
+	if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = 'infinity' WHERE id = $1`, infinite.ID); err != nil {
 		t.Fatal(err)
 	}
 	p := store.SweepParams{Self: "me", LeaseTTL: time.Minute, StuckAfter: 5 * time.Minute}
@@ -346,7 +346,7 @@ func TestStampUnseen(t *testing.T) {
 	before := storetest.Ago(0)
 	for _, r := range []store.Task{nobody, dead, future, infinite} {
 		var hb time.Time
-		if err := s.DB().QueryRow(ctx, `SELECT last_heartbeat_at FROM django_ray_raytaskexecution WHERE id = $1`, r.ID).Scan(&hb); err != nil {
+		if err := storetest.DB(s).QueryRow(ctx, `SELECT last_heartbeat_at FROM django_ray_raytaskexecution WHERE id = $1`, r.ID).Scan(&hb); err != nil {
 			t.Fatal(err)
 		}
 		if hb.After(*before) {

@@ -171,21 +171,7 @@ func (s *Store) ListTaskIDs(ctx context.Context, f TaskFilter) ([]int64, int64, 
 		args = append(args, f.Limit)
 		sql += fmt.Sprintf(" LIMIT $%d", len(args))
 	}
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, 0, translate(err)
-	}
-	defer rows.Close()
-	var ids []int64
-	var total int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id, &total); err != nil {
-			return nil, 0, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, total, translate(rows.Err())
+	return idsAndTotal(ctx, s.db, sql, args...)
 }
 
 // CountTasks counts tasks matching f (Limit and BeforeID still apply to BeforeID only).
@@ -194,35 +180,4 @@ func (s *Store) CountTasks(ctx context.Context, f TaskFilter) (int64, error) {
 	var n int64
 	err := s.db.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution WHERE `+where, args...).Scan(&n)
 	return n, translate(err)
-}
-
-// RequeueOptions tune Requeue.
-type RequeueOptions struct {
-	// ResetAttempts sets attempt_number back to 1, giving the task its full retry budget.
-	ResetAttempts bool
-}
-
-// Requeue moves rows among ids that are still in one of from back to QUEUED, resetting what
-// the runbook's manual action resets (started_at, finished_at, error_message,
-// error_traceback, claimed_by_worker, ray_job_id) plus last_heartbeat_at, run_after and any
-// stale result, so the task runs now on a clean row. It returns the ids that applied; a row
-// that changed state meanwhile is left alone.
-func (s *Store) Requeue(ctx context.Context, ids []int64, from []TaskState, opts RequeueOptions) ([]int64, error) {
-	if len(from) == 0 {
-		return nil, fmt.Errorf("%w: requeue needs the states rows must still be in", ErrInvalid)
-	}
-	states := make([]string, len(from))
-	for i, st := range from {
-		if st == StateRunning || st == StateQueued || st == StateCancelling {
-			return nil, fmt.Errorf("%w: %s tasks cannot be requeued (only finished ones)", ErrInvalid, st)
-		}
-		states[i] = string(st)
-	}
-	return collectColumn[int64](s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
-		SET state = 'QUEUED', attempt_number = CASE WHEN $3 THEN 1 ELSE attempt_number END,
-		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, run_after = NULL,
-		    claimed_by_worker = NULL, ray_job_id = NULL, error_message = NULL, error_traceback = NULL,
-		    result_data = NULL, result_reference = NULL
-		WHERE id = ANY($1) AND state = ANY($2)
-		RETURNING id`, ids, states, opts.ResetAttempts))
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rayctl/rayctl/store/internal/rawdb"
 )
 
 // Errors callers can test with errors.Is.
@@ -49,8 +51,27 @@ type Store struct {
 // New returns a Store over a pool (or a transaction, for tests and batched work).
 func New(db DBTX) *Store { return &Store{db: db} }
 
-// DB returns the underlying pool or transaction.
-func (s *Store) DB() DBTX { return s.db }
+// Raw returns the pool or transaction under s. Only store/storetest can call it (nothing
+// else can name a rawdb.Key): tests stage rows with it that no transition writes. Everything
+// else reads and writes through the store's methods, and runs several in one transaction with
+// InTx.
+func (s *Store) Raw(rawdb.Key) DBTX { return s.db }
+
+// InTx runs fn in one transaction: the Store fn gets makes its reads and writes in it, and
+// they commit together when fn returns nil; an error from fn (returned as it is), a panic or
+// the end of ctx rolls them back. On a Store that is already in a transaction, InTx is a
+// savepoint.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	var fnErr error
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		fnErr = fn(New(tx))
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return translate(err)
+}
 
 // Now returns the database clock. Every age the tools show is measured against it.
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
@@ -59,11 +80,32 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now, translate(err)
 }
 
+// ServerInfo is what the doctor reports about the database server.
+type ServerInfo struct {
+	Version string    // server_version
+	Clock   time.Time // clock_timestamp(): the server's clock now, not the transaction's start
+	// Tables: both django-ray tables exist in the search path (created by rayctl or Django).
+	Tables bool
+}
+
+// Server reads the server's version, its clock and whether the django-ray tables exist.
+func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
+	var i ServerInfo
+	err := s.db.QueryRow(ctx, `SELECT current_setting('server_version'), clock_timestamp(),
+		to_regclass('django_ray_raytaskexecution') IS NOT NULL AND to_regclass('django_ray_taskworkerlease') IS NOT NULL`).
+		Scan(&i.Version, &i.Clock, &i.Tables)
+	return i, translate(err)
+}
+
+// Pool is the connection pool Open returns. Packages above store name it store.Pool, so
+// store (with migrations) is the only package that imports pgx.
+type Pool = pgxpool.Pool
+
 // Open parses a DSN (URL or key=value; empty means the libpq PG* environment variables),
 // connects and pings. Errors never contain the password, in any form the DSN or PGPASSWORD
 // gives it (see RedactDSN). A URL whose user name or password holds an unescaped '@' is
 // refused: pgx would take the rest of the password for the host name.
-func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, dsn string, configure ...func(*pgxpool.Config)) (*Pool, error) {
 	sec := dsnSecrets(dsn)
 	if scheme, _, ok := strings.Cut(dsn, "://"); ok && isURL(dsn) && scheme != "postgres" && scheme != "postgresql" {
 		return nil, fmt.Errorf("invalid database URL %s: scheme %q is not postgres:// or postgresql://", RedactDSN(dsn), sec.redact(scheme))

@@ -60,26 +60,6 @@ func (s *Store) StuckTasks(ctx context.Context, p SweepParams) ([]Task, error) {
 		ORDER BY id LIMIT $4`, p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.limit(), p.skipPattern()))
 }
 
-// StampUnseen gives the RUNNING rows the sweep could never judge — no last_heartbeat_at and no
-// started_at (a manual UPDATE, a crashed writer), or an activity time in the future by more
-// than StuckAfter (a bad clock, 'infinity') — a heartbeat of now(): the time a sweep first
-// saw them. From then on the usual rule applies: nobody heartbeats them, so StuckAfter later
-// they are stuck and recovered like any other row, instead of staying RUNNING for ever. Only
-// rows the sweep may judge (p's owner scope) are stamped, never a live worker's. It returns
-// how many rows it stamped.
-func (s *Store) StampUnseen(ctx context.Context, p SweepParams) (int64, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now()
-		WHERE state = 'RUNNING' AND `+p.owners("$1", "$2", "$4")+`
-		  AND (COALESCE(last_heartbeat_at, started_at) IS NULL
-		    OR NOT isfinite(COALESCE(last_heartbeat_at, started_at))
-		    OR COALESCE(last_heartbeat_at, started_at) > now() + make_interval(secs => $3))`,
-		p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.skipPattern())
-	if err != nil {
-		return 0, translate(err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // TimedOutTasks returns RUNNING rows past their timeout_seconds whose owner is this worker,
 // nobody, or a worker without a live lease: the candidates for MarkTimedOut.
 func (s *Store) TimedOutTasks(ctx context.Context, p SweepParams) ([]Task, error) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -118,14 +119,65 @@ func prefixed(alias string) string {
 	return strings.Join(cols, ", ")
 }
 
+// taskFields are the scan targets of taskColumns: the row into t, its state into state.
+func taskFields(t *Task, state *string) []any {
+	return []any{&t.ID, &t.TaskID, &t.CallablePath, &t.QueueName, state, &t.AttemptNumber, &t.RayJobID, &t.RayAddress,
+		&t.CreatedAt, &t.StartedAt, &t.FinishedAt, &t.LastHeartbeatAt, &t.RunAfter, &t.TimeoutSeconds, &t.ClaimedByWorker,
+		&t.ArgsJSON, &t.KwargsJSON, &t.ResultData, &t.ResultReference, &t.ErrorMessage, &t.ErrorTraceback}
+}
+
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
 	var state string
-	err := row.Scan(&t.ID, &t.TaskID, &t.CallablePath, &t.QueueName, &state, &t.AttemptNumber, &t.RayJobID, &t.RayAddress,
-		&t.CreatedAt, &t.StartedAt, &t.FinishedAt, &t.LastHeartbeatAt, &t.RunAfter, &t.TimeoutSeconds, &t.ClaimedByWorker,
-		&t.ArgsJSON, &t.KwargsJSON, &t.ResultData, &t.ResultReference, &t.ErrorMessage, &t.ErrorTraceback)
+	err := row.Scan(taskFields(&t, &state)...)
 	t.State = TaskState(state)
 	return t, err
+}
+
+// eachRow runs a query and calls scan for each row it returns.
+func eachRow(ctx context.Context, db DBTX, sql string, scan func(pgx.Rows) error, args ...any) error {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return translate(err)
+		}
+	}
+	return translate(rows.Err())
+}
+
+// collect runs a query and returns what scan makes of each row.
+func collect[T any](ctx context.Context, db DBTX, sql string, scan func(pgx.Rows) (T, error), args ...any) ([]T, error) {
+	var out []T
+	err := eachRow(ctx, db, sql, func(rows pgx.Rows) error {
+		v, err := scan(rows)
+		if err == nil {
+			out = append(out, v)
+		}
+		return err
+	}, args...)
+	return out, err
+}
+
+// idsAndTotal runs a query of (id, count(*) OVER ()) rows: the ids, and how many match in all.
+func idsAndTotal(ctx context.Context, db DBTX, sql string, args ...any) ([]int64, int64, error) {
+	var ids []int64
+	var total int64
+	err := eachRow(ctx, db, sql, func(rows pgx.Rows) error {
+		var id int64
+		if err := rows.Scan(&id, &total); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	}, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ids, total, nil
 }
 
 // collectColumn reads a one-column result (RETURNING id, ...) into a slice.

@@ -1,9 +1,17 @@
 package store
 
+// Every state transition of a task row is in this file: each INSERT or UPDATE of
+// django_ray_raytaskexecution the tools make (TestTransitionsInOneFile checks), each an arrow
+// of docs/task_states.md, whose tables name the function that makes it
+// (TestTaskStatesNamesEveryTransition checks). Each is one statement conditional on what its
+// caller saw (a Guard, or the states the rows must still be in), returning what applied.
+
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Result is a successful task's outcome: inline JSON text, or a reference to it. Succeed and
@@ -31,6 +39,105 @@ func (s *Store) execGuarded(ctx context.Context, sql string, g Guard, extra ...a
 		return false, translate(err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+const insertSQL = `INSERT INTO django_ray_raytaskexecution
+	(task_id, callable_path, queue_name, state, attempt_number, ray_address, created_at, run_after,
+	 timeout_seconds, args_json, kwargs_json)
+	SELECT u.task_id, u.callable_path, u.queue_name, 'QUEUED', 1, u.ray_address, now(), u.run_after,
+	       u.timeout_seconds, u.args_json, u.kwargs_json
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[])
+	     WITH ORDINALITY AS u(task_id, callable_path, queue_name, ray_address, run_after, timeout_seconds, args_json, kwargs_json, ord)
+	ORDER BY u.ord
+	RETURNING id`
+
+// Enqueue inserts one QUEUED task, supplying every NOT NULL column as Django does, and
+// returns the new row.
+func (s *Store) Enqueue(ctx context.Context, n NewTask) (Task, error) {
+	ids, err := s.EnqueueMany(ctx, []NewTask{n})
+	if err != nil {
+		return Task{}, err
+	}
+	return s.GetTask(ctx, ids[0])
+}
+
+// EnqueueMany inserts tasks in one statement and returns their ids in input order.
+func (s *Store) EnqueueMany(ctx context.Context, tasks []NewTask) ([]int64, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	n := len(tasks)
+	taskIDs, paths, queues, addrs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	runAfter, timeouts := make([]*time.Time, n), make([]*int32, n)
+	args, kwargs := make([]string, n), make([]string, n)
+	for i := range tasks {
+		t := tasks[i]
+		if err := t.Normalize(); err != nil {
+			if n > 1 {
+				return nil, fmt.Errorf("task %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		taskIDs[i], paths[i], queues[i], addrs[i] = t.TaskID, t.CallablePath, t.Queue, t.RayAddress
+		runAfter[i], timeouts[i], args[i], kwargs[i] = t.RunAfter, t.TimeoutSeconds, t.ArgsJSON, t.KwargsJSON
+	}
+	return collectColumn[int64](s.db.Query(ctx, insertSQL, taskIDs, paths, queues, addrs, runAfter, timeouts, args, kwargs))
+}
+
+const jobIDSQL = `'raysubmit_t' || t.id || '_a' || t.attempt_number || '_' || to_hex((extract(epoch FROM now()) * 1000000)::bigint)`
+
+// Claim moves up to p.Limit QUEUED rows to RUNNING for p.WorkerID in one statement, in
+// django-ray 0.2.0 order: rows without run_after first, then rows whose run_after is due;
+// within each, queue priority (high-priority/urgent, then others, then
+// low-priority/background/batch), then created_at. Rows locked by another claimer are
+// skipped (FOR UPDATE SKIP LOCKED). The rows are returned in that order.
+func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Task, error) {
+	if p.WorkerID == "" {
+		return nil, fmt.Errorf("%w: claim needs a worker id", ErrInvalid)
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	sql, args := claimSQL(p)
+	tasks, err := collectTasks(s.db.Query(ctx, sql, args...))
+	if err != nil {
+		return nil, err
+	}
+	SortClaimOrder(tasks)
+	return tasks, nil
+}
+
+func claimSQL(p ClaimParams) (string, []any) {
+	args := []any{p.Limit, p.WorkerID}
+	queueFilter := ""
+	if len(p.Queues) > 0 {
+		args = append(args, p.Queues)
+		queueFilter = fmt.Sprintf("AND queue_name = ANY($%d)", len(args))
+	}
+	jobID := "NULL"
+	if p.AssignJobIDs {
+		jobID = jobIDSQL
+	}
+	address := "t.ray_address"
+	if p.RayAddress != "" {
+		args = append(args, p.RayAddress)
+		address = fmt.Sprintf("$%d", len(args))
+	}
+	// The ORDER BY expressions match rayctl_claim_order_idx (migrations.OptionalIndexes), so
+	// with that index a claim reads only the rows it takes.
+	return `WITH picked AS (
+		SELECT id FROM django_ray_raytaskexecution
+		WHERE state = 'QUEUED' ` + queueFilter + ` AND (run_after IS NULL OR run_after <= now())
+		ORDER BY (run_after IS NOT NULL), ` + prioritySQL + `, created_at, id
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED
+	)
+	UPDATE django_ray_raytaskexecution t
+	SET state = 'RUNNING', started_at = now(), last_heartbeat_at = now(), finished_at = NULL,
+	    claimed_by_worker = $2, ray_job_id = ` + jobID + `, ray_address = ` + address + `
+	FROM picked
+	WHERE t.id = picked.id AND t.state = 'QUEUED'
+	RETURNING ` + prefixed("t"), args
 }
 
 // RecordJobID sets ray_job_id (and ray_address, when given) on a row the caller claimed. The
@@ -248,26 +355,17 @@ func (s *Store) RequestCancel(ctx context.Context, ids []int64, states []TaskSta
 		}
 		allowed = append(allowed, string(st))
 	}
-	rows, err := s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+	return collect(ctx, s.db, `UPDATE django_ray_raytaskexecution
 		SET state = CASE state WHEN 'QUEUED' THEN 'CANCELLED' ELSE 'CANCELLING' END,
 		    finished_at = CASE state WHEN 'QUEUED' THEN now() ELSE finished_at END
 		WHERE id = ANY($1) AND state = ANY($2)
-		RETURNING id, state`, ids, allowed)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []CancelOutcome
-	for rows.Next() {
+		RETURNING id, state`, func(rows pgx.Rows) (CancelOutcome, error) {
 		var o CancelOutcome
 		var st string
-		if err := rows.Scan(&o.ID, &st); err != nil {
-			return nil, translate(err)
-		}
+		err := rows.Scan(&o.ID, &st)
 		o.State = TaskState(st)
-		out = append(out, o)
-	}
-	return out, translate(rows.Err())
+		return o, err
+	}, ids, allowed)
 }
 
 // FinalizeCancel moves a CANCELLING row to CANCELLED once its work is stopped. The guard's
@@ -284,4 +382,83 @@ func (s *Store) MarkCancelled(ctx context.Context, g Guard) (bool, error) {
 	return s.execGuarded(ctx, `UPDATE django_ray_raytaskexecution
 		SET state = 'CANCELLED', finished_at = now()
 		WHERE `+guardSQL+` AND state IN ('RUNNING', 'CANCELLING')`, g)
+}
+
+// Finalized is a CANCELLING row FinalizeOrphanedCancels moved to CANCELLED.
+type Finalized struct {
+	ID       int64   `json:"id"`
+	RayJobID *string `json:"ray_job_id"` // the job nobody stopped, if the row had one
+}
+
+// FinalizeOrphanedCancels moves CANCELLING rows among ids to CANCELLED (finished_at set) when
+// their owner is nobody or has no live lease (active, heartbeat within leaseTTL): django-ray
+// 0.2.0 finalizes only its own CANCELLING rows, so a dead worker's stay there forever. A row
+// whose owner is alive, or that left CANCELLING meanwhile, is left alone. It returns the rows
+// that applied, with their Ray job ids: nobody stopped those jobs.
+func (s *Store) FinalizeOrphanedCancels(ctx context.Context, ids []int64, leaseTTL time.Duration) ([]Finalized, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if leaseTTL <= 0 {
+		return nil, fmt.Errorf("%w: lease TTL must be positive", ErrInvalid)
+	}
+	return collect(ctx, s.db, `UPDATE django_ray_raytaskexecution
+		SET state = 'CANCELLED', finished_at = now()
+		WHERE id = ANY($1) AND state = 'CANCELLING' AND `+ownerNotLiveSQL("''", "$2")+`
+		RETURNING id, ray_job_id`, func(rows pgx.Rows) (Finalized, error) {
+		var f Finalized
+		err := rows.Scan(&f.ID, &f.RayJobID)
+		return f, err
+	}, ids, leaseTTL.Seconds())
+}
+
+// RequeueOptions tune Requeue.
+type RequeueOptions struct {
+	// ResetAttempts sets attempt_number back to 1, giving the task its full retry budget.
+	ResetAttempts bool
+}
+
+// Requeue moves rows among ids that are still in one of from back to QUEUED, resetting what
+// the runbook's manual action resets (started_at, finished_at, error_message,
+// error_traceback, claimed_by_worker, ray_job_id) plus last_heartbeat_at, run_after and any
+// stale result, so the task runs now on a clean row. It returns the ids that applied; a row
+// that changed state meanwhile is left alone.
+func (s *Store) Requeue(ctx context.Context, ids []int64, from []TaskState, opts RequeueOptions) ([]int64, error) {
+	if len(from) == 0 {
+		return nil, fmt.Errorf("%w: requeue needs the states rows must still be in", ErrInvalid)
+	}
+	states := make([]string, len(from))
+	for i, st := range from {
+		if st == StateRunning || st == StateQueued || st == StateCancelling {
+			return nil, fmt.Errorf("%w: %s tasks cannot be requeued (only finished ones)", ErrInvalid, st)
+		}
+		states[i] = string(st)
+	}
+	return collectColumn[int64](s.db.Query(ctx, `UPDATE django_ray_raytaskexecution
+		SET state = 'QUEUED', attempt_number = CASE WHEN $3 THEN 1 ELSE attempt_number END,
+		    started_at = NULL, finished_at = NULL, last_heartbeat_at = NULL, run_after = NULL,
+		    claimed_by_worker = NULL, ray_job_id = NULL, error_message = NULL, error_traceback = NULL,
+		    result_data = NULL, result_reference = NULL
+		WHERE id = ANY($1) AND state = ANY($2)
+		RETURNING id`, ids, states, opts.ResetAttempts))
+}
+
+// StampUnseen gives the RUNNING rows the sweep could never judge — no last_heartbeat_at and no
+// started_at (a manual UPDATE, a crashed writer), or an activity time in the future by more
+// than StuckAfter (a bad clock, 'infinity') — a heartbeat of now(): the time a sweep first
+// saw them. From then on the usual rule applies: nobody heartbeats them, so StuckAfter later
+// they are stuck and recovered like any other row, instead of staying RUNNING for ever. Only
+// rows the sweep may judge (p's owner scope) are stamped, never a live worker's. It returns
+// how many rows it stamped.
+func (s *Store) StampUnseen(ctx context.Context, p SweepParams) (int64, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now()
+		WHERE state = 'RUNNING' AND `+p.owners("$1", "$2", "$4")+`
+		  AND (COALESCE(last_heartbeat_at, started_at) IS NULL
+		    OR NOT isfinite(COALESCE(last_heartbeat_at, started_at))
+		    OR COALESCE(last_heartbeat_at, started_at) > now() + make_interval(secs => $3))`,
+		p.Self, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.skipPattern())
+	if err != nil {
+		return 0, translate(err)
+	}
+	return tag.RowsAffected(), nil
 }

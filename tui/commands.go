@@ -62,8 +62,9 @@ type (
 	}
 )
 
+// ctx is a read's context: Run's (cancelled when the program ends), with the query timeout.
 func (m Model) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), m.opts.QueryTimeout)
+	return context.WithTimeout(m.calls.ctx, m.opts.QueryTimeout)
 }
 
 // tick schedules the next automatic refresh; a stale generation is ignored, so changing the
@@ -103,18 +104,18 @@ func (m Model) dashboardCmd(withTotals bool) tea.Cmd {
 	p := m.opts.Thresholds.DashboardParams()
 	p.WithTotals = withTotals
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		start := clock()
 		d, err := src.Dashboard(ctx, p)
 		took := clock().Sub(start)
 		if err != nil {
-			log.Warn("snapshot failed", "err", err)
+			log.Warn("snapshot failed", "error", err)
 		} else {
 			log.Debug("snapshot", "took_ms", took.Milliseconds(), "totals", withTotals)
 		}
 		return dashboardMsg{d: d, totals: withTotals, took: took, err: err}
-	}
+	})
 }
 
 // viewCmd reads what the view on screen shows beyond the snapshot.
@@ -147,7 +148,7 @@ func (m *Model) tasksCmd() tea.Cmd {
 	size := m.pageSize()
 	f.Limit = size + 1
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		rows, err := src.ListTasks(ctx, f)
 		more := len(rows) > size
@@ -155,7 +156,7 @@ func (m *Model) tasksCmd() tea.Cmd {
 			rows = rows[:size]
 		}
 		return tasksMsg{seq: seq, rows: rows, hasMore: more, err: err}
-	}
+	})
 }
 
 func (m *Model) taskCmd() tea.Cmd {
@@ -164,11 +165,11 @@ func (m *Model) taskCmd() tea.Cmd {
 	m.detail.seq = m.seq
 	seq, src, id := m.seq, m.opts.Source, m.detail.id
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		t, err := src.GetTask(ctx, id)
 		return taskMsg{seq: seq, task: t, err: err}
-	}
+	})
 }
 
 func (m Model) failureParams() store.FailureParams {
@@ -181,11 +182,11 @@ func (m *Model) failuresCmd() tea.Cmd {
 	m.failures.seq = m.seq
 	seq, src, p := m.seq, m.opts.Source, m.failureParams()
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		g, err := src.FailureGroups(ctx, p)
 		return failuresMsg{seq: seq, groups: g, err: err}
-	}
+	})
 }
 
 func (m *Model) workersCmd() tea.Cmd {
@@ -194,11 +195,11 @@ func (m *Model) workersCmd() tea.Cmd {
 	m.workers.seq = m.seq
 	seq, src, ttl := m.seq, m.opts.Source, m.opts.Thresholds.LeaseTTL
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		now, rows, err := src.Workers(ctx, ttl, 500)
 		return workersMsg{seq: seq, now: now, rows: rows, err: err}
-	}
+	})
 }
 
 // markAllMax is how many matching tasks select-all marks at most: the CLI's --limit maximum,
@@ -213,11 +214,11 @@ func (m *Model) markAllCmd() tea.Cmd {
 	f := m.tasks.filter
 	f.BeforeID, f.Limit = 0, markAllMax
 	ctx, cancel := m.ctx()
-	return func() tea.Msg {
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		ids, total, err := src.ListTaskIDs(ctx, f)
 		return markAllMsg{seq: seq, ids: ids, total: total, err: err}
-	}
+	})
 }
 
 // planCmd resolves a failure group's tasks when the target is a group, then asks the Actions
@@ -225,8 +226,8 @@ func (m *Model) markAllCmd() tea.Cmd {
 func (m Model) planCmd(t target) tea.Cmd {
 	src, acts, log := m.opts.Source, m.opts.Actions, m.opts.Logger
 	// a reconcile plan asks Ray about every RUNNING and CANCELLING row: give it longer
-	ctx, cancel := context.WithTimeout(context.Background(), max(m.opts.QueryTimeout, time.Minute))
-	return func() tea.Msg {
+	ctx, cancel := context.WithTimeout(m.calls.ctx, max(m.opts.QueryTimeout, time.Minute))
+	return m.calls.guard(func() tea.Msg {
 		defer cancel()
 		if t.group != nil {
 			ids, total, err := src.FailureGroupTaskIDs(ctx, t.group.CallablePath, t.group.ExceptionType, t.groupP)
@@ -237,29 +238,31 @@ func (m Model) planCmd(t target) tea.Cmd {
 		}
 		p, err := acts.Plan(ctx, t.req)
 		if err != nil {
-			log.Warn("plan failed", "action", t.req.Kind.Verb(), "target", t.req.Label, "err", err)
+			log.Warn("plan failed", "action", t.req.Kind.Verb(), "target", t.req.Label, "error", err)
 		}
 		return proposalMsg{target: t, proposal: p, err: err}
-	}
+	})
 }
 
 // applyCmd carries out the confirmed plan and logs what it did (the audit trail of a session).
 func (m Model) applyCmd(p Proposal) tea.Cmd {
-	acts, log := m.opts.Actions, m.opts.Logger
-	// a write gets longer than a read: it may run in many batches, and stop Ray jobs first
-	ctx, cancel := context.WithTimeout(context.Background(), max(m.opts.QueryTimeout, 5*time.Minute))
-	return func() tea.Msg {
+	acts, log, calls := m.opts.Actions, m.opts.Logger, m.calls
+	// a write gets longer than a read: it may run in many batches, and stop Ray jobs first.
+	// It ends early when the program does (Run): the batch in progress rolls back.
+	ctx, cancel := context.WithTimeout(calls.ctx, max(m.opts.QueryTimeout, 5*time.Minute))
+	return calls.guard(func() tea.Msg {
 		defer cancel()
 		o, err := acts.Apply(ctx, p)
 		r := p.Request
+		calls.wrote(r, o, err)
 		if err != nil {
-			log.Error("action failed", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "err", err)
+			log.Error("action failed", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "error", err)
 		} else {
 			log.Info("action applied", "action", r.Kind.Verb(), "target", r.Label, "tasks", len(r.IDs), "reset_attempts", r.ResetAttempts,
 				"applied", o.Applied, "skipped", o.Skipped, "detail", o.Detail, "ids", idList(r.IDs, 50))
 		}
 		return outcomeMsg{proposal: p, outcome: o, err: err}
-	}
+	})
 }
 
 // idList formats at most n ids for a log line.

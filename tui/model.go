@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
@@ -123,6 +124,9 @@ type Model struct {
 	// viewPending counts view reads in flight
 	viewPending int
 
+	// calls are the reads and writes in flight and the context they run under (Run's).
+	calls *calls
+
 	// tickFn replaces tea.Tick in Update-level tests, which send tickMsg themselves.
 	tickFn func(d time.Duration, gen int) tea.Cmd
 }
@@ -218,6 +222,7 @@ func New(o Options) Model {
 		interval: o.Refresh,
 		input:    in,
 		totals:   map[store.TaskState]int64{},
+		calls:    newCalls(context.Background()),
 
 		totalsDelta: map[store.TaskState]int64{},
 	}

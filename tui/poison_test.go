@@ -24,7 +24,7 @@ func TestPoisonRowsOnTheRealStore(t *testing.T) {
 		`state = 'weird', args_json = '[1,'`,
 	} {
 		row := storetest.Insert(t, s, store.Task{})
-		if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,18 +20,12 @@ import (
 const historyKeep = 10 * time.Minute
 
 // Update handles one message. It never does I/O: reads and writes are returned as commands.
+// Each answer to a read or a write goes through one of the reply steps below.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.height = msg.Width, msg.Height
-		m.help.Width = msg.Width
-		m.input.Width = max(10, msg.Width-4)
-		m.resizeDetail()
-		if m.view == ViewTasks && !m.detail.open && m.tasks.loaded && len(m.tasks.rows) != m.pageSize() {
-			return m, m.tasksCmd() // the page size follows the height
-		}
-		return m, nil
-
+		cmd := m.resize(msg)
+		return m, cmd
 	case tickMsg:
 		if msg.gen != m.tickGen || m.paused {
 			return m, nil
@@ -39,7 +33,6 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		withTotals := m.opts.Clock().Sub(m.totalsAt) >= m.opts.TotalsEvery
 		cmd := m.refresh(withTotals, false)
 		return m, tea.Batch(m.tick(), cmd)
-
 	case refreshNowMsg:
 		if msg.totals {
 			m.totalsAt = m.opts.Clock()
@@ -48,161 +41,176 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case dashboardMsg:
 		m.dashLoading = false
-		if msg.err != nil {
-			m.setDBErr(msg.err)
-			return m, nil
+		if m.answered(msg.err) {
+			m.applyDashboard(msg)
 		}
-		m.dbOK()
-		m.applyDashboard(msg)
-		return m, nil
-
 	case tasksMsg:
-		m.viewPending = max(0, m.viewPending-1)
-		if msg.seq != m.tasks.seq {
-			return m, nil
+		if m.viewAnswered(msg.seq == m.tasks.seq, msg.err) {
+			m.tasks.rows, m.tasks.hasMore, m.tasks.loaded = msg.rows, msg.hasMore, true
+			m.tasks.cursor = min(m.tasks.cursor, max(0, len(msg.rows)-1))
 		}
-		if msg.err != nil {
-			m.setDBErr(msg.err)
-			return m, nil
-		}
-		m.dbOK()
-		m.tasks.rows, m.tasks.hasMore, m.tasks.loaded = msg.rows, msg.hasMore, true
-		m.tasks.cursor = min(m.tasks.cursor, max(0, len(msg.rows)-1))
-		return m, nil
-
 	case taskMsg:
-		m.viewPending = max(0, m.viewPending-1)
-		if msg.seq != m.detail.seq || !m.detail.open {
-			return m, nil
-		}
-		if msg.err != nil {
-			if errors.Is(msg.err, store.ErrNotFound) {
-				m.detail.task, m.detail.errMsg = nil, fmt.Sprintf("task %d no longer exists", m.detail.id)
-				m.setDetailContent()
-				return m, nil
-			}
-			m.setDBErr(msg.err)
-			return m, nil
-		}
-		m.dbOK()
-		t := msg.task
-		m.detail.task, m.detail.errMsg = &t, ""
-		m.setDetailContent()
-		return m, nil
-
+		m.taskAnswered(msg)
 	case failuresMsg:
-		m.viewPending = max(0, m.viewPending-1)
-		if msg.seq != m.failures.seq {
-			return m, nil
+		if m.viewAnswered(msg.seq == m.failures.seq, msg.err) {
+			m.failures.groups, m.failures.loaded = msg.groups, true
+			m.failures.cursor = min(m.failures.cursor, max(0, len(msg.groups)-1))
 		}
-		if msg.err != nil {
-			m.setDBErr(msg.err)
-			return m, nil
-		}
-		m.dbOK()
-		m.failures.groups, m.failures.loaded = msg.groups, true
-		m.failures.cursor = min(m.failures.cursor, max(0, len(msg.groups)-1))
-		return m, nil
-
 	case workersMsg:
-		m.viewPending = max(0, m.viewPending-1)
-		if msg.seq != m.workers.seq {
-			return m, nil
+		if m.viewAnswered(msg.seq == m.workers.seq, msg.err) {
+			m.workers.now, m.workers.rows, m.workers.loaded = msg.now, msg.rows, true
+			m.workers.cursor = min(m.workers.cursor, max(0, len(msg.rows)-1))
 		}
-		if msg.err != nil {
-			m.setDBErr(msg.err)
-			return m, nil
-		}
-		m.dbOK()
-		m.workers.now, m.workers.rows, m.workers.loaded = msg.now, msg.rows, true
-		m.workers.cursor = min(m.workers.cursor, max(0, len(msg.rows)-1))
-		return m, nil
 
 	case proposalMsg:
-		m.acting = false
-		verb := strings.ToLower(msg.target.req.Kind.Verb())
-		if msg.err != nil {
-			m.setStatus(fmt.Sprintf("%s: %s", verb, errText(msg.err)))
-			return m, nil
-		}
-		if msg.proposal.Total == 0 {
-			why := "no task is in a state it applies to"
-			if len(msg.proposal.Left) > 0 {
-				why = strings.Join(msg.proposal.Left, "; ")
-			} else if len(msg.proposal.Notes) > 0 {
-				why = strings.Join(msg.proposal.Notes, "; ")
-			}
-			m.setStatus(fmt.Sprintf("nothing to %s in %s: %s", verb, msg.target.req.Label, why))
-			return m, nil
-		}
-		if msg.target.truncated > 0 {
-			msg.proposal.Notes = append(msg.proposal.Notes, fmt.Sprintf("the group has %s more tasks beyond this batch: repeat after", num(msg.target.truncated)))
-		}
-		m.confirm = &confirmState{target: msg.target, proposal: msg.proposal}
-		m.status = ""
-		return m, nil
-
+		m.proposed(msg)
 	case outcomeMsg:
-		m.acting = false
-		r := msg.proposal.Request
-		verb := strings.ToLower(r.Kind.Verb())
-		if msg.err != nil {
-			s := fmt.Sprintf("%s failed: %s", verb, errText(msg.err))
-			if msg.outcome.Applied > 0 {
-				s += fmt.Sprintf(" (after %d changed)", msg.outcome.Applied)
-			}
-			m.setStatus(s)
-			return m, m.refreshCmd(false)
-		}
-		done := map[ActionKind]string{ActionRequeue: "requeued", ActionCancel: "cancelled", ActionReconcile: "reconciled"}[r.Kind]
-		s := fmt.Sprintf("%s %d of %s", done, msg.outcome.Applied, r.Label)
-		if msg.outcome.Skipped > 0 {
-			s += fmt.Sprintf(", %d skipped (moved on since the plan)", msg.outcome.Skipped)
-		}
-		if msg.outcome.Detail != "" {
-			s += " (" + msg.outcome.Detail + ")"
-		}
-		m.setStatus(s)
-		for _, id := range r.IDs {
-			delete(m.tasks.marks, id)
-		}
+		m.applied(msg)
 		return m, m.refreshCmd(false)
-
 	case markAllMsg:
-		if msg.seq != m.tasks.markSeq {
-			return m, nil
+		if msg.seq == m.tasks.markSeq {
+			m.markedAll(msg)
 		}
-		if msg.err != nil {
-			m.setStatus("mark all: " + errText(msg.err))
-			return m, nil
-		}
-		for _, id := range msg.ids {
-			m.tasks.marks[id] = true
-		}
-		s := fmt.Sprintf("marked %s matching %s", plural(int64(len(msg.ids)), "task"), m.filterDesc())
-		if msg.total > int64(len(msg.ids)) {
-			s = fmt.Sprintf("marked the newest %s of %s matching %s (at most %s at once)", num(int64(len(msg.ids))), num(msg.total), m.filterDesc(), num(markAllMax))
-		}
-		m.setStatus(s)
-		return m, nil
 
 	case tea.KeyMsg:
-		// bubbletea reports runes that arrive together as one message: over a slow SSH link
-		// "jjj" or "/state:failed" comes as one. Handle them one key at a time, each in the
-		// mode the previous one left (the first "/" opens the filter, the rest is its text).
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
-			var model tea.Model = m
-			var cmds []tea.Cmd
-			for _, r := range msg.Runes {
-				var cmd tea.Cmd
-				model, cmd = model.(Model).handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
-				cmds = append(cmds, cmd)
-			}
-			return model, tea.Batch(cmds...)
-		}
-		return m.handleKey(msg)
+		return m.keyMsg(msg)
 	}
 	return m, nil
+}
+
+// resize fits the layout to the terminal; the tasks page size follows the height.
+func (m *Model) resize(msg tea.WindowSizeMsg) tea.Cmd {
+	m.width, m.height = msg.Width, msg.Height
+	m.help.Width = msg.Width
+	m.input.Width = max(10, msg.Width-4)
+	m.resizeDetail()
+	if m.view == ViewTasks && !m.detail.open && m.tasks.loaded && len(m.tasks.rows) != m.pageSize() {
+		return m.tasksCmd()
+	}
+	return nil
+}
+
+// answered is the reply step of every read: an error is database trouble, kept until a read
+// succeeds; an answer says the database is reachable. It reports whether to use the answer.
+func (m *Model) answered(err error) bool {
+	if err != nil {
+		m.setDBErr(err)
+		return false
+	}
+	m.dbOK()
+	return true
+}
+
+// viewAnswered is the reply step of a view's read (tasksCmd, taskCmd, failuresCmd,
+// workersCmd): the read is no longer pending, and the answer to a superseded request
+// (current false) is dropped unread; then as answered.
+func (m *Model) viewAnswered(current bool, err error) bool {
+	m.viewPending = max(0, m.viewPending-1)
+	return current && m.answered(err)
+}
+
+// taskAnswered shows the task detail's row; a task deleted meanwhile is said so, which is no
+// database trouble.
+func (m *Model) taskAnswered(msg taskMsg) {
+	current := msg.seq == m.detail.seq && m.detail.open
+	switch {
+	case current && errors.Is(msg.err, store.ErrNotFound):
+		m.viewPending = max(0, m.viewPending-1)
+		m.detail.task, m.detail.errMsg = nil, fmt.Sprintf("task %d no longer exists", m.detail.id)
+	case m.viewAnswered(current, msg.err):
+		t := msg.task
+		m.detail.task, m.detail.errMsg = &t, ""
+	default:
+		return
+	}
+	m.setDetailContent()
+}
+
+// proposed opens the confirmation dialog on a plan, or says why there is nothing to do.
+func (m *Model) proposed(msg proposalMsg) {
+	m.acting = false
+	verb := strings.ToLower(msg.target.req.Kind.Verb())
+	if msg.err != nil {
+		m.setStatus(fmt.Sprintf("%s: %s", verb, errText(msg.err)))
+		return
+	}
+	if msg.proposal.Total == 0 {
+		why := "no task is in a state it applies to"
+		if len(msg.proposal.Left) > 0 {
+			why = strings.Join(msg.proposal.Left, "; ")
+		} else if len(msg.proposal.Notes) > 0 {
+			why = strings.Join(msg.proposal.Notes, "; ")
+		}
+		m.setStatus(fmt.Sprintf("nothing to %s in %s: %s", verb, msg.target.req.Label, why))
+		return
+	}
+	if msg.target.truncated > 0 {
+		msg.proposal.Notes = append(msg.proposal.Notes, fmt.Sprintf("the group has %s more tasks beyond this batch: repeat after", num(msg.target.truncated)))
+	}
+	m.confirm = &confirmState{target: msg.target, proposal: msg.proposal}
+	m.status = ""
+}
+
+// applied says what a write did (or how it failed) and unmarks the tasks it was for once it
+// succeeded; Update then refreshes either way.
+func (m *Model) applied(msg outcomeMsg) {
+	m.acting = false
+	r := msg.proposal.Request
+	verb := strings.ToLower(r.Kind.Verb())
+	if msg.err != nil {
+		s := fmt.Sprintf("%s failed: %s", verb, errText(msg.err))
+		if msg.outcome.Applied > 0 {
+			s += fmt.Sprintf(" (after %d changed)", msg.outcome.Applied)
+		}
+		m.setStatus(s)
+		return
+	}
+	done := map[ActionKind]string{ActionRequeue: "requeued", ActionCancel: "cancelled", ActionReconcile: "reconciled"}[r.Kind]
+	s := fmt.Sprintf("%s %d of %s", done, msg.outcome.Applied, r.Label)
+	if msg.outcome.Skipped > 0 {
+		s += fmt.Sprintf(", %d skipped (moved on since the plan)", msg.outcome.Skipped)
+	}
+	if msg.outcome.Detail != "" {
+		s += " (" + msg.outcome.Detail + ")"
+	}
+	m.setStatus(s)
+	for _, id := range r.IDs {
+		delete(m.tasks.marks, id)
+	}
+}
+
+// markedAll marks the ids select-all read, and says how many (and when they were capped).
+func (m *Model) markedAll(msg markAllMsg) {
+	if msg.err != nil {
+		m.setStatus("mark all: " + errText(msg.err))
+		return
+	}
+	for _, id := range msg.ids {
+		m.tasks.marks[id] = true
+	}
+	s := fmt.Sprintf("marked %s matching %s", plural(int64(len(msg.ids)), "task"), m.filterDesc())
+	if msg.total > int64(len(msg.ids)) {
+		s = fmt.Sprintf("marked the newest %s of %s matching %s (at most %s at once)", num(int64(len(msg.ids))), num(msg.total), m.filterDesc(), num(markAllMax))
+	}
+	m.setStatus(s)
+}
+
+// keyMsg handles a key press. bubbletea reports runes that arrive together as one message:
+// over a slow SSH link "jjj" or "/state:failed" comes as one. They are handled one key at a
+// time, each in the mode the previous one left (the first "/" opens the filter, the rest is
+// its text).
+func (m Model) keyMsg(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.Type != tea.KeyRunes || len(msg.Runes) <= 1 || msg.Paste {
+		return m.handleKey(msg)
+	}
+	var model tea.Model = m
+	var cmds []tea.Cmd
+	for _, r := range msg.Runes {
+		var cmd tea.Cmd
+		model, cmd = model.(Model).handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
+		cmds = append(cmds, cmd)
+	}
+	return model, tea.Batch(cmds...)
 }
 
 func (m *Model) setStatus(s string) {
@@ -493,11 +501,15 @@ func (m Model) tasksKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m Model) currentTask() (store.Task, bool) {
-	if m.tasks.cursor < 0 || m.tasks.cursor >= len(m.tasks.rows) {
-		return store.Task{}, false
+func (m Model) currentTask() (store.Task, bool) { return rowAt(m.tasks.rows, m.tasks.cursor) }
+
+// rowAt is the row under the cursor, if there is one.
+func rowAt[T any](rows []T, cursor int) (T, bool) {
+	if cursor < 0 || cursor >= len(rows) {
+		var none T
+		return none, false
 	}
-	return m.tasks.rows[m.tasks.cursor], true
+	return rows[cursor], true
 }
 
 // taskTarget is the marked tasks, or else the one under the cursor.
@@ -822,10 +834,7 @@ func (m Model) failuresKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) currentGroup() (store.FailureGroup, bool) {
-	if m.failures.cursor < 0 || m.failures.cursor >= len(m.failures.groups) {
-		return store.FailureGroup{}, false
-	}
-	return m.failures.groups[m.failures.cursor], true
+	return rowAt(m.failures.groups, m.failures.cursor)
 }
 
 func (m Model) workersKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {

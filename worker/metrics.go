@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rayctl/rayctl/gauges"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -29,7 +30,7 @@ type metrics struct {
 	fallbacks     prometheus.Counter
 }
 
-func newMetrics(s *store.Store, leaseTTL, statsTTL, dbTimeout time.Duration, clock func() time.Time) *metrics {
+func newMetrics(s *store.Store, statsTTL, dbTimeout time.Duration, clock func() time.Time) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -65,59 +66,35 @@ func newMetrics(s *store.Store, leaseTTL, statsTTL, dbTimeout time.Duration, clo
 	}
 	reg.MustRegister(m.claimed, m.outcomes, m.duration, m.queueWait, m.claimLatency, m.inFlight, m.concurrency,
 		m.dbErrors, m.leaseRenewed, m.leasesExpired, m.recovered, m.fallbacks,
-		&queueCollector{store: s, leaseTTL: leaseTTL, ttl: statsTTL, timeout: dbTimeout, clock: clock, errors: m.dbErrors},
+		&queueCollector{store: s, ttl: statsTTL, timeout: dbTimeout, clock: clock, errors: m.dbErrors},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-var (
-	tasksTotalDesc = prometheus.NewDesc("django_ray_tasks_total", "Tasks by state (every state, zeros included).", []string{"state"}, nil)
-	queuedDesc     = prometheus.NewDesc("django_ray_tasks_queued", "Tasks in state QUEUED.", nil, nil)
-	runningDesc    = prometheus.NewDesc("django_ray_tasks_running", "Tasks in state RUNNING.", nil, nil)
-	depthDesc      = prometheus.NewDesc("django_ray_queue_depth", "QUEUED tasks per queue (queues with any).", []string{"queue"}, nil)
-)
-
-// queueCollector serves the runbook's gauges from store.Stats, computed at most once per ttl
-// however often Prometheus scrapes (the query counts the whole task table). When the
-// database cannot be read the last figures are served; with none, the gauges are omitted.
+// queueCollector serves the runbook's gauges (package gauges) from store.Gauges, read at most
+// once per ttl however often Prometheus scrapes (the query counts the whole task table). When
+// the database cannot be read the last figures are served; with none, the gauges are omitted.
 type queueCollector struct {
-	store    *store.Store
-	leaseTTL time.Duration
-	ttl      time.Duration
-	timeout  time.Duration
-	clock    func() time.Time
-	errors   *prometheus.CounterVec
+	store   *store.Store
+	ttl     time.Duration
+	timeout time.Duration
+	clock   func() time.Time
+	errors  *prometheus.CounterVec
 
 	mu   sync.Mutex
 	at   time.Time
-	last *store.Stats
+	last *store.Gauges
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- tasksTotalDesc
-	ch <- queuedDesc
-	ch <- runningDesc
-	ch <- depthDesc
-}
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { gauges.Describe(ch) }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.snapshot()
-	if st == nil {
-		return
-	}
-	for _, state := range store.AllStates {
-		ch <- prometheus.MustNewConstMetric(tasksTotalDesc, prometheus.GaugeValue, float64(st.States[state]), string(state))
-	}
-	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(st.Queued))
-	ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(st.Running))
-	for _, q := range st.Queues {
-		if q.Depth > 0 {
-			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(q.Depth), q.Name)
-		}
+	if g := c.snapshot(); g != nil {
+		gauges.Collect(ch, *g)
 	}
 }
 
-func (c *queueCollector) snapshot() *store.Stats {
+func (c *queueCollector) snapshot() *store.Gauges {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
@@ -126,11 +103,11 @@ func (c *queueCollector) snapshot() *store.Stats {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	st, err := c.store.Stats(ctx, c.leaseTTL)
+	g, err := c.store.Gauges(ctx)
 	if err != nil {
-		c.errors.WithLabelValues("stats").Inc()
+		c.errors.WithLabelValues("stats").Inc() // the op's name before the gauges had their own query
 		return c.last
 	}
-	c.last, c.at = &st, now
+	c.last, c.at = &g, now
 	return c.last
 }

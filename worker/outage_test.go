@@ -19,6 +19,7 @@ import (
 
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
@@ -160,7 +161,7 @@ func TestRowMovedOnStopsTheProcess(t *testing.T) {
 		pidfile := filepath.Join(h.dir, fmt.Sprint("pid", len(how)))
 		task := enqueue(t, e.s, store.NewTask{CallablePath: "sleep", ArgsJSON: fmt.Sprintf(`[60, %q]`, pidfile)})
 		pids := workertest.ReadPIDs(t, pidfile)
-		if _, err := e.s.DB().Exec(ctx, how, task.ID); err != nil {
+		if _, err := storetest.DB(e.s).Exec(ctx, how, task.ID); err != nil {
 			t.Fatal(err)
 		}
 		workertest.WaitGone(t, 30*time.Second, pids...)
@@ -261,7 +262,7 @@ func waitStale(t *testing.T, s *store.Store, d time.Duration, ids []int64) {
 	t.Helper()
 	workertest.Eventually(t, 60*time.Second, fmt.Sprintf("rows and leases without a heartbeat for %s", d), func() bool {
 		var fresh bool
-		err := s.DB().QueryRow(context.Background(), `SELECT
+		err := storetest.DB(s).QueryRow(context.Background(), `SELECT
 			EXISTS (SELECT 1 FROM django_ray_raytaskexecution WHERE id = ANY($1) AND last_heartbeat_at >= now() - make_interval(secs => $2))
 			OR EXISTS (SELECT 1 FROM django_ray_taskworkerlease WHERE is_active AND last_heartbeat_at >= now() - make_interval(secs => $2))`,
 			ids, d.Seconds()).Scan(&fresh)
@@ -365,7 +366,7 @@ func TestReclaimAfterPartition(t *testing.T) {
 		ids = append(ids, enqueue(t, e.s, store.NewTask{CallablePath: "block", ArgsJSON: fmt.Sprintf(`[%q, %q, %q]`, release, started, logs[i])}).ID)
 	}
 	// the third task is in its last attempt: B marks it LOST for good
-	if _, err := e.s.DB().Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
+	if _, err := storetest.DB(e.s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
 		t.Fatal(err)
 	}
 	a := env{t: t, s: s, sc: e.sc}.start(cfg, nil)

@@ -142,7 +142,7 @@ func TestLeaseLifecycle(t *testing.T) {
 	if err := e.s.UpsertLease(ctx, store.Lease{WorkerID: "old", Hostname: "h", PID: 1, QueueName: "q"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.DB().Exec(ctx, `UPDATE django_ray_taskworkerlease SET last_heartbeat_at = now() - interval '1 hour' WHERE worker_id = 'old'`); err != nil {
+	if _, err := storetest.DB(e.s).Exec(ctx, `UPDATE django_ray_taskworkerlease SET last_heartbeat_at = now() - interval '1 hour' WHERE worker_id = 'old'`); err != nil {
 		t.Fatal(err)
 	}
 	h := e.start(func(c *worker.Config) { c.Queues = []string{"a", "b"} }, nil)
@@ -167,7 +167,7 @@ func TestLeaseLifecycle(t *testing.T) {
 		return err == nil && !l.IsActive && l.StoppedAt != nil
 	})
 
-	if _, err := e.s.DB().Exec(ctx, `DELETE FROM django_ray_taskworkerlease WHERE worker_id = $1`, id); err != nil {
+	if _, err := storetest.DB(e.s).Exec(ctx, `DELETE FROM django_ray_taskworkerlease WHERE worker_id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
 	workertest.Eventually(t, 10*time.Second, "the deleted lease to be re-created", func() bool {

@@ -97,7 +97,7 @@ func New(cfg Config, s *store.Store, r Runner) (*Worker, error) {
 		cfg: cfg, store: s, runner: r, caps: r.Capabilities(), log: cfg.Logger,
 		applier: &lifecycle.Applier{Store: s, Policy: cfg.Policy, Results: cfg.Results, WorkerID: cfg.WorkerID,
 			LeaseTTL: cfg.LeaseTTL, StuckAfter: cfg.StuckAfter},
-		m:         newMetrics(s, cfg.LeaseTTL, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
+		m:         newMetrics(s, cfg.StatsTTL, cfg.DBTimeout, cfg.Clock),
 		inflight:  map[int64]*execution{},
 		dbErrLog:  map[string]time.Time{},
 		stopAsked: map[int64]bool{},
@@ -221,7 +221,7 @@ func (w *Worker) claimsHeld(now time.Time) bool {
 		return false
 	}
 	if w.heldBy == "" {
-		w.log.Warn("runner not ready; holding claims", "mode", w.caps.Name, "reason", err.Error())
+		w.log.Warn("runner not ready; holding claims", "mode", w.caps.Name, "error", err)
 	}
 	w.heldBy = err.Error()
 	w.heldUntil = now.Add(w.cfg.IdlePollMax)

@@ -19,7 +19,7 @@ import (
 	"github.com/rayctl/rayctl/termtext"
 )
 
-// Exit codes, stable and documented in `rayctl --help` and the README.
+// Exit codes, stable and documented in `rayctl --help` and docs/cli.md.
 const (
 	exitOK        = 0 // success
 	exitFailed    = 1 // the command failed (database down, bad data, ...)

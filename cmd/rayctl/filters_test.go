@@ -168,7 +168,7 @@ func TestBulkRate(t *testing.T) {
 
 	// interrupted while waiting: the first batch stays done, the rest untouched
 	for _, id := range ids {
-		if _, err := s.DB().Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, id); err != nil {
+		if _, err := storetest.DB(s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, id); err != nil {
 			t.Fatal(err)
 		}
 	}

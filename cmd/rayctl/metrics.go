@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
-	"github.com/rayctl/rayctl/recovery"
+	"github.com/rayctl/rayctl/gauges"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -59,7 +59,8 @@ func (e env) metricsCommand() *cli.Command {
 	}
 }
 
-// gaugeCollector exposes recovery.Gauges, refreshed at most once per minInterval.
+// gaugeCollector exposes the runbook's gauges (package gauges), read at most once per
+// minInterval; a failed read fails the scrape.
 type gaugeCollector struct {
 	s           *store.Store
 	ctx         context.Context
@@ -67,31 +68,18 @@ type gaugeCollector struct {
 
 	mu        sync.Mutex
 	at        time.Time
-	cached    recovery.Gauges
+	cached    store.Gauges
 	refreshes int
-
-	total, queued, running, depth *prometheus.Desc
 }
 
 func newGaugeCollector(ctx context.Context, s *store.Store, minInterval time.Duration) *gaugeCollector {
-	return &gaugeCollector{
-		s: s, ctx: ctx, minInterval: minInterval,
-		total:   prometheus.NewDesc("django_ray_tasks_total", "Tasks per state (all seven states, zeros included).", []string{"state"}, nil),
-		queued:  prometheus.NewDesc("django_ray_tasks_queued", "QUEUED tasks.", nil, nil),
-		running: prometheus.NewDesc("django_ray_tasks_running", "RUNNING tasks.", nil, nil),
-		depth:   prometheus.NewDesc("django_ray_queue_depth", "QUEUED tasks per queue.", []string{"queue"}, nil),
-	}
+	return &gaugeCollector{s: s, ctx: ctx, minInterval: minInterval}
 }
 
 // Describe implements prometheus.Collector.
-func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- g.total
-	ch <- g.queued
-	ch <- g.running
-	ch <- g.depth
-}
+func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) { gauges.Describe(ch) }
 
-func (g *gaugeCollector) read() (recovery.Gauges, error) {
+func (g *gaugeCollector) read() (store.Gauges, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.refreshes > 0 && time.Since(g.at) < g.minInterval {
@@ -99,7 +87,7 @@ func (g *gaugeCollector) read() (recovery.Gauges, error) {
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
-	v, err := recovery.ReadGauges(ctx, g.s)
+	v, err := g.s.Gauges(ctx)
 	if err != nil {
 		return v, err
 	}
@@ -112,20 +100,10 @@ func (g *gaugeCollector) read() (recovery.Gauges, error) {
 func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	v, err := g.read()
 	if err != nil {
-		err = fmt.Errorf("read the task counts: %w", err)
-		for _, d := range []*prometheus.Desc{g.total, g.queued, g.running, g.depth} {
-			ch <- prometheus.NewInvalidMetric(d, err)
-		}
+		gauges.CollectError(ch, fmt.Errorf("read the task counts: %w", err))
 		return
 	}
-	for _, st := range store.AllStates {
-		ch <- prometheus.MustNewConstMetric(g.total, prometheus.GaugeValue, float64(v.States[st]), string(st))
-	}
-	ch <- prometheus.MustNewConstMetric(g.queued, prometheus.GaugeValue, float64(v.Queued))
-	ch <- prometheus.MustNewConstMetric(g.running, prometheus.GaugeValue, float64(v.Running))
-	for q, n := range v.QueueDepth {
-		ch <- prometheus.MustNewConstMetric(g.depth, prometheus.GaugeValue, float64(n), q)
-	}
+	gauges.Collect(ch, v)
 }
 
 // metricsHandler is the HTTP side of metrics serve: /metrics and /healthz.

@@ -26,7 +26,7 @@ func TestReadCommandsShowPoisonRows(t *testing.T) {
 		`state = 'FAILED', finished_at = '20000-01-01', error_message = 'x'`,
 	} {
 		row := storetest.Insert(t, s, store.Task{})
-		if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, strconv.FormatInt(row.ID, 10))
@@ -66,7 +66,7 @@ func TestReadCommandsShowPoisonRows(t *testing.T) {
 	}
 
 	// a lease and a RUNNING row whose heartbeats are infinite: ages are ∞, not an overflow
-	if _, err := s.DB().Exec(ctx, `INSERT INTO django_ray_taskworkerlease VALUES
+	if _, err := storetest.DB(s).Exec(ctx, `INSERT INTO django_ray_taskworkerlease VALUES
 		('w-inf', 'h', 1, 'default', '-infinity', 'infinity', true, NULL), ('w-neg', 'h', 2, 'default', '-infinity', '-infinity', true, NULL)`); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -125,19 +127,50 @@ func top(r *runCtx, o topOptions) error {
 		}
 		opts.Actions = newTopActions(r.store, r.env.actor(), ray, o.reconcile)
 	}
-	p := tea.NewProgram(tui.New(opts), tea.WithAltScreen(), tea.WithContext(r.ctx),
-		tea.WithInput(r.env.stdin), tea.WithOutput(r.env.term))
-	_, err := p.Run()
+	// tui.Run cancels the reads and writes still in flight when the program ends, and waits
+	// for them, so nothing runs on after top returns and closes the pool
+	cut, err := tui.Run(r.ctx, tui.New(opts), tea.WithAltScreen(), tea.WithInput(r.env.stdin), tea.WithOutput(r.env.term))
+	reportInterrupted(r.stderr, logger, cut)
 	if errors.Is(err, tea.ErrProgramKilled) && r.ctx.Err() != nil {
 		logger.Info("top stopped by signal")
 		return nil
 	}
 	if err != nil {
-		logger.Error("top failed", "err", err)
+		logger.Error("top failed", "error", err)
 		return fmt.Errorf("top: %w", err)
 	}
 	logger.Info("top quit")
 	return nil
+}
+
+// reportInterrupted says on stderr, once the screen is gone, what became of each write that
+// was still in flight when top ended (the operator quit, or a signal): top cancelled it, so it
+// stopped where it was. recovery commits batch by batch: what committed before stays, the
+// batch in progress rolled back, and the rest is as it was, so planning it again finishes it.
+func reportInterrupted(w io.Writer, log *slog.Logger, cut []tui.Interrupted) {
+	for _, c := range cut {
+		verb, o := strings.ToLower(c.Request.Kind.Verb()), c.Outcome
+		what := fmt.Sprintf("the %s of %s", verb, c.Request.Label)
+		var s string
+		switch {
+		case c.Err == nil:
+			s = fmt.Sprintf("%s finished as top ended: %d changed", what, o.Applied)
+			if o.Detail != "" {
+				s += " (" + o.Detail + ")"
+			}
+		case errors.Is(c.Err, recovery.ErrInterrupted) || errors.Is(c.Err, context.Canceled):
+			s = fmt.Sprintf("%s was cancelled as top ended: %d changed before it, the rest is as it was "+
+				"(the batch in progress rolled back); %s again to finish it", what, o.Applied, verb)
+		default:
+			s = fmt.Sprintf("%s failed as top ended (%d changed before it): %v", what, o.Applied, c.Err)
+		}
+		attrs := []any{"action", c.Request.Kind.Verb(), "target", c.Request.Label, "applied", o.Applied}
+		if c.Err != nil {
+			attrs = append(attrs, "error", c.Err)
+		}
+		log.Warn("write in flight when top ended", attrs...)
+		fmt.Fprintln(w, "rayctl top: "+s)
+	}
 }
 
 // describePool names the database without secrets: host:port/dbname.

@@ -274,7 +274,7 @@ func TestTopPlaybooks(t *testing.T) {
 		// a rayjob worker whose Ray is gone: its lease stays fresh, it claims nothing, the rows it
 		// holds are no longer heartbeated, its queue grows
 		liveLease(t, s, "w-cut-off", "default")
-		if _, err := s.DB().Exec(ctx, `UPDATE django_ray_taskworkerlease SET started_at = now() - interval '1 hour'`); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_taskworkerlease SET started_at = now() - interval '1 hour'`); err != nil {
 			t.Fatal(err)
 		}
 		frozen := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w-cut-off"),
@@ -288,7 +288,7 @@ func TestTopPlaybooks(t *testing.T) {
 		tt.keys("4")
 		tt.waitFor("!!stalled", "w-cut-off")
 		// Ray is back: the worker heartbeats its task and claims again
-		if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now() WHERE id = $1`, frozen.ID); err != nil {
+		if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now() WHERE id = $1`, frozen.ID); err != nil {
 			t.Fatal(err)
 		}
 		tt.waitGone("playbook 4 Ray connection loss")

@@ -79,7 +79,7 @@ func TestTopActions(t *testing.T) {
 		t.Fatalf("requeued row %+v (attempt_number must be kept, as rayctl requeue)", got)
 	}
 	// reset attempts, as --reset-attempts
-	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, lost.ID); err != nil {
+	if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, lost.ID); err != nil {
 		t.Fatal(err)
 	}
 	p = topPlan(t, a, tui.Request{Kind: tui.ActionRequeue, IDs: []int64{lost.ID}, ResetAttempts: true})
@@ -99,7 +99,7 @@ func TestTopActions(t *testing.T) {
 		t.Fatalf("cancel plan %+v", p)
 	}
 	// a row that moves on between the dialog and the confirmation is skipped, not overwritten
-	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'SUCCEEDED' WHERE id = $1`, running.ID); err != nil {
+	if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET state = 'SUCCEEDED' WHERE id = $1`, running.ID); err != nil {
 		t.Fatal(err)
 	}
 	o, err = a.Apply(ctx, p)

@@ -12,7 +12,7 @@ import (
 	"github.com/rayctl/rayctl/internal/clidoc"
 )
 
-// Exit codes, documented in `rayworker --help` and the README.
+// Exit codes, documented in `rayworker --help` and docs/cli.md.
 const (
 	exitOK      = 0   // stopped without a signal (only --help, --version)
 	exitFailed  = 1   // could not start or run: database unreachable, schema missing, ...

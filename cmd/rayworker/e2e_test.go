@@ -263,7 +263,7 @@ func TestBinaryKill9Recovery(t *testing.T) {
 	workertest.WaitGone(t, 10*time.Second, children...) // they die with A, not run on beside the retry
 
 	// Stand in for the 30 s stuck timeout passing: A's rows have not been heartbeated since.
-	if _, err := s.DB().Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now() - interval '1 hour'
+	if _, err := storetest.DB(s).Exec(ctx, `UPDATE django_ray_raytaskexecution SET last_heartbeat_at = now() - interval '1 hour'
 		WHERE claimed_by_worker = $1 AND state = 'RUNNING'`, aID); err != nil {
 		t.Fatal(err)
 	}

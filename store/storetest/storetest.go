@@ -18,6 +18,7 @@ import (
 
 	"github.com/rayctl/rayctl/migrations"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/internal/rawdb"
 )
 
 // DSN returns DATABASE_URL, skipping the test when it is unset (failing under CI=true).
@@ -152,7 +153,7 @@ func Insert(t testing.TB, s *store.Store, row store.Task) store.Task {
 		created = &row.CreatedAt
 	}
 	var id int64
-	err := s.DB().QueryRow(context.Background(), `INSERT INTO django_ray_raytaskexecution
+	err := DB(s).QueryRow(context.Background(), `INSERT INTO django_ray_raytaskexecution
 		(task_id, callable_path, queue_name, state, attempt_number, ray_job_id, ray_address, created_at,
 		 started_at, finished_at, last_heartbeat_at, run_after, timeout_seconds, claimed_by_worker,
 		 args_json, kwargs_json, result_data, result_reference, error_message, error_traceback)
@@ -170,6 +171,10 @@ func Insert(t testing.TB, s *store.Store, row store.Task) store.Task {
 	}
 	return got
 }
+
+// DB returns the pool or transaction under s, to stage rows no transition writes (an
+// operator's UPDATE in psql, a lease from the past). Only tests reach the database this way.
+func DB(s *store.Store) store.DBTX { return s.Raw(rawdb.Key{}) }
 
 // Ptr returns a pointer to v (for nullable columns in rows).
 func Ptr[T any](v T) *T { return &v }

@@ -77,6 +77,54 @@ type job struct {
 	forgotten bool      // Forget was called: drop once done
 }
 
+// phase is where a job stands when no call for it is in flight: what the runner does for it
+// next. job.phase decodes it from the job's flags; step runs the phase's step (phaseSteps).
+// A job that is done, busy or foreign has none.
+type phase int
+
+const (
+	// phaseLogs: Ray's final answer is in (terminal); its logs are read, then the outcome.
+	phaseLogs phase = iota
+	// phaseOrphan: a dead worker's job Ray does not know (orphan404); decided, submitted or
+	// TaskLost, after a session check that started later.
+	phaseOrphan
+	// phaseLookup: does Ray have it? After a POST of unknown fate (check), for a job Poll asked
+	// about (look), a job to stop that may never have been submitted, or one this process
+	// does not submit (!own): GET it.
+	phaseLookup
+	// phaseSubmit: this process submits it and Ray does not have it yet: POST it.
+	phaseSubmit
+	// phaseStop: Ray has it, it is to be stopped, and no stop was accepted yet.
+	phaseStop
+	// phaseConfirm: a list did not show it: GET it (a 404 then means Ray lost it).
+	phaseConfirm
+	// phaseWatch: Ray has it and nothing else is due: the next poll round reads its status.
+	phaseWatch
+)
+
+func (p phase) String() string {
+	return [...]string{"logs", "orphan", "lookup", "submit", "stop", "confirm", "watch"}[p]
+}
+
+// phase decodes the job's flags; the first that applies wins. Called with mu held.
+func (j *job) phase() phase {
+	switch {
+	case j.terminal != nil:
+		return phaseLogs
+	case !j.orphan404.IsZero():
+		return phaseOrphan
+	case !j.acked && (j.check || j.look || j.stop != stopNone || !j.own):
+		return phaseLookup
+	case !j.acked:
+		return phaseSubmit
+	case j.stop != stopNone && j.stopSent.IsZero():
+		return phaseStop
+	case j.confirm:
+		return phaseConfirm
+	}
+	return phaseWatch
+}
+
 // settling: Poll's first look at the job has not come to a conclusion yet.
 func (j *job) settling() bool {
 	return !j.done && (j.look || j.busy || j.terminal != nil || !j.orphan404.IsZero())

@@ -250,7 +250,7 @@ func TestOutageThroughTheLoop(t *testing.T) {
 	// Past the stuck timeout by the database's clock, and some sweeps later.
 	workertest.Eventually(t, 30*time.Second, "the in-flight row to be stale for the stuck timeout", func() bool {
 		var stale bool
-		err := s.DB().QueryRow(context.Background(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
+		err := storetest.DB(s).QueryRow(context.Background(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
 		return err == nil && stale
 	})
 	if got := workertest.Row(t, s, inflight.ID); got.State != store.StateRunning || got.AttemptNumber != 1 {

@@ -101,16 +101,13 @@ func tryAcquire(sem chan struct{}) bool {
 	}
 }
 
-// step makes every decision that is due and returns how long until the next may be.
+// step makes every decision that is due and returns how long until the next may be: a
+// health probe, then for each job with no call in flight, the call its phase needs
+// (phaseSteps), then a poll round over the jobs that only need watching.
 func (r *Runner) step(now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next := now.Add(r.cfg.MaxPollInterval)
-	at := func(t time.Time) {
-		if t.Before(next) {
-			next = t
-		}
-	}
+	p := &pass{now: now, next: now.Add(r.cfg.MaxPollInterval)}
 
 	c := &r.conn
 	if !c.probing {
@@ -121,83 +118,20 @@ func (r *Runner) step(now time.Time) time.Duration {
 		if !now.Before(due) {
 			r.startProbe(now)
 		} else {
-			at(due)
+			p.at(due)
 		}
 	}
 	if c.state != connUp {
-		return max(next.Sub(now), 0)
+		return max(p.next.Sub(now), 0)
 	}
 
-	var roundJobs []*job
 	for _, j := range r.jobs {
-		if j.done {
-			if j.forgotten || now.Sub(j.polledAt) > r.cfg.EvictAfter {
-				r.drop(j)
-			}
-			continue
-		}
-		if !j.busy && j.stop == stopNone && (j.forgotten || (!r.closing && now.Sub(j.polledAt) > r.cfg.EvictAfter)) {
-			r.drop(j) // forgotten, or nobody asks about it any more (another worker adopted it)
-			continue
-		}
-		if j.busy || j.foreign {
-			continue
+		if r.retire(j, now) || j.busy || j.foreign {
+			continue // done or dropped, a call in flight, or another cluster's job
 		}
 		r.checkTimers(j, now)
-		if j.done {
-			continue
-		}
-		switch {
-		case j.terminal != nil:
-			if r.closing {
-				continue
-			}
-			if j.logErr != nil {
-				if retryAt := r.logRetry(j, now); !retryAt.IsZero() {
-					at(retryAt)
-				}
-				continue
-			}
-			if now.Before(j.logsAt) {
-				at(j.logsAt)
-			} else if tryAcquire(r.getSem) {
-				r.startLogs(j)
-			}
-		case !j.orphan404.IsZero():
-			if c.checkedAt.After(j.orphan404) {
-				r.decideOrphan(j, now)
-				if !j.done {
-					at(now) // submit it
-				}
-			} else {
-				c.probeNow = true // the probe's completion wakes the monitor
-			}
-		case !j.acked && (j.check || j.look || j.stop != stopNone || !j.own):
-			// Does Ray have it? (after a POST of unknown fate; a job Poll asked about; a job
-			// to stop that may never have been submitted)
-			if now.Before(j.checkAt) {
-				at(j.checkAt)
-			} else if tryAcquire(r.getSem) {
-				r.startGet(j)
-			}
-		case !j.acked:
-			if now.Before(j.submitAt) {
-				at(j.submitAt)
-			} else if tryAcquire(r.subSem) {
-				r.startSubmit(j)
-			}
-		case j.stop != stopNone && j.stopSent.IsZero():
-			if now.Before(j.stopAt) {
-				at(j.stopAt)
-			} else if tryAcquire(r.getSem) {
-				r.startStop(j)
-			}
-		case j.confirm:
-			if !r.closing && tryAcquire(r.getSem) {
-				r.startGet(j)
-			}
-		default:
-			roundJobs = append(roundJobs, j)
+		if !j.done {
+			phaseSteps[j.phase()](r, j, p)
 		}
 	}
 
@@ -205,15 +139,125 @@ func (r *Runner) step(now time.Time) time.Duration {
 		r.startProbe(now)
 	}
 	if !r.closing && !r.round.running {
-		if len(roundJobs) == 0 {
+		if len(p.round) == 0 {
 			r.round.next = now.Add(r.cfg.MinPollInterval) // a new job waits at most this long
 		} else if !now.Before(r.round.next) {
-			r.startRound(roundJobs, now)
+			r.startRound(p.round, now)
 		} else {
-			at(r.round.next)
+			p.at(r.round.next)
 		}
 	}
-	return max(next.Sub(now), 0)
+	return max(p.next.Sub(now), 0)
+}
+
+// pass is one step's decisions so far: when the monitor must look again, and the jobs the
+// next poll round reads.
+type pass struct {
+	now   time.Time
+	next  time.Time
+	round []*job
+}
+
+// at makes the monitor look again by t.
+func (p *pass) at(t time.Time) {
+	if t.Before(p.next) {
+		p.next = t
+	}
+}
+
+// when calls start once t has come and sem has a free slot; before t it notes t (a full
+// semaphore wakes the monitor when a call ends).
+func (p *pass) when(t time.Time, sem chan struct{}, start func()) {
+	if p.now.Before(t) {
+		p.at(t)
+	} else if tryAcquire(sem) {
+		start()
+	}
+}
+
+// retire drops a job the runner no longer needs and reports whether step has nothing to do
+// for it: a done job waits for the loop to collect it (Poll, or EvictAfter without one); one
+// not done is dropped when forgotten, or when nobody asks about it any more (another worker
+// adopted it), unless a call is in flight or it is to be stopped. Called with mu held.
+func (r *Runner) retire(j *job, now time.Time) bool {
+	if j.done {
+		if j.forgotten || now.Sub(j.polledAt) > r.cfg.EvictAfter {
+			r.drop(j)
+		}
+		return true
+	}
+	if !j.busy && j.stop == stopNone && (j.forgotten || (!r.closing && now.Sub(j.polledAt) > r.cfg.EvictAfter)) {
+		r.drop(j)
+		return true
+	}
+	return false
+}
+
+// phaseSteps is what step does for a job in each phase: the call the phase needs, once it
+// is due. Each is called with mu held, for a job that is not done, busy or foreign.
+var phaseSteps = [...]func(r *Runner, j *job, p *pass){
+	phaseLogs:    (*Runner).stepLogs,
+	phaseOrphan:  (*Runner).stepOrphan,
+	phaseLookup:  (*Runner).stepLookup,
+	phaseSubmit:  (*Runner).stepSubmit,
+	phaseStop:    (*Runner).stepStop,
+	phaseConfirm: (*Runner).stepConfirm,
+	phaseWatch:   (*Runner).stepWatch,
+}
+
+// stepLogs reads a finished job's logs, or judges a failed read first (logRetry). Nothing
+// starts while closing.
+func (r *Runner) stepLogs(j *job, p *pass) {
+	if r.closing {
+		return
+	}
+	if j.logErr != nil {
+		if retryAt := r.logRetry(j, p.now); !retryAt.IsZero() {
+			p.at(retryAt)
+		}
+		return
+	}
+	p.when(j.logsAt, r.getSem, func() { r.startLogs(j) })
+}
+
+// stepOrphan decides a dead worker's job Ray does not know (submit it, or TaskLost) once a
+// session check has started after it was seen missing; until then it asks for one.
+func (r *Runner) stepOrphan(j *job, p *pass) {
+	if !r.conn.checkedAt.After(j.orphan404) {
+		r.conn.probeNow = true // the probe's completion wakes the monitor
+		return
+	}
+	r.decideOrphan(j, p.now)
+	if !j.done {
+		p.at(p.now) // submit it
+	}
+}
+
+// stepLookup asks Ray whether it has the job.
+func (r *Runner) stepLookup(j *job, p *pass) {
+	p.when(j.checkAt, r.getSem, func() { r.startGet(j) })
+}
+
+// stepSubmit submits the job.
+func (r *Runner) stepSubmit(j *job, p *pass) {
+	p.when(j.submitAt, r.subSem, func() { r.startSubmit(j) })
+}
+
+// stepStop asks Ray to stop the job.
+func (r *Runner) stepStop(j *job, p *pass) {
+	p.when(j.stopAt, r.getSem, func() { r.startStop(j) })
+}
+
+// stepConfirm GETs a job a list did not show; not while closing.
+func (r *Runner) stepConfirm(j *job, _ *pass) {
+	if !r.closing && tryAcquire(r.getSem) {
+		r.startGet(j)
+	}
+}
+
+// stepWatch puts the job in the next poll round.
+func (r *Runner) stepWatch(j *job, p *pass) {
+	p.round = append(p.round, j)
 }
 
 // checkTimers applies the PENDING limit and the stop grace. Called with mu held.

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sort"
 	"testing"
@@ -79,6 +80,34 @@ func TestExceptionType(t *testing.T) {
 	}
 }
 
+// testThresholds are the dashboard thresholds the tests read with (recovery.Thresholds gives
+// the real ones; store has none of its own).
+var testThresholds = store.DashboardParams{LeaseTTL: time.Minute, StuckAfter: 10 * time.Minute,
+	FailureWindow: 5 * time.Minute, StallAfter: 2 * time.Minute, ResultWindow: time.Hour}
+
+// withThresholds fills p's zero thresholds from testThresholds.
+func withThresholds(p store.DashboardParams) store.DashboardParams {
+	t := testThresholds
+	t.Buckets, t.HeartbeatSlack, t.WithTotals = p.Buckets, p.HeartbeatSlack, p.WithTotals
+	for _, f := range []struct{ v, def *time.Duration }{{&p.LeaseTTL, &t.LeaseTTL}, {&p.StuckAfter, &t.StuckAfter},
+		{&p.FailureWindow, &t.FailureWindow}, {&p.StallAfter, &t.StallAfter}, {&p.ResultWindow, &t.ResultWindow}} {
+		if *f.v > 0 {
+			*f.def = *f.v
+		}
+	}
+	return t
+}
+
+// TestDashboardNeedsThresholds: the store has no signal thresholds of its own to fall back on.
+func TestDashboardNeedsThresholds(t *testing.T) {
+	s, _ := storetest.New(t)
+	p := testThresholds
+	p.StuckAfter = 0
+	if _, err := s.Dashboard(context.Background(), p); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Dashboard without StuckAfter: %v, want ErrInvalid", err)
+	}
+}
+
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
@@ -134,7 +163,7 @@ func TestDashboard(t *testing.T) {
 	ins(1, store.Task{QueueName: "batch", State: store.StateFailed, CallablePath: "app.old", LastHeartbeatAt: ago(48 * time.Hour),
 		FinishedAt: ago(48 * time.Hour), ErrorMessage: w("old")})
 
-	d, err := s.Dashboard(ctx, store.DashboardParams{LeaseTTL: time.Minute, Buckets: 5})
+	d, err := s.Dashboard(ctx, withThresholds(store.DashboardParams{Buckets: 5}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +213,7 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("recent failures %+v, want %+v", d.RecentFailures, wantFails)
 	}
 
-	d, err = s.Dashboard(ctx, store.DashboardParams{LeaseTTL: time.Minute, WithTotals: true})
+	d, err = s.Dashboard(ctx, withThresholds(store.DashboardParams{WithTotals: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +225,7 @@ func TestDashboard(t *testing.T) {
 func TestDashboardEmpty(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	d, err := s.Dashboard(context.Background(), store.DashboardParams{WithTotals: true})
+	d, err := s.Dashboard(context.Background(), withThresholds(store.DashboardParams{WithTotals: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -82,47 +81,4 @@ func NewUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-const insertSQL = `INSERT INTO django_ray_raytaskexecution
-	(task_id, callable_path, queue_name, state, attempt_number, ray_address, created_at, run_after,
-	 timeout_seconds, args_json, kwargs_json)
-	SELECT u.task_id, u.callable_path, u.queue_name, 'QUEUED', 1, u.ray_address, now(), u.run_after,
-	       u.timeout_seconds, u.args_json, u.kwargs_json
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[])
-	     WITH ORDINALITY AS u(task_id, callable_path, queue_name, ray_address, run_after, timeout_seconds, args_json, kwargs_json, ord)
-	ORDER BY u.ord
-	RETURNING id`
-
-// Enqueue inserts one QUEUED task, supplying every NOT NULL column as Django does, and
-// returns the new row.
-func (s *Store) Enqueue(ctx context.Context, n NewTask) (Task, error) {
-	ids, err := s.EnqueueMany(ctx, []NewTask{n})
-	if err != nil {
-		return Task{}, err
-	}
-	return s.GetTask(ctx, ids[0])
-}
-
-// EnqueueMany inserts tasks in one statement and returns their ids in input order.
-func (s *Store) EnqueueMany(ctx context.Context, tasks []NewTask) ([]int64, error) {
-	if len(tasks) == 0 {
-		return nil, nil
-	}
-	n := len(tasks)
-	taskIDs, paths, queues, addrs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	runAfter, timeouts := make([]*time.Time, n), make([]*int32, n)
-	args, kwargs := make([]string, n), make([]string, n)
-	for i := range tasks {
-		t := tasks[i]
-		if err := t.Normalize(); err != nil {
-			if n > 1 {
-				return nil, fmt.Errorf("task %d: %w", i+1, err)
-			}
-			return nil, err
-		}
-		taskIDs[i], paths[i], queues[i], addrs[i] = t.TaskID, t.CallablePath, t.Queue, t.RayAddress
-		runAfter[i], timeouts[i], args[i], kwargs[i] = t.RunAfter, t.TimeoutSeconds, t.ArgsJSON, t.KwargsJSON
-	}
-	return collectColumn[int64](s.db.Query(ctx, insertSQL, taskIDs, paths, queues, addrs, runAfter, timeouts, args, kwargs))
 }

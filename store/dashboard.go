@@ -24,63 +24,55 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/rayctl/rayctl/internal/settings"
 )
 
-// Dashboard defaults.
+// Dashboard defaults: how the snapshot is read. Its thresholds (what counts as stale, stalled
+// or recent) have no defaults here: they are the runbook signals', recovery.Thresholds
+// (DashboardParams), one definition for top and doctor.
 const (
-	DefaultStuckAfter     = 10 * time.Minute // the runbook's example threshold for long-running tasks
-	DefaultBuckets        = 15               // one-minute throughput buckets
-	DefaultFailureWindow  = 5 * time.Minute
+	DefaultBuckets        = 15 // one-minute throughput buckets
 	DefaultHeartbeatSlack = time.Hour
-	DefaultStallAfter     = 2 * time.Minute
-	DefaultResultWindow   = time.Hour
 	dashboardTimeout      = "10s"
 )
 
-// DashboardParams tune Dashboard. Zero values get the defaults above.
+// DashboardParams tune Dashboard. The thresholds (LeaseTTL, StuckAfter, FailureWindow,
+// StallAfter, ResultWindow) must be positive; Buckets and HeartbeatSlack default to the
+// constants above.
 type DashboardParams struct {
-	LeaseTTL       time.Duration // a lease without a heartbeat for this long is stale; default 60s
+	LeaseTTL       time.Duration // a lease without a heartbeat for this long is stale
 	StuckAfter     time.Duration // RUNNING/CANCELLING rows without a heartbeat this long are stale
 	Buckets        int           // one-minute throughput buckets per queue
 	FailureWindow  time.Duration // how far back RecentFailures looks
 	HeartbeatSlack time.Duration // see the file comment
 	// StallAfter is how far back a worker's activity (claims, finishes, task heartbeats) is
 	// looked for (WorkerActivity), and how recent a retry counts as recent
-	// (QueueActivity.RecentRetries); default DefaultStallAfter.
+	// (QueueActivity.RecentRetries).
 	StallAfter time.Duration
 	// ResultWindow is how far back SUCCEEDED rows stored by reference are counted
-	// (References); default DefaultResultWindow.
+	// (References).
 	ResultWindow time.Duration
 	// WithTotals also counts SUCCEEDED and CANCELLED rows: an index-only scan over all of
 	// them (about 0.1 s at a million rows), so callers do it on a slower cadence.
 	WithTotals bool
 }
 
-func (p DashboardParams) withDefaults() DashboardParams {
-	if p.LeaseTTL <= 0 {
-		p.LeaseTTL = settings.DefaultWorkerLease
-	}
-	if p.StuckAfter <= 0 {
-		p.StuckAfter = DefaultStuckAfter
+func (p DashboardParams) withDefaults() (DashboardParams, error) {
+	for _, t := range []struct {
+		name string
+		v    time.Duration
+	}{{"LeaseTTL", p.LeaseTTL}, {"StuckAfter", p.StuckAfter}, {"FailureWindow", p.FailureWindow},
+		{"StallAfter", p.StallAfter}, {"ResultWindow", p.ResultWindow}} {
+		if t.v <= 0 {
+			return p, fmt.Errorf("%w: dashboard threshold %s must be positive (recovery.Thresholds.DashboardParams gives the runbook's)", ErrInvalid, t.name)
+		}
 	}
 	if p.Buckets <= 0 {
 		p.Buckets = DefaultBuckets
 	}
-	if p.FailureWindow <= 0 {
-		p.FailureWindow = DefaultFailureWindow
-	}
 	if p.HeartbeatSlack <= 0 {
 		p.HeartbeatSlack = DefaultHeartbeatSlack
 	}
-	if p.StallAfter <= 0 {
-		p.StallAfter = DefaultStallAfter
-	}
-	if p.ResultWindow <= 0 {
-		p.ResultWindow = DefaultResultWindow
-	}
-	return p
+	return p, nil
 }
 
 // QueueActivity is one queue's live figures.
@@ -279,45 +271,68 @@ func (s *Store) beginRead(ctx context.Context) (pgx.Tx, error) {
 
 // Dashboard reads a snapshot: counts per state, per-queue depth, running, failures, oldest
 // runnable age and throughput per minute, lease health, stale and orphaned work, and recent
-// failures per callable.
+// failures per callable. All its reads run in one read-only transaction, so they agree.
 func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, error) {
-	p = p.withDefaults()
-	d := Dashboard{States: map[TaskState]int64{}, Params: p}
-	for _, st := range hotStates {
-		d.States[TaskState(st)] = 0
+	p, err := p.withDefaults()
+	r := newDashboardRead(p)
+	if err != nil {
+		return r.d, err
 	}
 	tx, err := s.beginRead(ctx)
 	if err != nil {
-		return d, err
+		return r.d, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = '`+dashboardTimeout+`'`); err != nil {
-		return d, translate(err)
+		return r.d, translate(err)
 	}
-	queues := map[string]*QueueActivity{}
-	queue := func(name string) *QueueActivity {
-		q := queues[name]
-		if q == nil {
-			q = &QueueActivity{Name: name, Done: make([]int64, p.Buckets), Failing: make([]int64, p.Buckets)}
-			queues[name] = q
+	for _, step := range []func(context.Context, pgx.Tx) error{
+		r.movingStates, r.queuedRows, r.throughput, r.recentFailures, r.stuckWork, r.workers, r.references, r.leases, r.totals,
+	} {
+		if err := step(ctx, tx); err != nil {
+			return r.d, err
 		}
-		return q
 	}
+	return r.done(), nil
+}
 
-	// 1. the moving states per queue: index-only scan of ray_task_claimable_idx.
-	rows, err := tx.Query(ctx, dashHotSQL, hotStates)
-	if err != nil {
-		return d, translate(err)
+// dashboardRead is one Dashboard snapshot being read: each step reads one query into d.
+type dashboardRead struct {
+	p        DashboardParams
+	d        Dashboard
+	queues   map[string]*QueueActivity
+	retrying map[string]int64 // QUEUED retries per callable, from queuedRows for recentFailures
+}
+
+func newDashboardRead(p DashboardParams) *dashboardRead {
+	r := &dashboardRead{p: p, d: Dashboard{States: map[TaskState]int64{}, Params: p},
+		queues: map[string]*QueueActivity{}, retrying: map[string]int64{}}
+	for _, st := range hotStates {
+		r.d.States[TaskState(st)] = 0
 	}
-	for rows.Next() {
+	return r
+}
+
+func (r *dashboardRead) queue(name string) *QueueActivity {
+	q := r.queues[name]
+	if q == nil {
+		q = &QueueActivity{Name: name, Done: make([]int64, r.p.Buckets), Failing: make([]int64, r.p.Buckets)}
+		r.queues[name] = q
+	}
+	return q
+}
+
+// movingStates reads the moving states per queue (an index-only scan of ray_task_claimable_idx)
+// and the snapshot's time.
+func (r *dashboardRead) movingStates(ctx context.Context, tx pgx.Tx) error {
+	err := eachRow(ctx, tx, dashHotSQL, func(rows pgx.Rows) error {
 		var name, state string
 		var n int64
-		if err := rows.Scan(&d.Now, &name, &state, &n); err != nil {
-			rows.Close()
-			return d, translate(err)
+		if err := rows.Scan(&r.d.Now, &name, &state, &n); err != nil {
+			return err
 		}
-		q := queue(name)
-		d.States[TaskState(state)] += n
+		q := r.queue(name)
+		r.d.States[TaskState(state)] += n
 		switch TaskState(state) {
 		case StateQueued:
 			q.Queued = n
@@ -330,91 +345,72 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 		case StateLost:
 			q.Lost = n
 		}
+		return nil
+	}, hotStates)
+	if err != nil || !r.d.Now.IsZero() {
+		return err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
-	if d.Now.IsZero() {
-		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&d.Now); err != nil {
-			return d, translate(err)
-		}
-	}
+	return translate(tx.QueryRow(ctx, `SELECT now()`).Scan(&r.d.Now))
+}
 
-	// 2. QUEUED rows: deferred count, oldest runnable, and retries by callable.
-	retrying := map[string]int64{}
-	rows, err = tx.Query(ctx, dashQueuedSQL, p.StallAfter.Seconds())
-	if err != nil {
-		return d, translate(err)
-	}
-	for rows.Next() {
+// queuedRows reads the QUEUED rows per queue and callable: deferred, oldest runnable, retries.
+func (r *dashboardRead) queuedRows(ctx context.Context, tx pgx.Tx) error {
+	return eachRow(ctx, tx, dashQueuedSQL, func(rows pgx.Rows) error {
 		var name, callable string
 		var deferred, retries, recent int64
 		var oldest *time.Time
 		if err := rows.Scan(&name, &callable, &deferred, &oldest, &retries, &recent); err != nil {
-			rows.Close()
-			return d, translate(err)
+			return err
 		}
-		q := queue(name)
+		q := r.queue(name)
 		q.Deferred += deferred
 		q.RecentRetries += recent
 		if oldest != nil && (q.OldestQueuedAt == nil || oldest.Before(*q.OldestQueuedAt)) {
 			q.OldestQueuedAt = oldest
 		}
 		if retries > 0 {
-			retrying[callable] += retries
+			r.retrying[callable] += retries
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
+		return nil
+	}, r.p.StallAfter.Seconds())
+}
 
-	// 3. throughput per queue and minute, through ray_task_heartbeat_idx.
-	window := time.Duration(p.Buckets) * time.Minute
-	rows, err = tx.Query(ctx, dashThroughputSQL, (window + p.HeartbeatSlack).Seconds(), window.Seconds())
-	if err != nil {
-		return d, translate(err)
-	}
-	for rows.Next() {
+// throughput reads finished rows per queue and minute, through ray_task_heartbeat_idx.
+func (r *dashboardRead) throughput(ctx context.Context, tx pgx.Tx) error {
+	window := time.Duration(r.p.Buckets) * time.Minute
+	return eachRow(ctx, tx, dashThroughputSQL, func(rows pgx.Rows) error {
 		var name string
 		var ago int
 		var done, failing int64
 		if err := rows.Scan(&name, &ago, &done, &failing); err != nil {
-			rows.Close()
-			return d, translate(err)
+			return err
 		}
-		if ago < 0 || ago >= p.Buckets {
-			continue
+		if ago < 0 || ago >= r.p.Buckets {
+			return nil
 		}
-		q := queue(name)
-		q.Done[p.Buckets-1-ago] += done
-		q.Failing[p.Buckets-1-ago] += failing
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
+		q := r.queue(name)
+		q.Done[r.p.Buckets-1-ago] += done
+		q.Failing[r.p.Buckets-1-ago] += failing
+		return nil
+	}, (window + r.p.HeartbeatSlack).Seconds(), window.Seconds())
+}
 
-	// 4. recent failures per callable, through ray_task_heartbeat_idx.
+// recentFailures reads recent FAILED and LOST rows per callable (through
+// ray_task_heartbeat_idx) and adds the callables' retries queuedRows counted.
+func (r *dashboardRead) recentFailures(ctx context.Context, tx pgx.Tx) error {
 	fails := map[string]*CallableFailures{}
-	rows, err = tx.Query(ctx, dashFailuresSQL, (p.FailureWindow + p.HeartbeatSlack).Seconds(), p.FailureWindow.Seconds())
-	if err != nil {
-		return d, translate(err)
-	}
-	for rows.Next() {
+	err := eachRow(ctx, tx, dashFailuresSQL, func(rows pgx.Rows) error {
 		var c CallableFailures
 		if err := rows.Scan(&c.CallablePath, &c.Failed, &c.Lost); err != nil {
-			rows.Close()
-			return d, translate(err)
+			return err
 		}
 		fails[c.CallablePath] = &c
+		return nil
+	}, (r.p.FailureWindow + r.p.HeartbeatSlack).Seconds(), r.p.FailureWindow.Seconds())
+	if err != nil {
+		return err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
-	for callable, n := range retrying {
+	for callable, n := range r.retrying {
 		c := fails[callable]
 		if c == nil {
 			c = &CallableFailures{CallablePath: callable}
@@ -423,97 +419,86 @@ func (s *Store) Dashboard(ctx context.Context, p DashboardParams) (Dashboard, er
 		c.Retrying = n
 	}
 	for _, c := range fails {
-		d.RecentFailures = append(d.RecentFailures, *c)
+		r.d.RecentFailures = append(r.d.RecentFailures, *c)
 	}
-	sort.Slice(d.RecentFailures, func(i, j int) bool {
-		a, b := d.RecentFailures[i], d.RecentFailures[j]
+	sort.Slice(r.d.RecentFailures, func(i, j int) bool {
+		a, b := r.d.RecentFailures[i], r.d.RecentFailures[j]
 		if a.Total() != b.Total() {
 			return a.Total() > b.Total()
 		}
 		return a.CallablePath < b.CallablePath
 	})
+	return nil
+}
 
-	// 5. stale and orphaned work: RUNNING and CANCELLING rows only.
-	err = tx.QueryRow(ctx, dashStuckSQL, p.LeaseTTL.Seconds(), p.StuckAfter.Seconds(), p.StallAfter.Seconds()).
-		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling, &d.OrphanedCancelling, &d.BeatingRunning)
-	if err != nil {
-		return d, translate(err)
-	}
+// stuckWork reads the stale and orphaned RUNNING and CANCELLING rows.
+func (r *dashboardRead) stuckWork(ctx context.Context, tx pgx.Tx) error {
+	d := &r.d
+	return translate(tx.QueryRow(ctx, dashStuckSQL, r.p.LeaseTTL.Seconds(), r.p.StuckAfter.Seconds(), r.p.StallAfter.Seconds()).
+		Scan(&d.StaleRunning, &d.OrphanedRunning, &d.StuckCancelling, &d.OrphanedCancelling, &d.BeatingRunning))
+}
 
-	// 5b. active workers and what they did lately.
-	rows, err = tx.Query(ctx, dashWorkersSQL, p.LeaseTTL.Seconds(), p.StallAfter.Seconds(), (p.StallAfter + p.HeartbeatSlack).Seconds())
-	if err != nil {
-		return d, translate(err)
-	}
-	for rows.Next() {
+// workers reads the active leases and what their workers did lately.
+func (r *dashboardRead) workers(ctx context.Context, tx pgx.Tx) error {
+	return eachRow(ctx, tx, dashWorkersSQL, func(rows pgx.Rows) error {
 		var w WorkerActivity
 		var ownClaim, finClaim *time.Time
 		l := &w.Lease
 		if err := rows.Scan(&l.WorkerID, &l.Hostname, &l.PID, &l.QueueName, &l.StartedAt, &l.LastHeartbeatAt, &l.IsActive, &l.StoppedAt,
 			&w.Live, &w.Running, &w.Cancelling, &w.Beating, &ownClaim, &finClaim, &w.LastFinish); err != nil {
-			rows.Close()
-			return d, translate(err)
+			return err
 		}
 		w.LastClaim = latest(ownClaim, finClaim)
-		d.Workers = append(d.Workers, w)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
+		r.d.Workers = append(r.d.Workers, w)
+		return nil
+	}, r.p.LeaseTTL.Seconds(), r.p.StallAfter.Seconds(), (r.p.StallAfter + r.p.HeartbeatSlack).Seconds())
+}
 
-	// 5c. results stored by reference.
-	rows, err = tx.Query(ctx, dashReferencesSQL, (p.ResultWindow + p.HeartbeatSlack).Seconds(), p.ResultWindow.Seconds())
-	if err != nil {
-		return d, translate(err)
-	}
-	for rows.Next() {
-		var r ReferenceCount
-		if err := rows.Scan(&r.Scheme, &r.Count, &r.LatestID); err != nil {
-			rows.Close()
-			return d, translate(err)
+// references reads the recent results stored by reference, per scheme.
+func (r *dashboardRead) references(ctx context.Context, tx pgx.Tx) error {
+	return eachRow(ctx, tx, dashReferencesSQL, func(rows pgx.Rows) error {
+		var c ReferenceCount
+		if err := rows.Scan(&c.Scheme, &c.Count, &c.LatestID); err != nil {
+			return err
 		}
-		d.References = append(d.References, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, translate(err)
-	}
+		r.d.References = append(r.d.References, c)
+		return nil
+	}, (r.p.ResultWindow + r.p.HeartbeatSlack).Seconds(), r.p.ResultWindow.Seconds())
+}
 
-	// 6. leases.
-	err = tx.QueryRow(ctx, dashLeasesSQL, p.LeaseTTL.Seconds()).Scan(&d.Leases.Live, &d.Leases.Stale, &d.Leases.Inactive)
-	if err != nil {
-		return d, translate(err)
-	}
+// leases reads lease health.
+func (r *dashboardRead) leases(ctx context.Context, tx pgx.Tx) error {
+	l := &r.d.Leases
+	return translate(tx.QueryRow(ctx, dashLeasesSQL, r.p.LeaseTTL.Seconds()).Scan(&l.Live, &l.Stale, &l.Inactive))
+}
 
-	// 7. the unbounded states, on request: index-only scan of the state index.
-	if p.WithTotals {
-		d.States[StateSucceeded], d.States[StateCancelled] = 0, 0
-		rows, err = tx.Query(ctx, dashTotalsSQL)
-		if err != nil {
-			return d, translate(err)
-		}
-		for rows.Next() {
-			var state string
-			var n int64
-			if err := rows.Scan(&state, &n); err != nil {
-				rows.Close()
-				return d, translate(err)
-			}
-			d.States[TaskState(state)] = n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return d, translate(err)
-		}
-		d.HasTotals = true
+// totals counts the unbounded states, SUCCEEDED and CANCELLED, when the params ask
+// (WithTotals): an index-only scan of the state index.
+func (r *dashboardRead) totals(ctx context.Context, tx pgx.Tx) error {
+	if !r.p.WithTotals {
+		return nil
 	}
+	r.d.States[StateSucceeded], r.d.States[StateCancelled] = 0, 0
+	err := eachRow(ctx, tx, dashTotalsSQL, func(rows pgx.Rows) error {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return err
+		}
+		r.d.States[TaskState(state)] = n
+		return nil
+	})
+	r.d.HasTotals = err == nil
+	return err
+}
 
-	for _, q := range queues {
-		d.Queues = append(d.Queues, *q)
+// done returns the snapshot with its queues in name order.
+func (r *dashboardRead) done() Dashboard {
+	for _, q := range r.queues {
+		r.d.Queues = append(r.d.Queues, *q)
 	}
-	sort.Slice(d.Queues, func(i, j int) bool { return d.Queues[i].Name < d.Queues[j].Name })
-	return d, nil
+	sort.Slice(r.d.Queues, func(i, j int) bool { return r.d.Queues[i].Name < r.d.Queues[j].Name })
+	return r.d
 }
 
 // latest returns the later of two times, either of which may be nil.
@@ -572,21 +557,12 @@ func (s *Store) FailureGroups(ctx context.Context, p FailureParams) ([]FailureGr
 		limit = 200
 	}
 	sql, args := failureGroupsQuery(p, limit)
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	var out []FailureGroup
-	for rows.Next() {
+	return collect(ctx, s.db, sql, func(rows pgx.Rows) (FailureGroup, error) {
 		var g FailureGroup
-		if err := rows.Scan(&g.CallablePath, &g.ExceptionType, &g.Count, &g.Failed, &g.Lost, &g.Queues,
-			&g.LatestID, &g.LatestAt, &g.LatestError); err != nil {
-			return nil, translate(err)
-		}
-		out = append(out, g)
-	}
-	return out, translate(rows.Err())
+		err := rows.Scan(&g.CallablePath, &g.ExceptionType, &g.Count, &g.Failed, &g.Lost, &g.Queues,
+			&g.LatestID, &g.LatestAt, &g.LatestError)
+		return g, err
+	}, args...)
 }
 
 // failureGroupsQuery is FailureGroups' SQL and arguments.
@@ -616,23 +592,9 @@ func (s *Store) FailureGroupTaskIDs(ctx context.Context, callable, exceptionType
 		limit = 10000
 	}
 	cond, args := p.where(4)
-	rows, err := s.db.Query(ctx, `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution
+	return idsAndTotal(ctx, s.db, `SELECT id, count(*) OVER () FROM django_ray_raytaskexecution
 		WHERE `+cond+` AND callable_path = $1 AND `+exceptionTypeSQL+` = $2
 		ORDER BY id DESC LIMIT $3`, append([]any{callable, exceptionType, limit}, args...)...)
-	if err != nil {
-		return nil, 0, translate(err)
-	}
-	defer rows.Close()
-	var ids []int64
-	var total int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id, &total); err != nil {
-			return nil, 0, translate(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, total, translate(rows.Err())
 }
 
 // LeaseStatus is how a worker's lease looks.

@@ -1,6 +1,7 @@
-// Package resultstore is django-ray 0.2.0's RESULT_STORAGE_BACKEND: the one definition of the
-// RESULT_STORAGE_* settings that rayworker and rayctl share, and the backends a result larger
-// than MAX_RESULT_SIZE_BYTES goes to. digest and filesystem are lifecycle's; this package adds
+// Package resultstore is django-ray 0.2.0's RESULT_STORAGE_BACKEND: the Config the
+// RESULT_STORAGE_* settings make (their rows are in internal/settings; ConfigFrom reads them
+// the same way for rayworker and rayctl), and the backends a result larger than
+// MAX_RESULT_SIZE_BYTES goes to. digest and filesystem are lifecycle's; this package adds
 // s3 and gcs, byte-compatible with django-ray's S3ResultStorage and GCSResultStorage:
 //
 //	key       <prefix with leading and trailing "/" removed>/<aa>/<bb>/<sha256 hex>.json

@@ -118,7 +118,7 @@ func (e env) cancelCommand() *cli.Command {
 			"   rayctl cancel --state RUNNING --callable 'etl.*' --stop --ray-address http://ray-head:8265\n" +
 			"   rayctl cancel --state CANCELLING --older-than 10m --stop\n\n" + selectionHelp + "\n\n" + rayConnHelp + "\n\n" + bulkExitCodes,
 		Flags: append(append(selectionFlags(recovery.ActionCancel),
-			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "with --state CANCELLING: an owner without a heartbeat for this long is gone (WORKER_LEASE_SECONDS)"},
+			leaseTTLFlag("with --state CANCELLING: an owner without a heartbeat for this long is gone"),
 			&cli.BoolFlag{Name: "stop", Usage: "also ask Ray to stop the jobs of the tasks cancelled (needs --ray-address or $RAY_ADDRESS)"}),
 			rayFlags()...),
 		Action: func(c *cli.Context) error { return e.bulkAction(c, recovery.ActionCancel) },

@@ -24,7 +24,7 @@ func (e env) inspectLeasesCommand() *cli.Command {
 			"EXIT CODES:\n   0  listed (whatever the verdicts; rayctl doctor is the health gate)\n   1  error\n   2  usage error",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stale-only", Usage: "leave fresh leases out"},
-			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "a lease without a heartbeat for this long is stale (WORKER_LEASE_SECONDS)"},
+			leaseTTLFlag("a lease without a heartbeat for this long is stale"),
 			&cli.IntFlag{Name: "orphan-limit", Value: 100, Usage: "list at most this many orphan candidates (1..10000)"},
 		},
 		Action: func(c *cli.Context) error {

@@ -67,7 +67,7 @@ func (e env) reconcileCommand() *cli.Command {
 	flags := append(rayFlags(),
 		&cli.BoolFlag{Name: "apply", Usage: "perform the planned actions (default: print the plan, write nothing)"},
 		&cli.IntFlag{Name: "limit", Value: recovery.DefaultReconcileLimit, Usage: fmt.Sprintf("compare at most this many tasks, oldest activity first (1..%d)", recovery.MaxLimit)},
-		&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "WORKER_LEASE_SECONDS: an owner without a lease heartbeat for this long is dead"},
+		leaseTTLFlag("an owner without a lease heartbeat for this long is dead"),
 		&cli.DurationFlag{Name: "grace", Value: recovery.DefaultReconcileGrace, Usage: "a job that ended less than this ago is left to its live owner (0: none)"},
 		&cli.BoolFlag{Name: "all-addresses", Usage: "also compare rows whose ray_address names another host"},
 		&cli.StringFlag{Name: "reason", Usage: "why, recorded in the audit trail (rayctl audit ls)"},

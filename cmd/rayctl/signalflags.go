@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rayctl/rayctl/internal/settings"
 	"github.com/rayctl/rayctl/recovery"
 )
 
@@ -14,13 +15,19 @@ import (
 func signalFlags() []cli.Flag {
 	d := recovery.DefaultThresholds()
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "lease-ttl", Value: d.LeaseTTL, Usage: "WORKER_LEASE_SECONDS: a lease without a heartbeat for this long is stale"},
+		leaseTTLFlag("a lease without a heartbeat for this long is stale"),
 		&cli.DurationFlag{Name: "stuck-after", Value: d.StuckAfter, Usage: "STUCK_TASK_TIMEOUT_SECONDS: a RUNNING or CANCELLING task without a heartbeat for this long is stuck"},
 		&cli.DurationFlag{Name: "max-queue-age", Value: d.MaxQueueAge, Usage: "the oldest runnable task may wait this long"},
 		&cli.DurationFlag{Name: "stall-after", Value: d.StallAfter, Usage: "a live worker that claims, finishes and heartbeats nothing this long while work waits for it is stalled (Ray connection loss)"},
 		&cli.DurationFlag{Name: "failure-window", Value: d.FailureWindow, Usage: "window for the failure-burst (retry storm) check"},
 		&cli.Int64Flag{Name: "max-failures", Value: d.MaxFailures, Usage: "more FAILED or LOST tasks than this within the window is a retry storm"},
 	}
+}
+
+// leaseTTLFlag is --lease-ttl, the workers' WORKER_LEASE_SECONDS as a command judges leases
+// by it, with the workers' default; what says what it decides there.
+func leaseTTLFlag(what string) cli.Flag {
+	return &cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: settings.WorkerLeaseSeconds.Setting().DjangoName() + ": " + what}
 }
 
 // signalThresholds reads signalFlags; cmd names the command in usage errors.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rayctl/rayctl/recovery"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -16,7 +15,7 @@ func (e env) statsCommand() *cli.Command {
 		Name:  "stats",
 		Usage: "counts per state, depth per queue, oldest queued age, completions per minute, lease health",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "a lease without a heartbeat for this long is stale (WORKER_LEASE_SECONDS)"},
+			leaseTTLFlag("a lease without a heartbeat for this long is stale"),
 		},
 		Action: func(c *cli.Context) error {
 			ttl := c.Duration("lease-ttl")

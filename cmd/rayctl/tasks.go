@@ -66,7 +66,7 @@ func (e env) tasksCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "result-dir", Aliases: []string{settings.ResultStorageFilesystemPath.Name}, Usage: "RESULT_STORAGE_FILESYSTEM_PATH, to resolve resultfs:// references (default: $" +
 						settings.ResultStorageFilesystemPath.Env + ", else $" + settings.FilesystemPathDjangoEnv + ")"},
-					&cli.DurationFlag{Name: "lease-ttl", Value: recovery.DefaultLeaseTTL, Usage: "an owner lease without a heartbeat for this long is stale"},
+					leaseTTLFlag("an owner lease without a heartbeat for this long is stale"),
 					&cli.StringFlag{Name: settings.ResultStorageS3Region.Name, Usage: "RESULT_STORAGE_S3_REGION, to read s3:// results (default: $" + settings.ResultStorageS3Region.Env + ", else the AWS configuration's)"},
 					&cli.StringFlag{Name: settings.ResultStorageS3EndpointURL.Name, Usage: "RESULT_STORAGE_S3_ENDPOINT_URL, to read s3:// results from an S3-compatible service (default: $" + settings.ResultStorageS3EndpointURL.Env + ")"},
 					&cli.Int64Flag{Name: "fetch-bytes", Value: recovery.DefaultFetchLimit, Usage: fmt.Sprintf("read at most this much of an s3:// or gs:// result (1..%d)", recovery.MaxFetchLimit)},

@@ -49,6 +49,9 @@ func TestTable(t *testing.T) {
 			t.Errorf("--%s: a backquote in its help would replace the placeholder %s", s.Name, s.Arg)
 		}
 	}
+	for name := range docNotes {
+		byName(t, name)
+	}
 	for name, rows := range map[string][]Setting{"Policy": Policy, "ResultStorage": ResultStorage, "CloudStorage": CloudStorage} {
 		for _, s := range rows {
 			if byName(t, s.Name) != s {

@@ -157,17 +157,20 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name, body string
+		grace      time.Duration
 		want       syscall.Signal
 	}{
-		{"honours SIGTERM", "exec sleep 300", syscall.SIGTERM},
-		{"ignores SIGTERM", "trap '' TERM; sleep 300 & wait; sleep 300 & wait", syscall.SIGKILL},
+		// A process that honours SIGTERM ends at once; the long grace only leaves room for a
+		// loaded machine to schedule it (200 ms was too short at load 30: SIGKILL came first).
+		{"honours SIGTERM", "exec sleep 300", 10 * time.Second, syscall.SIGTERM},
+		{"ignores SIGTERM", "trap '' TERM; sleep 300 & wait; sleep 300 & wait", 200 * time.Millisecond, syscall.SIGKILL},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			g := start(t, family(dir, c.body), nil)
 			waitFile(t, filepath.Join(dir, "ready"))
-			if err := g.Stop(200 * time.Millisecond); err != nil {
+			if err := g.Stop(c.grace); err != nil {
 				t.Fatal(err)
 			}
 			e, err := g.Wait()

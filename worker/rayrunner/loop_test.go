@@ -242,6 +242,12 @@ func TestOutageThroughTheLoop(t *testing.T) {
 		e.w.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return rec.Code == http.StatusServiceUnavailable && strings.Contains(rec.Body.String(), "unreachable")
 	})
+	// The loop may have checked readiness just before the outage and be claiming now: enqueue
+	// once it has seen the runner not ready, so "nothing is claimed during the outage" is what
+	// the loop decides, not how fast this machine schedules it.
+	workertest.Eventually(t, 10*time.Second, "the loop to hold claims", func() bool {
+		return len(e.logs.Lines("runner not ready; holding claims")) > 0
+	})
 	waiting := workertest.Enqueue(t, s, store.NewTask{CallablePath: "app.later"})
 	// The job finishes while the API is out.
 	srv.Update(t, str(first.RayJobID), func(j *raytest.Job) {

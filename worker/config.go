@@ -65,8 +65,9 @@ type Config struct {
 	StatsTTL time.Duration
 	// DBTimeout bounds each database call of the loop (default 10 s).
 	DBTimeout time.Duration
-	// StopWait is how long stopped executions get to exit at shutdown before their rows are
-	// handed back anyway (default 15 s).
+	// StopWait is how long stopped executions get to exit at shutdown. What is not confirmed
+	// stopped by then is left RUNNING or CANCELLING under the (deactivated) lease for other
+	// workers to recover, never handed back while it may still run (default 15 s).
 	StopWait time.Duration
 
 	// MetricsAddr, when set, serves /metrics, /healthz and /readyz there (host:port).

@@ -15,17 +15,18 @@ import (
 
 const rayConnHelp = `RAY:
    --ray-address (default $RAY_ADDRESS) is the Ray dashboard's Jobs API, http(s)://HOST:8265.
-   The auth token (Ray >= 2.52 with token auth) comes from --ray-token-file, else
-   $RAY_AUTH_TOKEN, else the file named by $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token; a
-   token value is never accepted on the command line (shell history, ps). --ray-ca-file
-   trusts a private CA for an https address (a TLS proxy in front of the dashboard).`
+   The auth token (Ray >= 2.52 with token auth) comes from --ray-token-file (alias
+   --ray-auth-token-file, rayworker's name), else $RAY_AUTH_TOKEN, else the file named by
+   $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token; a token value is never accepted on the
+   command line (shell history, ps). --ray-ca-file (default $DJANGO_RAY_RAY_CA_FILE, as
+   rayworker) trusts a private CA for an https address (a TLS proxy in front of the dashboard).`
 
 // rayFlags are the flags of every command that talks to Ray.
 func rayFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "ray-address", Usage: "Ray dashboard / Jobs API address, http(s)://HOST:8265 (default: $RAY_ADDRESS)"},
-		&cli.StringFlag{Name: "ray-token-file", Usage: "file holding the Ray auth token (default: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"},
-		&cli.StringFlag{Name: "ray-ca-file", Usage: "PEM file of the CA to trust for an https Ray address"},
+		&cli.StringFlag{Name: "ray-token-file", Aliases: []string{"ray-auth-token-file"}, Usage: "file holding the Ray auth token (default: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"},
+		&cli.StringFlag{Name: "ray-ca-file", Usage: "PEM file of the CA to trust for an https Ray address (default: $" + settings.RayCAFile.Env + ")"},
 		&cli.StringFlag{Name: "ray-token", Hidden: true}, // refused with an explanation
 	}
 }
@@ -91,7 +92,11 @@ func (e env) rayClient(c *cli.Context, cmd string) (*rayConn, error) {
 	if token == "" {
 		source = ""
 	}
-	opts := rayjobs.Options{Address: addr, Token: token, CAFile: c.String("ray-ca-file"), UserAgent: "rayctl/" + build.Version}
+	caFile := strings.TrimSpace(c.String("ray-ca-file"))
+	if caFile == "" {
+		caFile = strings.TrimSpace(e.getenv(settings.RayCAFile.Env))
+	}
+	opts := rayjobs.Options{Address: addr, Token: token, CAFile: caFile, UserAgent: "rayctl/" + build.Version}
 	cl, err := rayjobs.New(opts)
 	if err != nil {
 		return nil, usageErrorf("%s: %v", cmd, err)

@@ -398,6 +398,8 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 		{"unreachable", with("RAY_ADDRESS", dead), []string{"--apply", "--yes"}, exitFailed, "reconcile-jobs: cannot ask Ray at " + dead + ": ray jobs api: version: Ray Jobs API unavailable"},
 		{"401", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes"}, exitFailed, "HTTP 401: unauthorized: Unauthorized: Missing authentication token; nothing changed"},
 		{"403", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
+		{"token file under rayworker's flag name", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-auth-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
+		{"CA file from rayworker's variable", with("RAY_ADDRESS", "https://127.0.0.1:1", "DJANGO_RAY_RAY_CA_FILE", "/nonexistent/ca.pem"), nil, exitUsage, "/nonexistent/ca.pem"},
 		{"token on the command line", st.vars, []string{"--ray-token", "s3cret"}, exitUsage, "--ray-token is not accepted"},
 		{"no address", with("RAY_ADDRESS", ""), nil, exitUsage, "no Ray address: set --ray-address or RAY_ADDRESS"},
 		{"auto", with("RAY_ADDRESS", "auto"), nil, exitUsage, `Ray address "auto" names no Jobs API`},

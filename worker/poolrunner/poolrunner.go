@@ -24,7 +24,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -170,13 +169,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	for i := range cfg.Size {
 		r.slots = append(r.slots, &slot{idx: i, state: slotStarting})
 	}
-	began := time.Now()
-	ex, err := pyexec.Start(ctx, r.execConfig(r.slots[0]))
+	ex, err := r.m.Start(ctx, r.execConfig(r.slots[0]))
 	if err != nil {
 		r.closeCancel()
 		return nil, err
 	}
-	r.m.StartSeconds.Observe(time.Since(began).Seconds())
 	r.ready = ex.ReadyMessage()
 	r.mu.Lock()
 	r.attach(r.slots[0], ex)
@@ -214,16 +211,12 @@ func (r *Runner) spawn(s *slot) {
 			if r.closeCtx.Err() != nil {
 				return
 			}
-			began := time.Now()
-			ex, err := pyexec.Start(r.closeCtx, r.execConfig(s))
+			ex, err := r.m.Start(r.closeCtx, r.execConfig(s))
 			if err == nil {
-				r.m.StartSeconds.Observe(time.Since(began).Seconds())
 				r.mu.Lock()
 				if r.closed {
 					r.mu.Unlock()
-					ex.Kill(0)
-					<-ex.Done()
-					drain(ex)
+					ex.Discard()
 					return
 				}
 				r.startErr = nil
@@ -377,7 +370,7 @@ func (r *Runner) serve(s *slot, ex *pyexec.Executor) {
 	} else if reason == "" {
 		reason = "died_idle"
 		r.log.Warn("python executor died while idle", "executor", s.idx, "pid", ex.Pid(), "exit_code", code, "signal", sig,
-			"output", lastLine(ex.Diagnostics()))
+			"output", ex.LastDiagnostic())
 	}
 	s.ex, s.state, s.cur = nil, slotStarting, nil
 	if !r.closed {
@@ -701,17 +694,4 @@ func (r *Runner) Pids() []int {
 		}
 	}
 	return out
-}
-
-func drain(ex *pyexec.Executor) {
-	for range ex.Messages() {
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n ")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

@@ -1,6 +1,11 @@
 package pyexec
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the executor metrics both executor runners (pool and Ray Core) serve on the
 // worker's /metrics. The live view (executors by state, their memory) is read from the runner
@@ -42,6 +47,17 @@ func NewMetrics(states func() map[string]int, rss func() int64) *Metrics {
 			"in Ray Core mode the driver is busy while tasks are in flight), starting, stopping.", []string{"state"}, nil),
 		rssDesc: prometheus.NewDesc("rayworker_executor_rss_bytes", "Resident memory of the live Python executors, summed.", nil, nil),
 	}
+}
+
+// Start starts an executor (Start) and records how long it took to become ready
+// (rayworker_executor_start_seconds); a failed start is the caller's to count.
+func (m *Metrics) Start(ctx context.Context, cfg Config) (*Executor, error) {
+	began := time.Now()
+	ex, err := Start(ctx, cfg)
+	if err == nil {
+		m.StartSeconds.Observe(time.Since(began).Seconds())
+	}
+	return ex, err
 }
 
 // Describe implements prometheus.Collector.

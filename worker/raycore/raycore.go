@@ -133,13 +133,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	r := &Runner{cfg: cfg, log: cfg.Logger, events: make(chan struct{}, 1), attempts: map[int64]*attempt{}}
 	r.m = pyexec.NewMetrics(r.executorStates, r.executorRSS)
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
-	began := time.Now()
-	d, err := pyexec.Start(ctx, r.execConfig())
+	d, err := r.m.Start(ctx, r.execConfig())
 	if err != nil {
 		r.closeCancel()
 		return nil, err
 	}
-	r.m.StartSeconds.Observe(time.Since(began).Seconds())
 	r.ready = d.ReadyMessage()
 	r.mu.Lock()
 	r.attach(d)
@@ -234,7 +232,7 @@ func (r *Runner) serve(d *pyexec.Executor) {
 		return
 	}
 	if reason == "crashed" {
-		r.log.Error("the Ray driver exited", "exit_code", code, "signal", sig, "in_flight", failed, "output", lastLine(d.Diagnostics()))
+		r.log.Error("the Ray driver exited", "exit_code", code, "signal", sig, "in_flight", failed, "output", d.LastDiagnostic())
 	}
 	r.m.Restarts.WithLabelValues(reason).Inc()
 	r.startErr = errors.New("the Ray driver is restarting after: " + lost)
@@ -253,18 +251,14 @@ func (r *Runner) respawn() {
 			case <-r.closeCtx.Done():
 				return
 			}
-			began := time.Now()
-			d, err := pyexec.Start(r.closeCtx, r.execConfig())
+			d, err := r.m.Start(r.closeCtx, r.execConfig())
 			if r.closeCtx.Err() != nil {
 				if err == nil {
-					d.Kill(0)
-					<-d.Done()
-					drain(d)
+					d.Discard()
 				}
 				return
 			}
 			if err == nil {
-				r.m.StartSeconds.Observe(time.Since(began).Seconds())
 				r.mu.Lock()
 				r.attach(d)
 				r.mu.Unlock()
@@ -509,17 +503,4 @@ func (r *Runner) DriverPid() int {
 		return 0
 	}
 	return r.driver.Pid()
-}
-
-func drain(d *pyexec.Executor) {
-	for range d.Messages() {
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n ")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

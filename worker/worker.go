@@ -582,44 +582,43 @@ func (w *Worker) forget(e *execution) {
 	delete(w.inflight, e.task.ID)
 }
 
+// applyOutcome writes an outcome through the applier. stop reports that end must return now, with
+// ended as its answer: the database could not be reached (false: kept and retried), or it
+// refused the outcome (refused's answer).
+func (w *Worker) applyOutcome(dbctx context.Context, e *execution, o lifecycle.Outcome) (tr lifecycle.Transition, stop, ended bool) {
+	err := w.withTimeout(dbctx, func(c context.Context) error {
+		var err error
+		tr, err = w.applier.Apply(c, e.task, o)
+		return err
+	})
+	if errors.Is(err, store.ErrInvalid) {
+		return tr, true, w.refused(e.task, o, err)
+	}
+	if err != nil {
+		w.dbError("complete", err)
+		w.retryPoll = true
+		return tr, true, false
+	}
+	return tr, false, false
+}
+
 // end applies an outcome to the row and logs the transition. It reports false when the
 // database could not be reached (the outcome is kept and retried). An outcome PostgreSQL
 // refuses for what it holds is never retried: lifecycle records an UnstorableOutcome failure
 // instead, and if even that is refused the execution is dropped (true) so its slot is
 // freed; the row, no longer heartbeated, then goes to stuck-task recovery.
 func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) bool {
-	task := e.task
-	var tr lifecycle.Transition
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		tr, err = w.applier.Apply(c, task, o)
-		return err
-	})
-	if errors.Is(err, store.ErrInvalid) {
-		return w.refused(task, o, err)
-	}
-	if err != nil {
-		w.dbError("complete", err)
-		w.retryPoll = true
-		return false
+	tr, stop, ended := w.applyOutcome(dbctx, e, o)
+	if stop {
+		return ended
 	}
 	w.dbFine()
 	if !tr.Applied && (tr.Current == store.StateQueued || tr.Current == store.StateLost) && w.reclaim(dbctx, e) {
 		// The row was marked LOST only because this worker could not reach the database:
 		// it is ours again, so the outcome in hand is recorded instead of the task running
 		// a second time.
-		err = w.withTimeout(dbctx, func(c context.Context) error {
-			var err error
-			tr, err = w.applier.Apply(c, task, o)
-			return err
-		})
-		if errors.Is(err, store.ErrInvalid) {
-			return w.refused(task, o, err)
-		}
-		if err != nil {
-			w.dbError("complete", err)
-			w.retryPoll = true
-			return false
+		if tr, stop, ended = w.applyOutcome(dbctx, e, o); stop {
+			return ended
 		}
 	}
 	if !tr.Applied && o.Kind == lifecycle.TimedOut && tr.Current == store.StateRunning && w.stillOurs(dbctx, e) {
@@ -632,7 +631,7 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 	if tr.Applied && tr.Outcome == lifecycle.TimedOut {
 		w.m.recovered.WithLabelValues("timed_out").Inc()
 	}
-	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
+	w.logTransition(e.task, tr, w.cfg.Clock().Sub(e.started))
 	return true
 }
 

@@ -206,40 +206,26 @@ func (r *Runner) spawn(s *slot) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		failures := 0
-		for {
-			if r.closeCtx.Err() != nil {
-				return
-			}
-			ex, err := r.m.Start(r.closeCtx, r.execConfig(s))
-			if err == nil {
+		ex, ok := r.m.KeepStarting(r.closeCtx, func() pyexec.Config { return r.execConfig(s) },
+			pyexec.Backoff{Min: backoffMin, Max: backoffMax},
+			func(err error, wait time.Duration) {
 				r.mu.Lock()
-				if r.closed {
-					r.mu.Unlock()
-					ex.Discard()
-					return
-				}
-				r.startErr = nil
-				r.attach(s, ex)
+				r.startErr = err
 				r.mu.Unlock()
-				return
-			}
-			if r.closeCtx.Err() != nil {
-				return
-			}
-			failures++
-			r.m.StartFailures.Inc()
-			r.mu.Lock()
-			r.startErr = err
-			r.mu.Unlock()
-			wait := min(backoffMin<<min(failures-1, 5), backoffMax)
-			r.log.Error("python executor could not start; retrying", "executor", s.idx, "error", err, "retry_in", wait.String())
-			select {
-			case <-time.After(wait):
-			case <-r.closeCtx.Done():
-				return
-			}
+				r.log.Error("python executor could not start; retrying", "executor", s.idx, "error", err, "retry_in", wait.String())
+			})
+		if !ok {
+			return
 		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			ex.Discard()
+			return
+		}
+		r.startErr = nil
+		r.attach(s, ex)
+		r.mu.Unlock()
 	}()
 }
 

@@ -60,6 +60,43 @@ func (m *Metrics) Start(ctx context.Context, cfg Config) (*Executor, error) {
 	return ex, err
 }
 
+// Backoff paces KeepStarting: it waits First before its first try, then after each failed
+// start twice its last wait, at least Min and at most Max.
+type Backoff struct{ First, Min, Max time.Duration }
+
+// KeepStarting starts an executor with cfg() until one starts, and returns it; it returns
+// false, having stopped any executor it started meanwhile, when ctx ends. Each failed start
+// is counted (rayworker_executor_start_failures_total) and given to failed with the wait
+// before the next try: the runners' restart after an executor died.
+func (m *Metrics) KeepStarting(ctx context.Context, cfg func() Config, b Backoff, failed func(err error, retryIn time.Duration)) (*Executor, bool) {
+	wait := b.First
+	for {
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, false
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		ex, err := m.Start(ctx, cfg())
+		if ctx.Err() != nil {
+			if err == nil {
+				ex.Discard()
+			}
+			return nil, false
+		}
+		if err == nil {
+			return ex, true
+		}
+		m.StartFailures.Inc()
+		wait = min(max(2*wait, b.Min), b.Max)
+		failed(err, wait)
+	}
+}
+
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.Restarts.Describe(ch)

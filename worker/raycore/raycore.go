@@ -244,35 +244,22 @@ func (r *Runner) respawn() {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		wait := backoffMin
-		for {
-			select {
-			case <-time.After(wait):
-			case <-r.closeCtx.Done():
-				return
-			}
-			d, err := r.m.Start(r.closeCtx, r.execConfig())
-			if r.closeCtx.Err() != nil {
-				if err == nil {
-					d.Discard()
-				}
-				return
-			}
-			if err == nil {
+		d, ok := r.m.KeepStarting(r.closeCtx, r.execConfig,
+			pyexec.Backoff{First: backoffMin, Min: backoffMin, Max: backoffMax},
+			func(err error, wait time.Duration) {
 				r.mu.Lock()
-				r.attach(d)
+				r.startErr = err
 				r.mu.Unlock()
-				r.log.Info("the Ray driver is connected again", "ray_job_id", r.jobIDLocked())
-				r.notify()
-				return
-			}
-			r.m.StartFailures.Inc()
-			r.mu.Lock()
-			r.startErr = err
-			r.mu.Unlock()
-			wait = min(wait*2, backoffMax)
-			r.log.Error("the Ray driver could not start; retrying", "error", err, "retry_in", wait.String())
+				r.log.Error("the Ray driver could not start; retrying", "error", err, "retry_in", wait.String())
+			})
+		if !ok {
+			return
 		}
+		r.mu.Lock()
+		r.attach(d)
+		r.mu.Unlock()
+		r.log.Info("the Ray driver is connected again", "ray_job_id", r.jobIDLocked())
+		r.notify()
 	}()
 }
 

@@ -68,6 +68,21 @@ type Runner interface {
 	Close(ctx context.Context) error
 }
 
+// Wake is the channel a runner's Events returns, as the contract above asks: a buffer of one,
+// so Notify never blocks and wake-ups that come while the loop is busy fold into one.
+type Wake chan struct{}
+
+// NewWake returns a Wake.
+func NewWake() Wake { return make(Wake, 1) }
+
+// Notify wakes the receiver, unless a wake-up is already pending.
+func (w Wake) Notify() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
+}
+
 // ReadinessReporter is an optional Runner interface. While Ready returns an error (the Ray Jobs
 // API is unreachable, or refuses the worker's credentials), the loop claims nothing, so tasks
 // stay QUEUED for workers that can run them instead of being claimed into a runner that

@@ -82,7 +82,7 @@ type Config struct {
 type Runner struct {
 	cfg    Config
 	log    *slog.Logger
-	events chan struct{}
+	events worker.Wake
 	m      *pyexec.Metrics
 
 	mu       sync.Mutex
@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, events: make(chan struct{}, 1), attempts: map[int64]*attempt{}}
+	r := &Runner{cfg: cfg, log: cfg.Logger, events: worker.NewWake(), attempts: map[int64]*attempt{}}
 	r.m = pyexec.NewMetrics(r.executorStates, r.executorRSS)
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	for i := range cfg.Size {
@@ -432,7 +432,7 @@ func (r *Runner) finish(a *attempt, run func(stderr []byte) lifecycle.RunOutput)
 			delete(r.attempts, a.task.ID)
 		}
 		r.mu.Unlock()
-		r.notify()
+		r.events.Notify()
 	}()
 }
 
@@ -444,18 +444,11 @@ func (r *Runner) endNow(a *attempt, o lifecycle.Outcome) {
 	a.ended = true
 	a.outcome = o
 	close(a.done)
-	r.notify()
+	r.events.Notify()
 }
 
 func startFailure(err error) lifecycle.Outcome {
 	return lifecycle.Interpret(lifecycle.RunOutput{Err: err})
-}
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
-	}
 }
 
 // Capabilities implements worker.Runner: event-driven, nothing to adopt, executors die with

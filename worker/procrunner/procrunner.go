@@ -64,7 +64,7 @@ type Config struct {
 // Runner runs each attempt as a local process. It implements worker.Runner.
 type Runner struct {
 	cfg    Config
-	events chan struct{}
+	events worker.Wake
 
 	mu    sync.Mutex
 	procs map[int64]*proc
@@ -91,7 +91,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = DefaultKillGrace
 	}
-	return &Runner{cfg: cfg, events: make(chan struct{}, 1), procs: map[int64]*proc{}}, nil
+	return &Runner{cfg: cfg, events: worker.NewWake(), procs: map[int64]*proc{}}, nil
 }
 
 type proc struct {
@@ -114,13 +114,6 @@ func (r *Runner) Capabilities() worker.Capabilities {
 
 // Events implements worker.Runner: it fires when a process has exited and its outcome is ready.
 func (r *Runner) Events() <-chan struct{} { return r.events }
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
-	}
-}
 
 // Start implements worker.Runner. A row that cannot be turned into a payload, a payload too
 // long to pass as an argument, and a command that cannot be started are reported as a
@@ -231,7 +224,7 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	p.outcome = outcome
 	p.mu.Unlock()
 	close(p.done)
-	r.notify()
+	r.events.Notify()
 }
 
 func (r *Runner) get(id int64) *proc {

@@ -78,7 +78,7 @@ type Config struct {
 type Runner struct {
 	cfg    Config
 	log    *slog.Logger
-	events chan struct{}
+	events worker.Wake
 	m      *pyexec.Metrics
 
 	mu       sync.Mutex
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, events: make(chan struct{}, 1), attempts: map[int64]*attempt{}}
+	r := &Runner{cfg: cfg, log: cfg.Logger, events: worker.NewWake(), attempts: map[int64]*attempt{}}
 	r.m = pyexec.NewMetrics(r.executorStates, r.executorRSS)
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	d, err := r.m.Start(ctx, r.execConfig())
@@ -259,7 +259,7 @@ func (r *Runner) respawn() {
 		r.attach(d)
 		r.mu.Unlock()
 		r.log.Info("the Ray driver is connected again", "ray_job_id", r.jobIDLocked())
-		r.notify()
+		r.events.Notify()
 	}()
 }
 
@@ -285,7 +285,7 @@ func (r *Runner) end(a *attempt, o lifecycle.Outcome) {
 	if a.forgotten {
 		delete(r.attempts, a.task.ID)
 	}
-	r.notify()
+	r.events.Notify()
 }
 
 func isDone(a *attempt) bool {
@@ -294,13 +294,6 @@ func isDone(a *attempt) bool {
 		return true
 	default:
 		return false
-	}
-}
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
 	}
 }
 

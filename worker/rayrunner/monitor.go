@@ -88,7 +88,7 @@ func (r *Runner) launch(f func()) {
 	go func() {
 		defer r.wg.Done()
 		f()
-		r.kick()
+		r.wake.Notify()
 	}()
 }
 
@@ -301,7 +301,7 @@ func (r *Runner) finish(j *job, o lifecycle.Outcome) {
 	if j.forgotten {
 		r.drop(j)
 	}
-	r.notify()
+	r.events.Notify()
 }
 
 // stopOutcome is the outcome of a job stopped on the runner's request.
@@ -768,7 +768,7 @@ func (r *Runner) getRound(js []*job, started time.Time) {
 			defer wg.Done()
 			for j := range work {
 				if r.pacedGet(j) {
-					r.kick()
+					r.wake.Notify()
 				}
 			}
 		}()

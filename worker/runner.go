@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/rayctl/rayctl/lifecycle"
@@ -80,6 +81,19 @@ func (w Wake) Notify() {
 	select {
 	case w <- struct{}{}:
 	default:
+	}
+}
+
+// WaitClosed waits until a runner's goroutines, counted by wg, have ended, or until ctx ends,
+// as Close must; it reports whether they all ended.
+func WaitClosed(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -617,21 +617,17 @@ func (r *Runner) Close(ctx context.Context) error {
 	for _, ex := range stops {
 		go ex.Stop(ctx, r.cfg.KillGrace)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if worker.WaitClosed(ctx, &r.wg) {
 		return nil
-	case <-ctx.Done():
-		r.mu.Lock()
-		for _, s := range r.slots {
-			if s.ex != nil {
-				s.ex.Kill(0)
-			}
-		}
-		r.mu.Unlock()
-		return fmt.Errorf("executor pool: executors still stopping: %w", ctx.Err())
 	}
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.ex != nil {
+			s.ex.Kill(0)
+		}
+	}
+	r.mu.Unlock()
+	return fmt.Errorf("executor pool: executors still stopping: %w", ctx.Err())
 }
 
 // Describe implements prometheus.Collector.

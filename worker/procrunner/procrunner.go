@@ -308,14 +308,10 @@ func (r *Runner) Close(ctx context.Context) error {
 	for _, p := range procs {
 		r.stop(p)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	if !worker.WaitClosed(ctx, &r.wg) {
 		return fmt.Errorf("process runner: %d process(es) still stopping: %w", len(procs), ctx.Err())
 	}
+	return nil
 }
 
 // Running returns how many processes have not exited yet (for tests and metrics).

@@ -432,17 +432,13 @@ func (r *Runner) Close(ctx context.Context) error {
 	if d != nil {
 		go d.Stop(ctx, 10*time.Second)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if worker.WaitClosed(ctx, &r.wg) {
 		return nil
-	case <-ctx.Done():
-		if d != nil {
-			d.Kill(0)
-		}
-		return fmt.Errorf("ray core runner: the driver is still stopping: %w", ctx.Err())
 	}
+	if d != nil {
+		d.Kill(0)
+	}
+	return fmt.Errorf("ray core runner: the driver is still stopping: %w", ctx.Err())
 }
 
 // Describe implements prometheus.Collector.

@@ -468,11 +468,7 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		return err
 	}
 	if len(payload) > MaxPayload {
-		return &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message:       fmt.Sprintf("invalid task row: the payload is %d bytes of base64, more than the %d bytes an executor takes", len(payload), MaxPayload),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return lifecycle.InvalidRow("the payload is %d bytes of base64, more than the %d bytes an executor takes", len(payload), MaxPayload)
 	}
 	a := &attempt{task: task, stdout: procrunner.NewCapture(r.cfg.MaxStdout, true), stderr: procrunner.NewCapture(r.cfg.MaxStderr, false),
 		done: make(chan struct{})}

@@ -124,12 +124,8 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		return err
 	}
 	if len(payload) > lifecycle.MaxPayloadArg {
-		return &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message: fmt.Sprintf("invalid task row: the payload is %d bytes of base64, more than the %d bytes one process argument can hold",
-				len(payload), lifecycle.MaxPayloadArg),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return lifecycle.InvalidRow("the payload is %d bytes of base64, more than the %d bytes one process argument can hold",
+			len(payload), lifecycle.MaxPayloadArg)
 	}
 	argv := append(append([]string(nil), r.cfg.Entrypoint...), lifecycle.PayloadFlag, payload)
 	cmd := procgroup.Cmd{Path: argv[0], Args: argv, Dir: r.cfg.Dir}

@@ -306,12 +306,8 @@ func (r *Runner) request(t store.Task, id string) (rayjobs.SubmitRequest, error)
 	// Ray starts the entrypoint as /bin/sh -c "<entrypoint>": the whole command is one
 	// process argument, limited like any other.
 	if len(entry) > lifecycle.MaxPayloadArg {
-		return rayjobs.SubmitRequest{}, &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message: fmt.Sprintf("invalid task row: the Ray job entrypoint would be %d bytes, more than the %d bytes one process argument can hold",
-				len(entry), lifecycle.MaxPayloadArg),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return rayjobs.SubmitRequest{}, lifecycle.InvalidRow("the Ray job entrypoint would be %d bytes, more than the %d bytes one process argument can hold",
+			len(entry), lifecycle.MaxPayloadArg)
 	}
 	return rayjobs.SubmitRequest{
 		Entrypoint:          entry,

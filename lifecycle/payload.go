@@ -39,11 +39,11 @@ func Payload(task store.Task) (string, error) {
 	}
 	sargs, err := pyjson.Dumps(args)
 	if err != nil {
-		return "", invalidRow("args_json cannot be encoded: %v", err)
+		return "", InvalidRow("args_json cannot be encoded: %v", err)
 	}
 	skwargs, err := pyjson.Dumps(kwargs)
 	if err != nil {
-		return "", invalidRow("kwargs_json cannot be encoded: %v", err)
+		return "", InvalidRow("kwargs_json cannot be encoded: %v", err)
 	}
 	obj := &pyjson.Object{}
 	obj.Set("callable_path", task.CallablePath)
@@ -51,7 +51,7 @@ func Payload(task store.Task) (string, error) {
 	obj.Set("serialized_kwargs", string(skwargs))
 	text, err := pyjson.Compact(obj)
 	if err != nil {
-		return "", invalidRow("payload cannot be encoded: %v", err)
+		return "", InvalidRow("payload cannot be encoded: %v", err)
 	}
 	return base64.URLEncoding.EncodeToString(text), nil
 }
@@ -59,7 +59,7 @@ func Payload(task store.Task) (string, error) {
 func decodeField(text, column, want string) (any, error) {
 	v, err := pyjson.Decode(text)
 	if err != nil {
-		return nil, invalidRow("%s is not valid JSON (%v): %s", column, err, clip(text, 200))
+		return nil, InvalidRow("%s is not valid JSON (%v): %s", column, err, clip(text, 200))
 	}
 	ok := false
 	switch v.(type) {
@@ -69,12 +69,15 @@ func decodeField(text, column, want string) (any, error) {
 		ok = want == "object"
 	}
 	if !ok {
-		return nil, invalidRow("%s is not a JSON %s: %s", column, want, clip(text, 200))
+		return nil, InvalidRow("%s is not a JSON %s: %s", column, want, clip(text, 200))
 	}
 	return v, nil
 }
 
-func invalidRow(format string, a ...any) error {
+// InvalidRow is the permanent failure of a row that can never run as written: the message
+// starts "invalid task row: " (how the failure summaries recognise it, store.ExcInvalidTask)
+// and the exception type is ExcInvalidTask.
+func InvalidRow(format string, a ...any) error {
 	return &FailureError{Failure: Failure{
 		Message:       "invalid task row: " + fmt.Sprintf(format, a...),
 		ExceptionType: ExcInvalidTask,

@@ -84,41 +84,34 @@ func (FilesystemBackend) Name() string { return "filesystem" }
 
 // Store implements Backend.
 func (b FilesystemBackend) Store(_ context.Context, text []byte) (string, error) {
-	if b.Root == "" {
-		return "", errors.New("result storage path is not set")
-	}
-	sum := digestOf(text)
-	full := filepath.Join(b.Root, filepath.FromSlash(relPath(sum)))
-	ref := FilesystemReference(sum, int64(len(text)))
-	if _, err := os.Stat(full); err == nil {
-		return ref, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
-		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
-	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := full + ".tmp-" + hex.EncodeToString(rnd[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
-	}
-	_, werr := f.Write(text)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
-	}
-	if err := os.Rename(tmp, full); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
-	}
-	return ref, nil
+	return b.put(digestOf(text), int64(len(text)), func(f *os.File) error {
+		_, err := f.Write(text)
+		return err
+	})
 }
 
 // StoreStream implements StreamBackend: the text is written straight into the temporary
 // file, checked against its digest and size, and renamed into place.
 func (b FilesystemBackend) StoreStream(_ context.Context, sha256hex string, n int64, write func(io.Writer) error) (string, error) {
+	return b.put(sha256hex, n, func(f *os.File) error {
+		h := sha256.New()
+		bw := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
+		c := &countingWriter{w: bw}
+		err := write(c)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil && (c.n != n || hex.EncodeToString(h.Sum(nil)) != sha256hex) {
+			err = fmt.Errorf("the result changed while it was written (%d bytes, want %d)", c.n, n)
+		}
+		return err
+	})
+}
+
+// put stores the text of digest sha256hex and n bytes: write fills a new temporary file,
+// which is renamed into place. A file already there is that text (its name is the digest)
+// and is kept.
+func (b FilesystemBackend) put(sha256hex string, n int64, write func(*os.File) error) (string, error) {
 	if b.Root == "" {
 		return "", errors.New("result storage path is not set")
 	}
@@ -137,17 +130,8 @@ func (b FilesystemBackend) StoreStream(_ context.Context, sha256hex string, n in
 	if err != nil {
 		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)
 	}
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
-	c := &countingWriter{w: bw}
-	werr := write(c)
-	if werr == nil {
-		werr = bw.Flush()
-	}
+	werr := write(f)
 	cerr := f.Close()
-	if werr == nil && (c.n != n || hex.EncodeToString(h.Sum(nil)) != sha256hex) {
-		werr = fmt.Errorf("the result changed while it was written (%d bytes, want %d)", c.n, n)
-	}
 	if err := errors.Join(werr, cerr); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("failed to persist result to filesystem: %w", err)

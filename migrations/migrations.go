@@ -153,11 +153,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error) {
 	}
 	defer unlock(conn.Conn())
 
-	applied, err := appliedVersions(ctx, conn.Conn())
-	if err != nil {
-		return res, err
-	}
-	info, err := inspect(ctx, conn.Conn())
+	applied, info, err := current(ctx, conn.Conn())
 	if err != nil {
 		return res, err
 	}
@@ -286,6 +282,16 @@ type appliedRow struct {
 	AppliedAt time.Time
 }
 
+// current reads what the database holds: the migrations recorded as applied, and its tables.
+func current(ctx context.Context, conn *pgx.Conn) (map[int]appliedRow, schemaInfo, error) {
+	applied, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return nil, schemaInfo{}, err
+	}
+	info, err := inspect(ctx, conn)
+	return applied, info, err
+}
+
 func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]appliedRow, error) {
 	out := map[int]appliedRow{}
 	var exists bool
@@ -335,11 +341,7 @@ func Status(ctx context.Context, pool *pgxpool.Pool) ([]MigrationStatus, error) 
 		return nil, err
 	}
 	defer conn.Release()
-	applied, err := appliedVersions(ctx, conn.Conn())
-	if err != nil {
-		return nil, err
-	}
-	info, err := inspect(ctx, conn.Conn())
+	applied, info, err := current(ctx, conn.Conn())
 	if err != nil {
 		return nil, err
 	}
@@ -390,11 +392,7 @@ func Validate(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
 		return rep, err
 	}
 	defer conn.Release()
-	applied, err := appliedVersions(ctx, conn.Conn())
-	if err != nil {
-		return rep, err
-	}
-	info, err := inspect(ctx, conn.Conn())
+	applied, info, err := current(ctx, conn.Conn())
 	if err != nil {
 		return rep, err
 	}

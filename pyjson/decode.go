@@ -327,11 +327,8 @@ func writeSurrogate(b *strings.Builder, r rune) {
 }
 
 func (d *decoder) array(depth int) ([]any, error) {
-	d.i++
 	out := []any{}
-	d.skipSpace()
-	if d.i < len(d.s) && d.s[d.i] == ']' {
-		d.i++
+	if d.empty(']') {
 		return out, nil
 	}
 	for {
@@ -341,28 +338,48 @@ func (d *decoder) array(depth int) ([]any, error) {
 			return nil, err
 		}
 		out = append(out, v)
-		d.skipSpace()
-		if d.i >= len(d.s) {
-			return nil, d.errorf("expecting ',' delimiter")
+		end, err := d.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		if end {
 			return out, nil
-		default:
-			return nil, d.errorf("expecting ',' delimiter")
 		}
 	}
 }
 
-func (d *decoder) object(depth int) (*Object, error) {
+// empty consumes a container's opening bracket and reports whether its closing one, close,
+// follows (consumed too): an empty array or object.
+func (d *decoder) empty(close byte) bool {
 	d.i++
-	o := &Object{}
 	d.skipSpace()
-	if d.i < len(d.s) && d.s[d.i] == '}' {
+	if d.i < len(d.s) && d.s[d.i] == close {
 		d.i++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows an element of a container: ',' (another element follows) or its
+// closing bracket, close (end reports true).
+func (d *decoder) next(close byte) (end bool, err error) {
+	d.skipSpace()
+	if d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			return false, nil
+		case close:
+			d.i++
+			return true, nil
+		}
+	}
+	return false, d.errorf("expecting ',' delimiter")
+}
+
+func (d *decoder) object(depth int) (*Object, error) {
+	o := &Object{}
+	if d.empty('}') {
 		return o, nil
 	}
 	for {
@@ -385,18 +402,12 @@ func (d *decoder) object(depth int) (*Object, error) {
 			return nil, err
 		}
 		o.Set(key, v)
-		d.skipSpace()
-		if d.i >= len(d.s) {
-			return nil, d.errorf("expecting ',' delimiter")
+		end, err := d.next('}')
+		if err != nil {
+			return nil, err
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		if end {
 			return o, nil
-		default:
-			return nil, d.errorf("expecting ',' delimiter")
 		}
 	}
 }

@@ -33,17 +33,8 @@ type StopResult struct {
 // DefaultRayConcurrency), best effort: every job gets its own answer or error, in the order
 // given. It stops asking when ctx ends (the jobs not reached say so).
 func StopJobs(ctx context.Context, ray RayJobs, jobs []JobRef, concurrency int) []StopResult {
-	if concurrency <= 0 {
-		concurrency = DefaultRayConcurrency
-	}
-	out := make([]StopResult, len(jobs))
-	idx := make([]int, len(jobs))
-	for i, j := range jobs {
-		idx[i] = i
-		out[i] = StopResult{ID: j.ID, RayJobID: j.RayJobID, Error: "not asked: interrupted"}
-	}
-	forEach(ctx, concurrency, idx, func(i int) {
-		r := StopResult{ID: jobs[i].ID, RayJobID: jobs[i].RayJobID}
+	return eachJob(ctx, jobs, concurrency, func(j JobRef) StopResult {
+		r := StopResult{ID: j.ID, RayJobID: j.RayJobID}
 		stopped, err := ray.Stop(ctx, r.RayJobID)
 		switch {
 		case errors.Is(err, rayjobs.ErrNotFound):
@@ -55,7 +46,24 @@ func StopJobs(ctx context.Context, ray RayJobs, jobs []JobRef, concurrency int) 
 		default:
 			r.Note = "the job had already ended"
 		}
-		out[i] = r // each goroutine writes its own element
+		return r
+	})
+}
+
+// eachJob runs do for each job, at most concurrency at once (0: DefaultRayConcurrency), and
+// returns their results in the order given; a job not reached when ctx ends says so.
+func eachJob(ctx context.Context, jobs []JobRef, concurrency int, do func(JobRef) StopResult) []StopResult {
+	if concurrency <= 0 {
+		concurrency = DefaultRayConcurrency
+	}
+	out := make([]StopResult, len(jobs))
+	idx := make([]int, len(jobs))
+	for i, j := range jobs {
+		idx[i] = i
+		out[i] = StopResult{ID: j.ID, RayJobID: j.RayJobID, Error: "not asked: interrupted"}
+	}
+	forEach(ctx, concurrency, idx, func(i int) {
+		out[i] = do(jobs[i]) // each goroutine writes its own element
 	})
 	return out
 }
@@ -71,22 +79,10 @@ const DefaultEndWait = 30 * time.Second
 // the job could not be confirmed over (Ray unreachable, still RUNNING after the wait). At
 // most concurrency jobs are handled at once (0: DefaultRayConcurrency).
 func EndJobs(ctx context.Context, ray RayJobs, jobs []JobRef, wait time.Duration, concurrency int) []StopResult {
-	if concurrency <= 0 {
-		concurrency = DefaultRayConcurrency
-	}
 	if wait <= 0 {
 		wait = DefaultEndWait
 	}
-	out := make([]StopResult, len(jobs))
-	idx := make([]int, len(jobs))
-	for i, j := range jobs {
-		idx[i] = i
-		out[i] = StopResult{ID: j.ID, RayJobID: j.RayJobID, Error: "not asked: interrupted"}
-	}
-	forEach(ctx, concurrency, idx, func(i int) {
-		out[i] = endJob(ctx, ray, jobs[i], wait) // each goroutine writes its own element
-	})
-	return out
+	return eachJob(ctx, jobs, concurrency, func(j JobRef) StopResult { return endJob(ctx, ray, j, wait) })
 }
 
 func endJob(ctx context.Context, ray RayJobs, j JobRef, wait time.Duration) StopResult {

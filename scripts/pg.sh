@@ -16,9 +16,10 @@
 # deleted on stop.
 set -euo pipefail
 
-# Every function returns an explicit status: a bare `return` in a function called from the EXIT
-# trap would return the status of the command that failed before the trap, and `set -e` would
-# then abandon the cleanup, leaving the server running.
+# free_port, server_dir, start_until_exit, main; and the rule that every function returns an
+# explicit status (so that stop, from the EXIT trap, never gives up half-way)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 find_bin() {
   if [ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/initdb" ]; then echo "$PG_BIN"; return 0; fi
   if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return 0; fi
@@ -34,16 +35,6 @@ as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  echo "pg.sh: no free port found" >&2
-  return 1
-}
-
 # home DIR: where the server's files are (data, log, socket): DIR itself, or the directory
 # named in DIR/home when the postgres user could not reach DIR.
 home() {
@@ -54,9 +45,7 @@ home() {
 start() {
   local bin dir port h
   bin=$(find_bin)
-  dir=${1:-$(mktemp -d /tmp/rayctl-pg.XXXXXX)}
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
+  dir=$(server_dir "${1:-}" rayctl-pg)
   h=$dir
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --no-create-home postgres
@@ -124,25 +113,9 @@ stop() {
 # (success, failure, Ctrl-C: 130, SIGTERM: 143, SIGHUP: 129).
 run() {
   if [ -n "${DATABASE_URL:-}" ]; then exec "$@"; fi
-  local env
-  env=$(start)
-  eval "$env"
-  # shellcheck disable=SC2064
-  trap "status=\$?; set +e; stop '$RAYCTL_PG_DIR'; exit \$status" EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP
+  start_until_exit RAYCTL_PG_DIR
   echo "pg.sh: throwaway PostgreSQL at ${DATABASE_URL}" >&2
   "$@"
 }
 
-cmd=${1:-}
-shift || true
-case "$cmd" in
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  down) down "$@" ;;
-  up) up "$@" ;;
-  run) run "$@" ;;
-  *) echo "usage: scripts/pg.sh start [DIR] | stop DIR | down DIR | up DIR | run CMD..." >&2; exit 2 ;;
-esac
+main "start stop down up run" "start [DIR] | stop DIR | down DIR | up DIR | run CMD..." "$@"

@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 venv=${RAYCTL_VENV:-$root/.venv}
 req=$root/python/requirements.txt
+. scripts/lib.sh
 
 ok_python() { # ok_python BIN: prints BIN if it runs and is >= 3.12
   "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1 && echo "$1"
@@ -51,21 +52,7 @@ if [ "${1:-}" = --which-python ]; then
   echo "$py"
   exit 0
 fi
-pyver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-want="$(sha256sum "$req" | cut -d' ' -f1) python-$pyver"
-stamp=$venv/.rayctl-requirements.stamp
-
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "pyenv.sh: $venv is up to date (Python $pyver)" >&2
-else
-  echo "pyenv.sh: creating $venv with $py (Python $pyver) and installing $req" >&2
-  start=$(date +%s)
-  rm -rf "$venv"
-  "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-  echo "$want" >"$stamp"
-  echo "pyenv.sh: installed in $(( $(date +%s) - start ))s" >&2
-fi
+want="$(sha256sum "$req" | cut -d' ' -f1) python-$(python_version "$py")"
+ensure_venv "$venv" "$venv/.rayctl-requirements.stamp" "$want" "$py" "$req"
 echo "export RAYCTL_PYTHON='$venv/bin/python'"
 echo "export RAYCTL_VENV='$venv'"

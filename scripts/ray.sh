@@ -22,16 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  echo "ray.sh: no free port found" >&2
-  return 1
-}
+. scripts/lib.sh
 
 fetch() { # fetch URL: print the body of a 2xx answer (curl, else the venv's python)
   if command -v curl >/dev/null 2>&1; then
@@ -43,9 +34,7 @@ fetch() { # fetch URL: print the body of a 2xx answer (curl, else the venv's pyt
 
 start() {
   local dir venv port dash start_ms tdir
-  dir=${1:-$(mktemp -d /tmp/rayctl-ray.XXXXXX)}
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
+  dir=$(server_dir "${1:-}" rayctl-ray)
   tdir=$(mktemp -d /tmp/rr.XXXXXX)
   echo "$tdir" >"$dir/tempdir"
   eval "$(scripts/pyenv.sh)"
@@ -130,22 +119,8 @@ stop() {
 }
 
 run() {
-  local env
-  env=$(start)
-  eval "$env"
-  # shellcheck disable=SC2064
-  trap "status=\$?; set +e; stop '$RAYCTL_RAY_DIR'; exit \$status" EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP
+  start_until_exit RAYCTL_RAY_DIR
   "$@"
 }
 
-cmd=${1:-}
-shift || true
-case "$cmd" in
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  run) run "$@" ;;
-  *) echo "usage: scripts/ray.sh start [DIR] | stop DIR | run CMD..." >&2; exit 2 ;;
-esac
+main "start stop run" "start [DIR] | stop DIR | run CMD..." "$@"

@@ -12,22 +12,11 @@
 # RAYCTL_S3_SECRET_ACCESS_KEY, RAYCTL_S3_DIR, and RAYCTL_TOOLS_PYTHON (scripts/toolsenv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  echo "s3.sh: no free port found" >&2
-  return 1
-}
+. scripts/lib.sh
 
 start() {
-  local dir port py i
-  dir=${1:-$(mktemp -d /tmp/rayctl-s3.XXXXXX)}
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
+  local dir port py
+  dir=$(server_dir "${1:-}" rayctl-s3)
   eval "$(scripts/toolsenv.sh)"
   py=$RAYCTL_TOOLS_PYTHON
   port=$(free_port)
@@ -36,16 +25,7 @@ start() {
   INITIAL_NO_AUTH_ACTION_COUNT=3 setsid "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$port" \
     >"$dir/server.log" 2>&1 &
   echo $! >"$dir/pid"
-  for i in $(seq 1 120); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    if [ "$i" = 120 ] || ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-      echo "s3.sh: moto's server did not listen on 127.0.0.1:$port within 60s:" >&2
-      tail -n 40 "$dir/server.log" >&2
-      stop "$dir" keep
-      return 1
-    fi
-    sleep 0.5
-  done
+  await_port "$dir" "$port" 120 "moto's server" || return 1
   if ! "$py" - "http://127.0.0.1:$port" >"$dir/keys" 2>"$dir/setup.log" <<'PY'
 import json, sys
 import boto3
@@ -73,36 +53,12 @@ PY
 }
 
 stop() {
-  local dir=${1:?usage: s3.sh stop DIR} keep=${2:-} pid i
-  [ -d "$dir" ] || return 0
-  if [ -f "$dir/pid" ]; then
-    pid=$(cat "$dir/pid")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 25); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  if [ -z "$keep" ]; then rm -rf "$dir"; fi
+  stop_group "${1:?usage: s3.sh stop DIR}" "${2:-}"
 }
 
 run() {
-  local env
-  env=$(start)
-  eval "$env"
-  # shellcheck disable=SC2064
-  trap "stop '$RAYCTL_S3_DIR'" EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  start_until_exit RAYCTL_S3_DIR
   "$@"
 }
 
-cmd=${1:-}
-shift || true
-case "$cmd" in
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  run) run "$@" ;;
-  *) echo "usage: scripts/s3.sh start [DIR] | stop DIR | run CMD..." >&2; exit 2 ;;
-esac
+main "start stop run" "start [DIR] | stop DIR | run CMD..." "$@"

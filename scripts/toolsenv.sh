@@ -17,24 +17,9 @@ root=$(pwd)
 venv=${RAYCTL_TOOLS_VENV:-$root/.venv-tools}
 req=$root/scripts/tools-requirements.txt
 djangoray=django-ray==0.2.0
+. scripts/lib.sh
 
 py=$(scripts/pyenv.sh --which-python)
-pyver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-want="$(cat "$req" | sha256sum | cut -d' ' -f1) $djangoray python-$pyver"
-stamp=$venv/.rayctl-tools.stamp
-
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "toolsenv.sh: $venv is up to date (Python $pyver)" >&2
-else
-  echo "toolsenv.sh: creating $venv with $py (Python $pyver) and installing $req" >&2
-  start=$(date +%s)
-  rm -rf "$venv"
-  "$py" -m venv "$venv"
-  pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-  "${pip[@]}" --upgrade pip >&2
-  "${pip[@]}" -r "$req" >&2
-  "${pip[@]}" --no-deps "$djangoray" >&2
-  echo "$want" >"$stamp"
-  echo "toolsenv.sh: installed in $(( $(date +%s) - start ))s" >&2
-fi
+want="$(sha256sum "$req" | cut -d' ' -f1) $djangoray python-$(python_version "$py")"
+ensure_venv "$venv" "$venv/.rayctl-tools.stamp" "$want" "$py" "$req" --no-deps "$djangoray"
 echo "export RAYCTL_TOOLS_PYTHON='$venv/bin/python'"

@@ -38,12 +38,7 @@ func (w *Worker) owns(t store.Task) bool {
 // apply ends a row this worker does not run (a sweep's find) and logs it. It reports whether
 // the transition applied.
 func (w *Worker) apply(dbctx context.Context, t store.Task, o lifecycle.Outcome, recovered string) bool {
-	var tr lifecycle.Transition
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		tr, err = w.applier.Apply(c, t, o)
-		return err
-	})
+	tr, err := timedCall(w, dbctx, func(c context.Context) (lifecycle.Transition, error) { return w.applier.Apply(c, t, o) })
 	if err != nil {
 		w.dbError("sweep", err)
 		return false
@@ -98,12 +93,7 @@ func (w *Worker) checkCancellations(dbctx context.Context) {
 	if w.caps.AdoptPrefix != "" {
 		p.SkipJobPrefix = "" // this runner stops them (stopDeadJob)
 	}
-	var rows []store.Task
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		rows, err = w.store.CancellingTasks(c, p)
-		return err
-	})
+	rows, err := timedCall(w, dbctx, func(c context.Context) ([]store.Task, error) { return w.store.CancellingTasks(c, p) })
 	if err != nil {
 		w.dbError("cancellations", err)
 		return
@@ -183,12 +173,7 @@ func (w *Worker) heartbeat(dbctx context.Context) bool {
 	if len(ids) == 0 {
 		return false
 	}
-	var touched int64
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		touched, err = w.store.HeartbeatTasks(c, w.cfg.WorkerID, ids)
-		return err
-	})
+	touched, err := timedCall(w, dbctx, func(c context.Context) (int64, error) { return w.store.HeartbeatTasks(c, w.cfg.WorkerID, ids) })
 	if err != nil {
 		w.dbError("task_heartbeat", err)
 		return false
@@ -205,12 +190,7 @@ func (w *Worker) heartbeat(dbctx context.Context) bool {
 // one could not heartbeat, deleted): their work is no longer wanted and any outcome they reach
 // would be refused anyway. CANCELLING rows are left to checkCancellations.
 func (w *Worker) reconcileOwned(dbctx context.Context, ids []int64) {
-	var rows []store.Task
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		rows, err = w.store.TasksByIDs(c, ids)
-		return err
-	})
+	rows, err := timedCall(w, dbctx, func(c context.Context) ([]store.Task, error) { return w.store.TasksByIDs(c, ids) })
 	if err != nil {
 		w.dbError("task_heartbeat", err)
 		return
@@ -241,12 +221,7 @@ func (w *Worker) reconcileOwned(dbctx context.Context, ids []int64) {
 }
 
 func (w *Worker) renewLease(dbctx context.Context) {
-	var alive bool
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		alive, err = w.store.HeartbeatLease(c, w.cfg.WorkerID)
-		return err
-	})
+	alive, err := timedCall(w, dbctx, func(c context.Context) (bool, error) { return w.store.HeartbeatLease(c, w.cfg.WorkerID) })
 	if err != nil {
 		w.leaseOK.Store(false)
 		w.dbError("lease_heartbeat", err)
@@ -350,12 +325,7 @@ func (w *Worker) sweep(dbctx context.Context) {
 // also how such rows are recovered when stale: never marked LOST while their job may run.
 func (w *Worker) adopt(dbctx context.Context, p store.SweepParams) {
 	p.Limit = w.cfg.Concurrency
-	var orphans []store.Task
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		orphans, err = w.store.OrphanedJobs(c, p, w.caps.AdoptPrefix)
-		return err
-	})
+	orphans, err := timedCall(w, dbctx, func(c context.Context) ([]store.Task, error) { return w.store.OrphanedJobs(c, p, w.caps.AdoptPrefix) })
 	if err != nil {
 		w.dbError("orphans", err)
 		return
@@ -372,11 +342,8 @@ func (w *Worker) adopt(dbctx context.Context, p store.SweepParams) {
 	for i, row := range orphans {
 		switch statuses[i].Phase {
 		case Running:
-			var applied bool
-			err := w.withTimeout(dbctx, func(c context.Context) error {
-				var err error
-				applied, err = w.store.Adopt(c, row.Guard(), w.cfg.WorkerID, w.cfg.LeaseTTL)
-				return err
+			applied, err := timedCall(w, dbctx, func(c context.Context) (bool, error) {
+				return w.store.Adopt(c, row.Guard(), w.cfg.WorkerID, w.cfg.LeaseTTL)
 			})
 			if err != nil {
 				w.dbError("adopt", err)
@@ -430,12 +397,7 @@ func (w *Worker) stopForHandBack(dbctx context.Context) {
 // release hands a row back to the queue without consuming an attempt. It reports false when
 // the database could not be reached.
 func (w *Worker) release(dbctx context.Context, e *execution) bool {
-	var applied bool
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		applied, err = w.store.Release(c, e.task.Guard())
-		return err
-	})
+	applied, err := timedCall(w, dbctx, func(c context.Context) (bool, error) { return w.store.Release(c, e.task.Guard()) })
 	if err != nil {
 		w.dbError("release", err)
 		w.retryPoll = true

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/rayctl/rayctl/lifecycle"
@@ -66,6 +67,34 @@ type Runner interface {
 	Output(ctx context.Context, task store.Task, max int) ([]byte, error)
 	Forget(task store.Task)
 	Close(ctx context.Context) error
+}
+
+// Wake is the channel a runner's Events returns, as the contract above asks: a buffer of one,
+// so Notify never blocks and wake-ups that come while the loop is busy fold into one.
+type Wake chan struct{}
+
+// NewWake returns a Wake.
+func NewWake() Wake { return make(Wake, 1) }
+
+// Notify wakes the receiver, unless a wake-up is already pending.
+func (w Wake) Notify() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
+}
+
+// WaitClosed waits until a runner's goroutines, counted by wg, have ended, or until ctx ends,
+// as Close must; it reports whether they all ended.
+func WaitClosed(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // ReadinessReporter is an optional Runner interface. While Ready returns an error (the Ray Jobs

@@ -237,6 +237,13 @@ func (w *Worker) withTimeout(ctx context.Context, f func(context.Context) error)
 	return f(c)
 }
 
+// timedCall is withTimeout for a call that returns a value.
+func timedCall[T any](w *Worker, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	c, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	defer cancel()
+	return f(c)
+}
+
 // dbError records a failed database call and logs it at most every 10 s per operation. A
 // call that could not reach the database ends this worker's continuous view of it.
 func (w *Worker) dbError(op string, err error) {
@@ -433,13 +440,10 @@ func (w *Worker) nearestDeadline() time.Time {
 // claim takes up to the free slots and starts them. It returns how many rows it claimed.
 func (w *Worker) claim(dbctx context.Context) (int, error) {
 	free := w.cfg.Concurrency - len(w.inflight)
-	var tasks []store.Task
 	began := time.Now()
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		tasks, err = w.store.Claim(c, store.ClaimParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, Limit: free,
+	tasks, err := timedCall(w, dbctx, func(c context.Context) ([]store.Task, error) {
+		return w.store.Claim(c, store.ClaimParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, Limit: free,
 			AssignJobIDs: w.caps.AssignJobIDs, RayAddress: w.caps.RayAddress})
-		return err
 	})
 	w.m.claimLatency.Observe(time.Since(began).Seconds())
 	if err != nil {
@@ -537,12 +541,7 @@ func (w *Worker) recordJobID(dbctx context.Context, e *execution, id string) boo
 	if e.task.RayJobID != nil && *e.task.RayJobID == id {
 		return true
 	}
-	var applied bool
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		applied, err = w.store.RecordJobID(c, e.task.Guard(), id, "")
-		return err
-	})
+	applied, err := timedCall(w, dbctx, func(c context.Context) (bool, error) { return w.store.RecordJobID(c, e.task.Guard(), id, "") })
 	if err != nil {
 		w.dbError("record_job_id", err)
 		w.retryPoll = true
@@ -582,44 +581,39 @@ func (w *Worker) forget(e *execution) {
 	delete(w.inflight, e.task.ID)
 }
 
+// applyOutcome writes an outcome through the applier. stop reports that end must return now, with
+// ended as its answer: the database could not be reached (false: kept and retried), or it
+// refused the outcome (refused's answer).
+func (w *Worker) applyOutcome(dbctx context.Context, e *execution, o lifecycle.Outcome) (_ lifecycle.Transition, stop, ended bool) {
+	tr, err := timedCall(w, dbctx, func(c context.Context) (lifecycle.Transition, error) { return w.applier.Apply(c, e.task, o) })
+	if errors.Is(err, store.ErrInvalid) {
+		return tr, true, w.refused(e.task, o, err)
+	}
+	if err != nil {
+		w.dbError("complete", err)
+		w.retryPoll = true
+		return tr, true, false
+	}
+	return tr, false, false
+}
+
 // end applies an outcome to the row and logs the transition. It reports false when the
 // database could not be reached (the outcome is kept and retried). An outcome PostgreSQL
 // refuses for what it holds is never retried: lifecycle records an UnstorableOutcome failure
 // instead, and if even that is refused the execution is dropped (true) so its slot is
 // freed; the row, no longer heartbeated, then goes to stuck-task recovery.
 func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) bool {
-	task := e.task
-	var tr lifecycle.Transition
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		tr, err = w.applier.Apply(c, task, o)
-		return err
-	})
-	if errors.Is(err, store.ErrInvalid) {
-		return w.refused(task, o, err)
-	}
-	if err != nil {
-		w.dbError("complete", err)
-		w.retryPoll = true
-		return false
+	tr, stop, ended := w.applyOutcome(dbctx, e, o)
+	if stop {
+		return ended
 	}
 	w.dbFine()
 	if !tr.Applied && (tr.Current == store.StateQueued || tr.Current == store.StateLost) && w.reclaim(dbctx, e) {
 		// The row was marked LOST only because this worker could not reach the database:
 		// it is ours again, so the outcome in hand is recorded instead of the task running
 		// a second time.
-		err = w.withTimeout(dbctx, func(c context.Context) error {
-			var err error
-			tr, err = w.applier.Apply(c, task, o)
-			return err
-		})
-		if errors.Is(err, store.ErrInvalid) {
-			return w.refused(task, o, err)
-		}
-		if err != nil {
-			w.dbError("complete", err)
-			w.retryPoll = true
-			return false
+		if tr, stop, ended = w.applyOutcome(dbctx, e, o); stop {
+			return ended
 		}
 	}
 	if !tr.Applied && o.Kind == lifecycle.TimedOut && tr.Current == store.StateRunning && w.stillOurs(dbctx, e) {
@@ -632,7 +626,7 @@ func (w *Worker) end(dbctx context.Context, e *execution, o lifecycle.Outcome) b
 	if tr.Applied && tr.Outcome == lifecycle.TimedOut {
 		w.m.recovered.WithLabelValues("timed_out").Inc()
 	}
-	w.logTransition(task, tr, w.cfg.Clock().Sub(e.started))
+	w.logTransition(e.task, tr, w.cfg.Clock().Sub(e.started))
 	return true
 }
 
@@ -644,12 +638,7 @@ func (w *Worker) reclaim(dbctx context.Context, e *execution) bool {
 	if e.abandoned || e.handBack || e.task.State != store.StateRunning || !w.owns(e.task) {
 		return false
 	}
-	var applied bool
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		applied, err = w.store.Reclaim(c, e.task)
-		return err
-	})
+	applied, err := timedCall(w, dbctx, func(c context.Context) (bool, error) { return w.store.Reclaim(c, e.task) })
 	if err != nil {
 		w.dbError("reclaim", err)
 		return false
@@ -664,12 +653,7 @@ func (w *Worker) reclaim(dbctx context.Context, e *execution) bool {
 
 // stillOurs reads the row back: is it still RUNNING under this execution's claim?
 func (w *Worker) stillOurs(dbctx context.Context, e *execution) bool {
-	var cur store.Task
-	err := w.withTimeout(dbctx, func(c context.Context) error {
-		var err error
-		cur, err = w.store.GetTask(c, e.task.ID)
-		return err
-	})
+	cur, err := timedCall(w, dbctx, func(c context.Context) (store.Task, error) { return w.store.GetTask(c, e.task.ID) })
 	return err == nil && cur.State == store.StateRunning && w.owns(cur) && sameClaim(e.task, cur)
 }
 

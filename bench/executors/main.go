@@ -19,14 +19,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rayctl/rayctl/migrations"
+	"github.com/rayctl/rayctl/bench/internal/benchdb"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -134,32 +131,12 @@ func fail(err error) {
 func runOne(c config) (result, error) {
 	ctx := context.Background()
 	res := result{load: loadavg()}
-	dsn := os.Getenv("DATABASE_URL")
-	admin, err := pgxpool.New(ctx, dsn)
+	db, err := benchdb.Open(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		return res, err
 	}
-	defer admin.Close()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema := "bench_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return res, err
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck
-	sdsn, err := withSearchPath(dsn, schema)
-	if err != nil {
-		return res, err
-	}
-	pool, err := store.Open(ctx, sdsn)
-	if err != nil {
-		return res, err
-	}
-	defer pool.Close()
-	if _, err := migrations.Up(ctx, pool, migrations.Options{}); err != nil {
-		return res, err
-	}
-	s := store.New(pool)
+	defer db.Close()
+	pool, s, sdsn := db.Pool, db.Store, db.DSN
 
 	cmd := workerCommand(c, sdsn)
 	logf, err := os.CreateTemp("", "bench-executors-*.log")
@@ -552,16 +529,4 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// withSearchPath points a postgres:// URL at one schema.
-func withSearchPath(dsn, schema string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return "", fmt.Errorf("DATABASE_URL must be a postgres:// URL for the benchmark")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }

@@ -28,14 +28,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rayctl/rayctl/migrations"
+	"github.com/rayctl/rayctl/bench/internal/benchdb"
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
@@ -309,29 +308,12 @@ func measureOverhead(ctx context.Context, addr, pythonPath string, k int) error 
 	if dsn == "" {
 		return errors.New("-overhead needs DATABASE_URL")
 	}
-	admin, err := store.Open(ctx, dsn)
+	db, err := benchdb.Open(ctx, dsn, func(c *pgxpool.Config) { c.MaxConns = 4 })
 	if err != nil {
 		return err
 	}
-	defer admin.Close()
-	schema := "bench_" + randomHex(4)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return err
-	}
-	defer func() { _, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") }()
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	pool, err := store.Open(ctx, dsn+sep+"search_path="+schema, func(c *pgxpool.Config) { c.MaxConns = 4 })
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if _, err := migrations.Up(ctx, pool, migrations.Options{}); err != nil {
-		return err
-	}
-	s := store.New(pool)
+	defer db.Close()
+	s := db.Store
 	r, c, err := newRunner(addr, func(cfg *rayrunner.Config) {
 		cfg.RuntimeEnv = map[string]any{"env_vars": map[string]any{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": pythonPath}}
 	})

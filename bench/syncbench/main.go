@@ -7,11 +7,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rayctl/rayctl/migrations"
+	"github.com/rayctl/rayctl/bench/internal/benchdb"
 	"github.com/rayctl/rayctl/store"
 )
 
@@ -42,32 +39,12 @@ func main() {
 
 func run(bin string, n, concurrency int, entrypoint, callable, args string) error {
 	ctx := context.Background()
-	dsn := os.Getenv("DATABASE_URL")
-	admin, err := store.Open(ctx, dsn)
+	db, err := benchdb.Open(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		return err
 	}
-	defer admin.Close()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema := "bench_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return err
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck
-	sdsn, err := withSearchPath(dsn, schema)
-	if err != nil {
-		return err
-	}
-	pool, err := store.Open(ctx, sdsn)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if _, err := migrations.Up(ctx, pool, migrations.Options{}); err != nil {
-		return err
-	}
-	s := store.New(pool)
+	defer db.Close()
+	pool, s, sdsn := db.Pool, db.Store, db.DSN
 	batch := make([]store.NewTask, 0, 1000)
 	for i := 0; i < n; i++ {
 		batch = append(batch, store.NewTask{CallablePath: callable, ArgsJSON: args})
@@ -167,16 +144,4 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// withSearchPath points a postgres:// URL at one schema (pgx passes the parameter on).
-func withSearchPath(dsn, schema string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return "", fmt.Errorf("DATABASE_URL must be a postgres:// URL for the benchmark")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }

@@ -893,17 +893,28 @@ func (s *Server) list(w http.ResponseWriter) {
 	writeJSON(w, out)
 }
 
-func (s *Server) stop(w http.ResponseWriter, id string) {
+// submissionLocked locks the server and returns the submission job id names, for an action
+// (stop, delete, get logs of) that Ray allows on submissions only. Otherwise it answers as Ray
+// does (404 for an unknown id, 400 for a driver job), unlocks and returns nil.
+func (s *Server) submissionLocked(w http.ResponseWriter, id, action string) *Job {
 	s.mu.Lock()
 	j, ok := s.jobs[id]
 	if !ok {
 		s.mu.Unlock()
 		text(w, http.StatusNotFound, fmt.Sprintf("Job %s does not exist", id))
-		return
+		return nil
 	}
 	if j.Type == "DRIVER" {
 		s.mu.Unlock()
-		text(w, http.StatusBadRequest, "Can only stop submission type jobs")
+		text(w, http.StatusBadRequest, "Can only "+action+" submission type jobs")
+		return nil
+	}
+	return j
+}
+
+func (s *Server) stop(w http.ResponseWriter, id string) {
+	j := s.submissionLocked(w, id, "stop")
+	if j == nil {
 		return
 	}
 	j.StopRequests++
@@ -924,16 +935,8 @@ func (s *Server) stop(w http.ResponseWriter, id string) {
 }
 
 func (s *Server) delete(w http.ResponseWriter, id string) {
-	s.mu.Lock()
-	j, ok := s.jobs[id]
-	if !ok {
-		s.mu.Unlock()
-		text(w, http.StatusNotFound, fmt.Sprintf("Job %s does not exist", id))
-		return
-	}
-	if j.Type == "DRIVER" {
-		s.mu.Unlock()
-		text(w, http.StatusBadRequest, "Can only delete submission type jobs")
+	j := s.submissionLocked(w, id, "delete")
+	if j == nil {
 		return
 	}
 	if !terminal(j.Status) {
@@ -950,16 +953,8 @@ func (s *Server) delete(w http.ResponseWriter, id string) {
 }
 
 func (s *Server) logs(w http.ResponseWriter, id string) {
-	s.mu.Lock()
-	j, ok := s.jobs[id]
-	if !ok {
-		s.mu.Unlock()
-		text(w, http.StatusNotFound, fmt.Sprintf("Job %s does not exist", id))
-		return
-	}
-	if j.Type == "DRIVER" {
-		s.mu.Unlock()
-		text(w, http.StatusBadRequest, "Can only get logs of submission type jobs")
+	j := s.submissionLocked(w, id, "get logs of")
+	if j == nil {
 		return
 	}
 	logs, stream := j.Logs, j.LogStream

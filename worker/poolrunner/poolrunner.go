@@ -24,7 +24,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,7 +82,7 @@ type Config struct {
 type Runner struct {
 	cfg    Config
 	log    *slog.Logger
-	events chan struct{}
+	events worker.Wake
 	m      *pyexec.Metrics
 
 	mu       sync.Mutex
@@ -164,19 +163,17 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, events: make(chan struct{}, 1), attempts: map[int64]*attempt{}}
+	r := &Runner{cfg: cfg, log: cfg.Logger, events: worker.NewWake(), attempts: map[int64]*attempt{}}
 	r.m = pyexec.NewMetrics(r.executorStates, r.executorRSS)
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	for i := range cfg.Size {
 		r.slots = append(r.slots, &slot{idx: i, state: slotStarting})
 	}
-	began := time.Now()
-	ex, err := pyexec.Start(ctx, r.execConfig(r.slots[0]))
+	ex, err := r.m.Start(ctx, r.execConfig(r.slots[0]))
 	if err != nil {
 		r.closeCancel()
 		return nil, err
 	}
-	r.m.StartSeconds.Observe(time.Since(began).Seconds())
 	r.ready = ex.ReadyMessage()
 	r.mu.Lock()
 	r.attach(r.slots[0], ex)
@@ -209,44 +206,26 @@ func (r *Runner) spawn(s *slot) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		failures := 0
-		for {
-			if r.closeCtx.Err() != nil {
-				return
-			}
-			began := time.Now()
-			ex, err := pyexec.Start(r.closeCtx, r.execConfig(s))
-			if err == nil {
-				r.m.StartSeconds.Observe(time.Since(began).Seconds())
+		ex, ok := r.m.KeepStarting(r.closeCtx, func() pyexec.Config { return r.execConfig(s) },
+			pyexec.Backoff{Min: backoffMin, Max: backoffMax},
+			func(err error, wait time.Duration) {
 				r.mu.Lock()
-				if r.closed {
-					r.mu.Unlock()
-					ex.Kill(0)
-					<-ex.Done()
-					drain(ex)
-					return
-				}
-				r.startErr = nil
-				r.attach(s, ex)
+				r.startErr = err
 				r.mu.Unlock()
-				return
-			}
-			if r.closeCtx.Err() != nil {
-				return
-			}
-			failures++
-			r.m.StartFailures.Inc()
-			r.mu.Lock()
-			r.startErr = err
-			r.mu.Unlock()
-			wait := min(backoffMin<<min(failures-1, 5), backoffMax)
-			r.log.Error("python executor could not start; retrying", "executor", s.idx, "error", err, "retry_in", wait.String())
-			select {
-			case <-time.After(wait):
-			case <-r.closeCtx.Done():
-				return
-			}
+				r.log.Error("python executor could not start; retrying", "executor", s.idx, "error", err, "retry_in", wait.String())
+			})
+		if !ok {
+			return
 		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			ex.Discard()
+			return
+		}
+		r.startErr = nil
+		r.attach(s, ex)
+		r.mu.Unlock()
 	}()
 }
 
@@ -377,7 +356,7 @@ func (r *Runner) serve(s *slot, ex *pyexec.Executor) {
 	} else if reason == "" {
 		reason = "died_idle"
 		r.log.Warn("python executor died while idle", "executor", s.idx, "pid", ex.Pid(), "exit_code", code, "signal", sig,
-			"output", lastLine(ex.Diagnostics()))
+			"output", ex.LastDiagnostic())
 	}
 	s.ex, s.state, s.cur = nil, slotStarting, nil
 	if !r.closed {
@@ -453,7 +432,7 @@ func (r *Runner) finish(a *attempt, run func(stderr []byte) lifecycle.RunOutput)
 			delete(r.attempts, a.task.ID)
 		}
 		r.mu.Unlock()
-		r.notify()
+		r.events.Notify()
 	}()
 }
 
@@ -465,18 +444,11 @@ func (r *Runner) endNow(a *attempt, o lifecycle.Outcome) {
 	a.ended = true
 	a.outcome = o
 	close(a.done)
-	r.notify()
+	r.events.Notify()
 }
 
 func startFailure(err error) lifecycle.Outcome {
 	return lifecycle.Interpret(lifecycle.RunOutput{Err: err})
-}
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
-	}
 }
 
 // Capabilities implements worker.Runner: event-driven, nothing to adopt, executors die with
@@ -496,11 +468,7 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		return err
 	}
 	if len(payload) > MaxPayload {
-		return &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message:       fmt.Sprintf("invalid task row: the payload is %d bytes of base64, more than the %d bytes an executor takes", len(payload), MaxPayload),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return lifecycle.InvalidRow("the payload is %d bytes of base64, more than the %d bytes an executor takes", len(payload), MaxPayload)
 	}
 	a := &attempt{task: task, stdout: procrunner.NewCapture(r.cfg.MaxStdout, true), stderr: procrunner.NewCapture(r.cfg.MaxStderr, false),
 		done: make(chan struct{})}
@@ -645,21 +613,17 @@ func (r *Runner) Close(ctx context.Context) error {
 	for _, ex := range stops {
 		go ex.Stop(ctx, r.cfg.KillGrace)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if worker.WaitClosed(ctx, &r.wg) {
 		return nil
-	case <-ctx.Done():
-		r.mu.Lock()
-		for _, s := range r.slots {
-			if s.ex != nil {
-				s.ex.Kill(0)
-			}
-		}
-		r.mu.Unlock()
-		return fmt.Errorf("executor pool: executors still stopping: %w", ctx.Err())
 	}
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.ex != nil {
+			s.ex.Kill(0)
+		}
+	}
+	r.mu.Unlock()
+	return fmt.Errorf("executor pool: executors still stopping: %w", ctx.Err())
 }
 
 // Describe implements prometheus.Collector.
@@ -701,17 +665,4 @@ func (r *Runner) Pids() []int {
 		}
 	}
 	return out
-}
-
-func drain(ex *pyexec.Executor) {
-	for range ex.Messages() {
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n ")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

@@ -191,8 +191,11 @@ func (g *Group) finish(e Exit, err error) {
 	close(g.done)
 }
 
-// lookPath resolves c.Path as exec.Command would.
+// resolve resolves c.Path as exec.Command would, once Main has been called (ErrNoMain).
 func (c Cmd) resolve() (path string, args []string, err error) {
+	if !mainCalled.Load() {
+		return "", nil, ErrNoMain
+	}
 	path = c.Path
 	if path == "" {
 		return "", nil, errors.New("procgroup: empty command")
@@ -207,6 +210,16 @@ func (c Cmd) resolve() (path string, args []string, err error) {
 		args = []string{c.Path}
 	}
 	return path, args, nil
+}
+
+// command is an exec.Cmd running name with argv in a process group of its own (a signal to
+// the worker's group does not reach it), with c's environment, directory and stdio.
+func (c Cmd) command(name string, argv ...string) *exec.Cmd {
+	cmd := exec.Command(name, argv...)
+	cmd.Env, cmd.Dir = c.Env, c.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 func containsSlash(s string) bool {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,9 +13,6 @@ import (
 
 // Start starts c under a shim (see the package comment) and returns once the command runs.
 func Start(c Cmd) (*Group, error) {
-	if !mainCalled.Load() {
-		return nil, ErrNoMain
-	}
 	path, args, err := c.resolve()
 	if err != nil {
 		return nil, err
@@ -32,14 +28,11 @@ func Start(c Cmd) (*Group, error) {
 		return nil, err
 	}
 	argv := append([]string{shimArg, strconv.Itoa(len(c.ExtraFiles)), path}, args...)
-	cmd := exec.Command("/proc/self/exe", argv...)
-	cmd.Args[0] = "rayworker-procgroup" // what ps shows
-	cmd.Env, cmd.Dir = c.Env, c.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = append([]*os.File{cr, sw}, c.ExtraFiles...)
 	// Its own process group: a signal to the worker's group (a terminal's Ctrl-C, kill -9 of
 	// the worker's group) does not reach the shim, which then cleans up after the worker.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := c.command("/proc/self/exe", argv...)
+	cmd.Args[0] = "rayworker-procgroup" // what ps shows
+	cmd.ExtraFiles = append([]*os.File{cr, sw}, c.ExtraFiles...)
 	err = cmd.Start()
 	cr.Close() // the shim holds its own copies
 	sw.Close()

@@ -11,18 +11,12 @@ import (
 // Start starts c in its own process group. Outside Linux there is no supervisor: a worker
 // killed with -9 leaves the group running (see the package comment).
 func Start(c Cmd) (*Group, error) {
-	if !mainCalled.Load() {
-		return nil, ErrNoMain
-	}
 	path, args, err := c.resolve()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path)
-	cmd.Args, cmd.Env, cmd.Dir = args, c.Env, c.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = c.ExtraFiles
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := c.command(path)
+	cmd.Args, cmd.ExtraFiles = args, c.ExtraFiles
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

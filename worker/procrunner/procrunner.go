@@ -64,7 +64,7 @@ type Config struct {
 // Runner runs each attempt as a local process. It implements worker.Runner.
 type Runner struct {
 	cfg    Config
-	events chan struct{}
+	events worker.Wake
 
 	mu    sync.Mutex
 	procs map[int64]*proc
@@ -91,7 +91,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = DefaultKillGrace
 	}
-	return &Runner{cfg: cfg, events: make(chan struct{}, 1), procs: map[int64]*proc{}}, nil
+	return &Runner{cfg: cfg, events: worker.NewWake(), procs: map[int64]*proc{}}, nil
 }
 
 type proc struct {
@@ -115,13 +115,6 @@ func (r *Runner) Capabilities() worker.Capabilities {
 // Events implements worker.Runner: it fires when a process has exited and its outcome is ready.
 func (r *Runner) Events() <-chan struct{} { return r.events }
 
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
-	}
-}
-
 // Start implements worker.Runner. A row that cannot be turned into a payload, a payload too
 // long to pass as an argument, and a command that cannot be started are reported as a
 // *lifecycle.FailureError.
@@ -131,12 +124,8 @@ func (r *Runner) Start(_ context.Context, task store.Task) error {
 		return err
 	}
 	if len(payload) > lifecycle.MaxPayloadArg {
-		return &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message: fmt.Sprintf("invalid task row: the payload is %d bytes of base64, more than the %d bytes one process argument can hold",
-				len(payload), lifecycle.MaxPayloadArg),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return lifecycle.InvalidRow("the payload is %d bytes of base64, more than the %d bytes one process argument can hold",
+			len(payload), lifecycle.MaxPayloadArg)
 	}
 	argv := append(append([]string(nil), r.cfg.Entrypoint...), lifecycle.PayloadFlag, payload)
 	cmd := procgroup.Cmd{Path: argv[0], Args: argv, Dir: r.cfg.Dir}
@@ -231,7 +220,7 @@ func (r *Runner) reap(p *proc, outR, errR *os.File) {
 	p.outcome = outcome
 	p.mu.Unlock()
 	close(p.done)
-	r.notify()
+	r.events.Notify()
 }
 
 func (r *Runner) get(id int64) *proc {
@@ -315,14 +304,10 @@ func (r *Runner) Close(ctx context.Context) error {
 	for _, p := range procs {
 		r.stop(p)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	if !worker.WaitClosed(ctx, &r.wg) {
 		return fmt.Errorf("process runner: %d process(es) still stopping: %w", len(procs), ctx.Err())
 	}
+	return nil
 }
 
 // Running returns how many processes have not exited yet (for tests and metrics).

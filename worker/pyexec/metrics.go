@@ -1,6 +1,11 @@
 package pyexec
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the executor metrics both executor runners (pool and Ray Core) serve on the
 // worker's /metrics. The live view (executors by state, their memory) is read from the runner
@@ -41,6 +46,54 @@ func NewMetrics(states func() map[string]int, rss func() int64) *Metrics {
 		stateDesc: prometheus.NewDesc("rayworker_executors", "Python executors by state: idle, busy (running a task; "+
 			"in Ray Core mode the driver is busy while tasks are in flight), starting, stopping.", []string{"state"}, nil),
 		rssDesc: prometheus.NewDesc("rayworker_executor_rss_bytes", "Resident memory of the live Python executors, summed.", nil, nil),
+	}
+}
+
+// Start starts an executor (Start) and records how long it took to become ready
+// (rayworker_executor_start_seconds); a failed start is the caller's to count.
+func (m *Metrics) Start(ctx context.Context, cfg Config) (*Executor, error) {
+	began := time.Now()
+	ex, err := Start(ctx, cfg)
+	if err == nil {
+		m.StartSeconds.Observe(time.Since(began).Seconds())
+	}
+	return ex, err
+}
+
+// Backoff paces KeepStarting: it waits First before its first try, then after each failed
+// start twice its last wait, at least Min and at most Max.
+type Backoff struct{ First, Min, Max time.Duration }
+
+// KeepStarting starts an executor with cfg() until one starts, and returns it; it returns
+// false, having stopped any executor it started meanwhile, when ctx ends. Each failed start
+// is counted (rayworker_executor_start_failures_total) and given to failed with the wait
+// before the next try: the runners' restart after an executor died.
+func (m *Metrics) KeepStarting(ctx context.Context, cfg func() Config, b Backoff, failed func(err error, retryIn time.Duration)) (*Executor, bool) {
+	wait := b.First
+	for {
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, false
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		ex, err := m.Start(ctx, cfg())
+		if ctx.Err() != nil {
+			if err == nil {
+				ex.Discard()
+			}
+			return nil, false
+		}
+		if err == nil {
+			return ex, true
+		}
+		m.StartFailures.Inc()
+		wait = min(max(2*wait, b.Min), b.Max)
+		failed(err, wait)
 	}
 }
 

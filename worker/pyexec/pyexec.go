@@ -503,6 +503,19 @@ func (e *Executor) Stop(ctx context.Context, grace time.Duration) {
 	<-e.done
 }
 
+// Discard kills the executor at once, waits until it is gone and drops the messages it still
+// had: for an executor that started after its runner stopped wanting it (the runner closed).
+func (e *Executor) Discard() {
+	e.Kill(0)
+	<-e.done
+	for range e.msgs {
+	}
+}
+
+// LastDiagnostic is the last line of Diagnostics: what a log line about the executor's end
+// shows of its output.
+func (e *Executor) LastDiagnostic() string { return lastLine(e.Diagnostics()) }
+
 // RSS returns the executor process's resident set size in bytes (Linux; 0 elsewhere).
 func (e *Executor) RSS() int64 { return RSSOf(e.pgid) }
 

@@ -78,7 +78,7 @@ type Config struct {
 type Runner struct {
 	cfg    Config
 	log    *slog.Logger
-	events chan struct{}
+	events worker.Wake
 	m      *pyexec.Metrics
 
 	mu       sync.Mutex
@@ -130,16 +130,14 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, events: make(chan struct{}, 1), attempts: map[int64]*attempt{}}
+	r := &Runner{cfg: cfg, log: cfg.Logger, events: worker.NewWake(), attempts: map[int64]*attempt{}}
 	r.m = pyexec.NewMetrics(r.executorStates, r.executorRSS)
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
-	began := time.Now()
-	d, err := pyexec.Start(ctx, r.execConfig())
+	d, err := r.m.Start(ctx, r.execConfig())
 	if err != nil {
 		r.closeCancel()
 		return nil, err
 	}
-	r.m.StartSeconds.Observe(time.Since(began).Seconds())
 	r.ready = d.ReadyMessage()
 	r.mu.Lock()
 	r.attach(d)
@@ -234,7 +232,7 @@ func (r *Runner) serve(d *pyexec.Executor) {
 		return
 	}
 	if reason == "crashed" {
-		r.log.Error("the Ray driver exited", "exit_code", code, "signal", sig, "in_flight", failed, "output", lastLine(d.Diagnostics()))
+		r.log.Error("the Ray driver exited", "exit_code", code, "signal", sig, "in_flight", failed, "output", d.LastDiagnostic())
 	}
 	r.m.Restarts.WithLabelValues(reason).Inc()
 	r.startErr = errors.New("the Ray driver is restarting after: " + lost)
@@ -246,39 +244,22 @@ func (r *Runner) respawn() {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		wait := backoffMin
-		for {
-			select {
-			case <-time.After(wait):
-			case <-r.closeCtx.Done():
-				return
-			}
-			began := time.Now()
-			d, err := pyexec.Start(r.closeCtx, r.execConfig())
-			if r.closeCtx.Err() != nil {
-				if err == nil {
-					d.Kill(0)
-					<-d.Done()
-					drain(d)
-				}
-				return
-			}
-			if err == nil {
-				r.m.StartSeconds.Observe(time.Since(began).Seconds())
+		d, ok := r.m.KeepStarting(r.closeCtx, r.execConfig,
+			pyexec.Backoff{First: backoffMin, Min: backoffMin, Max: backoffMax},
+			func(err error, wait time.Duration) {
 				r.mu.Lock()
-				r.attach(d)
+				r.startErr = err
 				r.mu.Unlock()
-				r.log.Info("the Ray driver is connected again", "ray_job_id", r.jobIDLocked())
-				r.notify()
-				return
-			}
-			r.m.StartFailures.Inc()
-			r.mu.Lock()
-			r.startErr = err
-			r.mu.Unlock()
-			wait = min(wait*2, backoffMax)
-			r.log.Error("the Ray driver could not start; retrying", "error", err, "retry_in", wait.String())
+				r.log.Error("the Ray driver could not start; retrying", "error", err, "retry_in", wait.String())
+			})
+		if !ok {
+			return
 		}
+		r.mu.Lock()
+		r.attach(d)
+		r.mu.Unlock()
+		r.log.Info("the Ray driver is connected again", "ray_job_id", r.jobIDLocked())
+		r.events.Notify()
 	}()
 }
 
@@ -304,7 +285,7 @@ func (r *Runner) end(a *attempt, o lifecycle.Outcome) {
 	if a.forgotten {
 		delete(r.attempts, a.task.ID)
 	}
-	r.notify()
+	r.events.Notify()
 }
 
 func isDone(a *attempt) bool {
@@ -313,13 +294,6 @@ func isDone(a *attempt) bool {
 		return true
 	default:
 		return false
-	}
-}
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
 	}
 }
 
@@ -458,17 +432,13 @@ func (r *Runner) Close(ctx context.Context) error {
 	if d != nil {
 		go d.Stop(ctx, 10*time.Second)
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if worker.WaitClosed(ctx, &r.wg) {
 		return nil
-	case <-ctx.Done():
-		if d != nil {
-			d.Kill(0)
-		}
-		return fmt.Errorf("ray core runner: the driver is still stopping: %w", ctx.Err())
 	}
+	if d != nil {
+		d.Kill(0)
+	}
+	return fmt.Errorf("ray core runner: the driver is still stopping: %w", ctx.Err())
 }
 
 // Describe implements prometheus.Collector.
@@ -509,17 +479,4 @@ func (r *Runner) DriverPid() int {
 		return 0
 	}
 	return r.driver.Pid()
-}
-
-func drain(d *pyexec.Executor) {
-	for range d.Messages() {
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n ")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }

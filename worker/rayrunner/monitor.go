@@ -88,7 +88,7 @@ func (r *Runner) launch(f func()) {
 	go func() {
 		defer r.wg.Done()
 		f()
-		r.kick()
+		r.wake.Notify()
 	}()
 }
 
@@ -301,7 +301,7 @@ func (r *Runner) finish(j *job, o lifecycle.Outcome) {
 	if j.forgotten {
 		r.drop(j)
 	}
-	r.notify()
+	r.events.Notify()
 }
 
 // stopOutcome is the outcome of a job stopped on the runner's request.
@@ -448,18 +448,25 @@ func (r *Runner) startGet(j *job) {
 	r.launch(func() {
 		defer func() { <-r.getSem }()
 		// Paced like a round's GETs: after a head restart every job may need a look at once.
-		if err := r.limiter.wait(r.ctx); err != nil {
-			r.mu.Lock()
-			j.busy = false
-			r.mu.Unlock()
-			return
-		}
-		t := time.Now()
-		d, err := r.getJob(r.ctx, j.id)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.applyGet(j, d, t, err)
+		r.pacedGet(j)
 	})
+}
+
+// pacedGet reads job j once the GET rate limit allows and applies Ray's answer. It reports
+// false when the runner's context ended first (j is then no longer busy). It takes r.mu.
+func (r *Runner) pacedGet(j *job) bool {
+	if r.limiter.wait(r.ctx) != nil {
+		r.mu.Lock()
+		j.busy = false
+		r.mu.Unlock()
+		return false
+	}
+	t := time.Now()
+	d, err := r.getJob(r.ctx, j.id)
+	r.mu.Lock()
+	r.applyGet(j, d, t, err)
+	r.mu.Unlock()
+	return true
 }
 
 // applyGet applies one GET's answer. Called with mu held.
@@ -760,18 +767,9 @@ func (r *Runner) getRound(js []*job, started time.Time) {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				if r.limiter.wait(r.ctx) != nil {
-					r.mu.Lock()
-					j.busy = false
-					r.mu.Unlock()
-					continue
+				if r.pacedGet(j) {
+					r.wake.Notify()
 				}
-				t := time.Now()
-				d, err := r.getJob(r.ctx, j.id)
-				r.mu.Lock()
-				r.applyGet(j, d, t, err)
-				r.mu.Unlock()
-				r.kick()
 			}
 		}()
 	}

@@ -198,8 +198,8 @@ type Runner struct {
 	c       *rayjobs.Client
 	log     *slog.Logger
 	m       *metrics
-	events  chan struct{}
-	wake    chan struct{}
+	events  worker.Wake
+	wake    worker.Wake
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -232,7 +232,7 @@ func New(cfg Config) (*Runner, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runner{
 		cfg: cfg, c: cfg.Client, log: cfg.Logger, m: newMetrics(),
-		events: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		events: worker.NewWake(), wake: worker.NewWake(),
 		ctx: ctx, cancel: cancel,
 		getSem: make(chan struct{}, cfg.GetConcurrency), subSem: make(chan struct{}, cfg.SubmitConcurrency),
 		limiter: newLimiter(cfg.MaxGetRate, cfg.GetConcurrency),
@@ -265,20 +265,6 @@ func (r *Runner) Capabilities() worker.Capabilities {
 
 // Events implements worker.Runner: it fires when some job's outcome is ready.
 func (r *Runner) Events() <-chan struct{} { return r.events }
-
-func (r *Runner) notify() {
-	select {
-	case r.events <- struct{}{}:
-	default:
-	}
-}
-
-func (r *Runner) kick() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
 
 // Ready implements worker.ReadinessReporter: nil while the Jobs API answers and accepts this
 // worker's credentials.
@@ -320,12 +306,8 @@ func (r *Runner) request(t store.Task, id string) (rayjobs.SubmitRequest, error)
 	// Ray starts the entrypoint as /bin/sh -c "<entrypoint>": the whole command is one
 	// process argument, limited like any other.
 	if len(entry) > lifecycle.MaxPayloadArg {
-		return rayjobs.SubmitRequest{}, &lifecycle.FailureError{Failure: lifecycle.Failure{
-			Message: fmt.Sprintf("invalid task row: the Ray job entrypoint would be %d bytes, more than the %d bytes one process argument can hold",
-				len(entry), lifecycle.MaxPayloadArg),
-			ExceptionType: lifecycle.ExcInvalidTask,
-			Permanent:     true,
-		}}
+		return rayjobs.SubmitRequest{}, lifecycle.InvalidRow("the Ray job entrypoint would be %d bytes, more than the %d bytes one process argument can hold",
+			len(entry), lifecycle.MaxPayloadArg)
 	}
 	return rayjobs.SubmitRequest{
 		Entrypoint:          entry,
@@ -365,7 +347,7 @@ func (r *Runner) Start(_ context.Context, t store.Task) error {
 	r.jobs[id] = &job{id: id, task: t, own: true, req: &req, submitAt: now, polledAt: now, since: now}
 	r.m.watched.Set(float64(len(r.jobs)))
 	r.mu.Unlock()
-	r.kick()
+	r.wake.Notify()
 	return nil
 }
 
@@ -397,7 +379,7 @@ func (r *Runner) Poll(ctx context.Context, tasks []store.Task) ([]worker.Status,
 	r.mu.Unlock()
 
 	if len(fresh) > 0 {
-		r.kick()
+		r.wake.Notify()
 		r.waitFirstLook(ctx, fresh)
 	}
 
@@ -506,7 +488,7 @@ func (r *Runner) Cancel(ctx context.Context, t store.Task) error {
 			j.stopAsked = time.Now()
 		}
 		r.mu.Unlock()
-		r.kick()
+		r.wake.Notify()
 		return nil
 	}
 	if r.conn.state != connUp {
@@ -564,7 +546,7 @@ func (r *Runner) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closing = true
 	r.mu.Unlock()
-	r.kick()
+	r.wake.Notify()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var left int

@@ -43,7 +43,7 @@ func TestStartAndStop(t *testing.T) {
 	ray := rayCLI(t)
 	port := freePort(t)
 	var log bytes.Buffer
-	ctx := context.Background()
+	ctx := t.Context()
 	h, err := localray.Start(ctx, localray.Options{Ray: ray, Port: port, CPUs: 1, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())

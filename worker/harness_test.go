@@ -163,7 +163,7 @@ func str(p *string) string {
 
 func dbNow(t *testing.T, s *store.Store) time.Time {
 	t.Helper()
-	now, err := s.Now(context.Background())
+	now, err := s.Now(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	proxy := newFlakyProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	ctx := context.Background()
+	ctx := t.Context()
 	pool, err := store.Open(ctx, u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestRowMovedOnStopsTheProcess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := e.start(nil, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, how := range []string{
 		`UPDATE django_ray_raytaskexecution SET state = 'FAILED', finished_at = now(), error_message = 'operator' WHERE id = $1`,
 		`DELETE FROM django_ray_raytaskexecution WHERE id = $1`,
@@ -195,7 +195,7 @@ func TestStartFailureDuringOutage(t *testing.T) {
 	}
 	proxy := newFlakyProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	pool, err := store.Open(context.Background(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
+	pool, err := store.Open(t.Context(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func (e env) viaProxy() (*store.Store, *flakyProxy) {
 	}
 	proxy := newFlakyProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	pool, err := store.Open(context.Background(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
+	pool, err := store.Open(t.Context(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func waitStale(t *testing.T, s *store.Store, d time.Duration, ids []int64) {
 	t.Helper()
 	workertest.Eventually(t, 60*time.Second, fmt.Sprintf("rows and leases without a heartbeat for %s", d), func() bool {
 		var fresh bool
-		err := storetest.DB(s).QueryRow(context.Background(), `SELECT
+		err := storetest.DB(s).QueryRow(t.Context(), `SELECT
 			EXISTS (SELECT 1 FROM django_ray_raytaskexecution WHERE id = ANY($1) AND last_heartbeat_at >= now() - make_interval(secs => $2))
 			OR EXISTS (SELECT 1 FROM django_ray_taskworkerlease WHERE is_active AND last_heartbeat_at >= now() - make_interval(secs => $2))`,
 			ids, d.Seconds()).Scan(&fresh)
@@ -366,7 +366,7 @@ func TestReclaimAfterPartition(t *testing.T) {
 		ids = append(ids, enqueue(t, e.s, store.NewTask{CallablePath: "block", ArgsJSON: fmt.Sprintf(`[%q, %q, %q]`, release, started, logs[i])}).ID)
 	}
 	// the third task is in its last attempt: B marks it LOST for good
-	if _, err := storetest.DB(e.s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
+	if _, err := storetest.DB(e.s).Exec(t.Context(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
 		t.Fatal(err)
 	}
 	a := env{t: t, s: s, sc: e.sc}.start(cfg, nil)

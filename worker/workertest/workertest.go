@@ -4,7 +4,6 @@ package workertest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -141,13 +140,6 @@ func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 	})
 }
 
-// Ctx returns a context cancelled when the test ends.
-func Ctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // LogBuffer is a buffer safe for concurrent use: a worker's slog handler or a subprocess's
 // output writes to it while the test reads.
 type LogBuffer struct {
@@ -185,7 +177,7 @@ func (l *LogBuffer) Lines(subs ...string) []string {
 // Enqueue inserts a task through the store and returns its row.
 func Enqueue(t testing.TB, s *store.Store, n store.NewTask) store.Task {
 	t.Helper()
-	task, err := s.Enqueue(context.Background(), n)
+	task, err := s.Enqueue(t.Context(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +187,7 @@ func Enqueue(t testing.TB, s *store.Store, n store.NewTask) store.Task {
 // Row reads a task row.
 func Row(t testing.TB, s *store.Store, id int64) store.Task {
 	t.Helper()
-	task, err := s.GetTask(context.Background(), id)
+	task, err := s.GetTask(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

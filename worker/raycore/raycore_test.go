@@ -63,7 +63,7 @@ func newRunner(t *testing.T, address string, mod func(*Config)) *Runner {
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	r, err := New(ctx, cfg)
 	if err != nil {
@@ -83,7 +83,7 @@ func wait(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
 	timeout := time.After(2 * time.Minute)
 	for {
-		st, err := r.Poll(context.Background(), []store.Task{tk})
+		st, err := r.Poll(t.Context(), []store.Task{tk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func wait(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 
 func run(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	st := wait(t, r, tk)
@@ -156,11 +156,11 @@ func TestRayCoreOutcomes(t *testing.T) {
 
 func runProc(t *testing.T, r *procrunner.Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		st, _ := r.Poll(context.Background(), []store.Task{tk})
+		st, _ := r.Poll(t.Context(), []store.Task{tk})
 		if st[0].Phase == worker.Done {
 			r.Forget(tk)
 			return st[0].Outcome
@@ -178,15 +178,15 @@ func TestRayCoreCancel(t *testing.T) {
 	for _, c := range []struct{ name, callable, args string }{{"sleeping", "sleep", "[60]"}, {"spinning", "spin", "[]"}} {
 		t.Run(c.name, func(t *testing.T) {
 			tk := task(c.callable, c.args, "{}")
-			if err := r.Start(context.Background(), tk); err != nil {
+			if err := r.Start(t.Context(), tk); err != nil {
 				t.Fatal(err)
 			}
 			workertest.Eventually(t, time.Minute, "the task's Ray id", func() bool {
-				st, _ := r.Poll(context.Background(), []store.Task{tk})
+				st, _ := r.Poll(t.Context(), []store.Task{tk})
 				return st[0].RayJobID != ""
 			})
 			time.Sleep(time.Second) // let it start on a Ray worker
-			if err := r.Cancel(context.Background(), tk); err != nil {
+			if err := r.Cancel(t.Context(), tk); err != nil {
 				t.Fatal(err)
 			}
 			if st := wait(t, r, tk); st.Outcome.Kind != lifecycle.Cancelled {
@@ -206,7 +206,7 @@ func TestRayCoreCancel(t *testing.T) {
 func TestRayCoreDriverDeath(t *testing.T) {
 	r := newRunner(t, needGCS(t), nil)
 	tk := task("sleep", "[60]", "{}")
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	pid := r.DriverPid()
@@ -246,7 +246,7 @@ func TestRayCoreStartErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			_, err := New(ctx, c.cfg)
 			var se *pyexec.StartError

@@ -199,7 +199,7 @@ func TestThroughTheLoop(t *testing.T) {
 		j, ok := srv.Job(str(workertest.Row(t, s, cancel.ID).RayJobID))
 		return ok && j.Status == raytest.Running
 	})
-	if _, err := s.RequestCancel(context.Background(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
+	if _, err := s.RequestCancel(t.Context(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
 	got = workertest.WaitState(t, s, cancel.ID, 20*time.Second, store.StateCancelled)
@@ -256,7 +256,7 @@ func TestOutageThroughTheLoop(t *testing.T) {
 	// Past the stuck timeout by the database's clock, and some sweeps later.
 	workertest.Eventually(t, 30*time.Second, "the in-flight row to be stale for the stuck timeout", func() bool {
 		var stale bool
-		err := storetest.DB(s).QueryRow(context.Background(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
+		err := storetest.DB(s).QueryRow(t.Context(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
 		return err == nil && stale
 	})
 	if got := workertest.Row(t, s, inflight.ID); got.State != store.StateRunning || got.AttemptNumber != 1 {

@@ -21,7 +21,7 @@ import (
 
 func stageLeases(t *testing.T, s *store.Store, sc storetest.Schema) (orphan, live store.Task) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, l := range []store.Lease{
 		{WorkerID: "w-live", Hostname: store.LeaseHostname("host-a", "pool", 4), PID: 11, QueueName: "default"},
 		{WorkerID: "w-hung", Hostname: "host-b", PID: 22, QueueName: "*"},
@@ -216,7 +216,7 @@ func TestDoctorCommand(t *testing.T) {
 	t.Run("healthy", func(t *testing.T) {
 		t.Parallel()
 		s, sc := storetest.New(t)
-		if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
+		if err := s.UpsertLease(t.Context(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
 			t.Fatal(err)
 		}
 		fake := raytest.New(t)
@@ -312,7 +312,7 @@ func TestMetricsServe(t *testing.T) {
 		storetest.Insert(t, s, r)
 	}
 	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan result, 1)
 	go func() {
 		done <- rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": sc.DSN}, ctx: ctx}, "metrics", "serve", "--addr", addr, "--min-interval", "1h")
@@ -372,11 +372,11 @@ func TestMetricsServe(t *testing.T) {
 func TestMetricsCollectorRefreshAndFailure(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	pool, err := store.Open(context.Background(), sc.DSN)
+	pool, err := store.Open(t.Context(), sc.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runCtx{ctx: context.Background(), pool: pool, store: store.New(pool), o: opts{dsn: sc.DSN}}
+	r := &runCtx{ctx: t.Context(), pool: pool, store: store.New(pool), o: opts{dsn: sc.DSN}}
 	col := newGaugeCollector(r.ctx, r.store, 0)
 	h := metricsHandler(r, col)
 	srv := &http.Server{Handler: h}

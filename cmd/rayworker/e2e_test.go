@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,7 +143,7 @@ func migratedDSN(t *testing.T) (*store.Store, string) {
 
 func enqueueE2E(t *testing.T, s *store.Store, callable, args string) store.Task {
 	t.Helper()
-	task, err := s.Enqueue(context.Background(), store.NewTask{CallablePath: "tests.tasks." + callable, ArgsJSON: args})
+	task, err := s.Enqueue(t.Context(), store.NewTask{CallablePath: "tests.tasks." + callable, ArgsJSON: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +155,7 @@ func waitRow(t *testing.T, s *store.Store, id int64, what string, cond func(stor
 	var got store.Task
 	workertest.Eventually(t, 60*time.Second, what, func() bool {
 		var err error
-		got, err = s.GetTask(context.Background(), id)
+		got, err = s.GetTask(t.Context(), id)
 		return err == nil && cond(got)
 	})
 	return got
@@ -188,15 +187,15 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			if code := p.exitCode(30 * time.Second); code != c.code {
 				t.Fatalf("exit %d, want %d", code, c.code)
 			}
-			if got, _ := s.GetTask(context.Background(), quick.ID); got.State != store.StateSucceeded {
+			if got, _ := s.GetTask(t.Context(), quick.ID); got.State != store.StateSucceeded {
 				t.Fatalf("the quick task did not finish during the drain: %+v", got)
 			}
-			got, _ := s.GetTask(context.Background(), long.ID)
+			got, _ := s.GetTask(t.Context(), long.ID)
 			if got.State != store.StateQueued || got.AttemptNumber != 1 || got.ClaimedByWorker != nil {
 				t.Fatalf("the long task was not handed back: %+v", got)
 			}
 			workertest.WaitGone(t, 10*time.Second, pids...)
-			lease, err := s.GetLease(context.Background(), id)
+			lease, err := s.GetLease(t.Context(), id)
 			if err != nil || lease.IsActive {
 				t.Fatalf("lease %+v %v", lease, err)
 			}
@@ -210,7 +209,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 func TestBinaryKill9Recovery(t *testing.T) {
 	t.Parallel()
 	s, dsn := migratedDSN(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	release, started := filepath.Join(dir, "release"), filepath.Join(dir, "started")
 	common := []string{"--worker-heartbeat-seconds", "1", "--worker-lease-seconds", "3", "--stuck-task-timeout-seconds", "30", "--retry-backoff-seconds", "0"}

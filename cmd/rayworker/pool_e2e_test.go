@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,7 +68,7 @@ func enqueueApp(t *testing.T, s *store.Store, callable, args, kwargs string, tim
 	if timeout > 0 {
 		n.TimeoutSeconds = &timeout
 	}
-	task, err := s.Enqueue(context.Background(), n)
+	task, err := s.Enqueue(t.Context(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +194,7 @@ func rowFacts(r store.Task) facts {
 func TestPoolFaults(t *testing.T) {
 	t.Parallel()
 	s, dsn := migratedDSN(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
 	p := startPool(t, dsn, "--concurrency", "3", "--retry-backoff-seconds", "0", "--executor-max-rss-mb", "200",
@@ -405,7 +404,7 @@ func TestPoolStartErrors(t *testing.T) {
 			}
 		})
 	}
-	if r, _ := s.GetTask(context.Background(), task.ID); r.State != store.StateQueued || r.AttemptNumber != 1 {
+	if r, _ := s.GetTask(t.Context(), task.ID); r.State != store.StateQueued || r.AttemptNumber != 1 {
 		t.Fatalf("the task was touched: %s attempt %d", r.State, r.AttemptNumber)
 	}
 }

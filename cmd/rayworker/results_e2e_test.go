@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -96,7 +95,7 @@ func TestBinaryCloudResults(t *testing.T) {
 			if c.name != "s3" {
 				return
 			}
-			out, err := s3srv.Client(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s3b), Key: aws.String(key)})
+			out, err := s3srv.Client(t).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(s3b), Key: aws.String(key)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -250,7 +249,7 @@ func enqueueRecords(t *testing.T, s *store.Store, runs, prefix string, n int, se
 		tasks[i] = store.NewTask{CallablePath: "rayctl_testapp.tasks.record",
 			ArgsJSON: fmt.Sprintf("[%q, \"%s-%d\", %g]", runs, prefix, i, seconds)}
 	}
-	ids, err := s.EnqueueMany(context.Background(), tasks)
+	ids, err := s.EnqueueMany(t.Context(), tasks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +266,7 @@ func rows(t *testing.T, s *store.Store, ids map[int64]string) map[int64]store.Ta
 	for id := range ids {
 		list = append(list, id)
 	}
-	got, err := s.ListTasks(context.Background(), store.TaskFilter{IDs: list})
+	got, err := s.ListTasks(t.Context(), store.TaskFilter{IDs: list})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +331,7 @@ func readRuns(t *testing.T, path string) (starts, ends map[string]int) {
 // jobsByTask lists the Ray jobs of this test's tasks by task id (the cluster is private).
 func (r *twoNodeRay) jobsByTask(t *testing.T) map[int64][]rayjobs.JobDetails {
 	t.Helper()
-	all, err := r.client.List(context.Background())
+	all, err := r.client.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +476,7 @@ func TestScaleOut(t *testing.T) {
 	// how much of that is Ray noticing (the dead jobs' end time) and how much rayworker
 	var rayNoticed time.Duration
 	for _, job := range onNode2 {
-		j, err := ray.client.Get(context.Background(), job)
+		j, err := ray.client.Get(t.Context(), job)
 		if err != nil {
 			t.Fatal(err)
 		}

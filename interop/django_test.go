@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -148,7 +147,7 @@ func goRun(t *testing.T, d django, dsn, bin string, args ...string) (string, str
 // the same schema.
 func schemaDump(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `
+	rows, err := pool.Query(t.Context(), `
 		SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '') ||
 		       CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || column_default, '') ||
 		       CASE WHEN is_identity = 'YES' THEN ' IDENTITY ' || identity_generation ELSE '' END
@@ -177,7 +176,7 @@ func schemaDump(t *testing.T, pool *pgxpool.Pool) string {
 
 func djangoMigrations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT app || '.' || name FROM django_migrations ORDER BY id`)
+	rows, err := pool.Query(t.Context(), `SELECT app || '.' || name FROM django_migrations ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +208,7 @@ func TestMigrateBothWays(t *testing.T) {
 		t.Fatalf("rayctl migrate up on Django's tables: exit %d\n%s%s", code, stdout, stderr)
 	}
 	var ours int
-	if err := byDjango.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'rayctl%'`).Scan(&ours); err != nil || ours != 0 {
+	if err := byDjango.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'rayctl%'`).Scan(&ours); err != nil || ours != 0 {
 		t.Fatalf("rayctl migrate up added %d relations of its own to Django's database (%v)", ours, err)
 	}
 	if got := schemaDump(t, byDjango.Pool); got != djangoSchema {
@@ -319,7 +318,7 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	rayctl, rayworker := binary(t, "rayctl"), binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	results := t.TempDir()
 	shared := []string{"DJANGO_RAY_RESULT_STORAGE_BACKEND=filesystem", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH=" + results}
 
@@ -462,7 +461,7 @@ func TestMixedFleet(t *testing.T) {
 	d := needDjango(t)
 	rayworker := binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	d.run(t, sc.DSN, nil, "manage.py", "migrate", "django_ray")
 	start := func(name string, args ...string) (*exec.Cmd, *workertest.LogBuffer) {
 		cmd := exec.Command(args[0], args[1:]...)

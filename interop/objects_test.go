@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -105,7 +104,7 @@ func untilDone(t *testing.T, sc storetest.Schema, name string, cmd *exec.Cmd) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var open int
-		if err := sc.Pool.QueryRow(context.Background(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
+		if err := sc.Pool.QueryRow(t.Context(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
 			t.Fatal(err)
 		}
 		if open == 0 {
@@ -194,7 +193,7 @@ func TestRayctlReadsObjectsDjangoStored(t *testing.T) {
 
 			var id int64
 			var ref string
-			if err := sc.Pool.QueryRow(context.Background(), `SELECT id, result_reference FROM django_ray_raytaskexecution WHERE task_id = $1 AND state = 'SUCCEEDED'`, ids[0]).Scan(&id, &ref); err != nil {
+			if err := sc.Pool.QueryRow(t.Context(), `SELECT id, result_reference FROM django_ray_raytaskexecution WHERE task_id = $1 AND state = 'SUCCEEDED'`, ids[0]).Scan(&id, &ref); err != nil {
 				t.Fatalf("django_ray_worker's row: %v", err)
 			}
 			if !strings.HasPrefix(ref, c.scheme+"://"+c.bucket+"/") {

@@ -110,6 +110,7 @@ func (e env) startWith(mod func(*worker.Config), r worker.Runner) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not t.Context(): the worker must keep running until its stop in Cleanup shuts it down.
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &running{t: t, s: e.s, sc: e.sc, w: w, logs: logs, cancel: cancel, done: make(chan error, 1), dir: t.TempDir()}
 	go func() { h.done <- w.Run(ctx) }()

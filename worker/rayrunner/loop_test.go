@@ -71,6 +71,7 @@ func startLoop(t *testing.T, s *store.Store, sc storetest.Schema, srv *raytest.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not t.Context(): the worker must keep running until its stop in Cleanup shuts it down.
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &loopEnv{t: t, s: s, sc: sc, srv: srv, w: w, r: r, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- w.Run(ctx) }()

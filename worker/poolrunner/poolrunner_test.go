@@ -18,7 +18,6 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
-	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/procrunner"
 	"github.com/rayctl/rayctl/worker/pyexec"
@@ -60,56 +59,19 @@ func newPool(t *testing.T, mod func(*Config)) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 20*time.Second)
 	return r
 }
 
-// runner is what run needs of a worker.Runner.
-type runner interface {
-	Start(context.Context, store.Task) error
-	Poll(context.Context, []store.Task) ([]worker.Status, error)
-	Events() <-chan struct{}
-	Forget(store.Task)
-}
-
 // run starts a task and waits for its outcome through Events and Poll, as the loop does.
-func run(t *testing.T, r runner, tk store.Task) lifecycle.Outcome {
+func run(t *testing.T, r workertest.Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	if err := r.Start(t.Context(), tk); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	o := wait(t, r, tk)
-	r.Forget(tk)
-	return o
+	return workertest.Run(t, r, tk, 90*time.Second).Outcome
 }
 
-func wait(t *testing.T, r runner, tk store.Task) lifecycle.Outcome {
+func wait(t *testing.T, r workertest.Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	timeout := time.After(90 * time.Second)
-	for {
-		st, err := r.Poll(t.Context(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0].Outcome
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("task %d: phase %v (%s)", tk.ID, st[0].Phase, st[0].Message)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		case <-timeout:
-			t.Fatalf("task %d did not finish", tk.ID)
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 90*time.Second).Outcome
 }
 
 // TestOutcomesMatchTheProcessRunner runs the same tasks through the pool and through the

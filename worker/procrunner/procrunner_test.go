@@ -48,13 +48,7 @@ func newRunner(t *testing.T, mod func(*Config)) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 10*time.Second)
 	return r
 }
 
@@ -69,25 +63,7 @@ func run(t *testing.T, r *Runner, tk store.Task) lifecycle.Outcome {
 
 func wait(t *testing.T, r *Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		st, err := r.Poll(t.Context(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0].Outcome
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("phase %v", st[0].Phase)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second): // events may have been consumed by another wait
-		case <-timeout:
-			t.Fatal("task did not finish")
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 60*time.Second).Outcome
 }
 
 func TestOutcomes(t *testing.T) {

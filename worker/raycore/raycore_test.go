@@ -69,47 +69,18 @@ func newRunner(t *testing.T, address string, mod func(*Config)) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 30*time.Second)
 	return r
 }
 
 func wait(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
-	timeout := time.After(2 * time.Minute)
-	for {
-		st, err := r.Poll(t.Context(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0]
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("task %d: phase %v (%s)", tk.ID, st[0].Phase, st[0].Message)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		case <-timeout:
-			t.Fatalf("task %d did not finish", tk.ID)
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 2*time.Minute)
 }
 
 func run(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
-	if err := r.Start(t.Context(), tk); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	st := wait(t, r, tk)
-	r.Forget(tk)
-	return st
+	return workertest.Run(t, r, tk, 2*time.Minute)
 }
 
 var coreID = regexp.MustCompile(`^[0-9a-f]{8}:[0-9a-f]{48}$`)
@@ -141,7 +112,7 @@ func TestRayCoreOutcomes(t *testing.T) {
 			if !coreID.MatchString(st.RayJobID) {
 				t.Errorf("ray_job_id %q: want <job id>:<48 hex>", st.RayJobID)
 			}
-			if want := runProc(t, proc, tk); !reflect.DeepEqual(st.Outcome, want) {
+			if want := run(t, proc, tk).Outcome; !reflect.DeepEqual(st.Outcome, want) {
 				t.Errorf("Ray Core outcome differs from the process runner's:\n core:    %+v\n process: %+v", st.Outcome, want)
 			}
 		})
@@ -151,24 +122,6 @@ func TestRayCoreOutcomes(t *testing.T) {
 	st := run(t, r, task("exit_now", "[3]", "{}"))
 	if st.Outcome.Kind != lifecycle.Failed || st.Outcome.Failure.ExceptionType != "ray.exceptions.WorkerCrashedError" {
 		t.Fatalf("os._exit on a Ray worker: %+v", st.Outcome)
-	}
-}
-
-func runProc(t *testing.T, r *procrunner.Runner, tk store.Task) lifecycle.Outcome {
-	t.Helper()
-	if err := r.Start(t.Context(), tk); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		st, _ := r.Poll(t.Context(), []store.Task{tk})
-		if st[0].Phase == worker.Done {
-			r.Forget(tk)
-			return st[0].Outcome
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		}
 	}
 }
 

@@ -60,6 +60,39 @@ type proc struct {
 	logs *workertest.LogBuffer
 	done chan struct{}
 	err  error
+	// grace, when set, is how long the end of the test waits for the process to exit after
+	// SIGTERM before it kills it; otherwise it is killed at once.
+	grace time.Duration
+}
+
+// startBinary runs the binary with args, DATABASE_URL=dsn and env added to the test's
+// environment, and its output in p.logs (shown should the test fail). The end of the test
+// stops it (see proc.grace).
+func startBinary(t *testing.T, dsn string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dsn), env...)
+	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
+	cmd.Stderr, cmd.Stdout = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if p.grace > 0 {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(p.grace):
+			}
+		}
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
+		}
+	})
+	return p
 }
 
 // startWorker runs the binary with --sync over the contract entrypoint, JSON logs, and args.
@@ -71,23 +104,7 @@ func startWorker(t *testing.T, dsn string, args ...string) *proc {
 // startWorkerWith runs the binary with --sync over entrypoint, JSON logs, and args.
 func startWorkerWith(t *testing.T, dsn, entrypoint string, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)
-	cmd := exec.Command(binary(t), all...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
-		}
-	})
-	return p
+	return startBinary(t, dsn, nil, append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)...)
 }
 
 // logField returns the first value of key in a JSON log line whose msg is msg.

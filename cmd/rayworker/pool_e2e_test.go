@@ -39,27 +39,7 @@ func startPool(t *testing.T, dsn string, args ...string) *proc {
 	t.Helper()
 	py := raytest.NeedVenvPython(t)
 	all := append([]string{"--sync", "--log-format", "json", "--python", py, "--ray-runtime-env", djangoRuntimeEnv()}, args...)
-	return startBinary(t, dsn, all...)
-}
-
-func startBinary(t *testing.T, dsn string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
-		}
-	})
-	return p
+	return startBinary(t, dsn, nil, all...)
 }
 
 func enqueueApp(t *testing.T, s *store.Store, callable, args, kwargs string, timeout int32) store.Task {
@@ -134,7 +114,7 @@ func TestPoolRowsMatchProcessRows(t *testing.T) {
 		if mode == "pool" {
 			p = startPool(t, dsn, common...)
 		} else {
-			p = startBinary(t, dsn, append([]string{"--sync", "--log-format", "json", "--ray-runtime-env", djangoRuntimeEnv(),
+			p = startBinary(t, dsn, nil, append([]string{"--sync", "--log-format", "json", "--ray-runtime-env", djangoRuntimeEnv(),
 				"--entrypoint", py + " -m django_ray.runtime.entrypoint"}, common...)...)
 		}
 		for _, id := range ids {

@@ -39,7 +39,7 @@ func startRayCore(t *testing.T, dsn string, ray realRay, address string, args ..
 	t.Helper()
 	all := append([]string{"--runner", "ray_core", "--cluster", address, "--python", ray.python, "--ray-runtime-env", ray.runtimeEnv(),
 		"--log-format", "json", "--retry-backoff-seconds", "0", "--max-task-attempts", "3"}, args...)
-	return startBinary(t, dsn, all...)
+	return startBinary(t, dsn, nil, all...)
 }
 
 var rayCoreID = regexp.MustCompile(`^[0-9a-f]{8}:[0-9a-f]{48}$`)

@@ -45,34 +45,19 @@ func TestGCSStoreWritesWhatDjangoRayWrites(t *testing.T) {
 		{"", hexd[:2] + "/" + hexd[2:4] + "/" + hexd + ".json"},
 	} {
 		b := openGCS(t, srv, bucket, c.prefix)
-		ref, err := b.Store(t.Context(), []byte(pythonText))
-		if err != nil {
-			t.Fatalf("prefix %q: %v", c.prefix, err)
-		}
-		if want := "gs://" + bucket + "/" + c.key + "?bytes=" + strconv.Itoa(len(pythonText)); ref != want {
-			t.Errorf("prefix %q: reference %q, want %q", c.prefix, ref, want)
-		}
-		attrs, err := srv.Client(t).Objects.Get(bucket, c.key).Do()
-		if err != nil {
-			t.Fatalf("prefix %q: the object is not at key %q: %v", c.prefix, c.key, err)
-		}
-		resp, err := srv.Client(t).Objects.Get(bucket, c.key).Download()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(body) != pythonText || attrs.ContentType != "application/json" {
-			t.Errorf("prefix %q: stored %q as %q", c.prefix, body, attrs.ContentType)
-		}
-		o, err := b.Load(t.Context(), bucket, c.key, 1<<20)
-		if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
-			t.Errorf("prefix %q: Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
-		o, err = b.Load(t.Context(), bucket, c.key, 10)
-		if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
-			t.Errorf("prefix %q: bounded Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
+		checkStoresWhatDjangoRayStores(t, b, "gs", bucket, c.prefix, c.key, func() ([]byte, string, error) {
+			attrs, err := srv.Client(t).Objects.Get(bucket, c.key).Do()
+			if err != nil {
+				return nil, "", err
+			}
+			resp, err := srv.Client(t).Objects.Get(bucket, c.key).Download()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return body, attrs.ContentType, nil
+		})
 	}
 }
 

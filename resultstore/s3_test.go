@@ -57,31 +57,44 @@ func TestS3StoreWritesWhatDjangoRayWrites(t *testing.T) {
 		{"/", hexd[:2] + "/" + hexd[2:4] + "/" + hexd + ".json"},
 	} {
 		b := openS3(t, srv, bucket, c.prefix)
-		ref, err := b.Store(t.Context(), []byte(pythonText))
-		if err != nil {
-			t.Fatalf("prefix %q: %v", c.prefix, err)
-		}
-		want := "s3://" + bucket + "/" + c.key + "?bytes=" + strconv.Itoa(len(pythonText))
-		if ref != want {
-			t.Errorf("prefix %q: reference %q, want %q", c.prefix, ref, want)
-		}
-		out, err := srv.Client(t).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
-		if err != nil {
-			t.Fatalf("prefix %q: the object is not at key %q: %v", c.prefix, c.key, err)
-		}
-		body, _ := io.ReadAll(out.Body)
-		out.Body.Close()
-		if string(body) != pythonText || aws.ToString(out.ContentType) != "application/json" {
-			t.Errorf("prefix %q: stored %q as %q", c.prefix, body, aws.ToString(out.ContentType))
-		}
-		o, err := b.Load(t.Context(), bucket, c.key, 1<<20)
-		if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
-			t.Errorf("prefix %q: Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
-		o, err = b.Load(t.Context(), bucket, c.key, 10)
-		if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
-			t.Errorf("prefix %q: bounded Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
+		checkStoresWhatDjangoRayStores(t, b, "s3", bucket, c.prefix, c.key, func() ([]byte, string, error) {
+			out, err := srv.Client(t).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
+			if err != nil {
+				return nil, "", err
+			}
+			defer out.Body.Close()
+			body, _ := io.ReadAll(out.Body)
+			return body, aws.ToString(out.ContentType), nil
+		})
+	}
+}
+
+// checkStoresWhatDjangoRayStores stores pythonText with b (a bucket of the given scheme opened
+// with prefix) and checks the reference, the object at key (as get reads it from the server:
+// the bytes and the Content-Type) and Load's answers, whole and bounded.
+func checkStoresWhatDjangoRayStores(t *testing.T, b *Bucket, scheme, bucket, prefix, key string, get func() ([]byte, string, error)) {
+	t.Helper()
+	ref, err := b.Store(t.Context(), []byte(pythonText))
+	if err != nil {
+		t.Fatalf("prefix %q: %v", prefix, err)
+	}
+	if want := scheme + "://" + bucket + "/" + key + "?bytes=" + strconv.Itoa(len(pythonText)); ref != want {
+		t.Errorf("prefix %q: reference %q, want %q", prefix, ref, want)
+	}
+	body, contentType, err := get()
+	if err != nil {
+		t.Fatalf("prefix %q: the object is not at key %q: %v", prefix, key, err)
+	}
+	if string(body) != pythonText || contentType != "application/json" {
+		t.Errorf("prefix %q: stored %q as %q", prefix, body, contentType)
+	}
+	o, err := b.Load(t.Context(), bucket, key, 1<<20)
+	if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
+		t.Errorf("prefix %q: Load = %+v %q, %v", prefix, o, o.Data, err)
+	}
+	o, err = b.Load(t.Context(), bucket, key, 10)
+	if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
+		t.Errorf("prefix %q: bounded Load = %+v %q, %v", prefix, o, o.Data, err)
 	}
 }
 

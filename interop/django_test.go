@@ -125,6 +125,63 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// group is a worker process (rayworker or django_ray_worker) in a process group of its own,
+// so that stopping it stops its task processes too.
+type group struct {
+	name   string
+	cmd    *exec.Cmd
+	log    workertest.LogBuffer
+	exited chan struct{} // closed when the process has exited; then err is set
+	err    error
+}
+
+// startGroup starts cmd in a process group of its own, its output in log; the end of the test
+// kills the group.
+func startGroup(t *testing.T, name string, cmd *exec.Cmd) *group {
+	t.Helper()
+	g := &group{name: name, cmd: cmd, exited: make(chan struct{})}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second // Wait must not hang on a pipe a stray child still holds
+	cmd.Stdout, cmd.Stderr = &g.log, &g.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { g.err = cmd.Wait(); close(g.exited) }()
+	t.Cleanup(g.kill)
+	return g
+}
+
+// kill kills the process group and waits for the process to be gone.
+func (g *group) kill() {
+	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+	<-g.exited
+}
+
+// waitEnded waits until every task in the schema has ended, failing the test should the
+// process exit first or two minutes pass.
+func (g *group) waitEnded(t *testing.T, sc storetest.Schema) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var open int
+		if err := sc.Pool.QueryRow(t.Context(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			return
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("%s exited early: %v\n%s", g.name, g.err, g.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks still open after 2 minutes; %s log:\n%s", open, g.name, g.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // goRun runs a Go binary against a schema and returns stdout, stderr and the exit code.
 func goRun(t *testing.T, d django, dsn, bin string, args ...string) (string, string, int) {
 	t.Helper()
@@ -318,7 +375,6 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	rayctl, rayworker := binary(t, "rayctl"), binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
-	ctx := t.Context()
 	results := t.TempDir()
 	shared := []string{"DJANGO_RAY_RESULT_STORAGE_BACKEND=filesystem", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH=" + results}
 
@@ -348,55 +404,18 @@ func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	worker := exec.Command(rayworker, append(append([]string{"--sync"}, workerArgs...),
 		"--max-task-attempts", "1", "--concurrency", "4", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")...)
 	worker.Env = d.env(sc.DSN, shared...)
-	// its own process group, so the cleanup can stop the task processes too; and Wait must not
-	// hang on a pipe a stray child still holds
-	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	worker.WaitDelay = 5 * time.Second
-	var wlog workertest.LogBuffer
-	worker.Stdout, worker.Stderr = &wlog, &wlog
-	if err := worker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{}) // closed when rayworker has exited; then waitErr is set
-	var waitErr error
-	go func() { waitErr = worker.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var open int
-		if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 0 {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("rayworker exited early: %v\n%s", waitErr, wlog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks still open after 2 minutes; rayworker log:\n%s", open, wlog.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	w := startGroup(t, "rayworker", worker)
+	w.waitEnded(t, sc)
 	if err := worker.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
-		if ee, ok := waitErr.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
-			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", waitErr, wlog.String())
+	case <-w.exited:
+		if ee, ok := w.err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", w.err, w.log.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("rayworker did not stop within 30s of SIGTERM\n%s", wlog.String())
+		t.Fatalf("rayworker did not stop within 30s of SIGTERM\n%s", w.log.String())
 	}
 
 	all := make([]string, 0, len(ids))
@@ -463,26 +482,13 @@ func TestMixedFleet(t *testing.T) {
 	sc := storetest.EmptySchema(t)
 	ctx := t.Context()
 	d.run(t, sc.DSN, nil, "manage.py", "migrate", "django_ray")
-	start := func(name string, args ...string) (*exec.Cmd, *workertest.LogBuffer) {
+	start := func(name string, args ...string) *workertest.LogBuffer {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir, cmd.Env = d.dir, d.env(sc.DSN)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.WaitDelay = 5 * time.Second
-		var log workertest.LogBuffer
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		})
-		return cmd, &log
+		return &startGroup(t, name, cmd).log
 	}
-	_, pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
-	_, golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
+	pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
+	golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
 	// both registered before any work exists, so they compete for it (the pool alone can run
 	// all of it before Django's worker has started)
 	workertest.Eventually(t, 2*time.Minute, "both workers' leases", func() bool {

@@ -10,13 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rayctl/rayctl/resultstore/cloudtest"
 	"github.com/rayctl/rayctl/store/storetest"
-	"github.com/rayctl/rayctl/worker/workertest"
 )
 
 // needTools is the Django side of the object-storage checks: the tools venv
@@ -88,38 +85,9 @@ func runIn(t *testing.T, d django, dsn string, extra []string, bin string, args 
 // untilDone runs a worker process until every task in the schema has ended.
 func untilDone(t *testing.T, sc storetest.Schema, name string, cmd *exec.Cmd) {
 	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	var log workertest.LogBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var open int
-		if err := sc.Pool.QueryRow(t.Context(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 0 {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited early:\n%s", name, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks still open after 2 minutes; %s log:\n%s", open, name, log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p := startGroup(t, name, cmd)
+	defer p.kill()
+	p.waitEnded(t, sc)
 }
 
 // bigEcho is a result over the 1024-byte inline limit whose Python json.dumps text escapes

@@ -182,11 +182,12 @@ func (g *group) waitEnded(t *testing.T, sc storetest.Schema) {
 	}
 }
 
-// goRun runs a Go binary against a schema and returns stdout, stderr and the exit code.
-func goRun(t *testing.T, d django, dsn, bin string, args ...string) (string, string, int) {
+// runIn runs a Go binary against a schema, with extra environment, and returns stdout,
+// stderr and the exit code.
+func runIn(t *testing.T, d django, dsn string, extra []string, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = d.env(dsn)
+	cmd.Env = d.env(dsn, extra...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -260,7 +261,7 @@ func TestMigrateBothWays(t *testing.T) {
 		t.Fatalf("manage.py migrate: %s", out)
 	}
 	djangoSchema := schemaDump(t, byDjango.Pool)
-	stdout, stderr, code := goRun(t, d, byDjango.DSN, rayctl, "migrate", "up")
+	stdout, stderr, code := runIn(t, d, byDjango.DSN, nil, rayctl, "migrate", "up")
 	if code != 0 || stdout != "0001_initial: created by Django, nothing to do\n0002_rayctl_audit: not enabled (optional: rayctl migrate up --audit creates the audit tables)\n" {
 		t.Fatalf("rayctl migrate up on Django's tables: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -274,7 +275,7 @@ func TestMigrateBothWays(t *testing.T) {
 	if got := djangoMigrations(t, byDjango.Pool); strings.Join(got, ",") != "django_ray.0001_initial" {
 		t.Fatalf("django_migrations after adoption: %v", got)
 	}
-	if stdout, stderr, code = goRun(t, d, byDjango.DSN, rayctl, "migrate", "validate"); code != 0 {
+	if stdout, stderr, code = runIn(t, d, byDjango.DSN, nil, rayctl, "migrate", "validate"); code != 0 {
 		t.Fatalf("rayctl migrate validate: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if out := d.run(t, byDjango.DSN, nil, "manage.py", "migrate", "django_ray"); !strings.Contains(out, "No migrations to apply.") {
@@ -283,7 +284,7 @@ func TestMigrateBothWays(t *testing.T) {
 
 	// rayctl first, then Django
 	byRayctl := storetest.EmptySchema(t)
-	if stdout, stderr, code = goRun(t, d, byRayctl.DSN, rayctl, "migrate", "up"); code != 0 || !strings.Contains(stdout, "0001_initial: applied") {
+	if stdout, stderr, code = runIn(t, d, byRayctl.DSN, nil, rayctl, "migrate", "up"); code != 0 || !strings.Contains(stdout, "0001_initial: applied") {
 		t.Fatalf("rayctl migrate up on an empty schema: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if out := d.run(t, byRayctl.DSN, nil, "manage.py", "showmigrations", "django_ray"); !strings.Contains(out, "[X] 0001_initial") {
@@ -384,7 +385,7 @@ func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 		t.Fatal(err)
 	}
 	// (c) a row rayctl enqueued is a task Django's backend reads
-	stdout, stderr, code := goRun(t, d, sc.DSN, rayctl, "enqueue", "rayctl_testapp.tasks.add", "--args", "[40, 2]", "-o", "json")
+	stdout, stderr, code := runIn(t, d, sc.DSN, nil, rayctl, "enqueue", "rayctl_testapp.tasks.add", "--args", "[40, 2]", "-o", "json")
 	if code != 0 {
 		t.Fatalf("rayctl enqueue: exit %d %s", code, stderr)
 	}

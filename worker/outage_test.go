@@ -102,19 +102,8 @@ func (p *flakyProxy) up() { p.up_.Store(true) }
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	u, err := url.Parse(e.sc.DSN)
-	if err != nil || u.Host == "" {
-		t.Skip("DATABASE_URL is not a host:port URL")
-	}
-	proxy := newFlakyProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	ctx := t.Context()
-	pool, err := store.Open(ctx, u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	viaProxy := env{t: t, s: store.New(pool), sc: e.sc}
+	s, proxy := e.viaProxy()
+	viaProxy := env{t: t, s: s, sc: e.sc}
 	h := viaProxy.start(nil, nil)
 
 	pidfile := filepath.Join(h.dir, "pid")
@@ -189,23 +178,13 @@ func (f failingStart) Start(context.Context, store.Task) error {
 func TestStartFailureDuringOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	u, err := url.Parse(e.sc.DSN)
-	if err != nil || u.Host == "" {
-		t.Skip("DATABASE_URL is not a host:port URL")
-	}
-	proxy := newFlakyProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	pool, err := store.Open(t.Context(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	s, proxy := e.viaProxy()
 	var once sync.Once
 	down := make(chan struct{})
 	r := failingStart{fakeRunner: newFake(worker.Capabilities{Name: "failing"}), onStart: func() {
 		once.Do(func() { proxy.down(); close(down) })
 	}}
-	viaProxy := env{t: t, s: store.New(pool), sc: e.sc}
+	viaProxy := env{t: t, s: s, sc: e.sc}
 	h := viaProxy.startWith(func(c *worker.Config) { c.Policy = lifecycle.Policy{MaxAttempts: 1} }, r)
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
 	<-down

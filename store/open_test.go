@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +12,7 @@ import (
 
 func TestOpenErrorsAreOneLineWithoutSecrets(t *testing.T) {
 	t.Parallel()
-	// a port nobody listens on
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close()
+	dead := storetest.DeadAddr(t)
 	cases := []struct {
 		name, dsn, want string
 	}{

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -275,12 +274,7 @@ func TestStatsCommand(t *testing.T) {
 // TestBadInput: every way to get it wrong is one clear line and a defined exit code.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close()
+	dead := storetest.DeadAddr(t)
 	empty := storetest.EmptySchema(t)
 	cases := []struct {
 		name string

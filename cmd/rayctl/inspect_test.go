@@ -263,12 +263,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 	t.Run("database down", func(t *testing.T) {
 		t.Parallel()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := l.Addr().String()
-		l.Close()
+		dead := storetest.DeadAddr(t)
 		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@" + dead + "/x"}}, "doctor").expect(t, exitUnhealthy)
 		r.oneLine(t, "doctor: unhealthy: database")
 		if !strings.Contains(r.stdout, "FAIL  database") || !strings.Contains(r.stdout, "connection refused") ||

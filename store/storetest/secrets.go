@@ -12,12 +12,7 @@ import (
 // LeaksSecret tells whether a program's output shows any of those passwords.
 func SecretDSNs(t testing.TB) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close()
+	dead := DeadAddr(t)
 	port := strings.Split(dead, ":")[1]
 	t.Setenv("PGPASSWORD", "envS3cr3tPW") // pgx reads it from the process environment
 	return []string{
@@ -27,6 +22,18 @@ func SecretDSNs(t testing.TB) []string {
 		"host=127.0.0.1 port=" + port + " user=u password='a S3cr3tPW b' dbname=db connect_timeout=2",
 		"host=127.0.0.1 port=" + port + " user=u dbname=envS3cr3tPW connect_timeout=2", // PGPASSWORD, echoed in the db name
 	}
+}
+
+// DeadAddr returns a local host:port that nothing listens on (for a moment): a database
+// server that is down.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // LeaksSecret reports whether out shows a password of SecretDSNs, or a part of one.

@@ -6,7 +6,6 @@ package main
 // where they fail.
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -397,15 +396,9 @@ func TestRealRayLocal(t *testing.T) {
 		c.Close()
 		t.Fatal("the dashboard still answers after the worker exited")
 	}
-	marker := []byte(localray.Marker + "=" + dir + "\x00")
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(env, marker) {
-			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !bytes.Contains(stat, []byte(") Z ")) {
-				t.Fatalf("process %s of the local head survived: %s", e.Name(), stat)
-			}
+	for _, pid := range workertest.WithEnv(localray.Marker + "=" + dir) {
+		if workertest.Alive(pid) {
+			t.Fatalf("process %d of the local head survived", pid)
 		}
 	}
 }

@@ -164,24 +164,7 @@ func (r *twoNodeRay) nodes(t *testing.T) map[string]rayNode {
 
 // node2PIDs lists the live processes of node 2 (its marker is in their environment).
 func (r *twoNodeRay) node2PIDs() []int {
-	var pids []int
-	paths, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(string(b), "\x00") {
-			if kv == r.node2Marker {
-				pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
-				if pid != os.Getpid() {
-					pids = append(pids, pid)
-				}
-				break
-			}
-		}
-	}
-	return pids
+	return workertest.WithEnv(r.node2Marker)
 }
 
 // killNode2 SIGKILLs every process of node 2 at once, as a machine failure would.

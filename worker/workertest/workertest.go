@@ -127,6 +127,25 @@ func Alive(pid int) bool {
 	return true
 }
 
+// WithEnv returns the processes, other than this one, whose environment holds kv
+// ("NAME=value", such as a marker a test gives everything it starts).
+func WithEnv(kv string) []int {
+	var pids []int
+	paths, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(strings.Split(string(b), "\x00"), kv) {
+			if pid, _ := strconv.Atoi(strings.Split(p, "/")[2]); pid != os.Getpid() {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
 // WaitGone waits until none of pids is alive.
 func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 	t.Helper()

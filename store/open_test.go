@@ -12,7 +12,7 @@ import (
 
 func TestOpenErrorsAreOneLineWithoutSecrets(t *testing.T) {
 	t.Parallel()
-	dead := storetest.DeadAddr(t)
+	dead := storetest.FreeAddr(t)
 	cases := []struct {
 		name, dsn, want string
 	}{

@@ -274,7 +274,7 @@ func TestStatsCommand(t *testing.T) {
 // TestBadInput: every way to get it wrong is one clear line and a defined exit code.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	dead := storetest.DeadAddr(t)
+	dead := storetest.FreeAddr(t)
 	empty := storetest.EmptySchema(t)
 	cases := []struct {
 		name string

@@ -263,7 +263,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 	t.Run("database down", func(t *testing.T) {
 		t.Parallel()
-		dead := storetest.DeadAddr(t)
+		dead := storetest.FreeAddr(t)
 		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@" + dead + "/x"}}, "doctor").expect(t, exitUnhealthy)
 		r.oneLine(t, "doctor: unhealthy: database")
 		if !strings.Contains(r.stdout, "FAIL  database") || !strings.Contains(r.stdout, "connection refused") ||
@@ -276,17 +276,6 @@ func TestDoctorCommand(t *testing.T) {
 		rayctl(t, nil, "", "doctor", "--stuck-after", "0s").expect(t, exitUsage).oneLine(t, "invalid --stuck-after 0s")
 		rayctl(t, nil, "", "doctor", "--max-failures", "-3").expect(t, exitUsage).oneLine(t, "invalid --max-failures -3")
 	})
-}
-
-// freePort returns a local address nothing listens on (for a moment).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -306,7 +295,7 @@ func TestMetricsServe(t *testing.T) {
 	for _, r := range []store.Task{{}, {}, {QueueName: "emails"}, {State: store.StateRunning}, {State: store.StateFailed}} {
 		storetest.Insert(t, s, r)
 	}
-	addr := freePort(t)
+	addr := storetest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan result, 1)
 	go func() {
@@ -442,7 +431,7 @@ func TestMetricsServeSignals(t *testing.T) {
 	t.Parallel()
 	_, sc := storetest.New(t)
 	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
-		addr := freePort(t)
+		addr := storetest.FreeAddr(t)
 		cmd := subprocess(t, []string{"DATABASE_URL=" + sc.DSN}, "metrics", "serve", "--addr", addr)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out

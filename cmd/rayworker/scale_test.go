@@ -26,6 +26,7 @@ import (
 
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
 
@@ -39,12 +40,8 @@ type twoNodeRay struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(storetest.FreeAddr(t))
+	return port
 }
 
 func startTwoNodeRay(t *testing.T) *twoNodeRay {

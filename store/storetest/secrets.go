@@ -12,7 +12,7 @@ import (
 // LeaksSecret tells whether a program's output shows any of those passwords.
 func SecretDSNs(t testing.TB) []string {
 	t.Helper()
-	dead := DeadAddr(t)
+	dead := FreeAddr(t)
 	port := strings.Split(dead, ":")[1]
 	t.Setenv("PGPASSWORD", "envS3cr3tPW") // pgx reads it from the process environment
 	return []string{
@@ -24,9 +24,9 @@ func SecretDSNs(t testing.TB) []string {
 	}
 }
 
-// DeadAddr returns a local host:port that nothing listens on (for a moment): a database
-// server that is down.
-func DeadAddr(t testing.TB) string {
+// FreeAddr returns a local host:port that nothing listens on (for a moment): a server that
+// is down, or an address to serve on.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

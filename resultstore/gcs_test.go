@@ -108,15 +108,13 @@ func TestGCSProbe(t *testing.T) {
 	t.Parallel()
 	srv := cloudtest.GCS(t)
 	bucket := srv.NewBucket(t)
-	b := openGCS(t, srv, bucket, "probe/")
-	rep, err := b.Probe(t.Context())
-	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, "probe/rayctl-probe-") ||
-		rep.Location != "gs://"+bucket+"/probe/" || !strings.Contains(rep.Credentials, "emulator") {
-		t.Fatalf("Probe = %+v, %v", rep, err)
-	}
-	if list, err := srv.Client(t).Objects.List(bucket).Do(); err != nil || len(list.Items) != 0 {
-		t.Fatalf("objects left: %v", err)
-	}
+	checkProbe(t, openGCS(t, srv, bucket, "probe/"), "gs", bucket, "probe/", "emulator", func() (int, error) {
+		list, err := srv.Client(t).Objects.List(bucket).Do()
+		if err != nil {
+			return 0, err
+		}
+		return len(list.Items), nil
+	})
 }
 
 // googleADC writes a service account key file whose token_uri is a local token service

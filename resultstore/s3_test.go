@@ -169,20 +169,32 @@ func TestS3Probe(t *testing.T) {
 	t.Parallel()
 	srv := cloudtest.S3(t)
 	bucket := srv.NewBucket(t)
-	b := openS3(t, srv, bucket, "probe/prefix/")
-	rep, err := b.Probe(t.Context())
-	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, "probe/prefix/rayctl-probe-") ||
-		rep.Location != "s3://"+bucket+"/probe/prefix/" || !strings.Contains(rep.Credentials, "Static") {
-		t.Fatalf("Probe = %+v, %v", rep, err)
-	}
-	list, err := srv.Client(t).ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	if err != nil || len(list.Contents) != 0 {
-		t.Fatalf("objects left: %d %v", len(list.Contents), err)
-	}
+	checkProbe(t, openS3(t, srv, bucket, "probe/prefix/"), "s3", bucket, "probe/prefix/", "Static", func() (int, error) {
+		list, err := srv.Client(t).ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+		if err != nil {
+			return 0, err
+		}
+		return len(list.Contents), nil
+	})
 	missing := openS3(t, srv, "rayctl-no-such-bucket", "")
-	rep, err = missing.Probe(t.Context())
+	rep, err := missing.Probe(t.Context())
 	if !errors.Is(err, ErrNotFound) || rep.Wrote {
 		t.Fatalf("Probe of a missing bucket = %+v, %v", rep, err)
+	}
+}
+
+// checkProbe runs b's Probe (b a bucket of the given scheme opened with prefix) and checks
+// its report: written, read back and removed under the prefix, with credentials described by
+// a text holding creds; objects (the bucket's, as its server lists them) must find none left.
+func checkProbe(t *testing.T, b *Bucket, scheme, bucket, prefix, creds string, objects func() (int, error)) {
+	t.Helper()
+	rep, err := b.Probe(t.Context())
+	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, prefix+"rayctl-probe-") ||
+		rep.Location != scheme+"://"+bucket+"/"+prefix || !strings.Contains(rep.Credentials, creds) {
+		t.Fatalf("Probe = %+v, %v", rep, err)
+	}
+	if n, err := objects(); err != nil || n != 0 {
+		t.Fatalf("objects left: %d %v", n, err)
 	}
 }
 

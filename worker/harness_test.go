@@ -43,18 +43,9 @@ func (h *running) waitLines(n int, subs ...string) []string {
 
 // testConfig is a worker configuration with short intervals for tests.
 func testConfig() worker.Config {
-	return worker.Config{
-		Concurrency:         4,
-		Policy:              lifecycle.Policy{MaxAttempts: 3},
-		HeartbeatInterval:   200 * time.Millisecond,
-		LeaseTTL:            2 * time.Second,
-		StuckAfter:          30 * time.Second,
-		ShutdownTimeout:     5 * time.Second,
-		IdlePollMin:         10 * time.Millisecond,
-		IdlePollMax:         50 * time.Millisecond,
-		CancelCheckInterval: 50 * time.Millisecond,
-		StopWait:            5 * time.Second,
-	}
+	cfg := workertest.Config()
+	cfg.Concurrency, cfg.Policy, cfg.ShutdownTimeout = 4, lifecycle.Policy{MaxAttempts: 3}, 5*time.Second
+	return cfg
 }
 
 // running is a worker running in the background against a fresh schema.

@@ -24,19 +24,10 @@ import (
 
 // loopConfig is a worker configuration with short intervals for tests.
 func loopConfig(logs io.Writer) worker.Config {
-	return worker.Config{
-		Concurrency:         8,
-		Policy:              lifecycle.Policy{MaxAttempts: 2},
-		HeartbeatInterval:   200 * time.Millisecond,
-		LeaseTTL:            2 * time.Second,
-		StuckAfter:          30 * time.Second,
-		ShutdownTimeout:     100 * time.Millisecond,
-		IdlePollMin:         10 * time.Millisecond,
-		IdlePollMax:         50 * time.Millisecond,
-		CancelCheckInterval: 50 * time.Millisecond,
-		StopWait:            5 * time.Second,
-		Logger:              slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	cfg := workertest.Config()
+	cfg.Concurrency, cfg.Policy, cfg.ShutdownTimeout = 8, lifecycle.Policy{MaxAttempts: 2}, 100*time.Millisecond
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return cfg
 }
 
 // loopEnv is a worker with the Ray runner over a fake Jobs API and a fresh schema.

@@ -9,6 +9,21 @@ import (
 	"github.com/rayctl/rayctl/worker"
 )
 
+// Config is a worker configuration with the short intervals tests want: heartbeats every
+// 200ms, a 2s lease, idle polls of 10-50ms. Tests set the rest (concurrency, policy,
+// shutdown timeout, logger).
+func Config() worker.Config {
+	return worker.Config{
+		HeartbeatInterval:   200 * time.Millisecond,
+		LeaseTTL:            2 * time.Second,
+		StuckAfter:          30 * time.Second,
+		IdlePollMin:         10 * time.Millisecond,
+		IdlePollMax:         50 * time.Millisecond,
+		CancelCheckInterval: 50 * time.Millisecond,
+		StopWait:            5 * time.Second,
+	}
+}
+
 // Runner is what Run and WaitDone need of a worker.Runner.
 type Runner interface {
 	Start(context.Context, store.Task) error

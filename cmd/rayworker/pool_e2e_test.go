@@ -27,10 +27,7 @@ import (
 // venv (RAYCTL_PYTHON).
 
 func djangoRuntimeEnv() string {
-	b, _ := json.Marshal(map[string]any{"env_vars": map[string]string{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}})
+	b, _ := json.Marshal(map[string]any{"env_vars": workertest.DjangoEnv()})
 	return string(b)
 }
 

@@ -39,17 +39,9 @@ func task(callable, args, kwargs string) store.Task {
 		AttemptNumber: 1, State: store.StateRunning}
 }
 
-// djangoEnv is the environment the test Django project needs (as a runtime env's env_vars).
-func djangoEnv(t *testing.T) map[string]string {
-	return map[string]string{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}
-}
-
 func newPool(t *testing.T, mod func(*Config)) *Runner {
 	t.Helper()
-	cfg := Config{Python: raytest.NeedVenvPython(t), Size: 1, Env: djangoEnv(t), KillGrace: time.Second}
+	cfg := Config{Python: raytest.NeedVenvPython(t), Size: 1, Env: workertest.DjangoEnv(), KillGrace: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -80,7 +72,7 @@ func wait(t *testing.T, r workertest.Runner, tk store.Task) lifecycle.Outcome {
 func TestOutcomesMatchTheProcessRunner(t *testing.T) {
 	py := raytest.NeedVenvPython(t)
 	pool := newPool(t, nil)
-	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"}, Env: djangoEnv(t)})
+	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"}, Env: workertest.DjangoEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +335,11 @@ func TestStartErrors(t *testing.T) {
 		env    map[string]string
 		want   string
 	}{
-		{"no interpreter", "/nonexistent/python3", djangoEnv(t), "cannot run python interpreter /nonexistent/python3"},
-		{"no DJANGO_SETTINGS_MODULE", py, map[string]string{"DJANGO_SETTINGS_MODULE": "", "PYTHONPATH": djangoEnv(t)["PYTHONPATH"]}, "DJANGO_SETTINGS_MODULE is not set"},
-		{"broken settings", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.no_such_settings", "PYTHONPATH": djangoEnv(t)["PYTHONPATH"]},
+		{"no interpreter", "/nonexistent/python3", workertest.DjangoEnv(), "cannot run python interpreter /nonexistent/python3"},
+		{"no DJANGO_SETTINGS_MODULE", py, map[string]string{"DJANGO_SETTINGS_MODULE": "", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]}, "DJANGO_SETTINGS_MODULE is not set"},
+		{"broken settings", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.no_such_settings", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]},
 			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.no_such_settings: ModuleNotFoundError"},
-		{"no django_ray", "python3", djangoEnv(t), "cannot import django_ray.runtime.entrypoint"},
+		{"no django_ray", "python3", workertest.DjangoEnv(), "cannot import django_ray.runtime.entrypoint"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

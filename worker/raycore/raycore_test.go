@@ -51,10 +51,7 @@ func needGCS(t *testing.T) string {
 }
 
 func runtimeEnv() map[string]any {
-	return map[string]any{"env_vars": map[string]any{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}}
+	return map[string]any{"env_vars": workertest.DjangoEnv()}
 }
 
 func newRunner(t *testing.T, address string, mod func(*Config)) *Runner {
@@ -93,7 +90,7 @@ func TestRayCoreOutcomes(t *testing.T) {
 	r := newRunner(t, addr, nil)
 	py := raytest.NeedVenvPython(t)
 	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"},
-		Env: map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": filepath.Join(workertest.RepoRoot(), "python")}})
+		Env: workertest.DjangoEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}

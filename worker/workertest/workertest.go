@@ -75,6 +75,15 @@ func EntrypointCommand(t testing.TB) string {
 	return strings.Join(words, " ")
 }
 
+// DjangoEnv is the environment the test Django project (python/rayctl_testapp) needs: its
+// settings module and the directory that holds it (a runtime env's env_vars).
+func DjangoEnv() map[string]string {
+	return map[string]string{
+		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
+		"PYTHONPATH":             filepath.Join(RepoRoot(), "python"),
+	}
+}
+
 // Eventually polls cond every 20ms until it returns true, failing the test after timeout.
 // It is for waiting on a condition, never for timing assertions.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {

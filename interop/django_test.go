@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -126,11 +125,69 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// goRun runs a Go binary against a schema and returns stdout, stderr and the exit code.
-func goRun(t *testing.T, d django, dsn, bin string, args ...string) (string, string, int) {
+// group is a worker process (rayworker or django_ray_worker) in a process group of its own,
+// so that stopping it stops its task processes too.
+type group struct {
+	name   string
+	cmd    *exec.Cmd
+	log    workertest.LogBuffer
+	exited chan struct{} // closed when the process has exited; then err is set
+	err    error
+}
+
+// startGroup starts cmd in a process group of its own, its output in log; the end of the test
+// kills the group.
+func startGroup(t *testing.T, name string, cmd *exec.Cmd) *group {
+	t.Helper()
+	g := &group{name: name, cmd: cmd, exited: make(chan struct{})}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second // Wait must not hang on a pipe a stray child still holds
+	cmd.Stdout, cmd.Stderr = &g.log, &g.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { g.err = cmd.Wait(); close(g.exited) }()
+	t.Cleanup(g.kill)
+	return g
+}
+
+// kill kills the process group and waits for the process to be gone.
+func (g *group) kill() {
+	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+	<-g.exited
+}
+
+// waitEnded waits until every task in the schema has ended, failing the test should the
+// process exit first or two minutes pass.
+func (g *group) waitEnded(t *testing.T, sc storetest.Schema) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var open int
+		if err := sc.Pool.QueryRow(t.Context(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			return
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("%s exited early: %v\n%s", g.name, g.err, g.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks still open after 2 minutes; %s log:\n%s", open, g.name, g.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runIn runs a Go binary against a schema, with extra environment, and returns stdout,
+// stderr and the exit code.
+func runIn(t *testing.T, d django, dsn string, extra []string, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = d.env(dsn)
+	cmd.Env = d.env(dsn, extra...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -148,7 +205,7 @@ func goRun(t *testing.T, d django, dsn, bin string, args ...string) (string, str
 // the same schema.
 func schemaDump(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `
+	rows, err := pool.Query(t.Context(), `
 		SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '') ||
 		       CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || column_default, '') ||
 		       CASE WHEN is_identity = 'YES' THEN ' IDENTITY ' || identity_generation ELSE '' END
@@ -177,7 +234,7 @@ func schemaDump(t *testing.T, pool *pgxpool.Pool) string {
 
 func djangoMigrations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT app || '.' || name FROM django_migrations ORDER BY id`)
+	rows, err := pool.Query(t.Context(), `SELECT app || '.' || name FROM django_migrations ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,12 +261,12 @@ func TestMigrateBothWays(t *testing.T) {
 		t.Fatalf("manage.py migrate: %s", out)
 	}
 	djangoSchema := schemaDump(t, byDjango.Pool)
-	stdout, stderr, code := goRun(t, d, byDjango.DSN, rayctl, "migrate", "up")
+	stdout, stderr, code := runIn(t, d, byDjango.DSN, nil, rayctl, "migrate", "up")
 	if code != 0 || stdout != "0001_initial: created by Django, nothing to do\n0002_rayctl_audit: not enabled (optional: rayctl migrate up --audit creates the audit tables)\n" {
 		t.Fatalf("rayctl migrate up on Django's tables: exit %d\n%s%s", code, stdout, stderr)
 	}
 	var ours int
-	if err := byDjango.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'rayctl%'`).Scan(&ours); err != nil || ours != 0 {
+	if err := byDjango.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'rayctl%'`).Scan(&ours); err != nil || ours != 0 {
 		t.Fatalf("rayctl migrate up added %d relations of its own to Django's database (%v)", ours, err)
 	}
 	if got := schemaDump(t, byDjango.Pool); got != djangoSchema {
@@ -218,7 +275,7 @@ func TestMigrateBothWays(t *testing.T) {
 	if got := djangoMigrations(t, byDjango.Pool); strings.Join(got, ",") != "django_ray.0001_initial" {
 		t.Fatalf("django_migrations after adoption: %v", got)
 	}
-	if stdout, stderr, code = goRun(t, d, byDjango.DSN, rayctl, "migrate", "validate"); code != 0 {
+	if stdout, stderr, code = runIn(t, d, byDjango.DSN, nil, rayctl, "migrate", "validate"); code != 0 {
 		t.Fatalf("rayctl migrate validate: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if out := d.run(t, byDjango.DSN, nil, "manage.py", "migrate", "django_ray"); !strings.Contains(out, "No migrations to apply.") {
@@ -227,7 +284,7 @@ func TestMigrateBothWays(t *testing.T) {
 
 	// rayctl first, then Django
 	byRayctl := storetest.EmptySchema(t)
-	if stdout, stderr, code = goRun(t, d, byRayctl.DSN, rayctl, "migrate", "up"); code != 0 || !strings.Contains(stdout, "0001_initial: applied") {
+	if stdout, stderr, code = runIn(t, d, byRayctl.DSN, nil, rayctl, "migrate", "up"); code != 0 || !strings.Contains(stdout, "0001_initial: applied") {
 		t.Fatalf("rayctl migrate up on an empty schema: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if out := d.run(t, byRayctl.DSN, nil, "manage.py", "showmigrations", "django_ray"); !strings.Contains(out, "[X] 0001_initial") {
@@ -319,7 +376,6 @@ func TestDjangoEnqueuesGoWorkerRunsDjangoReads(t *testing.T) {
 func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	rayctl, rayworker := binary(t, "rayctl"), binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
 	results := t.TempDir()
 	shared := []string{"DJANGO_RAY_RESULT_STORAGE_BACKEND=filesystem", "DJANGO_RAY_RESULT_STORAGE_FILESYSTEM_PATH=" + results}
 
@@ -329,7 +385,7 @@ func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 		t.Fatal(err)
 	}
 	// (c) a row rayctl enqueued is a task Django's backend reads
-	stdout, stderr, code := goRun(t, d, sc.DSN, rayctl, "enqueue", "rayctl_testapp.tasks.add", "--args", "[40, 2]", "-o", "json")
+	stdout, stderr, code := runIn(t, d, sc.DSN, nil, rayctl, "enqueue", "rayctl_testapp.tasks.add", "--args", "[40, 2]", "-o", "json")
 	if code != 0 {
 		t.Fatalf("rayctl enqueue: exit %d %s", code, stderr)
 	}
@@ -349,55 +405,18 @@ func djangoEnqueuesGoWorkerRuns(t *testing.T, d django, workerArgs []string) {
 	worker := exec.Command(rayworker, append(append([]string{"--sync"}, workerArgs...),
 		"--max-task-attempts", "1", "--concurrency", "4", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")...)
 	worker.Env = d.env(sc.DSN, shared...)
-	// its own process group, so the cleanup can stop the task processes too; and Wait must not
-	// hang on a pipe a stray child still holds
-	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	worker.WaitDelay = 5 * time.Second
-	var wlog workertest.LogBuffer
-	worker.Stdout, worker.Stderr = &wlog, &wlog
-	if err := worker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{}) // closed when rayworker has exited; then waitErr is set
-	var waitErr error
-	go func() { waitErr = worker.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var open int
-		if err := sc.Pool.QueryRow(ctx, `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 0 {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("rayworker exited early: %v\n%s", waitErr, wlog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks still open after 2 minutes; rayworker log:\n%s", open, wlog.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	w := startGroup(t, "rayworker", worker)
+	w.waitEnded(t, sc)
 	if err := worker.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
-		if ee, ok := waitErr.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
-			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", waitErr, wlog.String())
+	case <-w.exited:
+		if ee, ok := w.err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+			t.Fatalf("rayworker after SIGTERM: %v (want exit 143)\n%s", w.err, w.log.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("rayworker did not stop within 30s of SIGTERM\n%s", wlog.String())
+		t.Fatalf("rayworker did not stop within 30s of SIGTERM\n%s", w.log.String())
 	}
 
 	all := make([]string, 0, len(ids))
@@ -462,28 +481,15 @@ func TestMixedFleet(t *testing.T) {
 	d := needDjango(t)
 	rayworker := binary(t, "rayworker")
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	d.run(t, sc.DSN, nil, "manage.py", "migrate", "django_ray")
-	start := func(name string, args ...string) (*exec.Cmd, *workertest.LogBuffer) {
+	start := func(name string, args ...string) *workertest.LogBuffer {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir, cmd.Env = d.dir, d.env(sc.DSN)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.WaitDelay = 5 * time.Second
-		var log workertest.LogBuffer
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		})
-		return cmd, &log
+		return &startGroup(t, name, cmd).log
 	}
-	_, pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
-	_, golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
+	pylog := start("django_ray_worker", d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "2")
+	golog := start("rayworker", rayworker, "--sync", "--python", d.python, "--concurrency", "2") // the executor pool
 	// both registered before any work exists, so they compete for it (the pool alone can run
 	// all of it before Django's worker has started)
 	workertest.Eventually(t, 2*time.Minute, "both workers' leases", func() bool {

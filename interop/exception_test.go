@@ -1,7 +1,6 @@
 package interop_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/rayctl/rayctl/store"
@@ -43,7 +42,7 @@ func TestExceptionTypeMatchesGetResult(t *testing.T) {
 		taskIDs = append(taskIDs, row.TaskID)
 	}
 	results := d.results(t, sc.DSN, nil, taskIDs...)
-	groups, err := s.CountBy(context.Background(), store.TaskFilter{}, store.ByException, 100)
+	groups, err := s.CountBy(t.Context(), store.TaskFilter{}, store.ByException, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package interop_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,13 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rayctl/rayctl/resultstore/cloudtest"
 	"github.com/rayctl/rayctl/store/storetest"
-	"github.com/rayctl/rayctl/worker/workertest"
 )
 
 // needTools is the Django side of the object-storage checks: the tools venv
@@ -69,58 +64,12 @@ func cloudCases(t *testing.T) []cloudCase {
 	}
 }
 
-// runIn runs a Go binary with extra environment and returns stdout, stderr and the exit code.
-func runIn(t *testing.T, d django, dsn string, extra []string, bin string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = d.env(dsn, extra...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s: %v", bin, err)
-	}
-	return out.String(), errb.String(), code
-}
-
 // untilDone runs a worker process until every task in the schema has ended.
 func untilDone(t *testing.T, sc storetest.Schema, name string, cmd *exec.Cmd) {
 	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	var log workertest.LogBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var open int
-		if err := sc.Pool.QueryRow(context.Background(), `SELECT count(*) FROM django_ray_raytaskexecution WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'LOST')`).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 0 {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited early:\n%s", name, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks still open after 2 minutes; %s log:\n%s", open, name, log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p := startGroup(t, name, cmd)
+	defer p.kill()
+	p.waitEnded(t, sc)
 }
 
 // bigEcho is a result over the 1024-byte inline limit whose Python json.dumps text escapes
@@ -128,6 +77,19 @@ func untilDone(t *testing.T, sc storetest.Schema, name string, cmd *exec.Cmd) {
 const bigEcho = `import json, django; django.setup()
 from rayctl_testapp import tasks
 print(json.dumps([tasks.echo.enqueue(text="h\u00e9llo \u2713 \U0001F600 " * 120, n=[1.5, 0.1 + 0.2, 10**20]).id]))`
+
+// enqueueBigEcho makes a schema with Django's migrations and enqueues bigEcho through
+// Django, with c's result storage and a 1024-byte inline limit in env.
+func enqueueBigEcho(t *testing.T, d django, c cloudCase) (sc storetest.Schema, env []string, ids []string) {
+	t.Helper()
+	sc = storetest.EmptySchema(t)
+	env = append([]string{"DJANGO_RAY_MAX_RESULT_SIZE_BYTES=1024"}, c.storage...)
+	d.run(t, sc.DSN, env, "manage.py", "migrate", "django_ray")
+	if err := json.Unmarshal([]byte(d.run(t, sc.DSN, env, "-c", bigEcho)), &ids); err != nil || len(ids) != 1 {
+		t.Fatalf("enqueue: %v %v", ids, err)
+	}
+	return sc, env, ids
+}
 
 // TestDjangoReadsObjectsGoStored: with RESULT_STORAGE_BACKEND s3 (moto's S3, credentials
 // checked) and gcs (fake-gcs-server), the Go rayworker stores an oversized result where
@@ -141,13 +103,7 @@ func TestDjangoReadsObjectsGoStored(t *testing.T) {
 	for _, c := range cloudCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			sc := storetest.EmptySchema(t)
-			env := append([]string{"DJANGO_RAY_MAX_RESULT_SIZE_BYTES=1024"}, c.storage...)
-			d.run(t, sc.DSN, env, "manage.py", "migrate", "django_ray")
-			var ids []string
-			if err := json.Unmarshal([]byte(d.run(t, sc.DSN, env, "-c", bigEcho)), &ids); err != nil || len(ids) != 1 {
-				t.Fatalf("enqueue: %v %v", ids, err)
-			}
+			sc, env, ids := enqueueBigEcho(t, d, c)
 			worker := exec.Command(rayworker, "--sync", "--entrypoint", d.python+" -m django_ray.runtime.entrypoint",
 				"--max-task-attempts", "1", "--worker-heartbeat-seconds", "1", "--shutdown-timeout", "5s")
 			worker.Env = d.env(sc.DSN, env...)
@@ -181,20 +137,14 @@ func TestRayctlReadsObjectsDjangoStored(t *testing.T) {
 	for _, c := range cloudCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			sc := storetest.EmptySchema(t)
-			env := append([]string{"DJANGO_RAY_MAX_RESULT_SIZE_BYTES=1024"}, c.storage...)
-			d.run(t, sc.DSN, env, "manage.py", "migrate", "django_ray")
-			var ids []string
-			if err := json.Unmarshal([]byte(d.run(t, sc.DSN, env, "-c", bigEcho)), &ids); err != nil || len(ids) != 1 {
-				t.Fatalf("enqueue: %v %v", ids, err)
-			}
+			sc, env, ids := enqueueBigEcho(t, d, c)
 			worker := exec.Command(d.python, "manage.py", "django_ray_worker", "--sync", "--concurrency", "1")
 			worker.Dir, worker.Env = d.dir, d.env(sc.DSN, env...)
 			untilDone(t, sc, "django_ray_worker", worker)
 
 			var id int64
 			var ref string
-			if err := sc.Pool.QueryRow(context.Background(), `SELECT id, result_reference FROM django_ray_raytaskexecution WHERE task_id = $1 AND state = 'SUCCEEDED'`, ids[0]).Scan(&id, &ref); err != nil {
+			if err := sc.Pool.QueryRow(t.Context(), `SELECT id, result_reference FROM django_ray_raytaskexecution WHERE task_id = $1 AND state = 'SUCCEEDED'`, ids[0]).Scan(&id, &ref); err != nil {
 				t.Fatalf("django_ray_worker's row: %v", err)
 			}
 			if !strings.HasPrefix(ref, c.scheme+"://"+c.bucket+"/") {

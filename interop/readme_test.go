@@ -3,7 +3,6 @@ package interop_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -215,7 +214,7 @@ func TestReadmeOwnDatabase(t *testing.T) {
 			<-workerDone
 		}
 	})
-	ctx := context.Background()
+	ctx := t.Context()
 	var t1 strings.Builder
 	for _, b := range blocks[1:] {
 		switch {

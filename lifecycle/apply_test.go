@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +25,7 @@ func running(t *testing.T, s *store.Store, mod func(*store.Task)) store.Task {
 // TestApply runs every outcome kind through the store and checks the row it leaves.
 func TestApply(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	s, _ := storetest.New(t)
 	a := &Applier{Store: s, Policy: Policy{MaxAttempts: 3, Backoff: 10 * time.Second, Denylist: []string{"myapp.NoRetry"}},
 		Results: Results{MaxInline: 16}, WorkerID: "w1", LeaseTTL: time.Minute, StuckAfter: 30 * time.Second}
@@ -141,7 +140,7 @@ func TestApply(t *testing.T) {
 // row cancelled under the same claim is finalized CANCELLED instead (cancel wins).
 func TestApplyNeverOverwritesARowThatMovedOn(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	s, _ := storetest.New(t)
 	a := &Applier{Store: s, Policy: DefaultPolicy(), Results: Results{MaxInline: DefaultMaxInline}, WorkerID: "w1"}
 	success, _ := Success("late")

@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -252,7 +251,7 @@ func TestResultsPlace(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := c.rs.Place(context.Background(), c.r)
+			st := c.rs.Place(t.Context(), c.r)
 			if st.Inline != c.inline || st.Bytes != c.wantBytes || (st.Fallback != nil) != c.fallback {
 				t.Fatalf("%+v", st)
 			}
@@ -279,7 +278,7 @@ func TestResultsPlace(t *testing.T) {
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fsb.Store(context.Background(), text); err != nil {
+	if _, err := fsb.Store(t.Context(), text); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(path); err != nil || !fi.ModTime().Equal(old) {

@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -86,14 +85,14 @@ func TestWholeOutputResultIsNotCopied(t *testing.T) {
 		t.Fatalf("size/digest %d %s, want %d %x", o.Result.Bytes, o.Result.SHA256, len(text), sum)
 	}
 
-	if st := (Results{MaxInline: int64(len(text))}).Place(context.Background(), o.Result); !st.Inline || *st.Row.Data != string(text) {
+	if st := (Results{MaxInline: int64(len(text))}).Place(t.Context(), o.Result); !st.Inline || *st.Row.Data != string(text) {
 		t.Fatalf("inline placement: %+v", st)
 	}
-	if st := (Results{MaxInline: 1024}).Place(context.Background(), o.Result); st.Reference != DigestReference(o.Result.SHA256, o.Result.Bytes) || st.Fallback != nil {
+	if st := (Results{MaxInline: 1024}).Place(t.Context(), o.Result); st.Reference != DigestReference(o.Result.SHA256, o.Result.Bytes) || st.Fallback != nil {
 		t.Fatalf("digest placement: %+v", st)
 	}
 	dir := t.TempDir()
-	st := (Results{MaxInline: 1024, Backend: FilesystemBackend{Root: dir}}).Place(context.Background(), o.Result)
+	st := (Results{MaxInline: 1024, Backend: FilesystemBackend{Root: dir}}).Place(t.Context(), o.Result)
 	if st.Fallback != nil || st.Reference != FilesystemReference(o.Result.SHA256, o.Result.Bytes) {
 		t.Fatalf("filesystem placement: %+v", st)
 	}

@@ -99,7 +99,7 @@ func TestSubmitRequestShape(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := raytest.New(t, raytest.WithToken("s3cret"))
 			c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.Token = "s3cret" })
-			id, err := c.Submit(context.Background(), tt.req)
+			id, err := c.Submit(t.Context(), tt.req)
 			if err != nil {
 				t.Fatalf("Submit: %v", err)
 			}
@@ -161,7 +161,7 @@ func TestRequestPathsAndHeaders(t *testing.T) {
 	srv := raytest.New(t, raytest.WithToken("tok"))
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_a", Status: raytest.Succeeded, Logs: "x\n"})
 	c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.Token = "tok" })
-	ctx := context.Background()
+	ctx := t.Context()
 	calls := []struct {
 		ep     raytest.Endpoint
 		method string
@@ -207,7 +207,7 @@ func TestDefaultUserAgentIsNotABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Submit(context.Background(), rayjobs.SubmitRequest{Entrypoint: "true"}); err != nil {
+	if _, err := c.Submit(t.Context(), rayjobs.SubmitRequest{Entrypoint: "true"}); err != nil {
 		t.Fatalf("Submit with the default user agent: %v", err)
 	}
 	if ua := srv.Requests()[0].Header.Get("User-Agent"); ua != rayjobs.DefaultUserAgent {
@@ -221,10 +221,10 @@ func TestSubmitDuplicateID(t *testing.T) {
 			srv := raytest.New(t, raytest.WithDuplicateStatus(code))
 			c := newClient(t, srv.URL)
 			req := rayjobs.SubmitRequest{Entrypoint: "sleep 1", SubmissionID: "raysubmit_dup"}
-			if _, err := c.Submit(context.Background(), req); err != nil {
+			if _, err := c.Submit(t.Context(), req); err != nil {
 				t.Fatalf("first Submit: %v", err)
 			}
-			id, err := c.Submit(context.Background(), req)
+			id, err := c.Submit(t.Context(), req)
 			if !errors.Is(err, rayjobs.ErrAlreadySubmitted) {
 				t.Fatalf("second Submit: %v, want ErrAlreadySubmitted", err)
 			}
@@ -456,7 +456,7 @@ func TestErrorMapping(t *testing.T) {
 				tt.setup(srv)
 			}
 			c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.Token = tt.token })
-			err := tt.call(context.Background(), c)
+			err := tt.call(t.Context(), c)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("error: %v", err)
@@ -494,7 +494,7 @@ func TestTimeouts(t *testing.T) {
 			o.RequestTimeout = 100 * time.Millisecond
 			o.SubmitTimeout = time.Hour
 		})
-		_, err := c.Get(context.Background(), "raysubmit_a")
+		_, err := c.Get(t.Context(), "raysubmit_a")
 		if !errors.Is(err, rayjobs.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("error %v, want ErrUnavailable and DeadlineExceeded", err)
 		}
@@ -506,7 +506,7 @@ func TestTimeouts(t *testing.T) {
 			o.RequestTimeout = time.Hour
 			o.SubmitTimeout = 100 * time.Millisecond
 		})
-		_, err := c.Submit(context.Background(), rayjobs.SubmitRequest{Entrypoint: "true", SubmissionID: "raysubmit_t"})
+		_, err := c.Submit(t.Context(), rayjobs.SubmitRequest{Entrypoint: "true", SubmissionID: "raysubmit_t"})
 		if !errors.Is(err, rayjobs.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("error %v, want ErrUnavailable and DeadlineExceeded", err)
 		}
@@ -519,7 +519,7 @@ func TestTimeouts(t *testing.T) {
 		srv.AddJob(raytest.Job{SubmissionID: "raysubmit_s", Status: raytest.Running})
 		srv.Inject(raytest.Get, raytest.Fault{Delay: 50 * time.Millisecond, Times: 1})
 		c := newClient(t, srv.URL)
-		j, err := c.Get(context.Background(), "raysubmit_s")
+		j, err := c.Get(t.Context(), "raysubmit_s")
 		if err != nil || j.Status != rayjobs.StatusRunning {
 			t.Fatalf("Get = %+v, %v", j, err)
 		}
@@ -528,7 +528,7 @@ func TestTimeouts(t *testing.T) {
 		srv := raytest.New(t)
 		srv.Inject(raytest.Get, raytest.Fault{Hang: true})
 		c := newClient(t, srv.URL)
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := c.Get(ctx, "raysubmit_a")
 		if !errors.Is(err, context.Canceled) || errors.Is(err, rayjobs.ErrUnavailable) {
@@ -547,7 +547,7 @@ func TestTimeouts(t *testing.T) {
 			return err
 		}})
 		c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.LogsTimeout = 100 * time.Millisecond })
-		_, err := c.Logs(context.Background(), "raysubmit_l")
+		_, err := c.Logs(t.Context(), "raysubmit_l")
 		if !errors.Is(err, rayjobs.ErrUnavailable) {
 			t.Fatalf("error %v, want ErrUnavailable", err)
 		}
@@ -559,7 +559,7 @@ func TestDashboardRestart(t *testing.T) {
 		return []raytest.Step{{Status: raytest.Running}}
 	}))
 	c := newClient(t, srv.URL)
-	ctx := context.Background()
+	ctx := t.Context()
 	id, err := c.Submit(ctx, rayjobs.SubmitRequest{Entrypoint: "sleep 100", SubmissionID: "raysubmit_r1"})
 	if err != nil {
 		t.Fatal(err)
@@ -617,7 +617,7 @@ func TestLifecycle(t *testing.T) {
 		return nil // stuck PENDING
 	}))
 	c := newClient(t, srv.URL)
-	ctx := context.Background()
+	ctx := t.Context()
 	submit := func(id, kase string) {
 		t.Helper()
 		if _, err := c.Submit(ctx, rayjobs.SubmitRequest{Entrypoint: "python x.py", SubmissionID: id, Metadata: map[string]string{"case": kase}}); err != nil {
@@ -684,7 +684,7 @@ func TestListMixedJobs(t *testing.T) {
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_2", Status: "RETRYING"})
 	srv.AddJob(raytest.Job{SubmissionID: "03000000", Type: "DRIVER", Status: raytest.Running})
 	c := newClient(t, srv.URL)
-	jobs, err := c.List(context.Background())
+	jobs, err := c.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,7 +705,7 @@ func TestListMixedJobs(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("list = %+v\nwant %+v", got, want)
 	}
-	if _, err := c.Stop(context.Background(), "03000000"); !errors.Is(err, rayjobs.ErrRejected) {
+	if _, err := c.Stop(t.Context(), "03000000"); !errors.Is(err, rayjobs.ErrRejected) {
 		t.Errorf("stop a DRIVER job: %v, want ErrRejected", err)
 	}
 }
@@ -716,12 +716,12 @@ func TestListTooLarge(t *testing.T) {
 		srv.AddJob(raytest.Job{SubmissionID: fmt.Sprintf("raysubmit_%03d", i), Entrypoint: strings.Repeat("x", 1000)})
 	}
 	c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.MaxListBytes = 10_000 })
-	_, err := c.List(context.Background())
+	_, err := c.List(t.Context())
 	if !errors.Is(err, rayjobs.ErrBadResponse) || !strings.Contains(err.Error(), "larger than 10000 bytes") {
 		t.Fatalf("error %v, want ErrBadResponse naming the limit", err)
 	}
 	c2 := newClient(t, srv.URL)
-	jobs, err := c2.List(context.Background())
+	jobs, err := c2.List(t.Context())
 	if err != nil || len(jobs) != 50 {
 		t.Fatalf("List with the default limit: %d jobs, %v", len(jobs), err)
 	}
@@ -732,7 +732,7 @@ func TestStopAndDelete(t *testing.T) {
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_run", Status: raytest.Running})
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_done", Status: raytest.Succeeded})
 	c := newClient(t, srv.URL)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	stopped, err := c.Stop(ctx, "raysubmit_run")
 	if err != nil || !stopped {
@@ -782,7 +782,7 @@ func TestLogs(t *testing.T) {
 			srv := raytest.New(t)
 			srv.AddJob(raytest.Job{SubmissionID: "raysubmit_l", Status: raytest.Succeeded, Logs: tt.logs})
 			c := newClient(t, srv.URL)
-			logs, err := c.Logs(context.Background(), "raysubmit_l")
+			logs, err := c.Logs(t.Context(), "raysubmit_l")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -809,7 +809,7 @@ func TestLogsHugeStreamedInBoundedMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	logs, err := c.Logs(context.Background(), "raysubmit_big")
+	logs, err := c.Logs(t.Context(), "raysubmit_big")
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -840,7 +840,7 @@ func TestLogsLastLineLongerThanTheLimit(t *testing.T) {
 	srv := raytest.New(t)
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_o", Status: raytest.Succeeded, Logs: "start\n" + huge + "\n"})
 	c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.MaxLogBytes = 1 << 20 })
-	logs, err := c.Logs(context.Background(), "raysubmit_o")
+	logs, err := c.Logs(t.Context(), "raysubmit_o")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -849,7 +849,7 @@ func TestLogsLastLineLongerThanTheLimit(t *testing.T) {
 	}
 	// With room for it, the same line comes back whole.
 	c2 := newClient(t, srv.URL, func(o *rayjobs.Options) { o.MaxLogBytes = 4 << 20 })
-	logs, err = c2.Logs(context.Background(), "raysubmit_o")
+	logs, err = c2.Logs(t.Context(), "raysubmit_o")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -862,7 +862,7 @@ func TestTLSWithCustomCA(t *testing.T) {
 	srv := raytest.NewTLS(t, raytest.WithRayVersion("2.60.0"))
 	ca := srv.CAFile(t)
 	c := newClient(t, srv.URL, func(o *rayjobs.Options) { o.CAFile = ca })
-	v, err := c.Version(context.Background())
+	v, err := c.Version(t.Context())
 	if err != nil {
 		t.Fatalf("Version over TLS with the CA: %v", err)
 	}
@@ -874,14 +874,14 @@ func TestTLSWithCustomCA(t *testing.T) {
 	}
 
 	untrusting := newClient(t, srv.URL) // system roots only
-	_, err = untrusting.Version(context.Background())
+	_, err = untrusting.Version(t.Context())
 	if !errors.Is(err, rayjobs.ErrCertificate) || rayjobs.Retryable(err) {
 		t.Fatalf("without the CA: %v, want ErrCertificate, not retryable", err)
 	}
 
 	other := raytest.NewTLS(t, raytest.WithCertificate(selfSigned(t))) // another CA
 	wrongCA := newClient(t, other.URL, func(o *rayjobs.Options) { o.CAFile = ca })
-	if _, err := wrongCA.Version(context.Background()); !errors.Is(err, rayjobs.ErrCertificate) {
+	if _, err := wrongCA.Version(t.Context()); !errors.Is(err, rayjobs.ErrCertificate) {
 		t.Fatalf("with another server's CA: %v, want ErrCertificate", err)
 	}
 }
@@ -890,7 +890,7 @@ func TestKeepAlive(t *testing.T) {
 	srv := raytest.New(t)
 	srv.AddJob(raytest.Job{SubmissionID: "raysubmit_k", Status: raytest.Running, Logs: "x\n"})
 	c := newClient(t, srv.URL)
-	ctx := context.Background()
+	ctx := t.Context()
 	for range 20 {
 		if _, err := c.Get(ctx, "raysubmit_k"); err != nil {
 			t.Fatal(err)
@@ -910,7 +910,7 @@ func TestKeepAlive(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	srv := raytest.New(t, raytest.WithLifecycle(func(raytest.Submission) []raytest.Step { return raytest.Succeeds("ok\n") }))
 	c := newClient(t, srv.URL)
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 16 {
@@ -996,7 +996,7 @@ func TestProxyPrefix(t *testing.T) {
 	proxy := httptest.NewServer(http.StripPrefix("/proxy", httpProxy(srv.URL)))
 	defer proxy.Close()
 	c := newClient(t, proxy.URL+"/proxy/")
-	j, err := c.Get(context.Background(), "raysubmit_p")
+	j, err := c.Get(t.Context(), "raysubmit_p")
 	if err != nil || j.SubmissionID != "raysubmit_p" {
 		t.Fatalf("Get through a path prefix: %+v, %v", j, err)
 	}

@@ -8,7 +8,6 @@ package rayjobs_test
 // skip, except under CI=true, where they fail.
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -78,7 +77,7 @@ func waitFor(t *testing.T, c *rayjobs.Client, id string, timeout time.Duration, 
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		j, err := c.Get(context.Background(), id)
+		j, err := c.Get(t.Context(), id)
 		if err != nil {
 			t.Fatalf("Get %s: %v", id, err)
 		}
@@ -120,7 +119,7 @@ print(base64.urlsafe_b64encode(json.dumps({"callable_path": sys.argv[1], "serial
 
 func TestRealRayVersionAndHealth(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := r.c.Health(ctx); err != nil {
 		t.Fatalf("Health: %v", err)
 	}
@@ -181,7 +180,7 @@ func TestRealRayEntrypoint(t *testing.T) {
 			}
 		}},
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	ids := make([]string, len(tests))
 	for i, tt := range tests { // submit all first: Ray runs them side by side
 		ids[i] = newID(t, "ep")
@@ -220,7 +219,7 @@ func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestRealRayEntrypointFailure(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	id := newID(t, "exit")
 	req := r.request(id, "x.y", `[]`, `{}`)
 	req.Entrypoint = "python -c 'import sys; print(\"about to fail\"); sys.exit(3)'"
@@ -239,7 +238,7 @@ func TestRealRayEntrypointFailure(t *testing.T) {
 
 func TestRealRayStop(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	id := newID(t, "stop")
 	if _, err := r.c.Submit(ctx, r.request(id, "rayctl_testapp.tasks.sleep", `[600]`, `{}`)); err != nil {
 		t.Fatal(err)
@@ -268,7 +267,7 @@ func TestRealRayStop(t *testing.T) {
 
 func TestRealRayDuplicateSubmissionID(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	id := newID(t, "dup")
 	req := r.request(id, "rayctl_testapp.tasks.add", `[1, 1]`, `{}`)
 	if _, err := r.c.Submit(ctx, req); err != nil {
@@ -312,7 +311,7 @@ func TestRealRayDuplicateSubmissionID(t *testing.T) {
 
 func TestRealRayUnknownJob(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	id := newID(t, "missing")
 	calls := map[string]func() error{
 		"get":    func() error { _, err := r.c.Get(ctx, id); return err },
@@ -336,7 +335,7 @@ func TestRealRayUnknownJob(t *testing.T) {
 
 func TestRealRayListAndDelete(t *testing.T) {
 	r := needRealRay(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var ids []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup

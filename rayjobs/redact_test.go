@@ -1,7 +1,6 @@
 package rayjobs_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,20 +29,20 @@ func TestTokenEchoedBackIsRedacted(t *testing.T) {
 	}{
 		{"401 body", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, echo(r), http.StatusUnauthorized)
-		}, func(c *rayjobs.Client) error { _, err := c.Version(context.Background()); return err }, rayjobs.ErrUnauthorized},
+		}, func(c *rayjobs.Client) error { _, err := c.Version(t.Context()); return err }, rayjobs.ErrUnauthorized},
 		{"500 traceback", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad header "+echo(r), http.StatusInternalServerError)
-		}, func(c *rayjobs.Client) error { _, err := c.Get(context.Background(), "raysubmit_1"); return err }, rayjobs.ErrUnavailable},
+		}, func(c *rayjobs.Client) error { _, err := c.Get(t.Context(), "raysubmit_1"); return err }, rayjobs.ErrUnavailable},
 		{"200 not JSON", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "<html>login page for "+echo(r)+"</html>")
-		}, func(c *rayjobs.Client) error { _, err := c.Get(context.Background(), "raysubmit_1"); return err }, rayjobs.ErrBadResponse},
+		}, func(c *rayjobs.Client) error { _, err := c.Get(t.Context(), "raysubmit_1"); return err }, rayjobs.ErrBadResponse},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://sso.example/login?token="+url.QueryEscape(token), http.StatusFound)
-		}, func(c *rayjobs.Client) error { _, err := c.List(context.Background()); return err }, rayjobs.ErrBadResponse},
+		}, func(c *rayjobs.Client) error { _, err := c.List(t.Context()); return err }, rayjobs.ErrBadResponse},
 		{"400 on submit", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, echo(r), http.StatusBadRequest)
 		}, func(c *rayjobs.Client) error {
-			_, err := c.Submit(context.Background(), rayjobs.SubmitRequest{Entrypoint: "true", SubmissionID: "raysubmit_2"})
+			_, err := c.Submit(t.Context(), rayjobs.SubmitRequest{Entrypoint: "true", SubmissionID: "raysubmit_2"})
 			return err
 		}, rayjobs.ErrRejected},
 	}

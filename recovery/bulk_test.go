@@ -87,7 +87,7 @@ func failedRow(t *testing.T, s *store.Store, mod func(*store.Task)) store.Task {
 func TestRequeuePlanAndApply(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var failed []store.Task
 	for i := 0; i < 5; i++ {
 		failed = append(failed, failedRow(t, s, nil))
@@ -182,7 +182,7 @@ func TestRequeuePlanAndApply(t *testing.T) {
 func TestApplySkipsRowsChangedMeanwhile(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var rows []store.Task
 	for i := 0; i < 6; i++ {
 		rows = append(rows, failedRow(t, s, nil))
@@ -234,7 +234,7 @@ func TestApplySkipsRowsChangedMeanwhile(t *testing.T) {
 func TestRequeueNamedIDs(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	f := failedRow(t, s, nil)
 	c := failedRow(t, s, func(r *store.Task) { r.State = store.StateCancelled })
 	r := storetest.Insert(t, s, store.Task{State: store.StateRunning})
@@ -264,7 +264,7 @@ func TestRequeueNamedIDs(t *testing.T) {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", QueueName: "default"}); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestCancel(t *testing.T) {
 func TestApplyReasonNeedsAudit(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	row := failedRow(t, s, nil)
 	if _, err := sc.Pool.Exec(ctx, `DROP TABLE rayctl_audit_task, rayctl_audit`); err != nil {
 		t.Fatal(err)
@@ -350,7 +350,7 @@ func TestApplyReasonNeedsAudit(t *testing.T) {
 func TestApplyInterrupted(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	for i := 0; i < 5; i++ {
 		failedRow(t, s, nil)
@@ -362,11 +362,11 @@ func TestApplyInterrupted(t *testing.T) {
 	if !errors.Is(err, recovery.ErrInterrupted) || !out.Interrupted || out.Changed != 2 || out.Batches != 1 {
 		t.Fatalf("interrupted: %+v %v", out, err)
 	}
-	entries, _ := s.ListAudit(context.Background(), store.AuditFilter{})
+	entries, _ := s.ListAudit(t.Context(), store.AuditFilter{})
 	if len(entries) != 1 || entries[0].Changed != 2 || entries[0].Error == nil || entries[0].FinishedAt == nil {
 		t.Fatalf("the audit entry does not record the interruption: %+v", entries)
 	}
-	if _, err := recovery.Apply(context.Background(), s, p, recovery.ApplyOptions{Batch: 10001}); !errors.Is(err, recovery.ErrBadSelection) {
+	if _, err := recovery.Apply(t.Context(), s, p, recovery.ApplyOptions{Batch: 10001}); !errors.Is(err, recovery.ErrBadSelection) {
 		t.Fatalf("huge batch: %v", err)
 	}
 }
@@ -378,7 +378,7 @@ func TestApplyInterrupted(t *testing.T) {
 func TestRequeueEndsRayJobsFirst(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t, raytest.WithStopAfter(2)) // a stop takes effect a little later, as in Ray
 	stuck := raytest.New(t, raytest.WithStopAfter(1_000_000))
 	withJob := func(job string) store.Task {
@@ -437,7 +437,7 @@ func TestRequeueEndsRayJobsFirst(t *testing.T) {
 func TestCancelFinalizationEndsRayJobsFirst(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t, raytest.WithStopAfter(1_000_000))
 	row := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), RayJobID: storetest.Ptr("raysubmit_c")})
 	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_c", Status: raytest.Running})

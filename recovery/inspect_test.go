@@ -20,7 +20,7 @@ import (
 // gone (stopped).
 func workers(t *testing.T, s *store.Store, sc storetest.Schema) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, l := range []store.Lease{
 		{WorkerID: "alive", Hostname: "host-a", PID: 11, QueueName: "default,emails"},
 		{WorkerID: "hung", Hostname: "host-b", PID: 22, QueueName: "*"},
@@ -42,7 +42,7 @@ func workers(t *testing.T, s *store.Store, sc storetest.Schema) {
 func TestInspectLeases(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	workers(t, s, sc)
 	own := func(state store.TaskState, w string) store.Task {
 		return storetest.Insert(t, s, store.Task{State: state, ClaimedByWorker: storetest.Ptr(w), StartedAt: storetest.Ago(2 * time.Minute), LastHeartbeatAt: storetest.Ago(2 * time.Minute)})
@@ -120,7 +120,7 @@ func TestLeaseCovers(t *testing.T) {
 func TestListTasksPaging(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var all []int64
 	for i := 0; i < 7; i++ {
 		all = append(all, storetest.Insert(t, s, store.Task{State: store.StateFailed}).ID)
@@ -261,7 +261,7 @@ func TestParseReference(t *testing.T) {
 func TestTaskDetail(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	workers(t, s, sc)
 	task := storetest.Insert(t, s, store.Task{State: store.StateSucceeded, ClaimedByWorker: storetest.Ptr("hung"), RayJobID: storetest.Ptr("raysubmit_1"),
 		CreatedAt: time.Now().Add(-time.Hour), StartedAt: storetest.Ago(50 * time.Minute), FinishedAt: storetest.Ago(40 * time.Minute),
@@ -321,7 +321,7 @@ func statuses(rep recovery.Report) map[string]recovery.Status {
 
 func TestDoctor(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 
 	t.Run("healthy", func(t *testing.T) {
 		t.Parallel()
@@ -472,7 +472,7 @@ func TestDoctor(t *testing.T) {
 
 func TestRayCheckWithoutAddress(t *testing.T) {
 	t.Parallel()
-	r := recovery.RayCheck{}.Run(context.Background())
+	r := recovery.RayCheck{}.Run(t.Context())
 	if r.Status != recovery.StatusSkip || !strings.Contains(r.Summary, "no --ray-address or RAY_ADDRESS") {
 		t.Fatalf("%+v", r)
 	}
@@ -483,7 +483,7 @@ func TestRayCheckWithoutAddress(t *testing.T) {
 func TestDoctorDjangoSchema(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	ddl, err := os.ReadFile("../migrations/testdata/django_0001_initial.sql")
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func rayClient(t *testing.T, url string) *rayjobs.Client {
 // rows whose jobs the fake does not know.
 func liveRows(t *testing.T, s *store.Store, fake *raytest.Server, n, missing int) {
 	t.Helper()
-	if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "default"}); err != nil {
+	if err := s.UpsertLease(t.Context(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "default"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n + missing {
@@ -68,7 +68,7 @@ func TestPlanReconcileRayRequests(t *testing.T) {
 			s, _ := storetest.New(t)
 			fake := raytest.New(t)
 			liveRows(t, s, fake, tc.rows, tc.missing)
-			p, err := recovery.PlanReconcile(context.Background(), s, rayClient(t, fake.URL), recovery.ReconcileOptions{Address: fake.URL})
+			p, err := recovery.PlanReconcile(t.Context(), s, rayClient(t, fake.URL), recovery.ReconcileOptions{Address: fake.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +110,7 @@ func TestPlanReconcileBoundsConcurrency(t *testing.T) {
 	fake := raytest.New(t)
 	liveRows(t, s, fake, 24, 0)
 	ray := &countingRay{Client: rayClient(t, fake.URL)}
-	p, err := recovery.PlanReconcile(context.Background(), s, ray, recovery.ReconcileOptions{Address: fake.URL, ListThreshold: -1, Concurrency: 3})
+	p, err := recovery.PlanReconcile(t.Context(), s, ray, recovery.ReconcileOptions{Address: fake.URL, ListThreshold: -1, Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestPlanReconcileLimit(t *testing.T) {
 	s, _ := storetest.New(t)
 	fake := raytest.New(t)
 	liveRows(t, s, fake, 5, 0)
-	p, err := recovery.PlanReconcile(context.Background(), s, rayClient(t, fake.URL), recovery.ReconcileOptions{Address: fake.URL, Limit: 2})
+	p, err := recovery.PlanReconcile(t.Context(), s, rayClient(t, fake.URL), recovery.ReconcileOptions{Address: fake.URL, Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestPlanReconcileLimit(t *testing.T) {
 	}
 	for _, bad := range []recovery.ReconcileOptions{{Limit: -1}, {Limit: recovery.MaxLimit + 1}, {LeaseTTL: -time.Second}} {
 		bad.Address = fake.URL
-		if _, err := recovery.PlanReconcile(context.Background(), s, rayClient(t, fake.URL), bad); !errors.Is(err, recovery.ErrBadSelection) {
+		if _, err := recovery.PlanReconcile(t.Context(), s, rayClient(t, fake.URL), bad); !errors.Is(err, recovery.ErrBadSelection) {
 			t.Errorf("%+v: %v, want ErrBadSelection", bad, err)
 		}
 	}
@@ -147,7 +147,7 @@ func TestPlanReconcileRayDown(t *testing.T) {
 	fake := raytest.New(t)
 	liveRows(t, s, fake, 40, 0)
 	authed := raytest.New(t, raytest.WithToken("t"))
-	ctx := context.Background()
+	ctx := t.Context()
 	fake.SetDown(true)
 	if _, err := recovery.PlanReconcile(ctx, s, rayClient(t, fake.URL), recovery.ReconcileOptions{Address: fake.URL}); !errors.Is(err, recovery.ErrRayUnavailable) {
 		t.Errorf("down: %v", err)
@@ -168,7 +168,7 @@ func TestPlanReconcileRayDown(t *testing.T) {
 func TestApplyReconcileWithoutAuditTables(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := sc.Pool.Exec(ctx, `DROP TABLE rayctl_audit_task, rayctl_audit`); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestApplyReconcileWithoutAuditTables(t *testing.T) {
 func TestApplyReconcileLogGone(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t)
 	var rows []store.Task
 	for _, id := range []string{"raysubmit_a", "raysubmit_b"} {

@@ -1,7 +1,6 @@
 package recovery_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 func TestPlanTransitions(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	q := storetest.Insert(t, s, store.Task{})
 	r := storetest.Insert(t, s, store.Task{State: store.StateRunning, ClaimedByWorker: storetest.Ptr("w"), StartedAt: storetest.Ago(time.Minute)})
 	orphan := storetest.Insert(t, s, store.Task{State: store.StateCancelling, ClaimedByWorker: storetest.Ptr("gone"), StartedAt: storetest.Ago(time.Hour)})

@@ -1,7 +1,6 @@
 package resultstore
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -25,7 +24,7 @@ import (
 
 func openGCS(t *testing.T, srv cloudtest.GCSServer, bucket, prefix string) *Bucket {
 	t.Helper()
-	b, err := OpenGCS(context.Background(), GCSConfig{Bucket: bucket, Prefix: prefix, Emulator: srv.EmulatorHost, Timeout: 20 * time.Second})
+	b, err := OpenGCS(t.Context(), GCSConfig{Bucket: bucket, Prefix: prefix, Emulator: srv.EmulatorHost, Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,34 +45,19 @@ func TestGCSStoreWritesWhatDjangoRayWrites(t *testing.T) {
 		{"", hexd[:2] + "/" + hexd[2:4] + "/" + hexd + ".json"},
 	} {
 		b := openGCS(t, srv, bucket, c.prefix)
-		ref, err := b.Store(context.Background(), []byte(pythonText))
-		if err != nil {
-			t.Fatalf("prefix %q: %v", c.prefix, err)
-		}
-		if want := "gs://" + bucket + "/" + c.key + "?bytes=" + strconv.Itoa(len(pythonText)); ref != want {
-			t.Errorf("prefix %q: reference %q, want %q", c.prefix, ref, want)
-		}
-		attrs, err := srv.Client(t).Objects.Get(bucket, c.key).Do()
-		if err != nil {
-			t.Fatalf("prefix %q: the object is not at key %q: %v", c.prefix, c.key, err)
-		}
-		resp, err := srv.Client(t).Objects.Get(bucket, c.key).Download()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(body) != pythonText || attrs.ContentType != "application/json" {
-			t.Errorf("prefix %q: stored %q as %q", c.prefix, body, attrs.ContentType)
-		}
-		o, err := b.Load(context.Background(), bucket, c.key, 1<<20)
-		if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
-			t.Errorf("prefix %q: Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
-		o, err = b.Load(context.Background(), bucket, c.key, 10)
-		if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
-			t.Errorf("prefix %q: bounded Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
+		checkStoresWhatDjangoRayStores(t, b, "gs", bucket, c.prefix, c.key, func() ([]byte, string, error) {
+			attrs, err := srv.Client(t).Objects.Get(bucket, c.key).Do()
+			if err != nil {
+				return nil, "", err
+			}
+			resp, err := srv.Client(t).Objects.Get(bucket, c.key).Download()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return body, attrs.ContentType, nil
+		})
 	}
 }
 
@@ -85,7 +69,7 @@ func TestGCSLargeResult(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	b := openGCS(t, srv, bucket, DefaultPrefix)
 	text := `"` + strings.Repeat("x", 17<<20) + `"`
-	ref, err := b.Store(context.Background(), []byte(text))
+	ref, err := b.Store(t.Context(), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +77,7 @@ func TestGCSLargeResult(t *testing.T) {
 	if ref != "gs://"+bucket+"/"+key+"?bytes="+strconv.Itoa(len(text)) {
 		t.Fatalf("reference %q", ref)
 	}
-	o, err := b.Load(context.Background(), bucket, key, int64(len(text)))
+	o, err := b.Load(t.Context(), bucket, key, int64(len(text)))
 	if err != nil || string(o.Data) != text {
 		t.Fatalf("read back %d bytes of %d: %v", len(o.Data), len(text), err)
 	}
@@ -105,15 +89,15 @@ func TestGCSFallsBackToDigest(t *testing.T) {
 	t.Parallel()
 	srv := cloudtest.GCS(t)
 	b := openGCS(t, srv, "rayctl-no-such-bucket", DefaultPrefix)
-	if _, err := b.Store(context.Background(), []byte(pythonText)); !errors.Is(err, ErrNotFound) {
+	if _, err := b.Store(t.Context(), []byte(pythonText)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Store to a missing bucket: %v, want ErrNotFound", err)
 	}
-	st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(context.Background(), lifecycle.Result{JSON: []byte(pythonText)})
+	st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(t.Context(), lifecycle.Result{JSON: []byte(pythonText)})
 	if want := lifecycle.DigestReference(sha(pythonText), int64(len(pythonText))); st.Reference != want || st.Fallback == nil {
 		t.Errorf("Place = %+v, want the digest reference %s", st, want)
 	}
 	for _, key := range []string{"../x.json", "a/../../b.json"} {
-		if _, err := b.Load(context.Background(), "any-bucket", key, 100); !errors.Is(err, ErrUnsafeKey) {
+		if _, err := b.Load(t.Context(), "any-bucket", key, 100); !errors.Is(err, ErrUnsafeKey) {
 			t.Errorf("Load(%q) = %v, want ErrUnsafeKey", key, err)
 		}
 	}
@@ -124,15 +108,13 @@ func TestGCSProbe(t *testing.T) {
 	t.Parallel()
 	srv := cloudtest.GCS(t)
 	bucket := srv.NewBucket(t)
-	b := openGCS(t, srv, bucket, "probe/")
-	rep, err := b.Probe(context.Background())
-	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, "probe/rayctl-probe-") ||
-		rep.Location != "gs://"+bucket+"/probe/" || !strings.Contains(rep.Credentials, "emulator") {
-		t.Fatalf("Probe = %+v, %v", rep, err)
-	}
-	if list, err := srv.Client(t).Objects.List(bucket).Do(); err != nil || len(list.Items) != 0 {
-		t.Fatalf("objects left: %v", err)
-	}
+	checkProbe(t, openGCS(t, srv, bucket, "probe/"), "gs", bucket, "probe/", "emulator", func() (int, error) {
+		list, err := srv.Client(t).Objects.List(bucket).Do()
+		if err != nil {
+			return 0, err
+		}
+		return len(list.Items), nil
+	})
 }
 
 // googleADC writes a service account key file whose token_uri is a local token service
@@ -168,7 +150,7 @@ func googleADC(t *testing.T, grant http.HandlerFunc) string {
 // endpoint (no network).
 func openADC(t *testing.T, endpoint string) *Bucket {
 	t.Helper()
-	b, err := OpenGCS(context.Background(), GCSConfig{Bucket: "bucket-one", Prefix: DefaultPrefix, Timeout: 10 * time.Second})
+	b, err := OpenGCS(t.Context(), GCSConfig{Bucket: "bucket-one", Prefix: DefaultPrefix, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +172,7 @@ func TestGCSCredentialsRefused(t *testing.T) {
 	gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Store(true) }))
 	defer gcs.Close()
 	b := openADC(t, gcs.URL+"/storage/v1/")
-	_, err := b.Store(context.Background(), []byte(pythonText))
+	_, err := b.Store(t.Context(), []byte(pythonText))
 	if !errors.Is(err, ErrDenied) && !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("Store = %v, want the credentials refused", err)
 	}
@@ -202,11 +184,11 @@ func TestGCSCredentialsRefused(t *testing.T) {
 			t.Errorf("the error shows a secret: %v", err)
 		}
 	}
-	st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(context.Background(), lifecycle.Result{JSON: []byte(pythonText)})
+	st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(t.Context(), lifecycle.Result{JSON: []byte(pythonText)})
 	if !strings.HasPrefix(st.Reference, "oversize://") || st.Fallback == nil {
 		t.Errorf("Place = %+v, want the digest reference", st)
 	}
-	if src, err := b.Credentials(context.Background()); err == nil {
+	if src, err := b.Credentials(t.Context()); err == nil {
 		t.Errorf("Credentials = %q, want an error", src)
 	}
 }
@@ -227,11 +209,11 @@ func TestGCSErrorsNeverShowSecrets(t *testing.T) {
 	}))
 	defer gcs.Close()
 	b := openADC(t, gcs.URL+"/storage/v1/")
-	src, err := b.Credentials(context.Background())
+	src, err := b.Credentials(t.Context())
 	if err != nil || !strings.Contains(src, "service_account") {
 		t.Fatalf("Credentials = %q, %v", src, err)
 	}
-	_, err = b.Store(context.Background(), []byte(pythonText))
+	_, err = b.Store(t.Context(), []byte(pythonText))
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("Store = %v, want ErrDenied", err)
 	}

@@ -1,7 +1,6 @@
 package resultstore
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -35,7 +34,7 @@ func sha(text string) string {
 
 func openS3(t *testing.T, srv cloudtest.S3Server, bucket, prefix string) *Bucket {
 	t.Helper()
-	b, err := OpenS3(context.Background(), S3Config{Bucket: bucket, Prefix: prefix, EndpointURL: srv.Endpoint,
+	b, err := OpenS3(t.Context(), S3Config{Bucket: bucket, Prefix: prefix, EndpointURL: srv.Endpoint,
 		Credentials: srv.Credentials(), Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -58,31 +57,44 @@ func TestS3StoreWritesWhatDjangoRayWrites(t *testing.T) {
 		{"/", hexd[:2] + "/" + hexd[2:4] + "/" + hexd + ".json"},
 	} {
 		b := openS3(t, srv, bucket, c.prefix)
-		ref, err := b.Store(context.Background(), []byte(pythonText))
-		if err != nil {
-			t.Fatalf("prefix %q: %v", c.prefix, err)
-		}
-		want := "s3://" + bucket + "/" + c.key + "?bytes=" + strconv.Itoa(len(pythonText))
-		if ref != want {
-			t.Errorf("prefix %q: reference %q, want %q", c.prefix, ref, want)
-		}
-		out, err := srv.Client(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
-		if err != nil {
-			t.Fatalf("prefix %q: the object is not at key %q: %v", c.prefix, c.key, err)
-		}
-		body, _ := io.ReadAll(out.Body)
-		out.Body.Close()
-		if string(body) != pythonText || aws.ToString(out.ContentType) != "application/json" {
-			t.Errorf("prefix %q: stored %q as %q", c.prefix, body, aws.ToString(out.ContentType))
-		}
-		o, err := b.Load(context.Background(), bucket, c.key, 1<<20)
-		if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
-			t.Errorf("prefix %q: Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
-		o, err = b.Load(context.Background(), bucket, c.key, 10)
-		if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
-			t.Errorf("prefix %q: bounded Load = %+v %q, %v", c.prefix, o, o.Data, err)
-		}
+		checkStoresWhatDjangoRayStores(t, b, "s3", bucket, c.prefix, c.key, func() ([]byte, string, error) {
+			out, err := srv.Client(t).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(c.key)})
+			if err != nil {
+				return nil, "", err
+			}
+			defer out.Body.Close()
+			body, _ := io.ReadAll(out.Body)
+			return body, aws.ToString(out.ContentType), nil
+		})
+	}
+}
+
+// checkStoresWhatDjangoRayStores stores pythonText with b (a bucket of the given scheme opened
+// with prefix) and checks the reference, the object at key (as get reads it from the server:
+// the bytes and the Content-Type) and Load's answers, whole and bounded.
+func checkStoresWhatDjangoRayStores(t *testing.T, b *Bucket, scheme, bucket, prefix, key string, get func() ([]byte, string, error)) {
+	t.Helper()
+	ref, err := b.Store(t.Context(), []byte(pythonText))
+	if err != nil {
+		t.Fatalf("prefix %q: %v", prefix, err)
+	}
+	if want := scheme + "://" + bucket + "/" + key + "?bytes=" + strconv.Itoa(len(pythonText)); ref != want {
+		t.Errorf("prefix %q: reference %q, want %q", prefix, ref, want)
+	}
+	body, contentType, err := get()
+	if err != nil {
+		t.Fatalf("prefix %q: the object is not at key %q: %v", prefix, key, err)
+	}
+	if string(body) != pythonText || contentType != "application/json" {
+		t.Errorf("prefix %q: stored %q as %q", prefix, body, contentType)
+	}
+	o, err := b.Load(t.Context(), bucket, key, 1<<20)
+	if err != nil || string(o.Data) != pythonText || o.Truncated || o.Size != int64(len(pythonText)) || o.ContentType != ContentType {
+		t.Errorf("prefix %q: Load = %+v %q, %v", prefix, o, o.Data, err)
+	}
+	o, err = b.Load(t.Context(), bucket, key, 10)
+	if err != nil || string(o.Data) != pythonText[:10] || !o.Truncated || o.Size != int64(len(pythonText)) {
+		t.Errorf("prefix %q: bounded Load = %+v %q, %v", prefix, o, o.Data, err)
 	}
 }
 
@@ -106,11 +118,11 @@ func TestS3FallsBackToDigest(t *testing.T) {
 		{"wrong secret", bucket, credentials.NewStaticCredentialsProvider(srv.AccessKeyID, secret, "session-token-never-printed"), ErrDenied},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := OpenS3(context.Background(), S3Config{Bucket: c.bucket, Prefix: DefaultPrefix, EndpointURL: srv.Endpoint, Credentials: c.creds, Timeout: 20 * time.Second})
+			b, err := OpenS3(t.Context(), S3Config{Bucket: c.bucket, Prefix: DefaultPrefix, EndpointURL: srv.Endpoint, Credentials: c.creds, Timeout: 20 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = b.Store(context.Background(), []byte(pythonText))
+			_, err = b.Store(t.Context(), []byte(pythonText))
 			var e *Error
 			if !errors.As(err, &e) || !errors.Is(err, c.want) {
 				t.Fatalf("Store error %v (%T), want %v", err, err, c.want)
@@ -120,7 +132,7 @@ func TestS3FallsBackToDigest(t *testing.T) {
 					t.Errorf("the error shows a secret: %v", err)
 				}
 			}
-			st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(context.Background(), lifecycle.Result{JSON: []byte(pythonText)})
+			st := lifecycle.Results{MaxInline: 10, Backend: b}.Place(t.Context(), lifecycle.Result{JSON: []byte(pythonText)})
 			if st.Reference != digestRef || st.Fallback == nil || st.Inline {
 				t.Errorf("Place = %+v, want the digest reference %s after a storage error", st, digestRef)
 			}
@@ -136,11 +148,11 @@ func TestS3RefusesDotDotKeys(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	b := openS3(t, srv, bucket, DefaultPrefix)
 	for _, key := range []string{"../x.json", "a/../../b.json", "a/.."} {
-		if _, err := b.Load(context.Background(), bucket, key, 100); !errors.Is(err, ErrUnsafeKey) {
+		if _, err := b.Load(t.Context(), bucket, key, 100); !errors.Is(err, ErrUnsafeKey) {
 			t.Errorf("Load(%q) = %v, want ErrUnsafeKey", key, err)
 		}
 	}
-	if _, err := b.Load(context.Background(), bucket, "a..b/c..json", 100); !errors.Is(err, ErrNotFound) {
+	if _, err := b.Load(t.Context(), bucket, "a..b/c..json", 100); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a key with dots that are no .. segment is read: %v", err)
 	}
 	for _, p := range []string{"../results", "a/../b", "a/..", "a?b", "a#b", "a\nb"} {
@@ -157,20 +169,32 @@ func TestS3Probe(t *testing.T) {
 	t.Parallel()
 	srv := cloudtest.S3(t)
 	bucket := srv.NewBucket(t)
-	b := openS3(t, srv, bucket, "probe/prefix/")
-	rep, err := b.Probe(context.Background())
-	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, "probe/prefix/rayctl-probe-") ||
-		rep.Location != "s3://"+bucket+"/probe/prefix/" || !strings.Contains(rep.Credentials, "Static") {
-		t.Fatalf("Probe = %+v, %v", rep, err)
-	}
-	list, err := srv.Client(t).ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	if err != nil || len(list.Contents) != 0 {
-		t.Fatalf("objects left: %d %v", len(list.Contents), err)
-	}
+	checkProbe(t, openS3(t, srv, bucket, "probe/prefix/"), "s3", bucket, "probe/prefix/", "Static", func() (int, error) {
+		list, err := srv.Client(t).ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+		if err != nil {
+			return 0, err
+		}
+		return len(list.Contents), nil
+	})
 	missing := openS3(t, srv, "rayctl-no-such-bucket", "")
-	rep, err = missing.Probe(context.Background())
+	rep, err := missing.Probe(t.Context())
 	if !errors.Is(err, ErrNotFound) || rep.Wrote {
 		t.Fatalf("Probe of a missing bucket = %+v, %v", rep, err)
+	}
+}
+
+// checkProbe runs b's Probe (b a bucket of the given scheme opened with prefix) and checks
+// its report: written, read back and removed under the prefix, with credentials described by
+// a text holding creds; objects (the bucket's, as its server lists them) must find none left.
+func checkProbe(t *testing.T, b *Bucket, scheme, bucket, prefix, creds string, objects func() (int, error)) {
+	t.Helper()
+	rep, err := b.Probe(t.Context())
+	if err != nil || !rep.Wrote || !rep.ReadBack || !rep.Removed || !strings.HasPrefix(rep.Key, prefix+"rayctl-probe-") ||
+		rep.Location != scheme+"://"+bucket+"/"+prefix || !strings.Contains(rep.Credentials, creds) {
+		t.Fatalf("Probe = %+v, %v", rep, err)
+	}
+	if n, err := objects(); err != nil || n != 0 {
+		t.Fatalf("objects left: %d %v", n, err)
 	}
 }
 
@@ -190,12 +214,12 @@ func TestS3ErrorsNeverShowSecrets(t *testing.T) {
 			`</Message><StringToSign>AWS4-HMAC-SHA256 `+secret+`</StringToSign></Error>`)
 	}))
 	defer srv.Close()
-	b, err := OpenS3(context.Background(), S3Config{Bucket: "bucket-one", Prefix: DefaultPrefix, EndpointURL: srv.URL,
+	b, err := OpenS3(t.Context(), S3Config{Bucket: "bucket-one", Prefix: DefaultPrefix, EndpointURL: srv.URL,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIAECHOEDKEY0000001", secret, token), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Store(context.Background(), []byte(pythonText))
+	_, err = b.Store(t.Context(), []byte(pythonText))
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("Store = %v, want ErrDenied", err)
 	}
@@ -240,14 +264,14 @@ func TestS3DefaultChain(t *testing.T) {
 		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
 	}
 	store := func() (string, error) {
-		b, err := OpenS3(context.Background(), S3Config{Bucket: bucket, Prefix: DefaultPrefix, EndpointURL: srv.Endpoint, Timeout: 20 * time.Second})
+		b, err := OpenS3(t.Context(), S3Config{Bucket: bucket, Prefix: DefaultPrefix, EndpointURL: srv.Endpoint, Timeout: 20 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Store(context.Background(), []byte(pythonText)); err != nil {
+		if _, err := b.Store(t.Context(), []byte(pythonText)); err != nil {
 			return "", err
 		}
-		return b.Credentials(context.Background())
+		return b.Credentials(t.Context())
 	}
 
 	clear()
@@ -349,11 +373,11 @@ func TestS3WebIdentity(t *testing.T) {
 			os.Unsetenv(k)
 		}
 	}
-	b, err := OpenS3(context.Background(), S3Config{Bucket: "bucket-one", Prefix: DefaultPrefix, EndpointURL: s3srv.URL, Timeout: 10 * time.Second})
+	b, err := OpenS3(t.Context(), S3Config{Bucket: "bucket-one", Prefix: DefaultPrefix, EndpointURL: s3srv.URL, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Store(context.Background(), []byte(pythonText)); err != nil {
+	if _, err := b.Store(t.Context(), []byte(pythonText)); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -364,12 +388,12 @@ func TestS3WebIdentity(t *testing.T) {
 	if !strings.Contains(signedWith, "Credential="+tempKey+"/") || !strings.Contains(signedWith, "/eu-west-1/s3/") || sentToken != session {
 		t.Errorf("S3 request signed %q with session token %q", signedWith, sentToken)
 	}
-	if src, err := b.Credentials(context.Background()); err != nil || !strings.Contains(src, "WebIdentity") {
+	if src, err := b.Credentials(t.Context()); err != nil || !strings.Contains(src, "WebIdentity") {
 		t.Errorf("Credentials = %q, %v", src, err)
 	}
 	refuse = true
 	mu.Unlock()
-	_, err = b.Store(context.Background(), []byte(pythonText))
+	_, err = b.Store(t.Context(), []byte(pythonText))
 	mu.Lock()
 	if !errors.Is(err, ErrDenied) || strings.Contains(err.Error(), session) || strings.Contains(err.Error(), tempSecret) {
 		t.Errorf("refused: %v", err)

@@ -159,7 +159,7 @@ func TestPgStartBehindClosedParent(t *testing.T) {
 			dsn = strings.Trim(v, "'")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {

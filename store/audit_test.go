@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -14,7 +13,7 @@ import (
 func TestAudit(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if ok, err := s.AuditAvailable(ctx); !ok || err != nil {
 		t.Fatalf("audit available after migrate: %v %v", ok, err)
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/rayctl/rayctl/migrations"
@@ -13,7 +12,7 @@ import (
 // batches of 50 (results in docs/benchmarks.md).
 func BenchmarkClaimComplete(b *testing.B) {
 	s, _ := storetest.New(b)
-	ctx := context.Background()
+	ctx := b.Context()
 	batch := make([]store.NewTask, 1000)
 	for i := range batch {
 		batch[i] = store.NewTask{CallablePath: "bench.noop"}
@@ -46,7 +45,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 // BenchmarkEnqueueMany measures batched inserts of 1000 rows.
 func BenchmarkEnqueueMany(b *testing.B) {
 	s, _ := storetest.New(b)
-	ctx := context.Background()
+	ctx := b.Context()
 	batch := make([]store.NewTask, 1000)
 	for i := range batch {
 		batch[i] = store.NewTask{CallablePath: "bench.noop", ArgsJSON: "[1, 2]"}
@@ -75,7 +74,7 @@ func BenchmarkClaimSingleRowParallel(b *testing.B) {
 
 func benchClaimParallel(b *testing.B, indexed bool) {
 	s, sc := storetest.New(b, storetest.Options{MaxConns: 8})
-	ctx := context.Background()
+	ctx := b.Context()
 	batch := make([]store.NewTask, 1000)
 	for i := range batch {
 		batch[i] = store.NewTask{CallablePath: "bench.noop", Queue: []string{"default", "urgent", "batch"}[i%3]}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 func TestClaimUsesOptionalIndex(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	batch := make([]store.NewTask, 5000)
 	for i := range batch {
 		batch[i] = store.NewTask{CallablePath: "bench.noop", Queue: []string{"default", "urgent", "batch"}[i%3]}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -13,7 +12,7 @@ import (
 func TestCountByAndQueueState(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for i := 0; i < 3; i++ {
 		storetest.Insert(t, s, store.Task{State: store.StateFailed, CallablePath: "app.charge", ErrorMessage: storetest.Ptr("ValueError: bad card\nmore")})
 	}
@@ -46,7 +45,7 @@ func TestCountByAndQueueState(t *testing.T) {
 func TestGauges(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, r := range []store.Task{{}, {}, {QueueName: "emails"}, {State: store.StateRunning}, {State: store.StateFailed, QueueName: "emails"}} {
 		storetest.Insert(t, s, r)
 	}

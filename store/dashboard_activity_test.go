@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 func TestDashboardActivity(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, l := range []store.Lease{
 		{WorkerID: "busy", Hostname: "h", QueueName: "default"},
 		{WorkerID: "frozen", Hostname: store.LeaseHostname("h2", "rayjob", 0), QueueName: "default"},

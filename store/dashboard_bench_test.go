@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -29,7 +28,7 @@ func BenchmarkTopRefresh(b *testing.B) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	ctx := context.Background()
+	ctx := b.Context()
 	pool, err := Open(ctx, u.String(), func(c *pgxpool.Config) { c.MaxConns = 2 })
 	if err != nil {
 		b.Fatal(err)
@@ -105,7 +104,7 @@ func withTotals(p DashboardParams) DashboardParams {
 // explainAll logs EXPLAIN (ANALYZE, BUFFERS) of every query a refresh runs, with the
 // arguments the code passes.
 func explainAll(b *testing.B, pool *pgxpool.Pool) {
-	ctx := context.Background()
+	ctx := b.Context()
 	p, err := benchThresholds.withDefaults()
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"sort"
@@ -53,7 +52,7 @@ func TestExceptionType(t *testing.T) {
 		{"submission, 0.2.0 with its traceback", ptr("Traceback\nrequests.exceptions.ConnectionError: refused"), ptr("Failed to submit to Ray: refused"), "requests.exceptions.ConnectionError"},
 	}
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, tt := range tests {
 		if got := store.ExceptionType(tt.traceback, tt.message); got != tt.want {
 			t.Errorf("%s: ExceptionType = %q, want %q", tt.name, got, tt.want)
@@ -103,7 +102,7 @@ func TestDashboardNeedsThresholds(t *testing.T) {
 	s, _ := storetest.New(t)
 	p := testThresholds
 	p.StuckAfter = 0
-	if _, err := s.Dashboard(context.Background(), p); !errors.Is(err, store.ErrInvalid) {
+	if _, err := s.Dashboard(t.Context(), p); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("Dashboard without StuckAfter: %v, want ErrInvalid", err)
 	}
 }
@@ -111,7 +110,7 @@ func TestDashboardNeedsThresholds(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	ins := func(n int, row store.Task) {
 		for range n {
 			storetest.Insert(t, s, row)
@@ -225,7 +224,7 @@ func TestDashboard(t *testing.T) {
 func TestDashboardEmpty(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	d, err := s.Dashboard(context.Background(), withThresholds(store.DashboardParams{WithTotals: true}))
+	d, err := s.Dashboard(t.Context(), withThresholds(store.DashboardParams{WithTotals: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +241,7 @@ func TestDashboardEmpty(t *testing.T) {
 func TestFailureGroups(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	ago := storetest.Ago
 	var valueErrIDs []int64
 	for i := range 3 {
@@ -305,7 +304,7 @@ func TestFailureGroups(t *testing.T) {
 func TestWorkers(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, id := range []string{"live", "stale", "off"} {
 		if err := s.UpsertLease(ctx, store.Lease{WorkerID: id, Hostname: "host-" + id, PID: 7, QueueName: "default"}); err != nil {
 			t.Fatal(err)

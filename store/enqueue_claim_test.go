@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -20,7 +19,7 @@ var uuid4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9
 func TestEnqueueSuppliesEveryColumnAsDjango(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	before, _ := s.Now(ctx)
 	task, err := s.Enqueue(ctx, store.NewTask{CallablePath: "app.tasks.add", ArgsJSON: "[2, 3]"})
 	if err != nil {
@@ -52,7 +51,7 @@ func TestEnqueueSuppliesEveryColumnAsDjango(t *testing.T) {
 func TestEnqueueRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	long := make([]byte, 101)
 	for i := range long {
 		long[i] = 'q'
@@ -83,7 +82,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 func TestEnqueueManyKeepsOrder(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var batch []store.NewTask
 	for i := range 50 {
 		batch = append(batch, store.NewTask{CallablePath: fmt.Sprintf("app.tasks.t%02d", i)})
@@ -119,7 +118,7 @@ func TestEnqueueManyKeepsOrder(t *testing.T) {
 func TestClaimOrder(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	base := time.Now().Add(-time.Hour)
 	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
 	rows := []store.Task{
@@ -159,7 +158,7 @@ func TestClaimOrder(t *testing.T) {
 func TestClaimBatchFiltersAndFences(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, q := range []string{"default", "default", "emails", "emails", "reports"} {
 		storetest.Insert(t, s, store.Task{QueueName: q, RayJobID: storetest.Ptr("raysubmit_old")})
 	}
@@ -209,7 +208,7 @@ func TestClaimBatchFiltersAndFences(t *testing.T) {
 func TestClaimJobIDsNeverRepeat(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	task := storetest.Insert(t, s, store.Task{})
 	var ids []string
 	for range 3 {
@@ -236,7 +235,7 @@ func TestClaimConcurrentExactlyOnce(t *testing.T) {
 	t.Parallel()
 	const tasks, claimers = 5000, 8
 	s, sc := storetest.New(t, storetest.Options{MaxConns: 2})
-	ctx := context.Background()
+	ctx := t.Context()
 	batch := make([]store.NewTask, 0, 1000)
 	for i := range tasks {
 		batch = append(batch, store.NewTask{CallablePath: "bench.noop", Queue: []string{"default", "urgent", "batch"}[i%3]})
@@ -323,10 +322,10 @@ func TestClaimConcurrentExactlyOnce(t *testing.T) {
 func TestClaimRefusesBadParams(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	if _, err := s.Claim(context.Background(), store.ClaimParams{Limit: 1}); !errors.Is(err, store.ErrInvalid) {
+	if _, err := s.Claim(t.Context(), store.ClaimParams{Limit: 1}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("claim without a worker id: %v", err)
 	}
-	got, err := s.Claim(context.Background(), store.ClaimParams{WorkerID: "w", Limit: 0})
+	got, err := s.Claim(t.Context(), store.ClaimParams{WorkerID: "w", Limit: 0})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("claim with no free slots: %v %v", got, err)
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -12,7 +11,7 @@ import (
 // TestInTx: the Store InTx hands fn writes in one transaction: all of them commit when fn
 // returns nil, none when it returns an error (which InTx returns as it is).
 func TestInTx(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	s, _ := storetest.New(t)
 	a := storetest.Insert(t, s, store.Task{State: store.StateFailed})
 	b := storetest.Insert(t, s, store.Task{State: store.StateFailed})

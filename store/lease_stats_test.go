@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -16,7 +15,7 @@ import (
 func TestLeaseLifecycle(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	l := store.Lease{WorkerID: "w1", Hostname: "host-a", PID: 4242, QueueName: "default,emails"}
 	if err := s.UpsertLease(ctx, l); err != nil {
 		t.Fatal(err)
@@ -85,7 +84,7 @@ func TestLeaseLifecycle(t *testing.T) {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	rows := []store.Task{
 		{QueueName: "default", CreatedAt: time.Now().Add(-10 * time.Minute)},
 		{QueueName: "default"},
@@ -146,7 +145,7 @@ func TestStats(t *testing.T) {
 func TestListTasksFilters(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a := storetest.Insert(t, s, store.Task{CallablePath: "billing.tasks.charge", State: store.StateFailed, QueueName: "payments",
 		ErrorMessage: storetest.Ptr("CardDeclined: 100% sure"), FinishedAt: storetest.Ago(2 * time.Hour)})
 	b := storetest.Insert(t, s, store.Task{CallablePath: "billing.tasks.refund", State: store.StateFailed, QueueName: "payments",
@@ -223,7 +222,7 @@ func TestParseState(t *testing.T) {
 func TestSweepQueries(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, id := range []string{"me", "live"} {
 		if err := s.UpsertLease(ctx, store.Lease{WorkerID: id, Hostname: "h", QueueName: "default"}); err != nil {
 			t.Fatal(err)
@@ -310,11 +309,11 @@ func TestMissingSchemaIsClear(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
 	s := store.New(sc.Pool)
-	_, err := s.Stats(context.Background(), time.Minute)
+	_, err := s.Stats(t.Context(), time.Minute)
 	if !errors.Is(err, store.ErrNoSchema) || !strings.Contains(err.Error(), "rayctl migrate up") {
 		t.Fatalf("stats on an empty database: %v", err)
 	}
-	_, err = s.Enqueue(context.Background(), store.NewTask{CallablePath: "a.b"})
+	_, err = s.Enqueue(t.Context(), store.NewTask{CallablePath: "a.b"})
 	if !errors.Is(err, store.ErrNoSchema) {
 		t.Fatalf("enqueue on an empty database: %v", err)
 	}
@@ -326,7 +325,7 @@ func TestMissingSchemaIsClear(t *testing.T) {
 func TestStampUnseen(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "live", Hostname: "h", QueueName: "default"}); err != nil {
 		t.Fatal(err)
 	}

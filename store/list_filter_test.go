@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 func TestInverseAndRegexFilters(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a := storetest.Insert(t, s, store.Task{CallablePath: "app.billing.charge", ErrorMessage: storetest.Ptr("card declined")})
 	b := storetest.Insert(t, s, store.Task{CallablePath: "app.mail.send"})
 	c := storetest.Insert(t, s, store.Task{CallablePath: "etl.load", QueueName: "batch"})

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +12,7 @@ import (
 
 func TestOpenErrorsAreOneLineWithoutSecrets(t *testing.T) {
 	t.Parallel()
-	// a port nobody listens on
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close()
+	dead := storetest.FreeAddr(t)
 	cases := []struct {
 		name, dsn, want string
 	}{
@@ -40,7 +33,7 @@ func TestOpenErrorsAreOneLineWithoutSecrets(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 			defer cancel()
 			pool, err := store.Open(ctx, tc.dsn)
 			if err == nil {
@@ -64,7 +57,7 @@ func TestOpenErrorsAreOneLineWithoutSecrets(t *testing.T) {
 func TestOpenWrongPassword(t *testing.T) {
 	t.Parallel()
 	sc := storetest.EmptySchema(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	role := "r_" + sc.Name
 	if _, err := sc.Pool.Exec(ctx, `CREATE ROLE `+role+` LOGIN PASSWORD 'right-pw'`); err != nil {
 		t.Fatal(err)
@@ -91,7 +84,7 @@ func TestOpenWrongPassword(t *testing.T) {
 func TestOpenHidesPGPASSWORD(t *testing.T) {
 	t.Setenv("PGPASSWORD", "envS3cr3t")
 	dsn := strings.Replace(storetest.DSN(t), "/postgres?", "/nodb_envS3cr3t?", 1)
-	_, err := store.Open(context.Background(), dsn)
+	_, err := store.Open(t.Context(), dsn)
 	if err == nil || strings.Contains(err.Error(), "envS3cr3t") || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("Open: %v", err)
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 func TestOwnedCountsAndOrphans(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, w := range []string{"alive", "dead", "stale"} {
 		if err := s.UpsertLease(ctx, store.Lease{WorkerID: w, Hostname: "h", QueueName: "default"}); err != nil {
 			t.Fatal(err)

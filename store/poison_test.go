@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 func poison(t *testing.T, s *store.Store, set string) store.Task {
 	t.Helper()
 	row := storetest.Insert(t, s, store.Task{})
-	if _, err := storetest.DB(s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
+	if _, err := storetest.DB(s).Exec(t.Context(), `UPDATE django_ray_raytaskexecution SET `+set+` WHERE id = $1`, row.ID); err != nil {
 		t.Fatalf("stage poison %q: %v", set, err)
 	}
 	return row
@@ -24,7 +23,7 @@ func poison(t *testing.T, s *store.Store, set string) store.Task {
 func TestPoisonTimestampsAreRead(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	cases := []struct {
 		set  string
 		pick func(store.Task) *time.Time
@@ -80,7 +79,7 @@ func TestPoisonTimestampsAreRead(t *testing.T) {
 func TestPoisonRowDoesNotTakeItsClaimBatchDown(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	before := storetest.Insert(t, s, store.Task{})
 	bad := poison(t, s, `run_after = '-infinity', created_at = '-infinity'`)
 	after := storetest.Insert(t, s, store.Task{})
@@ -112,7 +111,7 @@ func TestPoisonRowDoesNotTakeItsClaimBatchDown(t *testing.T) {
 func TestInfiniteGuardMatchesItsRow(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	row := poison(t, s, `state = 'RUNNING', claimed_by_worker = 'w', started_at = '-infinity'`)
 	read, err := s.GetTask(ctx, row.ID)
 	if err != nil {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func ids(refs []store.TaskRef) []int64 {
 func TestSelectRefs(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	f1 := storetest.Insert(t, s, store.Task{State: store.StateFailed, QueueName: "emails"})
 	f2 := storetest.Insert(t, s, store.Task{State: store.StateFailed, QueueName: "default"})
 	lost := storetest.Insert(t, s, store.Task{State: store.StateLost})

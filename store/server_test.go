@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 func TestServer(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	i, err := s.Server(ctx)
 	if err != nil || i.Version == "" || !i.Tables || time.Since(i.Clock).Abs() > time.Minute {
 		t.Fatalf("server: %+v %v", i, err)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -33,7 +32,7 @@ func TestStorableText(t *testing.T) {
 func TestTaskTextIsStorable(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	hostile := "ValueError: NUL\x00 caf\xed\xb3\xa9 \xff"
 	want := `ValueError: NUL\x00 caf\udce9 \xff`
 
@@ -81,7 +80,7 @@ func TestRefusedValueIsInvalid(t *testing.T) {
 	s, _ := storetest.New(t)
 	row := runningRow(t, s, nil)
 	long := "s3://bucket/" + strings.Repeat("k", 600)
-	_, err := s.Succeed(context.Background(), row.Guard(), store.Result{Reference: &long})
+	_, err := s.Succeed(t.Context(), row.Guard(), store.Result{Reference: &long})
 	if !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("a 600-character result_reference: %v, want ErrInvalid", err)
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -47,7 +46,7 @@ func staleGuards(task store.Task) map[string]store.Guard {
 // and the row is unchanged).
 func TestTransitionsApplyAndRefuse(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	data := storetest.Ptr(`{"answer": 42}`)
 	tb := storetest.Ptr("Traceback (most recent call last): ...")
 	cases := []struct {
@@ -154,7 +153,7 @@ func TestTransitionsApplyAndRefuse(t *testing.T) {
 func TestLateCompletionAfterRequeue(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	task := runningRow(t, s, nil)
 	retry := 0 * time.Second
 	ok, err := s.MarkLost(ctx, task.Guard(), store.LostParams{Self: "w2", StuckAfter: time.Second, LeaseTTL: time.Minute, RetryDelay: &retry})
@@ -176,7 +175,7 @@ func TestLateCompletionAfterRequeue(t *testing.T) {
 
 func TestMarkLost(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	delay := 240 * time.Second
 	cases := []struct {
 		name      string
@@ -237,7 +236,7 @@ func TestMarkLost(t *testing.T) {
 func TestMarkTimedOut(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	over := runningRow(t, s, func(r *store.Task) { r.TimeoutSeconds = storetest.Ptr(int32(30)) })
 	within := runningRow(t, s, func(r *store.Task) { r.TimeoutSeconds = storetest.Ptr(int32(3600)) })
 	none := runningRow(t, s, nil)
@@ -259,7 +258,7 @@ func TestMarkTimedOut(t *testing.T) {
 func TestAdopt(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	orphan := runningRow(t, s, nil) // owner w1 has no lease
 	live := runningRow(t, s, func(r *store.Task) { r.ClaimedByWorker = storetest.Ptr("w-live") })
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "w-live", Hostname: "h", QueueName: "default"}); err != nil {
@@ -289,7 +288,7 @@ func TestAdopt(t *testing.T) {
 func TestHeartbeatTasks(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	mine := runningRow(t, s, nil)
 	other := runningRow(t, s, func(r *store.Task) { r.ClaimedByWorker = storetest.Ptr("w2") })
 	done := runningRow(t, s, func(r *store.Task) { r.State = store.StateSucceeded })
@@ -306,7 +305,7 @@ func TestHeartbeatTasks(t *testing.T) {
 func TestCancellation(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	queued := storetest.Insert(t, s, store.Task{})
 	running := runningRow(t, s, nil)
 	failed := storetest.Insert(t, s, store.Task{State: store.StateFailed})
@@ -355,7 +354,7 @@ func TestCancellation(t *testing.T) {
 func TestRequeue(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	failed := storetest.Insert(t, s, store.Task{State: store.StateFailed, AttemptNumber: 3, ClaimedByWorker: storetest.Ptr("w1"),
 		RayJobID: storetest.Ptr("raysubmit_x"), StartedAt: storetest.Ago(time.Hour), FinishedAt: storetest.Ago(time.Minute),
 		ErrorMessage: storetest.Ptr("boom"), ErrorTraceback: storetest.Ptr("tb"), RunAfter: storetest.Ago(time.Hour)})
@@ -391,7 +390,7 @@ func TestRequeue(t *testing.T) {
 // off) gets the row back exactly as it claimed it, unless anyone has taken the row since.
 func TestReclaim(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	retryNow, retryLater := 0*time.Second, time.Hour
 	lost := func(s *store.Store, task store.Task, retry *time.Duration) {
 		t.Helper()
@@ -487,7 +486,7 @@ func TestReclaim(t *testing.T) {
 func TestFinalizeOrphanedCancels(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", QueueName: "default"}); err != nil {
 		t.Fatal(err)
 	}

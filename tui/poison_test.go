@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ import (
 // state loads every view (it used to show only the scan error) and shows what they hold.
 func TestPoisonRowsOnTheRealStore(t *testing.T) {
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, set := range []string{
 		`run_after = '-infinity', callable_path = 'app.minus_inf'`,
 		`created_at = '-infinity', state = 'FAILED', finished_at = now(), last_heartbeat_at = now(), error_message = 'boom', callable_path = 'app.inf'`,

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/url"
@@ -90,7 +89,7 @@ func (p *proxy) restore() { p.listen(p.addr) }
 // data; when it is back, the next refresh succeeds without anyone reconnecting by hand.
 func TestReconnectsByItself(t *testing.T) {
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	storetest.Insert(t, s, store.Task{CallablePath: "real.tasks.one"})
 	storetest.Insert(t, s, store.Task{CallablePath: "real.tasks.two", State: store.StateFailed, ErrorMessage: storetest.Ptr("boom")})
 

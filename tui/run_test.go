@@ -48,7 +48,7 @@ func TestQuitCancelsWrites(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		cut, err := Run(context.Background(), m, tea.WithInput(in), tea.WithOutput(io.Discard), tea.WithoutSignalHandler())
+		cut, err := Run(t.Context(), m, tea.WithInput(in), tea.WithOutput(io.Discard), tea.WithoutSignalHandler())
 		done <- result{cut, err}
 	}()
 	defer keys.Close()

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,7 +64,7 @@ func TestUnstorableOutputIsStored(t *testing.T) {
 func TestRefusedOutcomeFreesTheSlot(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := e.sc.Pool.Exec(ctx, `ALTER TABLE django_ray_raytaskexecution
 		ADD CONSTRAINT no_echo_success CHECK (callable_path <> 'tests.tasks.echo' OR state <> 'SUCCEEDED'),
 		ADD CONSTRAINT add_never_ends CHECK (callable_path <> 'tests.tasks.add' OR state IN ('QUEUED', 'RUNNING'))`); err != nil {
@@ -95,7 +94,7 @@ func TestRefusedOutcomeFreesTheSlot(t *testing.T) {
 func TestPoisonRowsInAClaimBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var ids []int64
 	for i, set := range []string{"", `run_after = '-infinity', created_at = '-infinity'`, `args_json = '[1,'`, "", `state = 'weird'`} {
 		row := enqueue(t, e.s, store.NewTask{CallablePath: "add", ArgsJSON: `[1, 2]`})
@@ -123,7 +122,7 @@ func TestPoisonRowsInAClaimBatch(t *testing.T) {
 
 func rowOf(t *testing.T, e env, id int64) store.Task {
 	t.Helper()
-	row, err := e.s.GetTask(context.Background(), id)
+	row, err := e.s.GetTask(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

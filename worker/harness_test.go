@@ -43,18 +43,9 @@ func (h *running) waitLines(n int, subs ...string) []string {
 
 // testConfig is a worker configuration with short intervals for tests.
 func testConfig() worker.Config {
-	return worker.Config{
-		Concurrency:         4,
-		Policy:              lifecycle.Policy{MaxAttempts: 3},
-		HeartbeatInterval:   200 * time.Millisecond,
-		LeaseTTL:            2 * time.Second,
-		StuckAfter:          30 * time.Second,
-		ShutdownTimeout:     5 * time.Second,
-		IdlePollMin:         10 * time.Millisecond,
-		IdlePollMax:         50 * time.Millisecond,
-		CancelCheckInterval: 50 * time.Millisecond,
-		StopWait:            5 * time.Second,
-	}
+	cfg := workertest.Config()
+	cfg.Concurrency, cfg.Policy, cfg.ShutdownTimeout = 4, lifecycle.Policy{MaxAttempts: 3}, 5*time.Second
+	return cfg
 }
 
 // running is a worker running in the background against a fresh schema.
@@ -110,6 +101,7 @@ func (e env) startWith(mod func(*worker.Config), r worker.Runner) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not t.Context(): the worker must keep running until its stop in Cleanup shuts it down.
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &running{t: t, s: e.s, sc: e.sc, w: w, logs: logs, cancel: cancel, done: make(chan error, 1), dir: t.TempDir()}
 	go func() { h.done <- w.Run(ctx) }()
@@ -163,7 +155,7 @@ func str(p *string) string {
 
 func dbNow(t *testing.T, s *store.Store) time.Time {
 	t.Helper()
-	now, err := s.Now(context.Background())
+	now, err := s.Now(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

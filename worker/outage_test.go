@@ -102,19 +102,8 @@ func (p *flakyProxy) up() { p.up_.Store(true) }
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	u, err := url.Parse(e.sc.DSN)
-	if err != nil || u.Host == "" {
-		t.Skip("DATABASE_URL is not a host:port URL")
-	}
-	proxy := newFlakyProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	ctx := context.Background()
-	pool, err := store.Open(ctx, u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	viaProxy := env{t: t, s: store.New(pool), sc: e.sc}
+	s, proxy := e.viaProxy()
+	viaProxy := env{t: t, s: s, sc: e.sc}
 	h := viaProxy.start(nil, nil)
 
 	pidfile := filepath.Join(h.dir, "pid")
@@ -153,7 +142,7 @@ func TestRowMovedOnStopsTheProcess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := e.start(nil, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, how := range []string{
 		`UPDATE django_ray_raytaskexecution SET state = 'FAILED', finished_at = now(), error_message = 'operator' WHERE id = $1`,
 		`DELETE FROM django_ray_raytaskexecution WHERE id = $1`,
@@ -189,23 +178,13 @@ func (f failingStart) Start(context.Context, store.Task) error {
 func TestStartFailureDuringOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	u, err := url.Parse(e.sc.DSN)
-	if err != nil || u.Host == "" {
-		t.Skip("DATABASE_URL is not a host:port URL")
-	}
-	proxy := newFlakyProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	pool, err := store.Open(context.Background(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	s, proxy := e.viaProxy()
 	var once sync.Once
 	down := make(chan struct{})
 	r := failingStart{fakeRunner: newFake(worker.Capabilities{Name: "failing"}), onStart: func() {
 		once.Do(func() { proxy.down(); close(down) })
 	}}
-	viaProxy := env{t: t, s: store.New(pool), sc: e.sc}
+	viaProxy := env{t: t, s: s, sc: e.sc}
 	h := viaProxy.startWith(func(c *worker.Config) { c.Policy = lifecycle.Policy{MaxAttempts: 1} }, r)
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "myapp.tasks.x"})
 	<-down
@@ -230,7 +209,7 @@ func (e env) viaProxy() (*store.Store, *flakyProxy) {
 	}
 	proxy := newFlakyProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	pool, err := store.Open(context.Background(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
+	pool, err := store.Open(t.Context(), u.String(), func(c *pgxpool.Config) { c.MaxConns = 4 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +241,7 @@ func waitStale(t *testing.T, s *store.Store, d time.Duration, ids []int64) {
 	t.Helper()
 	workertest.Eventually(t, 60*time.Second, fmt.Sprintf("rows and leases without a heartbeat for %s", d), func() bool {
 		var fresh bool
-		err := storetest.DB(s).QueryRow(context.Background(), `SELECT
+		err := storetest.DB(s).QueryRow(t.Context(), `SELECT
 			EXISTS (SELECT 1 FROM django_ray_raytaskexecution WHERE id = ANY($1) AND last_heartbeat_at >= now() - make_interval(secs => $2))
 			OR EXISTS (SELECT 1 FROM django_ray_taskworkerlease WHERE is_active AND last_heartbeat_at >= now() - make_interval(secs => $2))`,
 			ids, d.Seconds()).Scan(&fresh)
@@ -366,7 +345,7 @@ func TestReclaimAfterPartition(t *testing.T) {
 		ids = append(ids, enqueue(t, e.s, store.NewTask{CallablePath: "block", ArgsJSON: fmt.Sprintf(`[%q, %q, %q]`, release, started, logs[i])}).ID)
 	}
 	// the third task is in its last attempt: B marks it LOST for good
-	if _, err := storetest.DB(e.s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
+	if _, err := storetest.DB(e.s).Exec(t.Context(), `UPDATE django_ray_raytaskexecution SET attempt_number = 3 WHERE id = $1`, ids[2]); err != nil {
 		t.Fatal(err)
 	}
 	a := env{t: t, s: s, sc: e.sc}.start(cfg, nil)

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +54,7 @@ func probe(t *testing.T, w *worker.Worker, path string) (int, string) {
 func TestStuckTasksLostAndRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := e.s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", PID: 1, QueueName: "default"}); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +137,7 @@ func TestDeadWorkersRows(t *testing.T) {
 func TestLeaseLifecycle(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := e.s.UpsertLease(ctx, store.Lease{WorkerID: "old", Hostname: "h", PID: 1, QueueName: "q"}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -198,7 +197,7 @@ func TestCancelRunningTask(t *testing.T) {
 	pidfile := filepath.Join(h.dir, "pid")
 	task := enqueue(t, e.s, store.NewTask{CallablePath: "spawn_sleep", ArgsJSON: fmt.Sprintf(`[60, %q]`, pidfile)})
 	pids := workertest.ReadPIDs(t, pidfile)
-	if _, err := e.s.RequestCancel(context.Background(), []int64{task.ID}, []store.TaskState{store.StateRunning}); err != nil {
+	if _, err := e.s.RequestCancel(t.Context(), []int64{task.ID}, []store.TaskState{store.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
 	got := waitState(t, e.s, task.ID, store.StateCancelled)
@@ -519,7 +518,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("the long task was not handed back: %+v", got)
 	}
 	workertest.WaitGone(t, 10*time.Second, pids...)
-	lease, err := e.s.GetLease(context.Background(), h.w.ID())
+	lease, err := e.s.GetLease(t.Context(), h.w.ID())
 	if err != nil || lease.IsActive || lease.StoppedAt == nil {
 		t.Fatalf("lease %+v, %v", lease, err)
 	}

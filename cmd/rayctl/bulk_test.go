@@ -57,7 +57,7 @@ func rayctlWith(t *testing.T, o runOpts, args ...string) result {
 	}
 	ctx := o.ctx
 	if ctx == nil {
-		ctx = context.Background()
+		ctx = t.Context()
 	}
 	code := e.run(ctx, append([]string{"rayctl"}, args...))
 	return result{out.String(), errb.String(), code}
@@ -75,7 +75,7 @@ func (r result) oneLine(t *testing.T, want string) result {
 // snapshot is every task row as text, in id order: equal snapshots mean nothing was written.
 func snapshot(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT row_to_json(t)::text FROM django_ray_raytaskexecution t ORDER BY id`)
+	rows, err := pool.Query(t.Context(), `SELECT row_to_json(t)::text FROM django_ray_raytaskexecution t ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func states(t *testing.T, s *store.Store, ids ...int64) []store.TaskState {
 	t.Helper()
 	var out []store.TaskState
 	for _, id := range ids {
-		task, err := s.GetTask(context.Background(), id)
+		task, err := s.GetTask(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +177,7 @@ func TestRequeueConfirmationPaths(t *testing.T) {
 	if !strings.Contains(r.stderr, "Requeue 5 tasks? [y/N]") || !strings.Contains(r.stdout, "requeued 5 of 5") || !strings.Contains(r.stdout, "audit: entry") {
 		t.Fatalf("accepted run:\nstdout %s\nstderr %s", r.stdout, r.stderr)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, want := range target {
 		got, _ := s.GetTask(ctx, want.ID)
 		if got.State != store.StateQueued || got.StartedAt != nil || got.FinishedAt != nil || got.ErrorMessage != nil ||
@@ -318,7 +318,7 @@ func TestRequeueSkipsConcurrentChanges(t *testing.T) {
 	if rep.Outcome.Changed != 4 || rep.Outcome.Skipped != 2 || !reflect.DeepEqual(rep.Outcome.SkippedIDs, []int64{ids[1], ids[4]}) {
 		t.Fatalf("outcome %+v", rep.Outcome)
 	}
-	got, _ := s.GetTask(context.Background(), ids[1])
+	got, _ := s.GetTask(t.Context(), ids[1])
 	if got.State != store.StateRunning || *got.ClaimedByWorker != "w-fast" {
 		t.Fatalf("the claimed row was overwritten: %+v", got)
 	}
@@ -394,7 +394,7 @@ func TestBulkBadInput(t *testing.T) {
 		}
 	}
 	var exists bool
-	if err := sc.Pool.QueryRow(context.Background(), `SELECT to_regclass('django_ray_raytaskexecution') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+	if err := sc.Pool.QueryRow(t.Context(), `SELECT to_regclass('django_ray_raytaskexecution') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		t.Fatalf("the task table is gone: %v", err)
 	}
 
@@ -420,7 +420,7 @@ func TestBulkBadInput(t *testing.T) {
 		expect(t, exitFailed).oneLine(t, "cannot connect to database "+dead)
 
 	// --reason without the audit table is refused before anything is written
-	if _, err := sc.Pool.Exec(context.Background(), `DROP TABLE rayctl_audit_task, rayctl_audit`); err != nil {
+	if _, err := sc.Pool.Exec(t.Context(), `DROP TABLE rayctl_audit_task, rayctl_audit`); err != nil {
 		t.Fatal(err)
 	}
 	rayctlWith(t, runOpts{vars: vars}, "requeue", "--state", "FAILED", "--yes", "--reason", "x").
@@ -461,7 +461,7 @@ func TestRequeueNamedIDs(t *testing.T) {
 func TestCancelCommand(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	vars := map[string]string{"DATABASE_URL": sc.DSN}
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", QueueName: "default"}); err != nil {
 		t.Fatal(err)
@@ -559,7 +559,7 @@ func TestPromptInterrupted(t *testing.T) {
 	s, sc := storetest.New(t)
 	f := dirtyFailed(t, s, "default", store.StateFailed)
 	before := snapshot(t, sc.Pool)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	in := blockingReader{release: make(chan struct{})}
 	defer close(in.release)
 	var out, errb bytes.Buffer

@@ -86,7 +86,7 @@ func TestBulkNewFilters(t *testing.T) {
 	if !strings.Contains(r.stdout, "requeued 1 of 1") || !strings.Contains(r.stdout, `exception "TaskLost"`) {
 		t.Errorf("requeue --exception:\n%s", r.stdout)
 	}
-	if got, _ := s.GetTask(context.Background(), lost.ID); got.State != store.StateQueued {
+	if got, _ := s.GetTask(t.Context(), lost.ID); got.State != store.StateQueued {
 		t.Errorf("lost task is %s", got.State)
 	}
 
@@ -168,16 +168,16 @@ func TestBulkRate(t *testing.T) {
 
 	// interrupted while waiting: the first batch stays done, the rest untouched
 	for _, id := range ids {
-		if _, err := storetest.DB(s).Exec(context.Background(), `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, id); err != nil {
+		if _, err := storetest.DB(s).Exec(t.Context(), `UPDATE django_ray_raytaskexecution SET state = 'FAILED' WHERE id = $1`, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	interrupt := func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }
 	r = rayctlWith(t, runOpts{vars: vars, ctx: ctx, paceSleep: interrupt}, "requeue", "--state", "FAILED", "--batch", "2", "--rps", "1", "--yes").expect(t, exitPartial)
 	r.oneLine(t, "interrupted after 1 of 3 batches (while pacing to 1 rows/s): requeued 2, skipped 0, 3 not reached")
-	queued, err := s.CountTasks(context.Background(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
+	queued, err := s.CountTasks(t.Context(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
 	if err != nil || queued != 2 {
 		t.Errorf("queued after the interrupt: %d (%v), want 2", queued, err)
 	}

@@ -21,7 +21,7 @@ import (
 
 func stageLeases(t *testing.T, s *store.Store, sc storetest.Schema) (orphan, live store.Task) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, l := range []store.Lease{
 		{WorkerID: "w-live", Hostname: store.LeaseHostname("host-a", "pool", 4), PID: 11, QueueName: "default"},
 		{WorkerID: "w-hung", Hostname: "host-b", PID: 22, QueueName: "*"},
@@ -216,7 +216,7 @@ func TestDoctorCommand(t *testing.T) {
 	t.Run("healthy", func(t *testing.T) {
 		t.Parallel()
 		s, sc := storetest.New(t)
-		if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
+		if err := s.UpsertLease(t.Context(), store.Lease{WorkerID: "w", Hostname: "h", QueueName: "*"}); err != nil {
 			t.Fatal(err)
 		}
 		fake := raytest.New(t)
@@ -263,12 +263,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 	t.Run("database down", func(t *testing.T) {
 		t.Parallel()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := l.Addr().String()
-		l.Close()
+		dead := storetest.FreeAddr(t)
 		r := rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@" + dead + "/x"}}, "doctor").expect(t, exitUnhealthy)
 		r.oneLine(t, "doctor: unhealthy: database")
 		if !strings.Contains(r.stdout, "FAIL  database") || !strings.Contains(r.stdout, "connection refused") ||
@@ -281,17 +276,6 @@ func TestDoctorCommand(t *testing.T) {
 		rayctl(t, nil, "", "doctor", "--stuck-after", "0s").expect(t, exitUsage).oneLine(t, "invalid --stuck-after 0s")
 		rayctl(t, nil, "", "doctor", "--max-failures", "-3").expect(t, exitUsage).oneLine(t, "invalid --max-failures -3")
 	})
-}
-
-// freePort returns a local address nothing listens on (for a moment).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -311,8 +295,8 @@ func TestMetricsServe(t *testing.T) {
 	for _, r := range []store.Task{{}, {}, {QueueName: "emails"}, {State: store.StateRunning}, {State: store.StateFailed}} {
 		storetest.Insert(t, s, r)
 	}
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	addr := storetest.FreeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan result, 1)
 	go func() {
 		done <- rayctlWith(t, runOpts{vars: map[string]string{"DATABASE_URL": sc.DSN}, ctx: ctx}, "metrics", "serve", "--addr", addr, "--min-interval", "1h")
@@ -372,11 +356,11 @@ func TestMetricsServe(t *testing.T) {
 func TestMetricsCollectorRefreshAndFailure(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	pool, err := store.Open(context.Background(), sc.DSN)
+	pool, err := store.Open(t.Context(), sc.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runCtx{ctx: context.Background(), pool: pool, store: store.New(pool), o: opts{dsn: sc.DSN}}
+	r := &runCtx{ctx: t.Context(), pool: pool, store: store.New(pool), o: opts{dsn: sc.DSN}}
 	col := newGaugeCollector(r.ctx, r.store, 0)
 	h := metricsHandler(r, col)
 	srv := &http.Server{Handler: h}
@@ -447,7 +431,7 @@ func TestMetricsServeSignals(t *testing.T) {
 	t.Parallel()
 	_, sc := storetest.New(t)
 	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
-		addr := freePort(t)
+		addr := storetest.FreeAddr(t)
 		cmd := subprocess(t, []string{"DATABASE_URL=" + sc.DSN}, "metrics", "serve", "--addr", addr)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -49,7 +49,7 @@ func TestClosedStdoutStopsBulk(t *testing.T) {
 	s, sc := storetest.New(t)
 	vars := map[string]string{"DATABASE_URL": sc.DSN}
 	stage := func() {
-		if _, err := sc.Pool.Exec(context.Background(), `DELETE FROM django_ray_raytaskexecution`); err != nil {
+		if _, err := sc.Pool.Exec(t.Context(), `DELETE FROM django_ray_raytaskexecution`); err != nil {
 			t.Fatal(err)
 		}
 		for range 5 {
@@ -57,7 +57,7 @@ func TestClosedStdoutStopsBulk(t *testing.T) {
 		}
 	}
 	queued := func() int64 {
-		n, err := s.CountTasks(context.Background(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
+		n, err := s.CountTasks(t.Context(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestClosedStdoutProcess(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stdout was closed") || !strings.Contains(stderr.String(), "nothing changed") {
 		t.Errorf("stderr: %q", stderr.String())
 	}
-	n, err := s.CountTasks(context.Background(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
+	n, err := s.CountTasks(t.Context(), store.TaskFilter{States: []store.TaskState{store.StateQueued}})
 	if err != nil || n != 0 {
 		t.Fatalf("%d requeued (%v)", n, err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 func TestReadCommandsShowPoisonRows(t *testing.T) {
 	t.Parallel()
 	s, vars := migrated(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var ids []string
 	for _, set := range []string{
 		`run_after = '-infinity'`,

@@ -43,7 +43,7 @@ func (r realRay) submit(t *testing.T, task store.Task) string {
 		t.Fatal(err)
 	}
 	id := "raysubmit_rayctl_reconcile_" + hex.EncodeToString(b[:])
-	_, err = r.c.Submit(context.Background(), rayjobs.SubmitRequest{
+	_, err = r.c.Submit(t.Context(), rayjobs.SubmitRequest{
 		Entrypoint: lifecycle.DefaultEntrypoint + " " + lifecycle.PayloadFlag + " " + payload, SubmissionID: id,
 		RuntimeEnv: map[string]any{"env_vars": map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": r.pythonPath}},
 		Metadata:   map[string]string{"django_ray_task_id": "0", "callable_path": task.CallablePath},
@@ -58,7 +58,7 @@ func (r realRay) waitStatus(t *testing.T, id string, want ...rayjobs.Status) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		j, err := r.c.Get(context.Background(), id)
+		j, err := r.c.Get(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestReconcileJobsRealRay(t *testing.T) {
 	t.Parallel()
 	r := needRealRay(t)
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	vars := map[string]string{"DATABASE_URL": sc.DSN, "RAY_ADDRESS": r.addr, "RAY_AUTH_TOKEN": os.Getenv("RAY_AUTH_TOKEN")}
 	row := func(state store.TaskState, callable, args string) store.Task {
 		return storetest.Insert(t, s, store.Task{State: state, CallablePath: callable, ArgsJSON: args, ClaimedByWorker: storetest.Ptr("dead-worker"),

@@ -39,7 +39,7 @@ type reconcileStage struct {
 func stageReconcile(t *testing.T) *reconcileStage {
 	t.Helper()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t)
 	for _, l := range []store.Lease{{WorkerID: "w-live", Hostname: "a", QueueName: "default"}, {WorkerID: "w-dead", Hostname: "b", QueueName: "default"}} {
 		if err := s.UpsertLease(ctx, l); err != nil {
@@ -177,7 +177,7 @@ var wantPlan = map[string][3]string{
 func TestReconcileJobsPlanAndApply(t *testing.T) {
 	t.Parallel()
 	st := stageReconcile(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	before := snapshot(t, st.sc.Pool)
 
 	// the dry plan classifies every row and writes nothing
@@ -317,7 +317,7 @@ func TestReconcileJobsPlanAndApply(t *testing.T) {
 func TestReconcileJobsSkipsRowsThatMovedOn(t *testing.T) {
 	t.Parallel()
 	st := stageReconcile(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	moved := map[int64]bool{}
 	hooks := recovery.Hooks{BeforeJob: func(ctx context.Context, e recovery.JobEntry) error {
 		switch e.Task.ID {
@@ -445,7 +445,7 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 func TestCancelStop(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t)
 	vars := map[string]string{"DATABASE_URL": sc.DSN, "RAY_ADDRESS": fake.URL}
 	if err := s.UpsertLease(ctx, store.Lease{WorkerID: "alive", Hostname: "h", QueueName: "etl"}); err != nil {

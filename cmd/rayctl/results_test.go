@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -39,7 +38,7 @@ func awsEnv(t *testing.T, id, secret string) {
 // storeObject stores text the way a worker does and returns its reference.
 func storeObject(t *testing.T, b *resultstore.Bucket, text string) string {
 	t.Helper()
-	ref, err := b.Store(context.Background(), []byte(text))
+	ref, err := b.Store(t.Context(), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +75,7 @@ func TestTasksShowReadsS3(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	s, vars := migrated(t)
 	vars["DJANGO_RAY_RESULT_STORAGE_S3_ENDPOINT_URL"] = srv.Endpoint
-	b, err := resultstore.OpenS3(context.Background(), resultstore.S3Config{Bucket: bucket, Prefix: resultstore.DefaultPrefix,
+	b, err := resultstore.OpenS3(t.Context(), resultstore.S3Config{Bucket: bucket, Prefix: resultstore.DefaultPrefix,
 		EndpointURL: srv.Endpoint, Credentials: srv.Credentials(), Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +149,7 @@ func TestTasksShowReadsGCS(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	s, vars := migrated(t)
 	vars["STORAGE_EMULATOR_HOST"] = srv.EmulatorHost
-	b, err := resultstore.OpenGCS(context.Background(), resultstore.GCSConfig{Bucket: bucket, Prefix: "team", Emulator: srv.EmulatorHost})
+	b, err := resultstore.OpenGCS(t.Context(), resultstore.GCSConfig{Bucket: bucket, Prefix: "team", Emulator: srv.EmulatorHost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +232,10 @@ func TestReconcileJobsStoresResultsInS3(t *testing.T) {
 	}{{bucket, "s3://" + bucket + "/django-ray/results/"}, {"rayctl-no-such-bucket", "oversize://sha256/"}} {
 		s, sc := storetest.New(t)
 		fake := raytest.New(t)
-		if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: "w-dead", Hostname: "b", QueueName: "default"}); err != nil {
+		if err := s.UpsertLease(t.Context(), store.Lease{WorkerID: "w-dead", Hostname: "b", QueueName: "default"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sc.Pool.Exec(context.Background(), `UPDATE django_ray_taskworkerlease SET last_heartbeat_at = now() - interval '10 minutes'`); err != nil {
+		if _, err := sc.Pool.Exec(t.Context(), `UPDATE django_ray_taskworkerlease SET last_heartbeat_at = now() - interval '10 minutes'`); err != nil {
 			t.Fatal(err)
 		}
 		task := storetest.Insert(t, s, store.Task{State: store.StateRunning, AttemptNumber: 1, ClaimedByWorker: storetest.Ptr("w-dead"),
@@ -249,7 +248,7 @@ func TestReconcileJobsStoresResultsInS3(t *testing.T) {
 			t.Errorf("plan: %s", r.stdout)
 		}
 		r = rayctlWith(t, runOpts{vars: vars}, "reconcile-jobs", "--apply", "--yes").expect(t, exitOK)
-		got, err := s.GetTask(context.Background(), task.ID)
+		got, err := s.GetTask(t.Context(), task.ID)
 		if err != nil || got.State != store.StateSucceeded || got.ResultReference == nil || !strings.HasPrefix(*got.ResultReference, c.wantPrefix) ||
 			!strings.HasSuffix(*got.ResultReference, "?bytes="+strconv.Itoa(len(text))) {
 			t.Fatalf("row %+v %v; want a reference starting %s", got, err, c.wantPrefix)

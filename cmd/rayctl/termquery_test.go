@@ -30,7 +30,7 @@ func TestNoTerminalQuery(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--help"}, {"stats", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, scriptBin, "-qec", exe+" "+strings.Join(args, " "), "/dev/null")
 			cmd.Env = append(os.Environ(), "RAYCTL_TEST_MAIN=1", "TERM=xterm-256color", "NO_COLOR=1")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -42,7 +41,7 @@ func terminalActive(s string) (rune, bool) {
 func TestTextOutputShowsTaskDataInsteadOfObeyingIt(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t)
 	vars := map[string]string{"DATABASE_URL": sc.DSN, "RAY_ADDRESS": fake.URL, "USER": "oncall"}
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,7 +150,7 @@ func rowStates(t *testing.T, s *store.Store, ids ...int64) map[int64]store.TaskS
 	t.Helper()
 	out := map[int64]store.TaskState{}
 	for _, id := range ids {
-		tk, err := s.GetTask(context.Background(), id)
+		tk, err := s.GetTask(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +161,7 @@ func rowStates(t *testing.T, s *store.Store, ids ...int64) map[int64]store.TaskS
 
 func liveLease(t *testing.T, s *store.Store, id, queues string) {
 	t.Helper()
-	if err := s.UpsertLease(context.Background(), store.Lease{WorkerID: id, Hostname: store.LeaseHostname("host-"+id, "rayjob", 0), PID: 7, QueueName: queues}); err != nil {
+	if err := s.UpsertLease(t.Context(), store.Lease{WorkerID: id, Hostname: store.LeaseHostname("host-"+id, "rayjob", 0), PID: 7, QueueName: queues}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -173,7 +172,7 @@ func liveLease(t *testing.T, s *store.Store, id, queues string) {
 // promised (issue 11, "Must show").
 func TestTopPlaybooks(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	fails := func(s *store.Store, callable string, n int) []int64 {
 		var ids []int64
 		for range n {

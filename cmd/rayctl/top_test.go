@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,7 +34,7 @@ func TestTopNeedsATerminal(t *testing.T) {
 // topPlan plans a TUI request and fails the test on an error.
 func topPlan(t *testing.T, a tui.Actions, r tui.Request) tui.Proposal {
 	t.Helper()
-	p, err := a.Plan(context.Background(), r)
+	p, err := a.Plan(t.Context(), r)
 	if err != nil {
 		t.Fatalf("plan %+v: %v", r, err)
 	}
@@ -49,7 +48,7 @@ func topPlan(t *testing.T, a tui.Actions, r tui.Request) tui.Proposal {
 func TestTopActions(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	failed := storetest.Insert(t, s, store.Task{State: store.StateFailed, AttemptNumber: 3, ErrorMessage: storetest.Ptr("boom")})
 	lost := storetest.Insert(t, s, store.Task{State: store.StateLost, AttemptNumber: 2, ErrorMessage: storetest.Ptr(store.LostMessage)})
 	queued := storetest.Insert(t, s, store.Task{})
@@ -171,7 +170,7 @@ func TestTopInTerminal(t *testing.T) {
 		t.Skip("tmux not installed")
 	}
 	s, sc := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "rayctl")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -288,7 +287,7 @@ func TestTopInTerminal(t *testing.T) {
 func TestTopActionsRayJobs(t *testing.T) {
 	t.Parallel()
 	s, _ := storetest.New(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	fake := raytest.New(t)
 	row := storetest.Insert(t, s, store.Task{State: store.StateFailed, RayJobID: storetest.Ptr("raysubmit_old")})
 	fake.AddJob(raytest.Job{SubmissionID: "raysubmit_old", Status: raytest.Running})

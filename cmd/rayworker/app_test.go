@@ -34,7 +34,7 @@ func rayworker(t *testing.T, vars map[string]string, args ...string) result {
 	appMu.Lock()
 	defer appMu.Unlock()
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	code := run(ctx, append([]string{"rayworker"}, args...), func(k string) string { return vars[k] }, &out, &errb)
 	return result{out.String(), errb.String(), code}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +60,39 @@ type proc struct {
 	logs *workertest.LogBuffer
 	done chan struct{}
 	err  error
+	// grace, when set, is how long the end of the test waits for the process to exit after
+	// SIGTERM before it kills it; otherwise it is killed at once.
+	grace time.Duration
+}
+
+// startBinary runs the binary with args, DATABASE_URL=dsn and env added to the test's
+// environment, and its output in p.logs (shown should the test fail). The end of the test
+// stops it (see proc.grace).
+func startBinary(t *testing.T, dsn string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dsn), env...)
+	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
+	cmd.Stderr, cmd.Stdout = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if p.grace > 0 {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(p.grace):
+			}
+		}
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
+		}
+	})
+	return p
 }
 
 // startWorker runs the binary with --sync over the contract entrypoint, JSON logs, and args.
@@ -72,23 +104,7 @@ func startWorker(t *testing.T, dsn string, args ...string) *proc {
 // startWorkerWith runs the binary with --sync over entrypoint, JSON logs, and args.
 func startWorkerWith(t *testing.T, dsn, entrypoint string, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)
-	cmd := exec.Command(binary(t), all...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
-		}
-	})
-	return p
+	return startBinary(t, dsn, nil, append([]string{"--sync", "--log-format", "json", "--entrypoint", entrypoint}, args...)...)
 }
 
 // logField returns the first value of key in a JSON log line whose msg is msg.
@@ -144,7 +160,7 @@ func migratedDSN(t *testing.T) (*store.Store, string) {
 
 func enqueueE2E(t *testing.T, s *store.Store, callable, args string) store.Task {
 	t.Helper()
-	task, err := s.Enqueue(context.Background(), store.NewTask{CallablePath: "tests.tasks." + callable, ArgsJSON: args})
+	task, err := s.Enqueue(t.Context(), store.NewTask{CallablePath: "tests.tasks." + callable, ArgsJSON: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +172,7 @@ func waitRow(t *testing.T, s *store.Store, id int64, what string, cond func(stor
 	var got store.Task
 	workertest.Eventually(t, 60*time.Second, what, func() bool {
 		var err error
-		got, err = s.GetTask(context.Background(), id)
+		got, err = s.GetTask(t.Context(), id)
 		return err == nil && cond(got)
 	})
 	return got
@@ -188,15 +204,15 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			if code := p.exitCode(30 * time.Second); code != c.code {
 				t.Fatalf("exit %d, want %d", code, c.code)
 			}
-			if got, _ := s.GetTask(context.Background(), quick.ID); got.State != store.StateSucceeded {
+			if got, _ := s.GetTask(t.Context(), quick.ID); got.State != store.StateSucceeded {
 				t.Fatalf("the quick task did not finish during the drain: %+v", got)
 			}
-			got, _ := s.GetTask(context.Background(), long.ID)
+			got, _ := s.GetTask(t.Context(), long.ID)
 			if got.State != store.StateQueued || got.AttemptNumber != 1 || got.ClaimedByWorker != nil {
 				t.Fatalf("the long task was not handed back: %+v", got)
 			}
 			workertest.WaitGone(t, 10*time.Second, pids...)
-			lease, err := s.GetLease(context.Background(), id)
+			lease, err := s.GetLease(t.Context(), id)
 			if err != nil || lease.IsActive {
 				t.Fatalf("lease %+v %v", lease, err)
 			}
@@ -210,7 +226,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 func TestBinaryKill9Recovery(t *testing.T) {
 	t.Parallel()
 	s, dsn := migratedDSN(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	release, started := filepath.Join(dir, "release"), filepath.Join(dir, "started")
 	common := []string{"--worker-heartbeat-seconds", "1", "--worker-lease-seconds", "3", "--stuck-task-timeout-seconds", "30", "--retry-backoff-seconds", "0"}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -49,12 +48,12 @@ func checkRuns(t *testing.T, dir string, keys []string) (repeated int) {
 func checkAllSucceeded(t *testing.T, s *store.Store, ids []int64) {
 	t.Helper()
 	for _, id := range ids {
-		got, err := s.GetTask(context.Background(), id)
+		got, err := s.GetTask(t.Context(), id)
 		if err != nil || got.State != store.StateSucceeded || got.AttemptNumber != 1 {
 			t.Errorf("task %d: %+v %v", id, got, err)
 		}
 	}
-	if n, err := s.CountTasks(context.Background(), store.TaskFilter{States: []store.TaskState{store.StateRunning, store.StateCancelling}}); err != nil || n != 0 {
+	if n, err := s.CountTasks(t.Context(), store.TaskFilter{States: []store.TaskState{store.StateRunning, store.StateCancelling}}); err != nil || n != 0 {
 		t.Errorf("%d rows still RUNNING or CANCELLING (%v)", n, err)
 	}
 }
@@ -82,7 +81,7 @@ func waitAll(t *testing.T, s *store.Store, ids []int64, within time.Duration, st
 func TestBinaryPostgresRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	pg := workertest.PrivatePostgres(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	pool, err := store.Open(ctx, pg.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +188,7 @@ func TestBinaryRayAPIOutages(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			for _, id := range ids[6:] {
-				if got, _ := s.GetTask(context.Background(), id); got.State != store.StateQueued {
+				if got, _ := s.GetTask(t.Context(), id); got.State != store.StateQueued {
 					t.Fatalf("claimed during the outage: %+v", got)
 				}
 			}
@@ -227,7 +226,7 @@ func TestBinaryTimeoutThenRequeue(t *testing.T) {
 	dir := t.TempDir()
 	p := startWorker(t, dsn, "--metrics-addr", "127.0.0.1:0")
 	p.workerID()
-	ctx := context.Background()
+	ctx := t.Context()
 	task, err := s.Enqueue(ctx, store.NewTask{CallablePath: "tests.tasks.exec_once", ArgsJSON: fmt.Sprintf(`[%q, "t", 60, true]`, dir),
 		TimeoutSeconds: storetest.Ptr(int32(1))})
 	if err != nil {

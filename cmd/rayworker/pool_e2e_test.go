@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +27,7 @@ import (
 // venv (RAYCTL_PYTHON).
 
 func djangoRuntimeEnv() string {
-	b, _ := json.Marshal(map[string]any{"env_vars": map[string]string{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}})
+	b, _ := json.Marshal(map[string]any{"env_vars": workertest.DjangoEnv()})
 	return string(b)
 }
 
@@ -40,27 +36,7 @@ func startPool(t *testing.T, dsn string, args ...string) *proc {
 	t.Helper()
 	py := raytest.NeedVenvPython(t)
 	all := append([]string{"--sync", "--log-format", "json", "--python", py, "--ray-runtime-env", djangoRuntimeEnv()}, args...)
-	return startBinary(t, dsn, all...)
-}
-
-func startBinary(t *testing.T, dsn string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
-		}
-	})
-	return p
+	return startBinary(t, dsn, nil, all...)
 }
 
 func enqueueApp(t *testing.T, s *store.Store, callable, args, kwargs string, timeout int32) store.Task {
@@ -69,7 +45,7 @@ func enqueueApp(t *testing.T, s *store.Store, callable, args, kwargs string, tim
 	if timeout > 0 {
 		n.TimeoutSeconds = &timeout
 	}
-	task, err := s.Enqueue(context.Background(), n)
+	task, err := s.Enqueue(t.Context(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +111,7 @@ func TestPoolRowsMatchProcessRows(t *testing.T) {
 		if mode == "pool" {
 			p = startPool(t, dsn, common...)
 		} else {
-			p = startBinary(t, dsn, append([]string{"--sync", "--log-format", "json", "--ray-runtime-env", djangoRuntimeEnv(),
+			p = startBinary(t, dsn, nil, append([]string{"--sync", "--log-format", "json", "--ray-runtime-env", djangoRuntimeEnv(),
 				"--entrypoint", py + " -m django_ray.runtime.entrypoint"}, common...)...)
 		}
 		for _, id := range ids {
@@ -195,7 +171,7 @@ func rowFacts(r store.Task) facts {
 func TestPoolFaults(t *testing.T) {
 	t.Parallel()
 	s, dsn := migratedDSN(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
 	p := startPool(t, dsn, "--concurrency", "3", "--retry-backoff-seconds", "0", "--executor-max-rss-mb", "200",
@@ -405,7 +381,7 @@ func TestPoolStartErrors(t *testing.T) {
 			}
 		})
 	}
-	if r, _ := s.GetTask(context.Background(), task.ID); r.State != store.StateQueued || r.AttemptNumber != 1 {
+	if r, _ := s.GetTask(t.Context(), task.ID); r.State != store.StateQueued || r.AttemptNumber != 1 {
 		t.Fatalf("the task was touched: %s attempt %d", r.State, r.AttemptNumber)
 	}
 }

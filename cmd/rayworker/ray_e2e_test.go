@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,26 +22,8 @@ import (
 // env is added to the test's environment.
 func startRayWorker(t *testing.T, dsn string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"--log-format", "json"}, args...)...)
-	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dsn), env...)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("rayworker pid %d log:\n%s", cmd.Process.Pid, p.logs)
-		}
-	})
+	p := startBinary(t, dsn, env, append([]string{"--log-format", "json"}, args...)...)
+	p.grace = 30 * time.Second
 	return p
 }
 

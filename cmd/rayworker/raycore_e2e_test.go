@@ -39,7 +39,7 @@ func startRayCore(t *testing.T, dsn string, ray realRay, address string, args ..
 	t.Helper()
 	all := append([]string{"--runner", "ray_core", "--cluster", address, "--python", ray.python, "--ray-runtime-env", ray.runtimeEnv(),
 		"--log-format", "json", "--retry-backoff-seconds", "0", "--max-task-attempts", "3"}, args...)
-	return startBinary(t, dsn, all...)
+	return startBinary(t, dsn, nil, all...)
 }
 
 var rayCoreID = regexp.MustCompile(`^[0-9a-f]{8}:[0-9a-f]{48}$`)
@@ -72,7 +72,7 @@ func TestRayCoreBinary(t *testing.T) {
 		t.Fatalf("timeout row: %s %q", got.State, deref(got.ErrorMessage))
 	}
 	waitRow(t, s, cancelled.ID, "the sleeper to run", func(r store.Task) bool { return r.RayJobID != nil })
-	if _, err := s.RequestCancel(context.Background(), []int64{cancelled.ID}, []store.TaskState{store.StateRunning}); err != nil {
+	if _, err := s.RequestCancel(t.Context(), []int64{cancelled.ID}, []store.TaskState{store.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitRow(t, s, cancelled.ID, "the cancel", terminal); got.State != store.StateCancelled {
@@ -107,7 +107,7 @@ func TestRayCoreHeadRestart(t *testing.T) {
 	ray, _ := needGCS(t) // for the venv; this test runs a head of its own, which it restarts
 	rayCLI := filepath.Join(filepath.Dir(ray.python), "ray")
 	ports := freeTCPPorts(t, 2)
-	ctx := context.Background()
+	ctx := t.Context()
 	start := func() *localray.Head {
 		h, err := localray.Start(ctx, localray.Options{Ray: rayCLI, Port: ports[0], GCSPort: ports[1], CPUs: 2})
 		if err != nil {
@@ -171,7 +171,7 @@ func waitRowWithin(t *testing.T, s *store.Store, id int64, within time.Duration,
 	var got store.Task
 	workertest.Eventually(t, within, fmt.Sprintf("task %d", id), func() bool {
 		var err error
-		got, err = s.GetTask(context.Background(), id)
+		got, err = s.GetTask(t.Context(), id)
 		return err == nil && cond(got)
 	})
 	return got

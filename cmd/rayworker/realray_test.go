@@ -6,8 +6,6 @@ package main
 // where they fail.
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -80,7 +78,7 @@ func startRealRayWorker(t *testing.T, dsn string, ray realRay, o procOpts) *proc
 // gives its tasks arguments no other real-Ray test uses.
 func (r realRay) jobsOf(t *testing.T, row store.Task) []rayjobs.JobDetails {
 	t.Helper()
-	all, err := r.c.List(context.Background())
+	all, err := r.c.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +98,7 @@ func (r realRay) jobsOf(t *testing.T, row store.Task) []rayjobs.JobDetails {
 
 func (r realRay) job(t *testing.T, id string) *rayjobs.JobDetails {
 	t.Helper()
-	j, err := r.c.Get(context.Background(), id)
+	j, err := r.c.Get(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +108,7 @@ func (r realRay) job(t *testing.T, id string) *rayjobs.JobDetails {
 func (r realRay) waitJobStatus(t *testing.T, id string, within time.Duration, want ...rayjobs.Status) {
 	t.Helper()
 	workertest.Eventually(t, within, fmt.Sprintf("Ray job %s to be %v", id, want), func() bool {
-		j, err := r.c.Get(context.Background(), id)
+		j, err := r.c.Get(t.Context(), id)
 		if errors.Is(err, rayjobs.ErrNotFound) {
 			return false // not submitted yet
 		}
@@ -147,7 +145,7 @@ func TestRealRay(t *testing.T) {
 	s, sc := storetest.New(t)
 	results := t.TempDir()
 	w := startRealRayWorker(t, sc.DSN, ray, procOpts{resultDir: results})
-	ctx := context.Background()
+	ctx := t.Context()
 	enq := func(callable, args, kwargs string, timeout int32) store.Task {
 		n := store.NewTask{CallablePath: "rayctl_testapp.tasks." + callable, ArgsJSON: args, KwargsJSON: kwargs}
 		if timeout > 0 {
@@ -398,15 +396,9 @@ func TestRealRayLocal(t *testing.T) {
 		c.Close()
 		t.Fatal("the dashboard still answers after the worker exited")
 	}
-	marker := []byte(localray.Marker + "=" + dir + "\x00")
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(env, marker) {
-			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !bytes.Contains(stat, []byte(") Z ")) {
-				t.Fatalf("process %s of the local head survived: %s", e.Name(), stat)
-			}
+	for _, pid := range workertest.WithEnv(localray.Marker + "=" + dir) {
+		if workertest.Alive(pid) {
+			t.Fatalf("process %d of the local head survived", pid)
 		}
 	}
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,23 +22,8 @@ import (
 // environment and args.
 func startWorkerEnv(t *testing.T, dsn string, env []string, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--sync", "--log-format", "json", "--entrypoint", workertest.EntrypointCommand(t)}, args...)
-	cmd := exec.Command(binary(t), all...)
-	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dsn, "AWS_EC2_METADATA_DISABLED=true", "GCE_METADATA_HOST=127.0.0.1:1"), env...)
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker log:\n%s", p.logs)
-		}
-	})
-	return p
+	return startBinary(t, dsn, append([]string{"AWS_EC2_METADATA_DISABLED=true", "GCE_METADATA_HOST=127.0.0.1:1"}, env...),
+		append([]string{"--sync", "--log-format", "json", "--entrypoint", workertest.EntrypointCommand(t)}, args...)...)
 }
 
 // TestBinaryCloudResults: with --result-storage-backend s3 or gcs, a result over
@@ -96,7 +78,7 @@ func TestBinaryCloudResults(t *testing.T) {
 			if c.name != "s3" {
 				return
 			}
-			out, err := s3srv.Client(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s3b), Key: aws.String(key)})
+			out, err := s3srv.Client(t).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(s3b), Key: aws.String(key)})
 			if err != nil {
 				t.Fatal(err)
 			}

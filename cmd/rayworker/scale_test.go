@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/store"
+	"github.com/rayctl/rayctl/store/storetest"
 	"github.com/rayctl/rayctl/worker/workertest"
 )
 
@@ -40,12 +40,8 @@ type twoNodeRay struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(storetest.FreeAddr(t))
+	return port
 }
 
 func startTwoNodeRay(t *testing.T) *twoNodeRay {
@@ -165,24 +161,7 @@ func (r *twoNodeRay) nodes(t *testing.T) map[string]rayNode {
 
 // node2PIDs lists the live processes of node 2 (its marker is in their environment).
 func (r *twoNodeRay) node2PIDs() []int {
-	var pids []int
-	paths, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(string(b), "\x00") {
-			if kv == r.node2Marker {
-				pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
-				if pid != os.Getpid() {
-					pids = append(pids, pid)
-				}
-				break
-			}
-		}
-	}
-	return pids
+	return workertest.WithEnv(r.node2Marker)
 }
 
 // killNode2 SIGKILLs every process of node 2 at once, as a machine failure would.
@@ -250,7 +229,7 @@ func enqueueRecords(t *testing.T, s *store.Store, runs, prefix string, n int, se
 		tasks[i] = store.NewTask{CallablePath: "rayctl_testapp.tasks.record",
 			ArgsJSON: fmt.Sprintf("[%q, \"%s-%d\", %g]", runs, prefix, i, seconds)}
 	}
-	ids, err := s.EnqueueMany(context.Background(), tasks)
+	ids, err := s.EnqueueMany(t.Context(), tasks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +246,7 @@ func rows(t *testing.T, s *store.Store, ids map[int64]string) map[int64]store.Ta
 	for id := range ids {
 		list = append(list, id)
 	}
-	got, err := s.ListTasks(context.Background(), store.TaskFilter{IDs: list})
+	got, err := s.ListTasks(t.Context(), store.TaskFilter{IDs: list})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +311,7 @@ func readRuns(t *testing.T, path string) (starts, ends map[string]int) {
 // jobsByTask lists the Ray jobs of this test's tasks by task id (the cluster is private).
 func (r *twoNodeRay) jobsByTask(t *testing.T) map[int64][]rayjobs.JobDetails {
 	t.Helper()
-	all, err := r.client.List(context.Background())
+	all, err := r.client.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +456,7 @@ func TestScaleOut(t *testing.T) {
 	// how much of that is Ray noticing (the dead jobs' end time) and how much rayworker
 	var rayNoticed time.Duration
 	for _, job := range onNode2 {
-		j, err := ray.client.Get(context.Background(), job)
+		j, err := ray.client.Get(t.Context(), job)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -43,21 +42,8 @@ func TestBinarySystemdNotify(t *testing.T) {
 		}
 	}()
 
-	cmd := exec.Command(binary(t), "--sync", "--log-format", "json", "--entrypoint", workertest.EntrypointCommand(t))
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
-	p := &proc{t: t, cmd: cmd, logs: &workertest.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rayworker log:\n%s", p.logs)
-		}
-	})
+	p := startBinary(t, dsn, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"},
+		"--sync", "--log-format", "json", "--entrypoint", workertest.EntrypointCommand(t))
 
 	next := func(what string) string {
 		t.Helper()
@@ -92,7 +78,7 @@ func TestBinarySystemdNotify(t *testing.T) {
 			t.Fatalf("%d WATCHDOG=1 in 3s with WatchdogSec=0.4s", pets)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for {

@@ -26,7 +26,7 @@ var Project = Rules{
 		{Package: "worker/poolrunner", Allow: []string{Std, "worker", "lifecycle", "store", "worker/pyexec", "worker/procrunner", prom}},
 		{Package: "worker/raycore", Allow: []string{Std, "worker", "lifecycle", "store", "worker/pyexec", prom}},
 		{Package: "worker/rayrunner", Allow: []string{Std, "worker", "lifecycle", "store", "rayjobs", prom}},
-		{Package: "worker/workertest", Allow: []string{Std, "store"}, TestsOnly: true},
+		{Package: "worker/workertest", Allow: []string{Std, "store", "worker"}, TestsOnly: true},
 		{Package: "lifecycle", Allow: []string{Std, "store", "pyjson"}},
 		{Package: "pyjson", Allow: []string{Std}},
 		{Package: "termtext", Allow: []string{Std}},

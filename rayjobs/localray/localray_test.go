@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/rayctl/rayctl/rayjobs"
 	"github.com/rayctl/rayctl/rayjobs/localray"
 	"github.com/rayctl/rayctl/rayjobs/raytest"
+	"github.com/rayctl/rayctl/worker/workertest"
 )
 
 // rayCLI is the venv's ray (scripts/pyenv.sh); without RAYCTL_PYTHON the test skips, or fails
@@ -43,7 +43,7 @@ func TestStartAndStop(t *testing.T) {
 	ray := rayCLI(t)
 	port := freePort(t)
 	var log bytes.Buffer
-	ctx := context.Background()
+	ctx := t.Context()
 	h, err := localray.Start(ctx, localray.Options{Ray: ray, Port: port, CPUs: 1, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
@@ -78,7 +78,7 @@ func TestStartAndStop(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	marker := []byte(localray.Marker + "=" + h.Dir() + "\x00")
+	marker := localray.Marker + "=" + h.Dir()
 	if err := h.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +86,9 @@ func TestStartAndStop(t *testing.T) {
 		t.Fatal("the dashboard still answers after Stop")
 	}
 	// nothing carrying this head's marker is left
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(env, marker) {
-			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !bytes.Contains(stat, []byte(") Z ")) {
-				t.Fatalf("process %s of the head survived Stop: %s", e.Name(), stat)
-			}
+	for _, pid := range workertest.WithEnv(marker) {
+		if workertest.Alive(pid) {
+			t.Fatalf("process %d of the head survived Stop", pid)
 		}
 	}
 }

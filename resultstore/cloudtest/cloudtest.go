@@ -5,7 +5,6 @@
 package cloudtest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -61,7 +60,7 @@ func httpClient(t testing.TB) *http.Client {
 func (s S3Server) NewBucket(t testing.TB) string {
 	t.Helper()
 	name := BucketName()
-	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if _, err := s.Client(t).CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
 	return name
@@ -100,7 +99,7 @@ func GCS(t testing.TB) GCSServer {
 // Client is a GCS JSON API client of the server, for a test's own checks.
 func (s GCSServer) Client(t testing.TB) *storage.Service {
 	t.Helper()
-	svc, err := storage.NewService(context.Background(), option.WithEndpoint("http://"+s.EmulatorHost+"/storage/v1/"),
+	svc, err := storage.NewService(t.Context(), option.WithEndpoint("http://"+s.EmulatorHost+"/storage/v1/"),
 		option.WithoutAuthentication(), option.WithHTTPClient(httpClient(t)))
 	if err != nil {
 		t.Fatal(err)

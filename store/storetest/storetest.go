@@ -44,6 +44,7 @@ func admin(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	dsn := DSN(t)
 	adminOnce.Do(func() {
+		// Not t.Context(): the admin pool is shared by every test of the binary.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		adminPool, adminErr = store.Open(ctx, dsn, func(c *pgxpool.Config) { c.MaxConns = 4 })
@@ -71,7 +72,7 @@ type Options struct {
 func EmptySchema(t testing.TB, opts ...Options) Schema {
 	t.Helper()
 	a := admin(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func WithSearchPath(dsn, schema string) string {
 func New(t testing.TB, opts ...Options) (*store.Store, Schema) {
 	t.Helper()
 	sc := EmptySchema(t, opts...)
-	if _, err := migrations.Up(context.Background(), sc.Pool, migrations.Options{Audit: true}); err != nil {
+	if _, err := migrations.Up(t.Context(), sc.Pool, migrations.Options{Audit: true}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return store.New(sc.Pool), sc
@@ -153,7 +154,7 @@ func Insert(t testing.TB, s *store.Store, row store.Task) store.Task {
 		created = &row.CreatedAt
 	}
 	var id int64
-	err := DB(s).QueryRow(context.Background(), `INSERT INTO django_ray_raytaskexecution
+	err := DB(s).QueryRow(t.Context(), `INSERT INTO django_ray_raytaskexecution
 		(task_id, callable_path, queue_name, state, attempt_number, ray_job_id, ray_address, created_at,
 		 started_at, finished_at, last_heartbeat_at, run_after, timeout_seconds, claimed_by_worker,
 		 args_json, kwargs_json, result_data, result_reference, error_message, error_traceback)
@@ -165,7 +166,7 @@ func Insert(t testing.TB, s *store.Store, row store.Task) store.Task {
 	if err != nil {
 		t.Fatalf("insert task: %v", err)
 	}
-	got, err := s.GetTask(context.Background(), id)
+	got, err := s.GetTask(t.Context(), id)
 	if err != nil {
 		t.Fatalf("read back task %d: %v", id, err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/rayctl/rayctl/lifecycle"
 	"github.com/rayctl/rayctl/rayjobs/raytest"
 	"github.com/rayctl/rayctl/store"
-	"github.com/rayctl/rayctl/worker"
 	"github.com/rayctl/rayctl/worker/procgroup"
 	"github.com/rayctl/rayctl/worker/procrunner"
 	"github.com/rayctl/rayctl/worker/pyexec"
@@ -40,76 +39,31 @@ func task(callable, args, kwargs string) store.Task {
 		AttemptNumber: 1, State: store.StateRunning}
 }
 
-// djangoEnv is the environment the test Django project needs (as a runtime env's env_vars).
-func djangoEnv(t *testing.T) map[string]string {
-	return map[string]string{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}
-}
-
 func newPool(t *testing.T, mod func(*Config)) *Runner {
 	t.Helper()
-	cfg := Config{Python: raytest.NeedVenvPython(t), Size: 1, Env: djangoEnv(t), KillGrace: time.Second}
+	cfg := Config{Python: raytest.NeedVenvPython(t), Size: 1, Env: workertest.DjangoEnv(), KillGrace: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	r, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 20*time.Second)
 	return r
 }
 
-// runner is what run needs of a worker.Runner.
-type runner interface {
-	Start(context.Context, store.Task) error
-	Poll(context.Context, []store.Task) ([]worker.Status, error)
-	Events() <-chan struct{}
-	Forget(store.Task)
-}
-
 // run starts a task and waits for its outcome through Events and Poll, as the loop does.
-func run(t *testing.T, r runner, tk store.Task) lifecycle.Outcome {
+func run(t *testing.T, r workertest.Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	o := wait(t, r, tk)
-	r.Forget(tk)
-	return o
+	return workertest.Run(t, r, tk, 90*time.Second).Outcome
 }
 
-func wait(t *testing.T, r runner, tk store.Task) lifecycle.Outcome {
+func wait(t *testing.T, r workertest.Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	timeout := time.After(90 * time.Second)
-	for {
-		st, err := r.Poll(context.Background(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0].Outcome
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("task %d: phase %v (%s)", tk.ID, st[0].Phase, st[0].Message)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		case <-timeout:
-			t.Fatalf("task %d did not finish", tk.ID)
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 90*time.Second).Outcome
 }
 
 // TestOutcomesMatchTheProcessRunner runs the same tasks through the pool and through the
@@ -118,7 +72,7 @@ func wait(t *testing.T, r runner, tk store.Task) lifecycle.Outcome {
 func TestOutcomesMatchTheProcessRunner(t *testing.T) {
 	py := raytest.NeedVenvPython(t)
 	pool := newPool(t, nil)
-	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"}, Env: djangoEnv(t)})
+	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"}, Env: workertest.DjangoEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +161,13 @@ func TestExecutorIsReused(t *testing.T) {
 func TestTaskOutputIsCaptured(t *testing.T) {
 	pool := newPool(t, func(c *Config) { c.MaxStdout = 64 << 10 })
 	tk := task("noisy", "[]", `{"lines": 2, "value": "v"}`)
-	if err := pool.Start(context.Background(), tk); err != nil {
+	if err := pool.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	if o := wait(t, pool, tk); o.Kind != lifecycle.Succeeded || string(o.Result.JSON) != `"v"` {
 		t.Fatalf("outcome %+v", o)
 	}
-	out, err := pool.Output(context.Background(), tk, 1<<20)
+	out, err := pool.Output(t.Context(), tk, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +179,13 @@ func TestTaskOutputIsCaptured(t *testing.T) {
 
 	// 3 MiB of output through a 64 KiB capture: the result still arrives, the output is its tail
 	big := task("print_lots", "[3]", `{"value": "big"}`)
-	if err := pool.Start(context.Background(), big); err != nil {
+	if err := pool.Start(t.Context(), big); err != nil {
 		t.Fatal(err)
 	}
 	if o := wait(t, pool, big); o.Kind != lifecycle.Succeeded || string(o.Result.JSON) != `"big"` {
 		t.Fatalf("outcome %+v", o)
 	}
-	out, _ = pool.Output(context.Background(), big, 1<<20)
+	out, _ = pool.Output(t.Context(), big, 1<<20)
 	if len(out) != 64<<10 || !strings.HasSuffix(string(out), strings.Repeat("y", 1023)+"\n") {
 		t.Fatalf("output tail: %d bytes ending %q", len(out), out[max(len(out)-20, 0):])
 	}
@@ -253,7 +207,7 @@ func TestCrashedExecutorIsReplaced(t *testing.T) {
 
 	// kill -9 from outside while a task runs
 	tk := task("sleep", "[30]", "{}")
-	if err := pool.Start(context.Background(), tk); err != nil {
+	if err := pool.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	var victim int
@@ -284,12 +238,12 @@ func TestCancelKillsTheExecutorGroup(t *testing.T) {
 	pool := newPool(t, nil)
 	pidfile := filepath.Join(t.TempDir(), "child.pid")
 	tk := task("fork_child", `["`+pidfile+`", 600]`, "{}")
-	if err := pool.Start(context.Background(), tk); err != nil {
+	if err := pool.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	child := workertest.ReadPIDs(t, pidfile)[0]
 	executor := pool.Pids()[0]
-	if err := pool.Cancel(context.Background(), tk); err != nil {
+	if err := pool.Cancel(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	o := wait(t, pool, tk)
@@ -303,11 +257,11 @@ func TestCancelKillsTheExecutorGroup(t *testing.T) {
 
 	// an infinite loop is stopped the same way
 	spin := task("spin", "[]", "{}")
-	if err := pool.Start(context.Background(), spin); err != nil {
+	if err := pool.Start(t.Context(), spin); err != nil {
 		t.Fatal(err)
 	}
 	workertest.Eventually(t, 30*time.Second, "the loop to run", func() bool { return pool.executorStates()["busy"] == 1 })
-	_ = pool.Cancel(context.Background(), spin)
+	_ = pool.Cancel(t.Context(), spin)
 	if o := wait(t, pool, spin); o.Kind != lifecycle.Cancelled {
 		t.Fatalf("spin: %+v", o)
 	}
@@ -319,15 +273,15 @@ func TestCancelWhileWaiting(t *testing.T) {
 	busy := task("sleep", "[30]", "{}")
 	queued := task("add", "[1, 2]", "{}")
 	for _, tk := range []store.Task{busy, queued} {
-		if err := pool.Start(context.Background(), tk); err != nil {
+		if err := pool.Start(t.Context(), tk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_ = pool.Cancel(context.Background(), queued)
+	_ = pool.Cancel(t.Context(), queued)
 	if o := wait(t, pool, queued); o.Kind != lifecycle.Cancelled {
 		t.Fatalf("queued: %+v", o)
 	}
-	_ = pool.Cancel(context.Background(), busy)
+	_ = pool.Cancel(t.Context(), busy)
 	if o := wait(t, pool, busy); o.Kind != lifecycle.Cancelled {
 		t.Fatalf("busy: %+v", o)
 	}
@@ -381,11 +335,11 @@ func TestStartErrors(t *testing.T) {
 		env    map[string]string
 		want   string
 	}{
-		{"no interpreter", "/nonexistent/python3", djangoEnv(t), "cannot run python interpreter /nonexistent/python3"},
-		{"no DJANGO_SETTINGS_MODULE", py, map[string]string{"DJANGO_SETTINGS_MODULE": "", "PYTHONPATH": djangoEnv(t)["PYTHONPATH"]}, "DJANGO_SETTINGS_MODULE is not set"},
-		{"broken settings", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.no_such_settings", "PYTHONPATH": djangoEnv(t)["PYTHONPATH"]},
+		{"no interpreter", "/nonexistent/python3", workertest.DjangoEnv(), "cannot run python interpreter /nonexistent/python3"},
+		{"no DJANGO_SETTINGS_MODULE", py, map[string]string{"DJANGO_SETTINGS_MODULE": "", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]}, "DJANGO_SETTINGS_MODULE is not set"},
+		{"broken settings", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.no_such_settings", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]},
 			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.no_such_settings: ModuleNotFoundError"},
-		{"no django_ray", "python3", djangoEnv(t), "cannot import django_ray.runtime.entrypoint"},
+		{"no django_ray", "python3", workertest.DjangoEnv(), "cannot import django_ray.runtime.entrypoint"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -394,7 +348,7 @@ func TestStartErrors(t *testing.T) {
 					t.Skipf("the system python3 has django_ray: %s", out)
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			_, err := New(ctx, Config{Python: c.python, Size: 2, Env: c.env})
 			var se *pyexec.StartError
@@ -416,7 +370,7 @@ func TestPoolSpreadsTasks(t *testing.T) {
 	for range 3 {
 		tk := task("sleep", "[1]", "{}")
 		tasks = append(tasks, tk)
-		if err := pool.Start(context.Background(), tk); err != nil {
+		if err := pool.Start(t.Context(), tk); err != nil {
 			t.Fatal(err)
 		}
 	}

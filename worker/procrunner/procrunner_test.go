@@ -48,20 +48,14 @@ func newRunner(t *testing.T, mod func(*Config)) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 10*time.Second)
 	return r
 }
 
 // run starts a task and waits for its outcome through Events and Poll, as the loop does.
 func run(t *testing.T, r *Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	return wait(t, r, tk)
@@ -69,25 +63,7 @@ func run(t *testing.T, r *Runner, tk store.Task) lifecycle.Outcome {
 
 func wait(t *testing.T, r *Runner, tk store.Task) lifecycle.Outcome {
 	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		st, err := r.Poll(context.Background(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0].Outcome
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("phase %v", st[0].Phase)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second): // events may have been consumed by another wait
-		case <-timeout:
-			t.Fatal("task did not finish")
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 60*time.Second).Outcome
 }
 
 func TestOutcomes(t *testing.T) {
@@ -157,7 +133,7 @@ func TestStartFailures(t *testing.T) {
 					cfg.Entrypoint = c.entry
 				}
 			})
-			err := r.Start(context.Background(), c.task)
+			err := r.Start(t.Context(), c.task)
 			var fe *lifecycle.FailureError
 			if !errors.As(err, &fe) {
 				t.Fatalf("Start = %v, want a FailureError", err)
@@ -165,7 +141,7 @@ func TestStartFailures(t *testing.T) {
 			if !strings.HasPrefix(fe.Failure.Message, c.msg) || fe.Failure.Permanent != c.permanent {
 				t.Fatalf("%+v, want %q permanent=%v", fe.Failure, c.msg, c.permanent)
 			}
-			if st, _ := r.Poll(context.Background(), []store.Task{c.task}); st[0].Phase != worker.Unknown {
+			if st, _ := r.Poll(t.Context(), []store.Task{c.task}); st[0].Phase != worker.Unknown {
 				t.Fatalf("a task that did not start is %v", st[0].Phase)
 			}
 		})
@@ -189,7 +165,7 @@ func TestHugeOutputBoundedMemory(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
 		t.Fatalf("reading %d MiB of output allocated %d MiB", spewed>>20, alloc>>20)
 	}
-	out, err := r.Output(context.Background(), tk, 200)
+	out, err := r.Output(t.Context(), tk, 200)
 	if err != nil || len(out) != 200 || !strings.HasSuffix(string(out), `"exception_type": null}`+"\n") {
 		t.Fatalf("output tail %q, %v", out, err)
 	}
@@ -222,25 +198,25 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "pids")
 	tk := task("spawn_sleep", fmt.Sprintf(`[60, %q]`, pidfile), `{}`)
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	pids := workertest.ReadPIDs(t, pidfile)
 	if len(pids) != 2 {
 		t.Fatalf("pids %v", pids)
 	}
-	if err := r.Cancel(context.Background(), tk); err != nil {
+	if err := r.Cancel(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	if o := wait(t, r, tk); o.Kind != lifecycle.Cancelled {
 		t.Fatalf("%+v", o)
 	}
 	workertest.WaitGone(t, 10*time.Second, pids...)
-	if err := r.Cancel(context.Background(), tk); err != nil { // a finished one: no error
+	if err := r.Cancel(t.Context(), tk); err != nil { // a finished one: no error
 		t.Fatal(err)
 	}
 	r.Forget(tk)
-	if err := r.Cancel(context.Background(), tk); err != nil { // an unknown one: no error
+	if err := r.Cancel(t.Context(), tk); err != nil { // an unknown one: no error
 		t.Fatal(err)
 	}
 }
@@ -249,11 +225,11 @@ func TestCancelEscalatesToSIGKILL(t *testing.T) {
 	r := newRunner(t, func(c *Config) { c.KillGrace = 300 * time.Millisecond })
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	tk := task("ignore_term", fmt.Sprintf(`[60, %q]`, pidfile), `{}`)
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	pids := workertest.ReadPIDs(t, pidfile)
-	if err := r.Cancel(context.Background(), tk); err != nil {
+	if err := r.Cancel(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	if o := wait(t, r, tk); o.Kind != lifecycle.Cancelled {
@@ -278,14 +254,14 @@ func TestCloseStopsRunningProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	if err := r.Start(context.Background(), task("sleep", fmt.Sprintf(`[60, %q]`, pidfile), `{}`)); err != nil {
+	if err := r.Start(t.Context(), task("sleep", fmt.Sprintf(`[60, %q]`, pidfile), `{}`)); err != nil {
 		t.Fatal(err)
 	}
 	pids := workertest.ReadPIDs(t, pidfile)
 	if r.Running() != 1 {
 		t.Fatalf("running %d", r.Running())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)

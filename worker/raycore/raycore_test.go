@@ -51,10 +51,7 @@ func needGCS(t *testing.T) string {
 }
 
 func runtimeEnv() map[string]any {
-	return map[string]any{"env_vars": map[string]any{
-		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
-		"PYTHONPATH":             filepath.Join(workertest.RepoRoot(), "python"),
-	}}
+	return map[string]any{"env_vars": workertest.DjangoEnv()}
 }
 
 func newRunner(t *testing.T, address string, mod func(*Config)) *Runner {
@@ -63,53 +60,24 @@ func newRunner(t *testing.T, address string, mod func(*Config)) *Runner {
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	r, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	workertest.CloseAtEnd(t, r, 30*time.Second)
 	return r
 }
 
 func wait(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
-	timeout := time.After(2 * time.Minute)
-	for {
-		st, err := r.Poll(context.Background(), []store.Task{tk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st[0].Phase == worker.Done {
-			return st[0]
-		}
-		if st[0].Phase != worker.Running {
-			t.Fatalf("task %d: phase %v (%s)", tk.ID, st[0].Phase, st[0].Message)
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		case <-timeout:
-			t.Fatalf("task %d did not finish", tk.ID)
-		}
-	}
+	return workertest.WaitDone(t, r, tk, 2*time.Minute)
 }
 
 func run(t *testing.T, r worker.Runner, tk store.Task) worker.Status {
 	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	st := wait(t, r, tk)
-	r.Forget(tk)
-	return st
+	return workertest.Run(t, r, tk, 2*time.Minute)
 }
 
 var coreID = regexp.MustCompile(`^[0-9a-f]{8}:[0-9a-f]{48}$`)
@@ -122,7 +90,7 @@ func TestRayCoreOutcomes(t *testing.T) {
 	r := newRunner(t, addr, nil)
 	py := raytest.NeedVenvPython(t)
 	proc, err := procrunner.New(procrunner.Config{Entrypoint: []string{py, "-m", "django_ray.runtime.entrypoint"},
-		Env: map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings", "PYTHONPATH": filepath.Join(workertest.RepoRoot(), "python")}})
+		Env: workertest.DjangoEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +109,7 @@ func TestRayCoreOutcomes(t *testing.T) {
 			if !coreID.MatchString(st.RayJobID) {
 				t.Errorf("ray_job_id %q: want <job id>:<48 hex>", st.RayJobID)
 			}
-			if want := runProc(t, proc, tk); !reflect.DeepEqual(st.Outcome, want) {
+			if want := run(t, proc, tk).Outcome; !reflect.DeepEqual(st.Outcome, want) {
 				t.Errorf("Ray Core outcome differs from the process runner's:\n core:    %+v\n process: %+v", st.Outcome, want)
 			}
 		})
@@ -154,39 +122,21 @@ func TestRayCoreOutcomes(t *testing.T) {
 	}
 }
 
-func runProc(t *testing.T, r *procrunner.Runner, tk store.Task) lifecycle.Outcome {
-	t.Helper()
-	if err := r.Start(context.Background(), tk); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		st, _ := r.Poll(context.Background(), []store.Task{tk})
-		if st[0].Phase == worker.Done {
-			r.Forget(tk)
-			return st[0].Outcome
-		}
-		select {
-		case <-r.Events():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 // TestRayCoreCancel: Cancel is ray.cancel; the attempt is Done (Cancelled) once Ray says so.
 func TestRayCoreCancel(t *testing.T) {
 	r := newRunner(t, needGCS(t), nil)
 	for _, c := range []struct{ name, callable, args string }{{"sleeping", "sleep", "[60]"}, {"spinning", "spin", "[]"}} {
 		t.Run(c.name, func(t *testing.T) {
 			tk := task(c.callable, c.args, "{}")
-			if err := r.Start(context.Background(), tk); err != nil {
+			if err := r.Start(t.Context(), tk); err != nil {
 				t.Fatal(err)
 			}
 			workertest.Eventually(t, time.Minute, "the task's Ray id", func() bool {
-				st, _ := r.Poll(context.Background(), []store.Task{tk})
+				st, _ := r.Poll(t.Context(), []store.Task{tk})
 				return st[0].RayJobID != ""
 			})
 			time.Sleep(time.Second) // let it start on a Ray worker
-			if err := r.Cancel(context.Background(), tk); err != nil {
+			if err := r.Cancel(t.Context(), tk); err != nil {
 				t.Fatal(err)
 			}
 			if st := wait(t, r, tk); st.Outcome.Kind != lifecycle.Cancelled {
@@ -206,7 +156,7 @@ func TestRayCoreCancel(t *testing.T) {
 func TestRayCoreDriverDeath(t *testing.T) {
 	r := newRunner(t, needGCS(t), nil)
 	tk := task("sleep", "[60]", "{}")
-	if err := r.Start(context.Background(), tk); err != nil {
+	if err := r.Start(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	pid := r.DriverPid()
@@ -246,7 +196,7 @@ func TestRayCoreStartErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			_, err := New(ctx, c.cfg)
 			var se *pyexec.StartError

@@ -115,14 +115,14 @@ func task(id int64, callable, args, kwargs string) store.Task {
 
 func (e *runnerEnv) start(t store.Task) {
 	e.t.Helper()
-	if err := e.r.Start(context.Background(), t); err != nil {
+	if err := e.r.Start(e.t.Context(), t); err != nil {
 		e.t.Fatalf("start: %v", err)
 	}
 }
 
 func (e *runnerEnv) poll(ts ...store.Task) []worker.Status {
 	e.t.Helper()
-	st, err := e.r.Poll(context.Background(), ts)
+	st, err := e.r.Poll(e.t.Context(), ts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -24,19 +24,10 @@ import (
 
 // loopConfig is a worker configuration with short intervals for tests.
 func loopConfig(logs io.Writer) worker.Config {
-	return worker.Config{
-		Concurrency:         8,
-		Policy:              lifecycle.Policy{MaxAttempts: 2},
-		HeartbeatInterval:   200 * time.Millisecond,
-		LeaseTTL:            2 * time.Second,
-		StuckAfter:          30 * time.Second,
-		ShutdownTimeout:     100 * time.Millisecond,
-		IdlePollMin:         10 * time.Millisecond,
-		IdlePollMax:         50 * time.Millisecond,
-		CancelCheckInterval: 50 * time.Millisecond,
-		StopWait:            5 * time.Second,
-		Logger:              slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	cfg := workertest.Config()
+	cfg.Concurrency, cfg.Policy, cfg.ShutdownTimeout = 8, lifecycle.Policy{MaxAttempts: 2}, 100*time.Millisecond
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return cfg
 }
 
 // loopEnv is a worker with the Ray runner over a fake Jobs API and a fresh schema.
@@ -71,6 +62,7 @@ func startLoop(t *testing.T, s *store.Store, sc storetest.Schema, srv *raytest.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not t.Context(): the worker must keep running until its stop in Cleanup shuts it down.
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &loopEnv{t: t, s: s, sc: sc, srv: srv, w: w, r: r, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- w.Run(ctx) }()
@@ -199,7 +191,7 @@ func TestThroughTheLoop(t *testing.T) {
 		j, ok := srv.Job(str(workertest.Row(t, s, cancel.ID).RayJobID))
 		return ok && j.Status == raytest.Running
 	})
-	if _, err := s.RequestCancel(context.Background(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
+	if _, err := s.RequestCancel(t.Context(), []int64{cancel.ID}, []store.TaskState{store.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
 	got = workertest.WaitState(t, s, cancel.ID, 20*time.Second, store.StateCancelled)
@@ -256,7 +248,7 @@ func TestOutageThroughTheLoop(t *testing.T) {
 	// Past the stuck timeout by the database's clock, and some sweeps later.
 	workertest.Eventually(t, 30*time.Second, "the in-flight row to be stale for the stuck timeout", func() bool {
 		var stale bool
-		err := storetest.DB(s).QueryRow(context.Background(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
+		err := storetest.DB(s).QueryRow(t.Context(), `SELECT last_heartbeat_at < now() - interval '3 seconds' FROM django_ray_raytaskexecution WHERE id = $1`, inflight.ID).Scan(&stale)
 		return err == nil && stale
 	})
 	if got := workertest.Row(t, s, inflight.ID); got.State != store.StateRunning || got.AttemptNumber != 1 {

@@ -460,7 +460,7 @@ func TestCancel(t *testing.T) {
 	e.start(tk)
 	e.waitJob(*tk.RayJobID)
 	srv.Set(t, *tk.RayJobID, raytest.Running, "", "")
-	if err := e.r.Cancel(context.Background(), tk); err != nil {
+	if err := e.r.Cancel(t.Context(), tk); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.waitPhase(tk, worker.Done, 10*time.Second); st.Outcome.Kind != lifecycle.Cancelled {
@@ -475,7 +475,7 @@ func TestCancel(t *testing.T) {
 	hung := task(9, "myapp.tasks.x", "[]", "{}")
 	e.start(hung)
 	workertest.Eventually(t, 5*time.Second, "the hanging POST", func() bool { return srv.Count(raytest.Submit) == 2 })
-	if err := e.r.Cancel(context.Background(), hung); err != nil {
+	if err := e.r.Cancel(t.Context(), hung); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.waitPhase(hung, worker.Done, 10*time.Second); st.Outcome.Kind != lifecycle.Cancelled {
@@ -493,14 +493,14 @@ func TestCancel(t *testing.T) {
 	// a dead worker's job (not tracked here) is stopped synchronously
 	other := task(10, "myapp.tasks.x", "[]", "{}")
 	srv.AddJob(raytest.Job{SubmissionID: *other.RayJobID, Status: raytest.Running})
-	if err := e.r.Cancel(context.Background(), other); err != nil {
+	if err := e.r.Cancel(t.Context(), other); err != nil {
 		t.Fatal(err)
 	}
 	if j, _ := srv.Job(*other.RayJobID); j.StopRequests != 1 {
 		t.Fatalf("%+v", j)
 	}
 	// ... and one Ray does not know is nothing to stop
-	if err := e.r.Cancel(context.Background(), task(11, "myapp.tasks.x", "[]", "{}")); err != nil {
+	if err := e.r.Cancel(t.Context(), task(11, "myapp.tasks.x", "[]", "{}")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -519,7 +519,7 @@ func TestAuthFailure(t *testing.T) {
 			t.Parallel()
 			srv := raytest.New(t, raytest.WithToken("s3cret"))
 			e := newRunner(t, srv, func(o *rayjobs.Options) { o.Token = c.token }, nil)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			if err := e.r.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), c.code) {
 				t.Fatalf("WaitReady: %v", err)
@@ -699,11 +699,11 @@ func TestClosedDuringSubmission(t *testing.T) {
 	for i := range 5 {
 		tk := task(int64(30+i), "myapp.tasks.x", "[]", "{}")
 		tasks = append(tasks, tk)
-		if err := r.Start(context.Background(), tk); err != nil {
+		if err := r.Start(t.Context(), tk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -713,7 +713,7 @@ func TestClosedDuringSubmission(t *testing.T) {
 			t.Fatalf("%s was not submitted before Close returned", *tk.RayJobID)
 		}
 	}
-	if err := r.Start(context.Background(), task(40, "myapp.tasks.x", "[]", "{}")); err == nil {
+	if err := r.Start(t.Context(), task(40, "myapp.tasks.x", "[]", "{}")); err == nil {
 		t.Fatal("Start after Close succeeded")
 	}
 }
@@ -725,15 +725,15 @@ func TestStartRefusesRows(t *testing.T) {
 	e := newRunner(t, srv, nil, nil)
 	noID := task(50, "myapp.tasks.x", "[]", "{}")
 	noID.RayJobID = nil
-	if err := e.r.Start(context.Background(), noID); err == nil || !strings.Contains(err.Error(), "AssignJobIDs") {
+	if err := e.r.Start(t.Context(), noID); err == nil || !strings.Contains(err.Error(), "AssignJobIDs") {
 		t.Fatalf("%v", err)
 	}
 	var fe *lifecycle.FailureError
-	if err := e.r.Start(context.Background(), task(51, "myapp.tasks.x", "{}", "{}")); !errors.As(err, &fe) || !fe.Failure.Permanent {
+	if err := e.r.Start(t.Context(), task(51, "myapp.tasks.x", "{}", "{}")); !errors.As(err, &fe) || !fe.Failure.Permanent {
 		t.Fatalf("args_json not an array: %v", err)
 	}
 	huge := task(52, "myapp.tasks.x", `["`+strings.Repeat("x", 100_000)+`"]`, "{}")
-	if err := e.r.Start(context.Background(), huge); !errors.As(err, &fe) || !strings.Contains(fe.Failure.Message, "one process argument") {
+	if err := e.r.Start(t.Context(), huge); !errors.As(err, &fe) || !strings.Contains(fe.Failure.Message, "one process argument") {
 		t.Fatalf("huge payload: %v", err)
 	}
 }

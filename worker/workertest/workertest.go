@@ -4,7 +4,6 @@ package workertest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,6 +75,15 @@ func EntrypointCommand(t testing.TB) string {
 	return strings.Join(words, " ")
 }
 
+// DjangoEnv is the environment the test Django project (python/rayctl_testapp) needs: its
+// settings module and the directory that holds it (a runtime env's env_vars).
+func DjangoEnv() map[string]string {
+	return map[string]string{
+		"DJANGO_SETTINGS_MODULE": "rayctl_testapp.settings",
+		"PYTHONPATH":             filepath.Join(RepoRoot(), "python"),
+	}
+}
+
 // Eventually polls cond every 20ms until it returns true, failing the test after timeout.
 // It is for waiting on a condition, never for timing assertions.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -128,6 +136,25 @@ func Alive(pid int) bool {
 	return true
 }
 
+// WithEnv returns the processes, other than this one, whose environment holds kv
+// ("NAME=value", such as a marker a test gives everything it starts).
+func WithEnv(kv string) []int {
+	var pids []int
+	paths, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(strings.Split(string(b), "\x00"), kv) {
+			if pid, _ := strconv.Atoi(strings.Split(p, "/")[2]); pid != os.Getpid() {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
 // WaitGone waits until none of pids is alive.
 func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 	t.Helper()
@@ -139,13 +166,6 @@ func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 		}
 		return true
 	})
-}
-
-// Ctx returns a context cancelled when the test ends.
-func Ctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // LogBuffer is a buffer safe for concurrent use: a worker's slog handler or a subprocess's
@@ -185,7 +205,7 @@ func (l *LogBuffer) Lines(subs ...string) []string {
 // Enqueue inserts a task through the store and returns its row.
 func Enqueue(t testing.TB, s *store.Store, n store.NewTask) store.Task {
 	t.Helper()
-	task, err := s.Enqueue(context.Background(), n)
+	task, err := s.Enqueue(t.Context(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +215,7 @@ func Enqueue(t testing.TB, s *store.Store, n store.NewTask) store.Task {
 // Row reads a task row.
 func Row(t testing.TB, s *store.Store, id int64) store.Task {
 	t.Helper()
-	task, err := s.GetTask(context.Background(), id)
+	task, err := s.GetTask(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -640,7 +640,7 @@ func TestOrphans(t *testing.T) {
 	python.RayJobID = strPtr("raysubmit_aBcDeFgHiJkLmNpQ") // 0.2.0: Ray made the id
 	old := task(23, "myapp.tasks.x", "[]", "{}")
 	old.RayJobID = strPtr(jobID(23, 1, time.Now().Add(-time.Hour))) // claimed before this runner saw Ray
-	never := task(24, "myapp.tasks.x", "[2, 3]", "{}") // claimed now; its worker died before the POST
+	never := task(24, "myapp.tasks.x", "[2, 3]", "{}")              // claimed now; its worker died before the POST
 	// "Now" must be past the session's first sighting by more than ClockSkew (1 ms here); a
 	// waitReady that returned within a millisecond of it made this row look claimed before
 	// the session began, hence lost (seen once in CI): claimed 100 ms on.

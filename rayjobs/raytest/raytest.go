@@ -381,6 +381,7 @@ func (s *Server) SetOutage(o Outage) {
 			s.ts.Listener.Close()
 		}
 		s.ts.CloseClientConnections()
+		waitRefused(s.ts.Listener.Addr().String())
 	case o != Refused && was == Refused:
 		addr := s.ts.Listener.Addr().String()
 		var ln net.Listener
@@ -402,6 +403,19 @@ func (s *Server) SetOutage(o Outage) {
 	}
 	if o == Dropped || o == Error500 || o == Garbage || o == Hang {
 		s.ts.CloseClientConnections() // no request sneaks through on a kept-alive connection
+	}
+}
+
+// waitRefused returns once a connection to addr is refused: a closed listener's socket stays
+// open until the goroutine in Accept lets go of it, and a connection made meanwhile is reset
+// rather than refused (seen once in CI). At most 2 s.
+func waitRefused(addr string) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }
 

@@ -365,6 +365,9 @@ func TestPoolStartErrors(t *testing.T) {
 		{"broken settings module", []string{"--python", py, "--ray-runtime-env",
 			fmt.Sprintf(`{"env_vars": {"PYTHONPATH": %q, "DJANGO_SETTINGS_MODULE": "rayctl_testapp.broken"}}`, pythonpath)},
 			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.broken: ModuleNotFoundError"},
+		{"settings that raise", []string{"--python", py, "--ray-runtime-env",
+			fmt.Sprintf(`{"env_vars": {"PYTHONPATH": %q, "DJANGO_SETTINGS_MODULE": "rayctl_testapp.broken_settings"}}`, pythonpath)},
+			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.broken_settings: RuntimeError: broken settings on purpose"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -339,6 +339,8 @@ func TestStartErrors(t *testing.T) {
 		{"no DJANGO_SETTINGS_MODULE", py, map[string]string{"DJANGO_SETTINGS_MODULE": "", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]}, "DJANGO_SETTINGS_MODULE is not set"},
 		{"broken settings", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.no_such_settings", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]},
 			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.no_such_settings: ModuleNotFoundError"},
+		{"settings that raise", py, map[string]string{"DJANGO_SETTINGS_MODULE": "rayctl_testapp.broken_settings", "PYTHONPATH": workertest.DjangoEnv()["PYTHONPATH"]},
+			"django.setup() failed with DJANGO_SETTINGS_MODULE=rayctl_testapp.broken_settings: RuntimeError: broken settings on purpose"},
 		{"no django_ray", "python3", workertest.DjangoEnv(), "cannot import django_ray.runtime.entrypoint"},
 	}
 	for _, c := range cases {

@@ -48,7 +48,7 @@ func (s *Store) StartAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	var id int64
 	err := s.db.QueryRow(ctx, `INSERT INTO rayctl_audit (action, actor, reason, selection, options, matched, selected)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		e.Action, e.Actor, e.Reason, string(e.Selection), string(e.Options), e.Matched, e.Selected).Scan(&id)
+		e.Action, e.Actor, storable(e.Reason), string(e.Selection), string(e.Options), e.Matched, e.Selected).Scan(&id)
 	return id, auditErr(err)
 }
 
@@ -70,7 +70,7 @@ func (s *Store) RecordAuditChanges(ctx context.Context, auditID int64, changes [
 // FinishAudit records an action's outcome. errMsg is nil when it completed.
 func (s *Store) FinishAudit(ctx context.Context, auditID, changed, skipped int64, errMsg *string) error {
 	tag, err := s.db.Exec(ctx, `UPDATE rayctl_audit SET finished_at = now(), changed = $2, skipped = $3, error = $4
-		WHERE id = $1`, auditID, changed, skipped, errMsg)
+		WHERE id = $1`, auditID, changed, skipped, storable(errMsg))
 	if err != nil {
 		return auditErr(err)
 	}

@@ -34,6 +34,22 @@ func TestAudit(t *testing.T) {
 		t.Fatalf("finish a missing entry: %v", err)
 	}
 	other, _ := s.StartAudit(ctx, store.AuditEntry{Action: "cancel", Actor: "op@host", Selection: sel, Options: json.RawMessage(`{}`)})
+	// A reason or an error (Ray's text, for reconcile-jobs) that PostgreSQL would refuse is
+	// stored through StorableText, not lost with the entry left unfinished.
+	odd, err := s.StartAudit(ctx, store.AuditEntry{Action: "reconcile-jobs", Actor: "op@host", Reason: storetest.Ptr("nul\x00 \xff"),
+		Selection: sel, Options: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatalf("start with an unstorable reason: %v", err)
+	}
+	if err := s.FinishAudit(ctx, odd, 0, 0, storetest.Ptr("ray said \x00 \xed\xb2\x80")); err != nil {
+		t.Fatalf("finish with an unstorable error: %v", err)
+	}
+	if e, err := s.GetAudit(ctx, odd); err != nil || e.FinishedAt == nil || e.Error == nil || *e.Reason != store.StorableText("nul\x00 \xff") {
+		t.Fatalf("odd entry: %+v %v", e, err)
+	}
+	if _, err := sc.Pool.Exec(ctx, `DELETE FROM rayctl_audit WHERE id = $1`, odd); err != nil {
+		t.Fatal(err)
+	}
 
 	all, err := s.ListAudit(ctx, store.AuditFilter{})
 	if err != nil || len(all) != 2 || all[0].ID != other || all[1].ID != id {

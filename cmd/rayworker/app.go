@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/rayctl/rayctl/termtext"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/internal/clidoc"
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		code = ec.ExitCode()
 	}
 	if msg := strings.TrimSpace(err.Error()); msg != "" {
-		fmt.Fprintf(stderr, "rayworker: %s\n", msg)
+		fmt.Fprintf(stderr, "rayworker: %s\n", termtext.Line(msg)) // it may echo a server's or a task's text
 	}
 	return code
 }

@@ -108,6 +108,10 @@ func TestRefusedAtStart(t *testing.T) {
 		{"max rss", map[string]string{"DJANGO_RAY_EXECUTOR_MAX_RSS_MB": "lots"}, []string{"--sync"}, `invalid --executor-max-rss-mb "lots" (from $DJANGO_RAY_EXECUTOR_MAX_RSS_MB)`},
 		{"start timeout", nil, []string{"--sync", "--executor-start-timeout", "0"}, `invalid --executor-start-timeout "0": want 1s..1h`},
 		{"no such python", nil, []string{"--sync", "--python", "/nonexistent/python3"}, `python interpreter not found (/nonexistent/python3: `},
+		// what the error echoes (a path, a server's message, an executor's last line) reaches the
+		// terminal only through termtext: no raw escape sequence, still one line
+		{"escape sequence echoed", nil, []string{"--sync", "--python", "/nonexistent/\x1b]0;pwned\x07py\nthon"},
+			`python interpreter not found (/nonexistent/\x1b]0;pwned\x07py\nthon: `},
 		{"RAY_ADDRESS not http", map[string]string{"RAY_ADDRESS": "ftp://head:8265"}, nil, `scheme must be http or https`},
 		{"token file missing", nil, []string{"--ray-auth-token-file", "/nonexistent/token"}, `Ray auth token: rayjobs: auth token file: open /nonexistent/token`},
 		{"token path from env missing", map[string]string{"RAY_AUTH_TOKEN_PATH": "/nonexistent/token"}, nil, `Ray auth token: rayjobs: auth token file`},

@@ -7,10 +7,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/rayctl/rayctl/termtext"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rayctl/rayctl/internal/clidoc"
+	"github.com/rayctl/rayctl/termtext"
 )
 
 // Exit codes, documented in `rayworker --help` and docs/cli.md.

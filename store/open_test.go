@@ -107,6 +107,9 @@ func TestRedactDSN(t *testing.T) {
 		"postgres://u:pw@h:badport/db":                "postgres://u:xxxxx@h:badport/db",
 		"host=h user=u password=pw dbname=d":          "host=h user=u password=xxxxx dbname=d",
 		"host=h user=u PASSWORD='pw' dbname=d":        "host=h user=u password=xxxxx dbname=d",
+		// sslpassword, the client key's passphrase, is a secret too
+		"postgres://u@h/db?sslpassword=S3CRET&sslmode=verify-full": "postgres://u@h/db?sslpassword=xxxxx",
+		"host=h sslpassword=S3CRET sslkey=/k user=u":               "host=h sslpassword=xxxxx sslkey=/k user=u",
 	}
 	for in, want := range cases {
 		if got := store.RedactDSN(in); got != want {

@@ -31,9 +31,9 @@ func RedactDSN(dsn string) string {
 	var b strings.Builder
 	last := 0
 	for _, kv := range keyValues(dsn) {
-		if strings.EqualFold(kv.key, "password") {
+		if isPasswordKey(kv.key) {
 			b.WriteString(dsn[last:kv.start])
-			b.WriteString("password=xxxxx")
+			b.WriteString(strings.ToLower(kv.key) + "=xxxxx")
 			last = kv.end
 		}
 	}
@@ -45,9 +45,16 @@ var (
 	// scheme://user:password@... with the password running to the last '@' (greedy, across
 	// any character).
 	urlPassword = regexp.MustCompile(`(?s)^[a-zA-Z][a-zA-Z0-9+.-]*://[^:@]*:(.*)@`)
-	// ?password=... or &password=..., to the end of the DSN.
-	urlQueryPassword = regexp.MustCompile(`(?s)[?&]password=(.*)$`)
+	// ?password=... or &password=... (or sslpassword, the client key's passphrase), to the
+	// end of the DSN.
+	urlQueryPassword = regexp.MustCompile(`(?is)[?&](?:ssl)?password=(.*)$`)
 )
+
+// isPasswordKey: the connection parameters that hold a secret, password and sslpassword (the
+// passphrase of the client's TLS key).
+func isPasswordKey(key string) bool {
+	return strings.EqualFold(key, "password") || strings.EqualFold(key, "sslpassword")
+}
 
 func isURL(dsn string) bool {
 	scheme, _, ok := strings.Cut(dsn, "://")
@@ -83,7 +90,7 @@ func dsnSecrets(dsn string) secrets {
 		return out
 	}
 	for _, kv := range keyValues(dsn) {
-		if strings.EqualFold(kv.key, "password") {
+		if isPasswordKey(kv.key) {
 			out = out.add(kv.value).add(kv.raw)
 		}
 	}

@@ -21,8 +21,8 @@
 // are escaped too (\n, \t).
 //
 // The package imports only the standard library; rayctl's text output (a Writer around
-// stdout and stderr) and rayctl top's views use it. JSON output does not: encoding/json
-// already escapes control characters, and JSON must carry the values unchanged.
+// stdout and stderr) and rayctl top's views use it. JSON output goes through JSON instead:
+// the values stay unchanged, and what encoding/json leaves raw (DEL, C1, bidi) is escaped.
 package termtext
 
 import (
@@ -90,6 +90,37 @@ func cut(s string, line bool) int {
 		i += n
 	}
 	return len(s)
+}
+
+// JSON returns encoded JSON (encoding/json's output) with every character a terminal would
+// act on written as a \uXXXX escape: DEL, the C1 controls and the bidi and line-separator
+// characters, which encoding/json leaves raw. The JSON value is unchanged (outside strings
+// encoded JSON is ASCII, so only string contents are touched); C0 controls are escaped by
+// encoding/json already.
+func JSON(b []byte) []byte {
+	i := 0
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			break
+		}
+		i += n
+	}
+	if i == len(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	out = append(out, b[:i]...)
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }
 
 // unsafeRune reports a non-ASCII character a terminal acts on or that reorders the display.

@@ -2,6 +2,7 @@ package termtext_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -85,4 +86,27 @@ func FuzzSanitize(f *testing.F) {
 			t.Fatalf("Safe(%q) but Sanitize changed it", s)
 		}
 	})
+}
+
+// TestJSON: what encoding/json leaves raw and a terminal acts on is escaped, and the JSON
+// still decodes to the same value.
+func TestJSON(t *testing.T) {
+	in := map[string]string{"k": "a\u009b31m b\u202e c\x7f d\u2028 e ✓ \x1b[2J"}
+	enc, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := termtext.JSON(enc)
+	for _, r := range string(out) {
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x202e || r == 0x1b {
+			t.Fatalf("%U left raw in %s", r, out)
+		}
+	}
+	var back map[string]string
+	if err := json.Unmarshal(out, &back); err != nil || back["k"] != in["k"] {
+		t.Fatalf("decoded %q %v, want %q", back["k"], err, in["k"])
+	}
+	if plain := []byte(`{"k":"plain ✓"}`); &termtext.JSON(plain)[0] != &plain[0] {
+		t.Error("clean JSON was copied")
+	}
 }

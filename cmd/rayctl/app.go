@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,7 +237,7 @@ func (e env) opts(c *cli.Context) (opts, error) {
 	case "text":
 	case "json", "jsonl":
 		if e.text != nil {
-			e.text.Passthrough() // JSON carries the values unchanged (encoding/json escapes controls)
+			e.text.Passthrough() // JSON carries the values unchanged; writeJSON escapes what encoding/json leaves raw
 		}
 	default:
 		return o, usageErrorf("invalid --output %q (want text, json or jsonl)", o.output)
@@ -266,11 +267,17 @@ func (e env) open(ctx context.Context, o opts) (*pgxpool.Pool, error) {
 
 // writeJSON writes v as indented JSON (json) or one compact line (jsonl).
 func writeJSON(w io.Writer, o opts, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	if o.output == "json" {
 		enc.SetIndent("", "  ")
 	}
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	// the same value, with what a terminal would act on escaped (stdout passes JSON through)
+	_, err := w.Write(termtext.JSON(buf.Bytes()))
+	return err
 }
 
 // intersperse lets flags follow positional arguments (rayctl enqueue f --args '[1]'), which

@@ -37,7 +37,7 @@ func terminalActive(s string) (rune, bool) {
 
 // TestTextOutputShowsTaskDataInsteadOfObeyingIt runs every command that prints task-derived
 // text against rows full of escape sequences: text output shows them escaped (\x1b), JSON
-// output carries them unchanged (JSON-escaped by encoding/json).
+// output carries them unchanged (as JSON escapes, DEL, C1 and bidi included).
 func TestTextOutputShowsTaskDataInsteadOfObeyingIt(t *testing.T) {
 	t.Parallel()
 	s, sc := storetest.New(t)
@@ -97,8 +97,12 @@ func TestTextOutputShowsTaskDataInsteadOfObeyingIt(t *testing.T) {
 		}
 	}
 
-	// JSON is unchanged: the values come back exactly as stored
+	// JSON is unchanged: the values come back exactly as stored, yet nothing in it acts on a
+	// terminal (encoding/json leaves DEL, C1 and bidi characters raw; rayctl escapes them)
 	r = rayctl(t, vars, "", "tasks", "ls", "-o", "json").expect(t, exitOK)
+	if c, bad := terminalActive(strings.ReplaceAll(r.stdout, "\n", "")); bad {
+		t.Errorf("tasks ls -o json wrote %U raw:\n%s", c, r.stdout)
+	}
 	var doc struct {
 		Tasks []struct {
 			QueueName    string  `json:"queue_name"`

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"path"
 	"strings"
-	"unicode/utf8"
 )
 
 // DefaultFetchLimit is how much of an s3:// or gs:// result TaskDetail reads unless told
@@ -36,9 +34,8 @@ type ObjectReader interface {
 type ResultObject struct {
 	Size        int64  `json:"size"` // of the whole object
 	ContentType string `json:"content_type"`
-	// Content is the first bytes read, as text: invalid UTF-8 replaced, and control
-	// characters other than newline and tab shown as \xNN / \u00NN escapes (it is data from a
-	// bucket, shown on terminals).
+	// Content is the first bytes read, as text (invalid UTF-8 replaced), exactly as stored
+	// otherwise: rayctl's text output sanitizes it (termtext), and JSON carries it unchanged.
 	Content   string `json:"content"`
 	Fetched   int64  `json:"fetched_bytes"`
 	Truncated bool   `json:"truncated"` // Content is only the start of the object
@@ -58,7 +55,7 @@ func fetchObject(ctx context.Context, rd ObjectReader, ref *Reference, limit int
 		ref.FetchError = err.Error()
 		return
 	}
-	ro := &ResultObject{Size: o.Size, ContentType: o.ContentType, Content: Visible(string(o.Data)), Fetched: int64(len(o.Data)),
+	ro := &ResultObject{Size: o.Size, ContentType: o.ContentType, Content: strings.ToValidUTF8(string(o.Data), "\uFFFD"), Fetched: int64(len(o.Data)),
 		Truncated: int64(len(o.Data)) < o.Size}
 	if ref.Bytes != nil {
 		ok := o.Size == *ref.Bytes
@@ -71,30 +68,4 @@ func fetchObject(ctx context.Context, rd ObjectReader, ref *Reference, limit int
 		ro.DigestMatches = &ok
 	}
 	ref.Object = ro
-}
-
-// Visible makes text safe to print on a terminal: invalid UTF-8 becomes U+FFFD, and C0 and C1
-// control characters and DEL (except newline and tab) become visible escapes, so a stored
-// value cannot move the cursor, retitle the window or hide what follows.
-func Visible(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case !isControl(r):
-			b.WriteRune(r)
-		case r < utf8.RuneSelf:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		default:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool {
-	return (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r <= 0x9f)
 }

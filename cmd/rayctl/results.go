@@ -197,6 +197,6 @@ func writeObject(w io.Writer, ref *recovery.Reference) {
 		if len(checks) > 0 {
 			note = "; " + strings.Join(checks, ", ")
 		}
-		fmt.Fprintf(w, "  read %d of %d bytes (%s%s)\n%s\n", o.Fetched, o.Size, recovery.Visible(dash(o.ContentType)), note, indentJSON(o.Content))
+		fmt.Fprintf(w, "  read %d of %d bytes (%s%s)\n%s\n", o.Fetched, o.Size, dash(o.ContentType), note, indentJSON(o.Content))
 	}
 }

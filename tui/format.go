@@ -222,11 +222,6 @@ func (t table) header(style lipgloss.Style) string {
 }
 
 // has reports whether the column at index i was kept.
-func (t table) has(i int) bool {
-	_, ok := t.width[i]
-	return ok
-}
-
 // fitLines pads or cuts lines to exactly height lines, each at most width cells wide; a cut
 // line ends in "…".
 func fitLines(lines []string, width, height int) string {

@@ -177,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = settings.DefaultExecutorStartTimeout
 	}
-	settings, err := json.Marshal(cfg.Settings)
+	settingsJSON, err := json.Marshal(cfg.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("executor settings: %w", err)
 	}
@@ -204,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (*Executor, error) {
 	for _, k := range keys {
 		env = append(env, k+"="+cfg.Env[k]) // exec keeps the last value of a duplicate
 	}
-	env = append(env, "RAYWORKER_EXECUTOR="+string(settings))
+	env = append(env, "RAYWORKER_EXECUTOR="+string(settingsJSON))
 	diagR, diagW, err := os.Pipe()
 	if err != nil {
 		conn.Close()

@@ -151,8 +151,8 @@ type doctor struct {
 	s        *store.Store
 	tables   bool // the django-ray tables exist
 	noTables bool // ... and are usable
-	stats    *store.Stats
-	findings map[string]Finding // Evaluate's, read once
+	snap     *store.Dashboard   // the snapshot rayctl top reads, read once
+	findings map[string]Finding // Evaluate's over snap
 }
 
 func skip(name, why string) CheckResult {
@@ -286,13 +286,12 @@ func (d *doctor) clock(ctx context.Context) CheckResult {
 func (d *doctor) signal(name string) func(context.Context) CheckResult {
 	return d.onTables(name, func(ctx context.Context, r *CheckResult) error {
 		if d.findings == nil {
-			th := d.cfg.Thresholds()
-			snap, err := d.s.Dashboard(ctx, th.DashboardParams())
+			snap, err := d.snapshot(ctx)
 			if err != nil {
 				return err
 			}
 			d.findings = map[string]Finding{}
-			for _, f := range Evaluate(snap, th, EvalOptions{RayAddress: d.cfg.RayAddress}) {
+			for _, f := range Evaluate(*snap, d.cfg.Thresholds(), EvalOptions{RayAddress: d.cfg.RayAddress}) {
 				d.findings[f.Check] = f
 			}
 		}
@@ -305,15 +304,16 @@ func (d *doctor) signal(name string) func(context.Context) CheckResult {
 	})
 }
 
-func (d *doctor) loadStats(ctx context.Context) (*store.Stats, error) {
-	if d.stats == nil {
-		st, err := d.s.Stats(ctx, d.cfg.LeaseTTL)
+// snapshot reads the dashboard snapshot once; the signals and the claims check share it.
+func (d *doctor) snapshot(ctx context.Context) (*store.Dashboard, error) {
+	if d.snap == nil {
+		snap, err := d.s.Dashboard(ctx, d.cfg.Thresholds().DashboardParams())
 		if err != nil {
 			return nil, err
 		}
-		d.stats = &st
+		d.snap = &snap
 	}
-	return d.stats, nil
+	return d.snap, nil
 }
 
 // claimIndexBacklog is the QUEUED count above which claims without rayctl_claim_order_idx
@@ -323,10 +323,11 @@ const claimIndexBacklog = 10000
 // claims checks that claims stay cheap: with a large backlog and no claim-order index, every
 // claim by every worker (Go or Python) sorts all QUEUED rows.
 func (d *doctor) claims(ctx context.Context, r *CheckResult) error {
-	st, err := d.loadStats(ctx)
+	snap, err := d.snapshot(ctx)
 	if err != nil {
 		return err
 	}
+	queued := snap.States[store.StateQueued]
 	idx, err := migrations.InspectOptional(ctx, d.pool)
 	if err != nil {
 		return err
@@ -334,13 +335,13 @@ func (d *doctor) claims(ctx context.Context, r *CheckResult) error {
 	indexed := len(idx) > 0 && idx[0].Present && idx[0].Valid
 	switch {
 	case indexed:
-		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED; claims read rayctl_claim_order_idx", st.Queued)
-	case st.Queued >= claimIndexBacklog:
+		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED; claims read rayctl_claim_order_idx", queued)
+	case queued >= claimIndexBacklog:
 		r.Status = StatusWarn
-		r.Summary = fmt.Sprintf("%d QUEUED and no claim-order index: every claim sorts all of them", st.Queued)
+		r.Summary = fmt.Sprintf("%d QUEUED and no claim-order index: every claim sorts all of them", queued)
 		r.Hint = "rayctl migrate indexes --apply (CREATE INDEX CONCURRENTLY; the table stays writable)"
 	default:
-		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED: claims are cheap at this size (before a large backlog: rayctl migrate indexes --apply)", st.Queued)
+		r.Status, r.Summary = StatusOK, fmt.Sprintf("%d QUEUED: claims are cheap at this size (before a large backlog: rayctl migrate indexes --apply)", queued)
 	}
 	return nil
 }

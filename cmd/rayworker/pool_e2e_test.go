@@ -248,11 +248,10 @@ func TestPoolFaults(t *testing.T) {
 		t.Fatalf("executors %v, want 3", executors)
 	}
 	// the gauges say what runs: three busy executors, their memory summed
-	metrics = scrape(t, p)
-	if v := metricValue(t, metrics, `rayworker_executors{state="busy"}`); v != 3 {
-		t.Errorf("busy executors %v, want 3:\n%s", v, grepLines(metrics, "rayworker_executor"))
+	if v := p.metricValue(`rayworker_executors{state="busy"}`); v != 3 {
+		t.Errorf("busy executors %v, want 3:\n%s", v, grepLines(scrape(t, p), "rayworker_executor"))
 	}
-	if v := metricValue(t, metrics, "rayworker_executor_rss_bytes"); v < 3*10<<20 {
+	if v := p.metricValue("rayworker_executor_rss_bytes"); v < 3*10<<20 {
 		t.Errorf("executor RSS %v bytes, want at least 10 MiB for each of 3 Python executors", v)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -341,22 +340,6 @@ func scrape(t *testing.T, p *proc) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// metricValue is the value of the sample named exactly series (name{labels}) in a scrape.
-func metricValue(t *testing.T, metrics, series string) float64 {
-	t.Helper()
-	for _, line := range strings.Split(metrics, "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", series, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("no %s in the metrics:\n%s", series, metrics)
-	return 0
 }
 
 func grepLines(text, sub string) string {

@@ -234,8 +234,10 @@ func TestBinaryKill9Recovery(t *testing.T) {
 	a := startWorker(t, dsn, append(common, "--concurrency", "3")...)
 	aID := a.workerID()
 	var ids []int64
-	for i := 0; i < 3; i++ {
-		ids = append(ids, enqueueE2E(t, s, "block", fmt.Sprintf(`[%q, %q]`, release, started)).ID)
+	logs := make([]string, 3) // each task's runs: a start line and an end line per execution
+	for i := range logs {
+		logs[i] = filepath.Join(dir, fmt.Sprintf("runs%d", i))
+		ids = append(ids, enqueueE2E(t, s, "block", fmt.Sprintf(`[%q, %q, %q]`, release, started, logs[i])).ID)
 	}
 	for _, id := range ids {
 		waitRow(t, s, id, "worker A to run the task", func(r store.Task) bool {
@@ -268,7 +270,7 @@ func TestBinaryKill9Recovery(t *testing.T) {
 		}
 	}
 
-	b := startWorker(t, dsn, common...)
+	b := startWorker(t, dsn, append(common, "--metrics-addr", "127.0.0.1:0")...)
 	bID := b.workerID()
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -292,6 +294,18 @@ func TestBinaryKill9Recovery(t *testing.T) {
 			t.Fatalf("%+v", got)
 		}
 	}
+	// every task ran twice and finished once: A's run died with A (before B's began, see
+	// WaitGone above), B's ran to its end; nothing lost, nothing run a third time, no slot held
+	for i, log := range logs {
+		text, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if starts, ends := strings.Count(string(text), "start "), strings.Count(string(text), "end "); starts != 2 || ends != 1 {
+			t.Errorf("task %d: %d runs started, %d ended; want 2 and 1:\n%s", ids[i], starts, ends, text)
+		}
+	}
+	b.waitIdle()
 	lease, err := s.GetLease(ctx, aID)
 	if err != nil || lease.IsActive {
 		t.Fatalf("A's lease %+v %v", lease, err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,15 +107,26 @@ func TestDatabaseOutage(t *testing.T) {
 	viaProxy := env{t: t, s: s, sc: e.sc}
 	h := viaProxy.start(nil, nil)
 
-	pidfile := filepath.Join(h.dir, "pid")
-	task := enqueue(t, e.s, store.NewTask{CallablePath: "sleep", ArgsJSON: fmt.Sprintf(`[1.0, %q]`, pidfile)})
-	pids := workertest.ReadPIDs(t, pidfile)
+	release, started, runs := filepath.Join(h.dir, "release"), filepath.Join(h.dir, "started"), filepath.Join(h.dir, "runs")
+	task := enqueue(t, e.s, store.NewTask{CallablePath: "block", ArgsJSON: fmt.Sprintf(`[%q, %q, %q]`, release, started, runs)})
+	var pid int
+	workertest.Eventually(t, 30*time.Second, "the task to start", func() bool {
+		entries, _ := os.ReadDir(started)
+		if len(entries) != 1 {
+			return false
+		}
+		pid, _ = strconv.Atoi(entries[0].Name())
+		return pid > 0
+	})
 	proxy.down()
 	workertest.Eventually(t, 30*time.Second, "the worker to report the outage", func() bool {
 		code, body := probe(t, h.w, "/readyz")
 		return code == http.StatusServiceUnavailable && body == "database unreachable"
 	})
-	workertest.WaitGone(t, 30*time.Second, pids...) // the task finished during the outage
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	workertest.WaitGone(t, 30*time.Second, pid) // the task finished during the outage
 	if got := workertest.Row(t, e.s, task.ID); got.State != store.StateRunning {
 		t.Fatalf("written during the outage? %+v", got)
 	}
@@ -122,8 +134,12 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatal("the loop stalled during the outage")
 	}
 	proxy.up()
-	if got := waitState(t, e.s, task.ID, store.StateSucceeded); str(got.ResultData) != `"slept"` {
+	if got := waitState(t, e.s, task.ID, store.StateSucceeded); str(got.ResultData) != strconv.Itoa(pid) || got.AttemptNumber != 1 {
 		t.Fatalf("%+v", got)
+	}
+	// the result held through the outage is the one run's: it ran once, to its end
+	if text, err := os.ReadFile(runs); err != nil || strings.Count(string(text), "start ") != 1 || strings.Count(string(text), "end ") != 1 {
+		t.Fatalf("runs %q %v, want one start and one end", text, err)
 	}
 	workertest.Eventually(t, 30*time.Second, "readiness after the outage", func() bool {
 		code, _ := probe(t, h.w, "/readyz")
@@ -131,6 +147,7 @@ func TestDatabaseOutage(t *testing.T) {
 	})
 	after := enqueue(t, e.s, store.NewTask{CallablePath: "add", ArgsJSON: "[1]"})
 	waitState(t, e.s, after.ID, store.StateSucceeded)
+	waitIdle(t, h)
 	if len(h.logs.Lines(`"msg":"database call failed"`)) == 0 {
 		t.Fatal("the outage was not logged")
 	}

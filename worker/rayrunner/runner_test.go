@@ -858,13 +858,10 @@ func TestFailedJobLogsBounded(t *testing.T) {
 	e.waitJob(*tk.RayJobID)
 	srv.Inject(raytest.Logs, raytest.Fault{Hang: true})
 	srv.Set(t, *tk.RayJobID, raytest.Failed, "Job supervisor actor died: The actor died unexpectedly before finishing this task.", "")
-	start := time.Now()
+	// Done within 10 s, where an unbounded read would wait out the client's 30 s LogsTimeout
 	st := e.waitPhase(tk, worker.Done, 10*time.Second)
 	if o := st.Outcome; o.Kind != lifecycle.Failed || o.Failure.ExceptionType != "RayJobFailed" || !strings.Contains(o.Failure.Message, "actor died") {
 		t.Fatalf("%+v", o)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("the attempt ended %s after the job FAILED: the log read was not bounded", d)
 	}
 	if n := srv.Count(raytest.Logs); n < 1 {
 		t.Fatalf("%d log reads", n)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -384,6 +385,11 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 	dead := "http://" + l.Addr().String()
 	l.Close()
 	authed := raytest.New(t, raytest.WithToken("s3cret"))
+	// a proxy that quotes the request's token in its refusal
+	echoing := raytest.New(t)
+	for _, ep := range []raytest.Endpoint{raytest.Health, raytest.Version, raytest.List, raytest.Get} {
+		echoing.Inject(ep, raytest.Fault{Status: http.StatusForbidden, Body: "Forbidden: Bearer echoed-s3cret-token is not valid"})
+	}
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("wrong\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -400,6 +406,7 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 		{"403", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
 		{"token file under rayworker's flag name", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-auth-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
 		{"CA file from rayworker's variable", with("RAY_ADDRESS", "https://127.0.0.1:1", "DJANGO_RAY_RAY_CA_FILE", "/nonexistent/ca.pem"), nil, exitUsage, "/nonexistent/ca.pem"},
+		{"a refusal that echoes the token", with("RAY_ADDRESS", echoing.URL, "RAY_AUTH_TOKEN", "echoed-s3cret-token"), []string{"--apply", "--yes"}, exitFailed, "HTTP 403"},
 		{"token on the command line", st.vars, []string{"--ray-token", "s3cret"}, exitUsage, "--ray-token is not accepted"},
 		{"no address", with("RAY_ADDRESS", ""), nil, exitUsage, "no Ray address: set --ray-address or RAY_ADDRESS"},
 		{"auto", with("RAY_ADDRESS", "auto"), nil, exitUsage, `Ray address "auto" names no Jobs API`},
@@ -421,6 +428,9 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 			r.oneLine(t, c.want)
 			if r.stdout != "" {
 				t.Errorf("stdout: %q", r.stdout)
+			}
+			if tok := c.vars["RAY_AUTH_TOKEN"]; tok != "" && strings.Contains(r.stderr, tok) {
+				t.Errorf("the token is shown: %q", r.stderr)
 			}
 		})
 	}
@@ -534,6 +544,11 @@ func TestDoctorRayCheck(t *testing.T) {
 	_, sc := storetest.New(t)
 	plain := raytest.New(t)
 	authed := raytest.New(t, raytest.WithToken("s3cret"))
+	// a proxy that quotes the request's token in its refusal
+	echoing := raytest.New(t)
+	for _, ep := range []raytest.Endpoint{raytest.Health, raytest.Version, raytest.List, raytest.Get} {
+		echoing.Inject(ep, raytest.Fault{Status: http.StatusForbidden, Body: "Forbidden: Bearer echoed-s3cret-token is not valid"})
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -292,3 +292,33 @@ func TestBinaryRayTLS(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestBinaryEchoedTokenNeverShown: a proxy or a Ray that echoes the request's token in its
+// error answer (seen with auth proxies) does not get it into rayworker's log, /readyz or
+// stderr: the client redacts the token from every answer it quotes.
+func TestBinaryEchoedTokenNeverShown(t *testing.T) {
+	t.Parallel()
+	_, dsn := migratedDSN(t)
+	const token = "s3cret-echoed-token"
+	srv := raytest.New(t)
+	echo := raytest.Fault{Status: http.StatusForbidden, Body: "Forbidden: token " + token + " (Authorization: Bearer " + token + ") rejected"}
+	srv.Inject(raytest.Health, echo)
+	srv.Inject(raytest.Version, echo)
+	p := startRayWorker(t, dsn, []string{"RAY_AUTH_TOKEN=" + token}, "--cluster", srv.URL, "--metrics-addr", "127.0.0.1:0")
+	var body string
+	workertest.Eventually(t, 30*time.Second, "/readyz to fail on the refusal", func() bool {
+		var code int
+		code, body = p.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "HTTP 403")
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(30 * time.Second); code != exitSIGTERM {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(p.logs.String(), "Forbidden: token") {
+		t.Fatalf("the log does not quote Ray's answer at all:\n%s", p.logs)
+	}
+	if strings.Contains(p.logs.String()+body, token) {
+		t.Fatalf("the echoed token was shown:\n%s\n%s", body, p.logs)
+	}
+}

@@ -406,7 +406,7 @@ func TestReconcileJobsRayErrors(t *testing.T) {
 		{"403", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
 		{"token file under rayworker's flag name", with("RAY_ADDRESS", authed.URL), []string{"--apply", "--yes", "--ray-auth-token-file", tokenFile}, exitFailed, "HTTP 403: unauthorized"},
 		{"CA file from rayworker's variable", with("RAY_ADDRESS", "https://127.0.0.1:1", "DJANGO_RAY_RAY_CA_FILE", "/nonexistent/ca.pem"), nil, exitUsage, "/nonexistent/ca.pem"},
-		{"a refusal that echoes the token", with("RAY_ADDRESS", echoing.URL, "RAY_AUTH_TOKEN", "echoed-s3cret-token"), []string{"--apply", "--yes"}, exitFailed, "HTTP 403"},
+		{"a refusal that echoes the token", with("RAY_ADDRESS", echoing.URL, "RAY_AUTH_TOKEN", "echoed-s3cret-token"), []string{"--apply", "--yes"}, exitFailed, "Forbidden: Bearer xxxxx is not valid"},
 		{"token on the command line", st.vars, []string{"--ray-token", "s3cret"}, exitUsage, "--ray-token is not accepted"},
 		{"no address", with("RAY_ADDRESS", ""), nil, exitUsage, "no Ray address: set --ray-address or RAY_ADDRESS"},
 		{"auto", with("RAY_ADDRESS", "auto"), nil, exitUsage, `Ray address "auto" names no Jobs API`},

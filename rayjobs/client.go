@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -154,6 +155,9 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+// userinfoPassword matches scheme://user:password@ (the password up to the last '@').
+var userinfoPassword = regexp.MustCompile(`(?s)^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:).*@`)
+
 func normalizeAddress(addr string) (string, error) {
 	addr = strings.TrimSpace(addr)
 	if addr == "" {
@@ -165,15 +169,16 @@ func normalizeAddress(addr string) (string, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
+	shown := userinfoPassword.ReplaceAllString(addr, "${1}xxxxx@") // errors never show a password
 	u, err := url.Parse(addr)
 	if err != nil {
-		return "", fmt.Errorf("rayjobs: address %q: %w", addr, err)
+		return "", fmt.Errorf("rayjobs: address %q: %s", shown, strings.ReplaceAll(err.Error(), addr, shown))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("rayjobs: address %q: scheme must be http or https", addr)
+		return "", fmt.Errorf("rayjobs: address %q: scheme must be http or https", shown)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("rayjobs: address %q has no host", addr)
+		return "", fmt.Errorf("rayjobs: address %q has no host", shown)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("rayjobs: address %q: no user info, query or fragment allowed", u.Redacted())

@@ -962,6 +962,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"ray client address", rayjobs.Options{Address: "ray://head:10001"}, "", "Ray Client address"},
 		{"other scheme", rayjobs.Options{Address: "ftp://head"}, "", "scheme must be http or https"},
 		{"credentials in the URL", rayjobs.Options{Address: "http://user:pw@head:8265"}, "", "no user info"},
+		{"credentials in a URL that does not parse", rayjobs.Options{Address: "http://user:pw@head:badport"}, "", "http://user:xxxxx@head:badport"},
+		{"credentials in a URL of another scheme", rayjobs.Options{Address: "ftp://user:p@w@head"}, "", "ftp://user:xxxxx@head"},
 		{"browser user agent", rayjobs.Options{Address: "head:8265", UserAgent: "Mozilla/5.0"}, "", "browser User-Agent"},
 		{"token with a newline", rayjobs.Options{Address: "head:8265", Token: "a\nb"}, "", "whitespace"},
 		{"missing CA file", rayjobs.Options{Address: "https://head", CAFile: filepath.Join(dir, "none.pem")}, "", "CA file"},

@@ -149,8 +149,8 @@ type doctor struct {
 	cfg      DoctorConfig
 	pool     *store.Pool
 	s        *store.Store
-	tables   bool // the django-ray tables exist
-	noTables bool // ... and are usable
+	tables   bool               // the django-ray tables exist
+	noTables bool               // ... and are usable
 	snap     *store.Dashboard   // the snapshot rayctl top reads, read once
 	findings map[string]Finding // Evaluate's over snap
 }
